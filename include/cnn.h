@@ -1,0 +1,278 @@
+/*
+ * cnn.h — a convolutional neural network trainer written from scratch in C.
+ *
+ * A short tour
+ * ------------
+ * A model is a list of layers written as text, one layer per line:
+ *
+ *     input 1x28x28
+ *     conv 16 3x3 stride=2 pad=1 padmode=zero
+ *     relu
+ *     maxpool 2
+ *     flatten
+ *     dense 10
+ *     softmax
+ *
+ * Shapes are inferred from the `input` line alone. Build it, give it weights,
+ * tell it the largest batch it will see (this allocates every buffer once),
+ * then train:
+ *
+ *     cnn_model *m;
+ *     if (cnn_model_from_text(text, "simplecnn", &m)) die(cnn_errmsg());
+ *     cnn_model_init(m, CNN_INIT_XAVIER_NORMAL, 42);
+ *     cnn_model_set_batch(m, 64);
+ *     cnn_optim_config oc = cnn_optim_defaults(CNN_OPT_SGD);
+ *     oc.lr = 0.07f;
+ *     cnn_model_set_optimizer(m, &oc);
+ *     for (...) cnn_model_train_batch(m, x, labels, n, CNN_LOSS_XENT, &stats);
+ *     cnn_model_save(m, "model.safetensors", 0);
+ *
+ * Every layer has two implementations: the textbook loops of the seed report
+ * (CNN_KERNELS_REF) and im2col + cache-blocked GEMM with OpenMP
+ * (CNN_KERNELS_FAST, the default). Both give the same numbers to ~1e-5.
+ *
+ * Errors: every call that can fail returns a cnn_status; on failure
+ * cnn_errmsg() says what was wrong and where. Nothing here exits or aborts.
+ * Tensors are float32, row-major, batches in NCHW order.
+ */
+#ifndef CNN_H
+#define CNN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CNN_VERSION "0.1.0"
+
+/* ---------------------------------------------------------------- errors */
+
+typedef enum {
+    CNN_OK = 0,
+    CNN_ERR_ARG,         /* a bad argument from the caller (usage error) */
+    CNN_ERR_PARSE,       /* an architecture text that does not parse */
+    CNN_ERR_IO,          /* a file that cannot be opened, read or written */
+    CNN_ERR_FORMAT,      /* a file whose contents are malformed */
+    CNN_ERR_NOMEM,       /* an allocation failed or would be too large */
+    CNN_ERR_NUMERIC,     /* NaN or Inf appeared in the loss, activations or gradients */
+    CNN_ERR_INTERRUPTED  /* stopped on request (e.g. Ctrl-C) */
+} cnn_status;
+
+/* The message of the last failure on this thread ("" if none). */
+const char *cnn_errmsg(void);
+/* A short name for a status code ("parse error", ...). */
+const char *cnn_status_name(cnn_status s);
+
+/* --------------------------------------------------------------- runtime */
+
+/* Threads used by the fast kernels (OpenMP). n <= 0 means OMP_NUM_THREADS or
+ * the number of cores. Results are bit-identical for any thread count. */
+void cnn_set_threads(int n);
+int cnn_get_threads(void);
+/* The instruction set the GEMM micro-kernel runs with: "avx512", "avx2" or
+ * "generic". */
+const char *cnn_simd_name(void);
+
+/* ----------------------------------------------------------------- model */
+
+typedef struct cnn_model cnn_model;
+
+typedef enum { CNN_KERNELS_REF = 0, CNN_KERNELS_FAST = 1 } cnn_kernels;
+
+typedef enum {
+    CNN_INIT_XAVIER_NORMAL = 0, /* N(0, 1/n_in), as the seed report (default) */
+    CNN_INIT_XAVIER_UNIFORM,    /* U(-a, a), a = sqrt(6 / (n_in + n_out)) */
+    CNN_INIT_HE_NORMAL          /* N(0, 2/n_in) */
+} cnn_init;
+
+/* Parse an architecture text. `name` is used in error messages
+ * ("name:3: conv: expected a filter count"). */
+cnn_status cnn_model_from_text(const char *text, const char *name, cnn_model **out);
+cnn_status cnn_model_from_file(const char *path, cnn_model **out);
+void cnn_model_free(cnn_model *m);
+
+/* The architecture text the model was built from. */
+const char *cnn_model_arch(const cnn_model *m);
+
+/* Draw all weights from `seed` (biases 0, batchnorm scale 1). */
+cnn_status cnn_model_init(cnn_model *m, cnn_init how, uint64_t seed);
+
+/* Allocate every buffer for batches of up to max_batch images. Must be called
+ * before forward/train; may be called again to grow or shrink. */
+cnn_status cnn_model_set_batch(cnn_model *m, int max_batch);
+int cnn_model_max_batch(const cnn_model *m);
+
+void cnn_model_set_kernels(cnn_model *m, cnn_kernels k);
+cnn_kernels cnn_model_kernels(const cnn_model *m);
+
+/* Shapes: input is (c, h, w) per image; output is a vector of `classes`. */
+void cnn_model_input_shape(const cnn_model *m, int *c, int *h, int *w);
+int cnn_model_output_size(const cnn_model *m);
+/* 1 if the last layer is softmax (outputs are probabilities). */
+int cnn_model_ends_in_softmax(const cnn_model *m);
+
+/* Layer table (Keras's summary()). */
+typedef struct {
+    const char *kind;   /* "conv", "maxpool", ... */
+    const char *desc;   /* "conv 16 3x3 stride=2 pad=1 padmode=zero" */
+    const char *torch;  /* the matching torch.nn module, e.g. "Conv2d" */
+    int out_c, out_h, out_w;
+    size_t params;      /* trainable parameters */
+    double flops;       /* forward FLOPs per image (a multiply-add = 2) */
+} cnn_layer_info;
+int cnn_model_num_layers(const cnn_model *m);
+cnn_status cnn_model_layer_info(const cnn_model *m, int i, cnn_layer_info *out);
+size_t cnn_model_num_params(const cnn_model *m);
+double cnn_model_flops(const cnn_model *m); /* forward FLOPs per image */
+
+/* Forward a batch of n images x: (n, c, h, w). *out points to (n, classes)
+ * floats owned by the model, valid until the next call. In train mode dropout
+ * is active and batchnorm uses batch statistics. */
+cnn_status cnn_model_forward(cnn_model *m, const float *x, int n, int train,
+                             const float **out);
+
+/* -------------------------------------------------------------- losses */
+
+typedef enum {
+    CNN_LOSS_XENT = 0, /* cross-entropy; fused with a final softmax layer, or
+                          softmax cross-entropy on logits if there is none */
+    CNN_LOSS_CCE,      /* categorical cross-entropy on probabilities (one-hot) */
+    CNN_LOSS_BCE,      /* binary cross-entropy per output (sigmoid fused if the
+                          model ends in sigmoid, else on logits) */
+    CNN_LOSS_HINGE,    /* multiclass hinge, margin 1 */
+    CNN_LOSS_MSE,      /* mean squared error against one-hot */
+    CNN_LOSS_MAE,      /* mean absolute error against one-hot */
+    CNN_LOSS_HUBER     /* Huber(delta) against one-hot */
+} cnn_loss_kind;
+
+typedef struct {
+    cnn_loss_kind kind;
+    float delta; /* Huber's threshold (default 1) */
+} cnn_loss;
+
+/* Parse "xent", "cce", "bce", "hinge", "mse", "mae", "huber" or
+ * "huber:0.5". */
+cnn_status cnn_loss_parse(const char *s, cnn_loss *out);
+const char *cnn_loss_name(cnn_loss_kind k);
+
+/* The mean loss over n rows of k outputs, and its gradient d(mean loss)/d(out)
+ * written to grad (n x k; may be NULL). `target` is (n x k): one-hot rows for
+ * classification. The logits forms (XENT, BCE) take pre-activation outputs. */
+double cnn_loss_compute(cnn_loss loss, const float *out, const float *target,
+                        int n, int k, float *grad);
+
+/* ------------------------------------------------------------ optimizers */
+
+typedef enum { CNN_OPT_SGD = 0, CNN_OPT_MOMENTUM, CNN_OPT_NESTEROV, CNN_OPT_ADAM,
+               CNN_OPT_ADAMW } cnn_opt_kind;
+typedef enum { CNN_SCHED_CONSTANT = 0, CNN_SCHED_STEP, CNN_SCHED_COSINE } cnn_sched_kind;
+
+typedef struct {
+    cnn_opt_kind kind;
+    float lr;            /* base learning rate */
+    float momentum;      /* SGD momentum (MOMENTUM, NESTEROV) */
+    float beta1, beta2, eps; /* Adam */
+    float weight_decay;  /* L2 added to the gradient (SGD, Adam) or decoupled (AdamW) */
+    float clip_norm;     /* clip gradients to this global L2 norm; 0 = off */
+    cnn_sched_kind sched;
+    int step_epochs;     /* STEP: multiply by gamma every step_epochs epochs */
+    float gamma;
+    float min_lr;        /* COSINE: the floor */
+} cnn_optim_config;
+
+cnn_optim_config cnn_optim_defaults(cnn_opt_kind kind);
+cnn_status cnn_optim_parse(const char *s, cnn_opt_kind *out); /* sgd|momentum|nesterov|adam|adamw */
+cnn_status cnn_sched_parse(const char *s, cnn_sched_kind *out); /* constant|step|cosine */
+const char *cnn_optim_name(cnn_opt_kind k);
+/* Learning rate for `epoch` (0-based) of `epochs` under the schedule. */
+float cnn_optim_lr_at(const cnn_optim_config *c, int epoch, int epochs);
+
+/* Attach an optimizer (allocates its state once; resets it). */
+cnn_status cnn_model_set_optimizer(cnn_model *m, const cnn_optim_config *c);
+/* Set the learning rate used by the next steps (schedules call this per epoch). */
+void cnn_model_set_lr(cnn_model *m, float lr);
+
+/* --------------------------------------------------------------- training */
+
+typedef struct {
+    double loss;   /* mean loss over the batch */
+    int correct;   /* images whose arg-max output equals the label */
+} cnn_batch_stats;
+
+/* One training step on a batch: forward (train mode), loss, backward,
+ * optimizer step. labels are class indices < output size. Returns
+ * CNN_ERR_NUMERIC, naming the first layer that produced NaN/Inf, without
+ * touching the weights if the loss, an activation or a gradient is not
+ * finite. */
+cnn_status cnn_model_train_batch(cnn_model *m, const float *x, const uint8_t *labels,
+                                 int n, cnn_loss loss, cnn_batch_stats *stats);
+/* Forward + loss + backward without the optimizer step (gradients are left
+ * in the model; see cnn_model_params). */
+cnn_status cnn_model_compute_grads(cnn_model *m, const float *x, const uint8_t *labels,
+                                   int n, cnn_loss loss, cnn_batch_stats *stats);
+/* Apply one optimizer step with the gradients from cnn_model_compute_grads. */
+cnn_status cnn_model_step(cnn_model *m);
+/* Eval-mode forward + loss over a batch. */
+cnn_status cnn_model_eval_batch(cnn_model *m, const float *x, const uint8_t *labels,
+                                int n, cnn_loss loss, cnn_batch_stats *stats);
+
+/* Named tensors, in PyTorch state_dict order and naming ("0.weight", ...).
+ * Includes batchnorm running statistics (grad == NULL for those). */
+typedef struct {
+    const char *name;
+    float *data;
+    float *grad;      /* NULL for buffers that are not trained */
+    int ndim;
+    int dims[4];
+    size_t size;
+} cnn_tensor;
+int cnn_model_num_tensors(const cnn_model *m);
+cnn_status cnn_model_tensor(cnn_model *m, int i, cnn_tensor *out);
+
+/* ------------------------------------------------------ metadata and files */
+
+/* String metadata stored in the model file's __metadata__ ("classes",
+ * "norm_mean", "norm_std", "epoch", ...). The architecture is always stored
+ * under "arch". */
+cnn_status cnn_model_set_meta(cnn_model *m, const char *key, const char *value);
+const char *cnn_model_get_meta(const cnn_model *m, const char *key); /* NULL if absent */
+
+/* Save as safetensors, atomically (temporary file, fsync, rename). With
+ * with_train_state the optimizer state and step count are stored too (a
+ * checkpoint). Tensor names and layouts follow PyTorch's nn.Sequential. */
+cnn_status cnn_model_save(cnn_model *m, const char *path, int with_train_state);
+/* Load a model (architecture from the file's metadata). Training state, if
+ * present, is restored once an optimizer is attached with the same kind. */
+cnn_status cnn_model_load(const char *path, cnn_model **out);
+/* Copy the weights of a safetensors file into an existing model; every shape
+ * must match. */
+cnn_status cnn_model_load_weights(cnn_model *m, const char *path);
+
+/* ------------------------------------------------------------------- data */
+
+typedef struct {
+    int n;             /* images */
+    int c, h, w;       /* per image (c = 1 for IDX) */
+    uint8_t *images;   /* n * c * h * w bytes */
+    uint8_t *labels;   /* n labels */
+    int classes;       /* 1 + the largest label */
+} cnn_dataset;
+
+/* Read an IDX image file and its label file (raw or .gz). */
+cnn_status cnn_idx_load(const char *images_path, const char *labels_path, cnn_dataset *out);
+void cnn_dataset_free(cnn_dataset *d);
+
+/* Load a PNG, JPEG or PGM file and preprocess it the way MNIST was made:
+ * grayscale, invert a light background, crop to the ink, fit 20x20 keeping
+ * the aspect ratio, centre of mass at the centre of a 28x28 field. out gets
+ * 28*28 bytes (0 = background, 255 = ink). */
+cnn_status cnn_image_load_mnist(const char *path, uint8_t out[28 * 28]);
+/* The same preprocessing on a grayscale buffer already in memory. */
+cnn_status cnn_image_preprocess_mnist(const uint8_t *gray, int w, int h, uint8_t out[28 * 28]);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,268 @@
+/*
+ * internal.h — what the parts of libcnn share and users never see.
+ *
+ * Conventions
+ *  - Tensors are float32, row-major. A batch of n images of shape (c, h, w)
+ *    is n*c*h*w floats in NCHW order. 2-D tensors (after flatten) are
+ *    (features, 1, 1) per image, so every layer sees the same cnn_shape.
+ *  - A library function never exits: it returns a cnn_status and leaves a
+ *    message with cnn_fail().
+ *  - Buffers are allocated when the model and batch size are set, never in
+ *    the training loop.
+ */
+#ifndef CNN_INTERNAL_H
+#define CNN_INTERNAL_H
+
+#include "cnn.h"
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---------------------------------------------------------------- errors */
+
+/* Record a printf-style message for cnn_errmsg() and return `code`. */
+cnn_status cnn_fail(cnn_status code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Prefix the current message: "context: <old message>". Returns code. */
+cnn_status cnn_fail_prefix(cnn_status code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* ---------------------------------------------------------------- memory */
+
+/* 64-byte aligned, zero-filled allocation; NULL (with a message naming
+ * `what` and the size) on failure or if bytes exceeds CNN_MAX_ALLOC. */
+#define CNN_MAX_ALLOC ((size_t)16 << 30)
+void *cnn_alloc(size_t bytes, const char *what);
+void cnn_free(void *p);
+/* a*b*..., or SIZE_MAX on overflow */
+size_t cnn_mul_size(size_t a, size_t b);
+
+/* ------------------------------------------------------------------- rng */
+
+/* xoshiro256** seeded through splitmix64: our own, reproducible everywhere. */
+typedef struct { uint64_t s[4]; } cnn_rng;
+void cnn_rng_seed(cnn_rng *r, uint64_t seed);
+uint64_t cnn_rng_next(cnn_rng *r);
+float cnn_rng_uniform(cnn_rng *r);            /* [0, 1) */
+float cnn_rng_normal(cnn_rng *r);             /* N(0, 1), Box-Muller */
+uint32_t cnn_rng_below(cnn_rng *r, uint32_t n); /* [0, n), unbiased */
+
+/* ---------------------------------------------------------------- threads */
+
+/* Threads the fast kernels may use (cnn_set_threads). */
+int cnn_threads(void);
+/* Below this many FLOPs a kernel runs on one thread: threads must never
+ * make a small layer slower. */
+#define CNN_PARALLEL_MIN_FLOPS 200000.0
+
+/* ---------------------------------------------------------------- kernels */
+
+/* C = alpha * op(A) * op(B) + beta * C, row-major, single precision.
+ * op(A) is M x K, op(B) is K x N; transa/transb non-zero means A (or B) is
+ * stored transposed (A as K x M with leading dimension lda).
+ * beta == 0 means C is overwritten (its old contents, even NaN, ignored).
+ * Parallel with OpenMP over output tiles when not already inside a parallel
+ * region and the work is large enough; the K loop is never split, so the
+ * result is bit-identical for any thread count. */
+void cnn_sgemm(int transa, int transb, int M, int N, int K, float alpha,
+               const float *A, int lda, const float *B, int ldb, float beta,
+               float *C, int ldc);
+/* The same on one thread (for callers already parallel over the batch). */
+void cnn_sgemm_serial(int transa, int transb, int M, int N, int K, float alpha,
+                      const float *A, int lda, const float *B, int ldb, float beta,
+                      float *C, int ldc);
+/* The textbook triple loop, for tests and the reference path. */
+void cnn_sgemm_ref(int transa, int transb, int M, int N, int K, float alpha,
+                   const float *A, int lda, const float *B, int ldb, float beta,
+                   float *C, int ldc);
+
+/* Padding modes (conv2d's padmode=). */
+typedef enum { CNN_PAD_ZERO = 0, CNN_PAD_REFLECT, CNN_PAD_REPLICATE } cnn_padmode;
+const char *cnn_padmode_name(cnn_padmode m);
+
+/* Where padded coordinate i (may be < 0 or >= n) reads from: an index in
+ * [0, n), or -1 for a zero pad. Reflect mirrors without repeating the edge
+ * (PyTorch's 'reflect'; needs pad < n), replicate repeats the edge. */
+static inline int cnn_pad_index(int i, int n, cnn_padmode mode)
+{
+    if (i >= 0 && i < n) return i;
+    if (mode == CNN_PAD_ZERO) return -1;
+    if (mode == CNN_PAD_REPLICATE) return i < 0 ? 0 : n - 1;
+    /* reflect */
+    if (n == 1) return 0;
+    while (i < 0 || i >= n) i = i < 0 ? -i : 2 * (n - 1) - i;
+    return i;
+}
+
+/* Geometry of one 2-D window operation (conv or pool). */
+typedef struct {
+    int c, h, w;        /* input channels and size */
+    int kh, kw;         /* kernel */
+    int sh, sw;         /* stride */
+    int ph, pw;         /* padding on each side */
+    cnn_padmode mode;
+    int ho, wo;         /* output size, eq. 3.1 / 3.2 */
+} cnn_window;
+
+/* im2col: one image x (c, h, w) -> col (c*kh*kw, ho*wo); row index
+ * (ci*kh + i)*kw + j, column index oy*wo + ox. Padded taps follow `mode`. */
+void cnn_im2col(const cnn_window *g, const float *x, float *col);
+/* col2im: the adjoint of im2col. ADDS col's entries into dx (c, h, w); a tap
+ * that read a padded position adds into the pixel it read (nothing for zero
+ * padding). The caller zeroes dx first. */
+void cnn_col2im(const cnn_window *g, const float *col, float *dx);
+
+/* ------------------------------------------------------------------ shapes */
+
+typedef struct { int c, h, w; } cnn_shape;
+static inline size_t cnn_shape_size(cnn_shape s) { return (size_t)s.c * s.h * s.w; }
+
+/* --------------------------------------------------------------- the spec */
+
+/* One line of an architecture text, split into words. Words of the form
+ * key=value are options; the others are positional. */
+#define CNN_SPEC_MAX_WORDS 16
+typedef struct {
+    const char *file;   /* name used in messages */
+    int line;           /* 1-based */
+    int nwords;
+    char *words[CNN_SPEC_MAX_WORDS]; /* words[0] is the layer kind */
+    unsigned used;      /* bit i set when words[i] has been consumed */
+} cnn_spec_line;
+
+/* Split `text` (modified in place; '#' starts a comment) into words. A line
+ * with no words gets nwords == 0. */
+cnn_status cnn_spec_split(char *text, const char *file, int line, cnn_spec_line *s);
+
+/* Each returns CNN_OK or CNN_ERR_PARSE with a message
+ * "file:line: kind: what was expected". */
+cnn_status cnn_spec_error(cnn_spec_line *s, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* The idx-th positional word (1-based, after the kind) as an int in
+ * [lo, hi]; `what` names it in the message. If absent and required == 0,
+ * *out keeps its value. */
+cnn_status cnn_spec_int(cnn_spec_line *s, int idx, const char *what, int lo, int hi,
+                        int required, int *out);
+/* A positional "AxB" or "A" (meaning AxA), e.g. a kernel size. */
+cnn_status cnn_spec_pair(cnn_spec_line *s, int idx, const char *what, int lo, int hi,
+                         int required, int *a, int *b);
+/* Option key=value as int / "AxB" pair / float in [lo, hi] / string; keeps
+ * *out if absent. */
+cnn_status cnn_spec_opt_int(cnn_spec_line *s, const char *key, int lo, int hi, int *out);
+cnn_status cnn_spec_opt_pair(cnn_spec_line *s, const char *key, int lo, int hi, int *a, int *b);
+cnn_status cnn_spec_opt_float(cnn_spec_line *s, const char *key, double lo, double hi,
+                              float *out);
+cnn_status cnn_spec_opt_str(cnn_spec_line *s, const char *key, const char **out);
+/* A float given positionally (e.g. "dropout 0.25", "leaky_relu 0.1"). */
+cnn_status cnn_spec_float(cnn_spec_line *s, int idx, const char *what, double lo, double hi,
+                          int required, float *out);
+/* Fails naming the first word nobody consumed. Called by the parser after a
+ * layer's create function. */
+cnn_status cnn_spec_check_all_used(cnn_spec_line *s);
+
+/* ---------------------------------------------------------------- layers */
+
+typedef struct cnn_layer cnn_layer;
+
+/* How a parameter is initialised by cnn_model_init. */
+typedef enum { CNN_PINIT_WEIGHT = 0, CNN_PINIT_ZERO, CNN_PINIT_ONE } cnn_pinit;
+
+/* One named tensor of a layer: a trainable parameter (grad != NULL) or a
+ * buffer such as batchnorm's running mean (grad == NULL). data and grad
+ * point into the model's single parameter and gradient allocations. */
+typedef struct {
+    const char *name;   /* state_dict suffix: "weight", "bias", "running_mean" */
+    int ndim;
+    int dims[4];
+    size_t size;
+    cnn_pinit init;
+    int fan_in, fan_out;/* for CNN_PINIT_WEIGHT */
+    int trainable;      /* 1: has a gradient and the optimizer updates it */
+    float *data;
+    float *grad;
+} cnn_param;
+
+#define CNN_LAYER_MAX_PARAMS 4
+
+/* The operations every layer kind implements. Shapes are written as
+ * x: (n, in.c, in.h, in.w)   y: (n, out.c, out.h, out.w). */
+typedef struct {
+    const char *kind;   /* the keyword in an architecture file */
+    const char *torch;  /* matching torch.nn module ("Conv2d") */
+    /* Prepare state that depends on the batch size (argmax indices, masks,
+     * im2col buffers sized for `threads` threads). Called when the batch
+     * size or the thread count changes; may be NULL. */
+    cnn_status (*reserve)(cnn_layer *l, int max_batch, int threads);
+    /* y = f(x). train != 0 in training mode. */
+    void (*forward)(cnn_layer *l, const float *x, float *y, int n, int train);
+    /* Given x, y = f(x) and dy = dL/dy: write dL/dx into dx (overwrite; dx
+     * may be NULL for the first layer, then skip it) and dL/dparam into each
+     * trainable param's grad (overwrite, summed over the batch). */
+    void (*backward)(cnn_layer *l, const float *x, const float *y, const float *dy,
+                     float *dx, int n);
+    /* Forward FLOPs per image (a multiply-add counts 2). */
+    double (*flops)(const cnn_layer *l);
+    /* Free what reserve/create allocated besides the cnn_layer itself. */
+    void (*destroy)(cnn_layer *l);
+} cnn_layer_ops;
+
+/* The part every layer kind shares. Kinds embed it as their first member
+ * (struct conv2d { cnn_layer base; ...}) and cast. */
+struct cnn_layer {
+    const cnn_layer_ops *ops;
+    cnn_shape in, out;
+    int nparams;
+    cnn_param params[CNN_LAYER_MAX_PARAMS];
+    cnn_kernels kernels;   /* ref or fast; set by the model */
+    cnn_rng *rng;          /* the model's RNG (dropout, ...) */
+    char desc[96];         /* one-line description, as it would be written */
+    int line;              /* line in the architecture text */
+};
+
+/* A layer kind's constructor: read the spec line (consuming every word it
+ * understands), check the input shape, and return a new layer with in, out,
+ * params (shapes only, no data), desc set. On failure return CNN_ERR_PARSE
+ * through cnn_spec_error. */
+typedef cnn_status (*cnn_layer_create_fn)(cnn_spec_line *s, cnn_shape in, cnn_layer **out);
+/* The constructor for a layer keyword, or NULL (src/model/model.c). */
+cnn_layer_create_fn cnn_layer_lookup(const char *kind);
+
+cnn_status cnn_conv2d_create(cnn_spec_line *s, cnn_shape in, cnn_layer **out);
+cnn_status cnn_maxpool_create(cnn_spec_line *s, cnn_shape in, cnn_layer **out);
+cnn_status cnn_avgpool_create(cnn_spec_line *s, cnn_shape in, cnn_layer **out);
+cnn_status cnn_dense_create(cnn_spec_line *s, cnn_shape in, cnn_layer **out);
+cnn_status cnn_flatten_create(cnn_spec_line *s, cnn_shape in, cnn_layer **out);
+cnn_status cnn_relu_create(cnn_spec_line *s, cnn_shape in, cnn_layer **out);
+cnn_status cnn_leaky_relu_create(cnn_spec_line *s, cnn_shape in, cnn_layer **out);
+cnn_status cnn_sigmoid_create(cnn_spec_line *s, cnn_shape in, cnn_layer **out);
+cnn_status cnn_tanh_create(cnn_spec_line *s, cnn_shape in, cnn_layer **out);
+cnn_status cnn_softmax_create(cnn_spec_line *s, cnn_shape in, cnn_layer **out);
+cnn_status cnn_dropout_create(cnn_spec_line *s, cnn_shape in, cnn_layer **out);
+cnn_status cnn_batchnorm_create(cnn_spec_line *s, cnn_shape in, cnn_layer **out);
+
+/* Allocate a zeroed layer struct of `size` bytes (size >= sizeof(cnn_layer))
+ * with ops, shapes and line set. */
+cnn_layer *cnn_layer_new(size_t size, const cnn_layer_ops *ops, cnn_shape in,
+                         cnn_shape out, const cnn_spec_line *s);
+/* Describe a parameter of l (shape only; data is placed by the model). */
+cnn_param *cnn_layer_add_param(cnn_layer *l, const char *name, int ndim, const int *dims,
+                               cnn_pinit init, int fan_in, int fan_out, int trainable);
+
+/* ------------------------------------------------------------------ loss */
+
+/* out, target, grad: (n, k). See cnn_loss_compute in cnn.h. */
+
+/* -------------------------------------------------------------- numerics */
+
+/* Index of the first non-finite value in x[0..n), or -1. */
+long cnn_first_nonfinite(const float *x, size_t n);
+
+#endif

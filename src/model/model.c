@@ -1,0 +1,718 @@
+/* model.c — a sequential model: parsing the architecture text, shape
+ * inference, buffers allocated once, and the forward / loss / backward /
+ * step cycle of one training batch. */
+#include "model/model.h"
+#include "train/train.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------ layer kinds */
+
+static const struct {
+    const char *kind;
+    cnn_layer_create_fn create;
+} kinds[] = {
+    {"conv", cnn_conv2d_create},      {"maxpool", cnn_maxpool_create},
+    {"avgpool", cnn_avgpool_create},  {"dense", cnn_dense_create},
+    {"flatten", cnn_flatten_create},  {"relu", cnn_relu_create},
+    {"leaky_relu", cnn_leaky_relu_create}, {"sigmoid", cnn_sigmoid_create},
+    {"tanh", cnn_tanh_create},        {"softmax", cnn_softmax_create},
+    {"dropout", cnn_dropout_create},  {"batchnorm", cnn_batchnorm_create},
+};
+#define NKINDS ((int)(sizeof kinds / sizeof kinds[0]))
+
+cnn_layer_create_fn cnn_layer_lookup(const char *kind)
+{
+    for (int i = 0; i < NKINDS; i++)
+        if (strcmp(kinds[i].kind, kind) == 0) return kinds[i].create;
+    return NULL;
+}
+
+/* -------------------------------------------------------------- building */
+
+/* Largest activation (per image) any layer may produce: keeps every size
+ * computation far from int overflow. */
+#define MAX_ACT_PER_IMAGE ((size_t)1 << 28)
+
+static void free_layers(cnn_model *m)
+{
+    for (int i = 0; i < m->nlayers; i++) {
+        cnn_layer *l = m->layers[i];
+        if (l->ops->destroy) l->ops->destroy(l);
+        free(l);
+    }
+    free(m->layers);
+    m->layers = NULL;
+    m->nlayers = 0;
+}
+
+static void free_batch_buffers(cnn_model *m)
+{
+    if (m->act)
+        for (int i = 0; i <= m->nlayers; i++) cnn_free(m->act[i]);
+    free(m->act);
+    m->act = NULL;
+    cnn_free(m->dbuf[0]);
+    cnn_free(m->dbuf[1]);
+    cnn_free(m->target);
+    m->dbuf[0] = m->dbuf[1] = m->target = NULL;
+    m->max_batch = 0;
+}
+
+void cnn_model_free(cnn_model *m)
+{
+    if (!m) return;
+    free_batch_buffers(m);
+    free_layers(m);
+    cnn_free(m->params);
+    cnn_free(m->grads);
+    cnn_free(m->opt_m);
+    cnn_free(m->opt_v);
+    cnn_free(m->pending_m);
+    cnn_free(m->pending_v);
+    free(m->tensors);
+    for (int i = 0; i < m->nmeta; i++) {
+        free(m->meta_key[i]);
+        free(m->meta_val[i]);
+    }
+    free(m->meta_key);
+    free(m->meta_val);
+    free(m->arch);
+    free(m);
+}
+
+static cnn_status parse_input(cnn_spec_line *s, cnn_shape *in)
+{
+    if (strcmp(s->words[0], "input") != 0)
+        return cnn_fail(CNN_ERR_PARSE,
+                        "%s:%d: the first line must be 'input CxHxW' (e.g. input 1x28x28), got '%s'",
+                        s->file, s->line, s->words[0]);
+    const char *t = s->nwords > 1 ? s->words[1] : "";
+    int c, h, w, used = 0;
+    if (s->nwords != 2 || sscanf(t, "%dx%dx%d%n", &c, &h, &w, &used) != 3 ||
+        t[used] != '\0')
+        return cnn_spec_error(s, "expected one shape CxHxW, e.g. 'input 1x28x28'");
+    if (c < 1 || h < 1 || w < 1 || c > 65536 || h > 65536 || w > 65536 ||
+        (size_t)c * h * w > MAX_ACT_PER_IMAGE)
+        return cnn_spec_error(s, "input shape %dx%dx%d is out of range", c, h, w);
+    *in = (cnn_shape){c, h, w};
+    return CNN_OK;
+}
+
+static cnn_status add_layer(cnn_model *m, cnn_layer *l)
+{
+    cnn_layer **grown = realloc(m->layers, sizeof *grown * (size_t)(m->nlayers + 1));
+    if (!grown) return cnn_fail(CNN_ERR_NOMEM, "out of memory building the model");
+    m->layers = grown;
+    m->layers[m->nlayers++] = l;
+    return CNN_OK;
+}
+
+static cnn_status known_kinds_error(cnn_spec_line *s)
+{
+    char list[256] = "";
+    for (int i = 0; i < NKINDS; i++) {
+        strcat(list, i ? ", " : "");
+        strcat(list, kinds[i].kind);
+    }
+    return cnn_fail(CNN_ERR_PARSE, "%s:%d: unknown layer '%s' (known: %s)", s->file, s->line,
+                    s->words[0], list);
+}
+
+/* Lay out every parameter in one allocation and every gradient in another. */
+static cnn_status place_params(cnn_model *m)
+{
+    size_t total = 0;
+    int ntensors = 0;
+    for (int i = 0; i < m->nlayers; i++)
+        for (int j = 0; j < m->layers[i]->nparams; j++) {
+            size_t sz = m->layers[i]->params[j].size;
+            /* 16-float alignment of each tensor keeps vector loads aligned */
+            total += (sz + 15) & ~(size_t)15;
+            if (total > CNN_MAX_ALLOC / sizeof(float))
+                return cnn_fail(CNN_ERR_NOMEM,
+                                "the model is too large: its parameters would need more than %.0f GiB",
+                                (double)CNN_MAX_ALLOC / (1 << 30));
+            ntensors++;
+        }
+    m->nfloats = total;
+    m->params = cnn_alloc(total * sizeof(float), "the model's parameters");
+    m->grads = cnn_alloc(total * sizeof(float), "the model's gradients");
+    m->tensors = calloc((size_t)ntensors + 1, sizeof *m->tensors);
+    if (!m->params || !m->grads || !m->tensors) return CNN_ERR_NOMEM;
+    size_t off = 0;
+    for (int i = 0; i < m->nlayers; i++)
+        for (int j = 0; j < m->layers[i]->nparams; j++) {
+            cnn_param *p = &m->layers[i]->params[j];
+            p->data = m->params + off;
+            p->grad = p->trainable ? m->grads + off : NULL;
+            off += (p->size + 15) & ~(size_t)15;
+            cnn_named_param *t = &m->tensors[m->ntensors++];
+            snprintf(t->name, sizeof t->name, "%d.%s", i, p->name);
+            t->layer = i;
+            t->p = p;
+        }
+    return CNN_OK;
+}
+
+cnn_status cnn_model_from_text(const char *text, const char *name, cnn_model **out)
+{
+    *out = NULL;
+    if (!text) return cnn_fail(CNN_ERR_ARG, "no architecture text given");
+    if (!name) name = "<architecture>";
+    cnn_model *m = calloc(1, sizeof *m);
+    char *copy = strdup(text);
+    if (!m || !copy) {
+        free(m);
+        free(copy);
+        return cnn_fail(CNN_ERR_NOMEM, "out of memory reading %s", name);
+    }
+    m->arch = strdup(text);
+    m->kernels = CNN_KERNELS_FAST;
+    m->pending_kind = -1;
+    cnn_rng_seed(&m->rng, 0);
+
+    cnn_status st = CNN_OK;
+    int have_input = 0, lineno = 0;
+    cnn_shape shape = {0, 0, 0};
+    char *save = NULL;
+    for (char *p = copy; p && st == CNN_OK; p = save) {
+        char *nl = strchr(p, '\n');
+        save = nl ? nl + 1 : NULL;
+        if (nl) *nl = '\0';
+        lineno++;
+        if (strlen(p) > 1000) {
+            st = cnn_fail(CNN_ERR_PARSE, "%s:%d: line too long", name, lineno);
+            break;
+        }
+        cnn_spec_line s;
+        if ((st = cnn_spec_split(p, name, lineno, &s)) != CNN_OK) break;
+        if (s.nwords == 0) continue;
+        if (!have_input) {
+            st = parse_input(&s, &shape);
+            m->input = shape;
+            have_input = 1;
+            continue;
+        }
+        cnn_layer_create_fn create = cnn_layer_lookup(s.words[0]);
+        if (!create) {
+            st = strcmp(s.words[0], "input") == 0
+                     ? cnn_spec_error(&s, "only the first line may be 'input'")
+                     : known_kinds_error(&s);
+            break;
+        }
+        cnn_layer *l = NULL;
+        if ((st = create(&s, shape, &l)) != CNN_OK) break;
+        l->line = lineno;
+        l->rng = &m->rng;
+        if ((st = add_layer(m, l)) != CNN_OK) {
+            if (l->ops->destroy) l->ops->destroy(l);
+            free(l);
+            break;
+        }
+        if ((st = cnn_spec_check_all_used(&s)) != CNN_OK) break;
+        if (l->out.c < 1 || l->out.h < 1 || l->out.w < 1) {
+            st = cnn_spec_error(&s, "output shape %dx%dx%d is empty", l->out.c, l->out.h,
+                                l->out.w);
+            break;
+        }
+        if (cnn_shape_size(l->out) > MAX_ACT_PER_IMAGE) {
+            st = cnn_spec_error(&s, "output %dx%dx%d is too large (more than %zu values per image)",
+                                l->out.c, l->out.h, l->out.w, MAX_ACT_PER_IMAGE);
+            break;
+        }
+        shape = l->out;
+    }
+    free(copy);
+    if (st == CNN_OK && !have_input)
+        st = cnn_fail(CNN_ERR_PARSE, "%s: empty architecture: expected 'input CxHxW' and layers",
+                      name);
+    if (st == CNN_OK && m->nlayers == 0)
+        st = cnn_fail(CNN_ERR_PARSE, "%s: the architecture has an input but no layers", name);
+    if (st == CNN_OK && (m->layers[m->nlayers - 1]->out.h != 1 ||
+                         m->layers[m->nlayers - 1]->out.w != 1))
+        st = cnn_fail(CNN_ERR_PARSE,
+                      "%s: the last layer's output is %dx%dx%d; a classifier must end flat "
+                      "(add 'flatten' and 'dense K')",
+                      name, m->layers[m->nlayers - 1]->out.c, m->layers[m->nlayers - 1]->out.h,
+                      m->layers[m->nlayers - 1]->out.w);
+    if (st == CNN_OK && !m->arch) st = cnn_fail(CNN_ERR_NOMEM, "out of memory");
+    if (st == CNN_OK) st = place_params(m);
+    if (st != CNN_OK) {
+        cnn_model_free(m);
+        return st;
+    }
+    cnn_model_init(m, CNN_INIT_XAVIER_NORMAL, 0);
+    *out = m;
+    return CNN_OK;
+}
+
+cnn_status cnn_model_from_file(const char *path, cnn_model **out)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return cnn_fail(CNN_ERR_IO, "%s: cannot open architecture file", path);
+    char *buf = malloc(65537);
+    if (!buf) {
+        fclose(f);
+        return cnn_fail(CNN_ERR_NOMEM, "out of memory reading %s", path);
+    }
+    size_t n = fread(buf, 1, 65537, f);
+    int err = ferror(f);
+    fclose(f);
+    cnn_status st;
+    if (err)
+        st = cnn_fail(CNN_ERR_IO, "%s: read error (is it a directory?)", path);
+    else if (n > 65536)
+        st = cnn_fail(CNN_ERR_PARSE, "%s: architecture file larger than 64 KiB", path);
+    else if (memchr(buf, '\0', n))
+        st = cnn_fail(CNN_ERR_PARSE, "%s: not a text file (contains NUL bytes)", path);
+    else {
+        buf[n] = '\0';
+        st = cnn_model_from_text(buf, path, out);
+    }
+    free(buf);
+    return st;
+}
+
+const char *cnn_model_arch(const cnn_model *m) { return m->arch; }
+
+cnn_status cnn_model_init(cnn_model *m, cnn_init how, uint64_t seed)
+{
+    if (how != CNN_INIT_XAVIER_NORMAL && how != CNN_INIT_XAVIER_UNIFORM &&
+        how != CNN_INIT_HE_NORMAL)
+        return cnn_fail(CNN_ERR_ARG, "unknown initialisation %d", (int)how);
+    cnn_rng_seed(&m->rng, seed);
+    for (int i = 0; i < m->ntensors; i++) cnn_param_init(m->tensors[i].p, how, &m->rng);
+    return CNN_OK;
+}
+
+/* ---------------------------------------------------------------- buffers */
+
+static size_t largest_activation(const cnn_model *m)
+{
+    size_t big = cnn_shape_size(m->input);
+    for (int i = 0; i < m->nlayers; i++)
+        if (cnn_shape_size(m->layers[i]->out) > big) big = cnn_shape_size(m->layers[i]->out);
+    return big;
+}
+
+static cnn_status reserve_layers(cnn_model *m)
+{
+    int threads = cnn_threads();
+    for (int i = 0; i < m->nlayers; i++) {
+        cnn_layer *l = m->layers[i];
+        if (l->ops->reserve) {
+            cnn_status st = l->ops->reserve(l, m->max_batch, threads);
+            if (st != CNN_OK)
+                return cnn_fail_prefix(st, "layer %d (%s, line %d)", i, l->desc, l->line);
+        }
+    }
+    m->reserved_threads = threads;
+    return CNN_OK;
+}
+
+cnn_status cnn_model_set_batch(cnn_model *m, int max_batch)
+{
+    if (max_batch < 1 || max_batch > (1 << 24))
+        return cnn_fail(CNN_ERR_ARG, "batch size %d is out of range (1 to %d)", max_batch, 1 << 24);
+    free_batch_buffers(m);
+    size_t need = 0;
+    for (int i = 0; i < m->nlayers; i++)
+        need += cnn_mul_size((size_t)max_batch, cnn_shape_size(m->layers[i]->out));
+    need += 2 * cnn_mul_size((size_t)max_batch, largest_activation(m));
+    if (cnn_mul_size(need, sizeof(float)) > CNN_MAX_ALLOC)
+        return cnn_fail(CNN_ERR_NOMEM,
+                        "batch %d needs %.1f GiB of activations, more than the %.0f GiB limit: "
+                        "use a smaller batch",
+                        max_batch, (double)need * sizeof(float) / (1 << 30),
+                        (double)CNN_MAX_ALLOC / (1 << 30));
+    m->act = calloc((size_t)m->nlayers + 1, sizeof *m->act);
+    if (!m->act) return cnn_fail(CNN_ERR_NOMEM, "out of memory");
+    m->max_batch = max_batch;
+    for (int i = 0; i < m->nlayers; i++) {
+        m->act[i + 1] = cnn_alloc(sizeof(float) * max_batch * cnn_shape_size(m->layers[i]->out),
+                                  "activations");
+        if (!m->act[i + 1]) goto oom;
+    }
+    for (int k = 0; k < 2; k++) {
+        m->dbuf[k] = cnn_alloc(sizeof(float) * max_batch * largest_activation(m), "gradients");
+        if (!m->dbuf[k]) goto oom;
+    }
+    m->target = cnn_alloc(sizeof(float) * max_batch * cnn_model_output_size(m), "targets");
+    if (!m->target) goto oom;
+    cnn_status st = reserve_layers(m);
+    if (st != CNN_OK) {
+        free_batch_buffers(m);
+        return st;
+    }
+    return CNN_OK;
+oom:
+    st = cnn_fail_prefix(CNN_ERR_NOMEM, "batch %d", max_batch);
+    free_batch_buffers(m);
+    return st;
+}
+
+int cnn_model_max_batch(const cnn_model *m) { return m->max_batch; }
+
+void cnn_model_set_kernels(cnn_model *m, cnn_kernels k)
+{
+    m->kernels = k;
+    for (int i = 0; i < m->nlayers; i++) m->layers[i]->kernels = k;
+}
+
+cnn_kernels cnn_model_kernels(const cnn_model *m) { return m->kernels; }
+
+/* ------------------------------------------------------------------ info */
+
+void cnn_model_input_shape(const cnn_model *m, int *c, int *h, int *w)
+{
+    *c = m->input.c;
+    *h = m->input.h;
+    *w = m->input.w;
+}
+
+int cnn_model_output_size(const cnn_model *m)
+{
+    return (int)cnn_shape_size(m->layers[m->nlayers - 1]->out);
+}
+
+static int last_is(const cnn_model *m, const char *kind)
+{
+    return strcmp(m->layers[m->nlayers - 1]->ops->kind, kind) == 0;
+}
+
+int cnn_model_ends_in_softmax(const cnn_model *m) { return last_is(m, "softmax"); }
+
+int cnn_model_num_layers(const cnn_model *m) { return m->nlayers; }
+
+cnn_status cnn_model_layer_info(const cnn_model *m, int i, cnn_layer_info *out)
+{
+    if (i < 0 || i >= m->nlayers)
+        return cnn_fail(CNN_ERR_ARG, "layer %d does not exist (the model has %d)", i, m->nlayers);
+    const cnn_layer *l = m->layers[i];
+    out->kind = l->ops->kind;
+    out->desc = l->desc;
+    out->torch = l->ops->torch;
+    out->out_c = l->out.c;
+    out->out_h = l->out.h;
+    out->out_w = l->out.w;
+    out->params = 0;
+    for (int j = 0; j < l->nparams; j++)
+        if (l->params[j].trainable) out->params += l->params[j].size;
+    out->flops = l->ops->flops ? l->ops->flops(l) : 0.0;
+    return CNN_OK;
+}
+
+size_t cnn_model_num_params(const cnn_model *m)
+{
+    size_t n = 0;
+    for (int i = 0; i < m->ntensors; i++)
+        if (m->tensors[i].p->trainable) n += m->tensors[i].p->size;
+    return n;
+}
+
+double cnn_model_flops(const cnn_model *m)
+{
+    double f = 0;
+    for (int i = 0; i < m->nlayers; i++)
+        if (m->layers[i]->ops->flops) f += m->layers[i]->ops->flops(m->layers[i]);
+    return f;
+}
+
+int cnn_model_num_tensors(const cnn_model *m) { return m->ntensors; }
+
+cnn_status cnn_model_tensor(cnn_model *m, int i, cnn_tensor *out)
+{
+    if (i < 0 || i >= m->ntensors)
+        return cnn_fail(CNN_ERR_ARG, "tensor %d does not exist (the model has %d)", i, m->ntensors);
+    cnn_param *p = m->tensors[i].p;
+    out->name = m->tensors[i].name;
+    out->data = p->data;
+    out->grad = p->grad;
+    out->ndim = p->ndim;
+    memcpy(out->dims, p->dims, sizeof out->dims);
+    out->size = p->size;
+    return CNN_OK;
+}
+
+/* --------------------------------------------------------------- forward */
+
+static const float *layer_input(const cnn_model *m, int i)
+{
+    return i == 0 ? m->last_x : m->act[i];
+}
+
+static cnn_status check_batch(cnn_model *m, const float *x, int n)
+{
+    if (m->max_batch == 0)
+        return cnn_fail(CNN_ERR_ARG, "cnn_model_set_batch must be called before running the model");
+    if (n < 1 || n > m->max_batch)
+        return cnn_fail(CNN_ERR_ARG, "batch of %d images, but the model was set up for 1 to %d",
+                        n, m->max_batch);
+    if (!x) return cnn_fail(CNN_ERR_ARG, "no input batch given");
+    if (m->reserved_threads != cnn_threads()) return reserve_layers(m);
+    return CNN_OK;
+}
+
+cnn_status cnn_model_forward(cnn_model *m, const float *x, int n, int train, const float **out)
+{
+    cnn_status st = check_batch(m, x, n);
+    if (st != CNN_OK) return st;
+    m->last_x = x;
+    for (int i = 0; i < m->nlayers; i++)
+        m->layers[i]->ops->forward(m->layers[i], layer_input(m, i), m->act[i + 1], n, train);
+    if (out) *out = m->act[m->nlayers];
+    return CNN_OK;
+}
+
+/* ------------------------------------------------------------------ loss */
+
+/* Which tensor the loss reads, and the last layer backward starts from. A
+ * final softmax (sigmoid) with cross-entropy (BCE) is fused: the loss reads
+ * the logits and the final layer's own backward is skipped, which is both
+ * cheaper and stable where p underflows to 0. */
+static int loss_input_layer(const cnn_model *m, cnn_loss loss)
+{
+    if ((loss.kind == CNN_LOSS_XENT && last_is(m, "softmax")) ||
+        (loss.kind == CNN_LOSS_BCE && last_is(m, "sigmoid")))
+        return m->nlayers - 1; /* the loss reads act[nlayers - 1] */
+    return m->nlayers;
+}
+
+static cnn_status numeric_fault(cnn_model *m, int n, const char *what)
+{
+    for (int i = 0; i < m->nlayers; i++) {
+        size_t count = (size_t)n * cnn_shape_size(m->layers[i]->out);
+        if (cnn_first_nonfinite(m->act[i + 1], count) >= 0)
+            return cnn_fail(CNN_ERR_NUMERIC,
+                            "non-finite value (NaN or Inf) in the output of layer %d (%s, line %d)",
+                            i, m->layers[i]->desc, m->layers[i]->line);
+    }
+    return cnn_fail(CNN_ERR_NUMERIC, "non-finite value (NaN or Inf) in %s", what);
+}
+
+static cnn_status make_targets(cnn_model *m, const uint8_t *labels, int n, int k)
+{
+    memset(m->target, 0, sizeof(float) * (size_t)n * k);
+    for (int i = 0; i < n; i++) {
+        if (labels[i] >= k)
+            return cnn_fail(CNN_ERR_ARG, "label %d of image %d is out of range: the model has %d outputs",
+                            labels[i], i, k);
+        m->target[(size_t)i * k + labels[i]] = 1.0f;
+    }
+    return CNN_OK;
+}
+
+static int count_correct(const float *out, const uint8_t *labels, int n, int k)
+{
+    int correct = 0;
+    for (int i = 0; i < n; i++) {
+        const float *row = out + (size_t)i * k;
+        int best = 0;
+        for (int j = 1; j < k; j++)
+            if (row[j] > row[best]) best = j;
+        correct += best == labels[i];
+    }
+    return correct;
+}
+
+/* forward, loss and (if grad) the gradient of the loss w.r.t. its input,
+ * left in dbuf[0]. Returns the layer index backward starts from via *start. */
+static cnn_status forward_loss(cnn_model *m, const float *x, const uint8_t *labels, int n,
+                               int train, cnn_loss loss, int grad, cnn_batch_stats *stats,
+                               int *start)
+{
+    const float *out;
+    cnn_status st = cnn_model_forward(m, x, n, train, &out);
+    if (st != CNN_OK) return st;
+    int k = cnn_model_output_size(m);
+    if (!labels) return cnn_fail(CNN_ERR_ARG, "no labels given");
+    if ((st = make_targets(m, labels, n, k)) != CNN_OK) return st;
+    int li = loss_input_layer(m, loss);
+    double value = cnn_loss_compute(loss, m->act[li], m->target, n, k, grad ? m->dbuf[0] : NULL);
+    if (stats) {
+        stats->loss = value;
+        stats->correct = count_correct(out, labels, n, k);
+    }
+    if (!isfinite(value)) return numeric_fault(m, n, "the loss");
+    *start = li - 1;
+    return CNN_OK;
+}
+
+cnn_status cnn_model_eval_batch(cnn_model *m, const float *x, const uint8_t *labels, int n,
+                                cnn_loss loss, cnn_batch_stats *stats)
+{
+    int start;
+    return forward_loss(m, x, labels, n, 0, loss, 0, stats, &start);
+}
+
+/* -------------------------------------------------------------- backward */
+
+cnn_status cnn_model_compute_grads(cnn_model *m, const float *x, const uint8_t *labels, int n,
+                                   cnn_loss loss, cnn_batch_stats *stats)
+{
+    int start;
+    cnn_status st = forward_loss(m, x, labels, n, 1, loss, 1, stats, &start);
+    if (st != CNN_OK) return st;
+    /* A NaN can hide from the loss (relu maps NaN to 0, max-pool may skip
+     * it), so every activation is checked, not just the loss. */
+    for (int i = 0; i < m->nlayers; i++)
+        if (cnn_first_nonfinite(m->act[i + 1], (size_t)n * cnn_shape_size(m->layers[i]->out)) >= 0)
+            return numeric_fault(m, n, "the activations");
+    int cur = 0; /* dbuf[cur] holds dL/d(output of layer i) */
+    for (int i = start; i >= 0; i--) {
+        cnn_layer *l = m->layers[i];
+        float *dx = i > 0 ? m->dbuf[1 - cur] : NULL;
+        l->ops->backward(l, layer_input(m, i), m->act[i + 1], m->dbuf[cur], dx, n);
+        for (int j = 0; j < l->nparams; j++) {
+            cnn_param *p = &l->params[j];
+            if (p->trainable && cnn_first_nonfinite(p->grad, p->size) >= 0)
+                return cnn_fail(CNN_ERR_NUMERIC,
+                                "non-finite gradient (NaN or Inf) for %d.%s in layer %d (%s, line %d)",
+                                i, p->name, i, l->desc, l->line);
+        }
+        cur = 1 - cur;
+    }
+    return CNN_OK;
+}
+
+/* ------------------------------------------------------------- optimizer */
+
+cnn_status cnn_model_set_optimizer(cnn_model *m, const cnn_optim_config *c)
+{
+    if (!(c->lr > 0) || !isfinite(c->lr))
+        return cnn_fail(CNN_ERR_ARG, "learning rate must be a positive number, got %g", c->lr);
+    if (!m->opt_m) m->opt_m = cnn_alloc(sizeof(float) * m->nfloats, "optimizer state");
+    if (!m->opt_v) m->opt_v = cnn_alloc(sizeof(float) * m->nfloats, "optimizer state");
+    if (!m->opt_m || !m->opt_v) return CNN_ERR_NOMEM;
+    m->opt = *c;
+    m->lr = c->lr;
+    m->has_opt = 1;
+    if (m->pending_kind == (int)c->kind && m->pending_m) {
+        /* resume: the state a checkpoint carried */
+        memcpy(m->opt_m, m->pending_m, sizeof(float) * m->nfloats);
+        memcpy(m->opt_v, m->pending_v, sizeof(float) * m->nfloats);
+        m->step = m->pending_step;
+    } else {
+        memset(m->opt_m, 0, sizeof(float) * m->nfloats);
+        memset(m->opt_v, 0, sizeof(float) * m->nfloats);
+        m->step = 0;
+    }
+    return CNN_OK;
+}
+
+void cnn_model_set_lr(cnn_model *m, float lr) { m->lr = lr; }
+
+cnn_status cnn_model_step(cnn_model *m)
+{
+    if (!m->has_opt) return cnn_fail(CNN_ERR_ARG, "no optimizer: call cnn_model_set_optimizer first");
+    float scale = 1.0f;
+    if (m->opt.clip_norm > 0) {
+        double sq = 0;
+        for (int i = 0; i < m->ntensors; i++) {
+            cnn_param *p = m->tensors[i].p;
+            if (p->trainable) sq += cnn_grad_sq_norm(p->grad, p->size);
+        }
+        double norm = sqrt(sq);
+        if (norm > m->opt.clip_norm) scale = (float)(m->opt.clip_norm / norm);
+    }
+    m->step++;
+    for (int i = 0; i < m->ntensors; i++) {
+        cnn_param *p = m->tensors[i].p;
+        if (!p->trainable) continue;
+        size_t off = (size_t)(p->data - m->params);
+        cnn_optim_update(&m->opt, m->lr, m->step, scale, p->data, p->grad, m->opt_m + off,
+                         m->opt_v + off, p->size);
+        if (cnn_first_nonfinite(p->data, p->size) >= 0)
+            return cnn_fail(CNN_ERR_NUMERIC,
+                            "weights %s became non-finite after optimizer step %ld "
+                            "(is the learning rate %g too large?)",
+                            m->tensors[i].name, m->step, m->lr);
+    }
+    return CNN_OK;
+}
+
+cnn_status cnn_model_train_batch(cnn_model *m, const float *x, const uint8_t *labels, int n,
+                                 cnn_loss loss, cnn_batch_stats *stats)
+{
+    if (!m->has_opt) return cnn_fail(CNN_ERR_ARG, "no optimizer: call cnn_model_set_optimizer first");
+    cnn_status st = cnn_model_compute_grads(m, x, labels, n, loss, stats);
+    if (st != CNN_OK) return st;
+    return cnn_model_step(m);
+}
+
+/* -------------------------------------------------------------- metadata */
+
+cnn_status cnn_model_set_meta(cnn_model *m, const char *key, const char *value)
+{
+    if (!key || !*key || !value) return cnn_fail(CNN_ERR_ARG, "metadata needs a key and a value");
+    for (int i = 0; i < m->nmeta; i++)
+        if (strcmp(m->meta_key[i], key) == 0) {
+            char *v = strdup(value);
+            if (!v) return cnn_fail(CNN_ERR_NOMEM, "out of memory");
+            free(m->meta_val[i]);
+            m->meta_val[i] = v;
+            return CNN_OK;
+        }
+    char **k = realloc(m->meta_key, sizeof *k * (size_t)(m->nmeta + 1));
+    if (k) m->meta_key = k;
+    char **v = realloc(m->meta_val, sizeof *v * (size_t)(m->nmeta + 1));
+    if (v) m->meta_val = v;
+    if (!k || !v) return cnn_fail(CNN_ERR_NOMEM, "out of memory");
+    m->meta_key[m->nmeta] = strdup(key);
+    m->meta_val[m->nmeta] = strdup(value);
+    if (!m->meta_key[m->nmeta] || !m->meta_val[m->nmeta]) {
+        free(m->meta_key[m->nmeta]);
+        free(m->meta_val[m->nmeta]);
+        return cnn_fail(CNN_ERR_NOMEM, "out of memory");
+    }
+    m->nmeta++;
+    return CNN_OK;
+}
+
+const char *cnn_model_get_meta(const cnn_model *m, const char *key)
+{
+    if (strcmp(key, "arch") == 0) return m->arch;
+    for (int i = 0; i < m->nmeta; i++)
+        if (strcmp(m->meta_key[i], key) == 0) return m->meta_val[i];
+    return NULL;
+}
+
+/* ------------------------------------------------------- training state */
+
+void cnn_model_rng_to_hex(const cnn_model *m, char out[65])
+{
+    for (int i = 0; i < 4; i++) snprintf(out + 16 * i, 17, "%016llx", (unsigned long long)m->rng.s[i]);
+}
+
+cnn_status cnn_model_rng_from_hex(cnn_model *m, const char *hex)
+{
+    cnn_rng r;
+    if (strlen(hex) != 64) return cnn_fail(CNN_ERR_FORMAT, "bad RNG state '%s'", hex);
+    for (int i = 0; i < 4; i++) {
+        char part[17];
+        memcpy(part, hex + 16 * i, 16);
+        part[16] = '\0';
+        char *end;
+        r.s[i] = strtoull(part, &end, 16);
+        if (*end) return cnn_fail(CNN_ERR_FORMAT, "bad RNG state '%s'", hex);
+    }
+    m->rng = r;
+    return CNN_OK;
+}
+
+cnn_status cnn_model_pending_state(cnn_model *m, int kind, long step)
+{
+    if (!m->pending_m) m->pending_m = cnn_alloc(sizeof(float) * m->nfloats, "optimizer state");
+    if (!m->pending_v) m->pending_v = cnn_alloc(sizeof(float) * m->nfloats, "optimizer state");
+    if (!m->pending_m || !m->pending_v) return CNN_ERR_NOMEM;
+    memset(m->pending_m, 0, sizeof(float) * m->nfloats);
+    memset(m->pending_v, 0, sizeof(float) * m->nfloats);
+    m->pending_kind = kind;
+    m->pending_step = step;
+    return CNN_OK;
+}

@@ -1,0 +1,51 @@
+/* testutil.h — helpers shared by the tests: build one layer from a spec
+ * line, numerical gradient checks, reference-vs-fast comparison. */
+#ifndef CNN_TESTUTIL_H
+#define CNN_TESTUTIL_H
+
+extern "C" {
+#include "internal.h"
+}
+#include <string>
+#include <vector>
+
+/* A single layer built from an architecture line ("conv 4 3x3 stride=2")
+ * for input shape `in`, with its own parameter/gradient storage filled with
+ * N(0, 1) * scale (batchnorm running_var with |N| + 0.5), reserved for
+ * batches up to max_batch at the current thread count. Fails the test (and
+ * returns NULL) if the line does not parse. */
+struct TestLayer {
+    cnn_layer *layer = nullptr;
+    std::vector<float> data, grad;
+    cnn_rng rng;
+    ~TestLayer();
+};
+bool tu_make_layer(TestLayer &t, const std::string &line, cnn_shape in, int max_batch,
+                   uint64_t seed = 1, float scale = 0.5f);
+/* The status and message of building a layer that should fail. */
+cnn_status tu_layer_error(const std::string &line, cnn_shape in, std::string *msg);
+
+/* Random floats N(0,1)*scale. */
+std::vector<float> tu_randn(size_t n, uint64_t seed, float scale = 1.0f);
+
+/* Largest |a-b| / max(1e-3 * scale, |a|, |b|) ... a relative error robust near 0:
+ * max_i |a_i - b_i| / max(max_j |a_j|, max_j |b_j|, tiny). */
+double tu_max_rel_err(const float *a, const float *b, size_t n);
+
+/* Numerical gradient check of one layer on a random batch of n images:
+ * L = sum(r .* y) for a fixed random r. Compares backward's dL/dx and every
+ * trainable parameter gradient against central differences (eps step),
+ * computing with the layer's current kernels. In train mode (train=1)
+ * the layer's RNG is reset before every forward so dropout masks are the
+ * same. Returns the largest relative error found (see tu_max_rel_err) and
+ * fills *where with what it was ("dx", "weight", ...). */
+double tu_gradcheck_layer(TestLayer &t, int n, uint64_t seed, int train = 1,
+                          double eps = 1e-2, std::string *where = nullptr);
+
+/* Run forward and backward with CNN_KERNELS_REF and CNN_KERNELS_FAST on the
+ * same random batch; return the largest relative difference over y, dx and
+ * every parameter gradient (and say where). */
+double tu_ref_vs_fast(TestLayer &t, int n, uint64_t seed, int train = 1,
+                      std::string *where = nullptr);
+
+#endif
