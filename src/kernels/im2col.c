@@ -1,0 +1,113 @@
+/* im2col.c — unroll the windows of a 2-D convolution into the columns of a
+ * matrix so that the convolution becomes one GEMM (and col2im, its adjoint,
+ * folds a gradient in that layout back onto the image).
+ *
+ * col has c*kh*kw rows and ho*wo columns: row (ci*kh + i)*kw + j holds, for
+ * every output position (oy, ox), the input value the kernel tap (i, j) of
+ * channel ci reads there. For a fixed tap the horizontal input position
+ * ix = ox*sw - pw + j is inside the image for one contiguous range of ox,
+ * the same for every oy; that range is copied straight (memcpy when the
+ * stride is 1) and only the few padded columns on either side go through
+ * cnn_pad_index. */
+#include "internal.h"
+
+#include <string.h>
+
+const char *cnn_padmode_name(cnn_padmode m)
+{
+    switch (m) {
+    case CNN_PAD_ZERO: return "zero";
+    case CNN_PAD_REFLECT: return "reflect";
+    case CNN_PAD_REPLICATE: return "replicate";
+    }
+    return "?";
+}
+
+/* floor(a / b) and ceil(a / b) for b > 0 and any sign of a */
+static inline int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+static inline int ceil_div(int a, int b) { return -floor_div(-a, b); }
+
+/* The ox range [lo, hi) whose tap column j lands inside [0, w). */
+static void inside_range(const cnn_window *g, int j, int *lo, int *hi)
+{
+    int a = ceil_div(g->pw - j, g->sw);
+    int b = floor_div(g->w - 1 + g->pw - j, g->sw) + 1;
+    if (a < 0) a = 0;
+    if (b > g->wo) b = g->wo;
+    if (b < a) b = a;
+    *lo = a;
+    *hi = b;
+}
+
+/* x: (c, h, w)   col: (c*kh*kw, ho*wo) */
+void cnn_im2col(const cnn_window *g, const float *x, float *col)
+{
+    const int ho = g->ho, wo = g->wo, w = g->w, h = g->h;
+    float *dst = col;
+    for (int ci = 0; ci < g->c; ci++) {
+        const float *xc = x + (size_t)ci * h * w;
+        for (int i = 0; i < g->kh; i++) {
+            for (int j = 0; j < g->kw; j++) {
+                int lo, hi;
+                inside_range(g, j, &lo, &hi);
+                const int off = j - g->pw; /* ix = ox*sw + off */
+                for (int oy = 0; oy < ho; oy++, dst += wo) {
+                    int ry = cnn_pad_index(oy * g->sh - g->ph + i, h, g->mode);
+                    if (ry < 0) {
+                        memset(dst, 0, sizeof(float) * (size_t)wo);
+                        continue;
+                    }
+                    const float *src = xc + (size_t)ry * w;
+                    for (int ox = 0; ox < lo; ox++) {
+                        int rx = cnn_pad_index(ox * g->sw + off, w, g->mode);
+                        dst[ox] = rx < 0 ? 0.0f : src[rx];
+                    }
+                    if (g->sw == 1) {
+                        if (hi > lo) memcpy(dst + lo, src + lo + off, sizeof(float) * (size_t)(hi - lo));
+                    } else {
+                        for (int ox = lo; ox < hi; ox++) dst[ox] = src[ox * g->sw + off];
+                    }
+                    for (int ox = hi; ox < wo; ox++) {
+                        int rx = cnn_pad_index(ox * g->sw + off, w, g->mode);
+                        dst[ox] = rx < 0 ? 0.0f : src[rx];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* col: (c*kh*kw, ho*wo)   dx: (c, h, w), accumulated into */
+void cnn_col2im(const cnn_window *g, const float *col, float *dx)
+{
+    const int ho = g->ho, wo = g->wo, w = g->w, h = g->h;
+    const float *src = col;
+    for (int ci = 0; ci < g->c; ci++) {
+        float *dc = dx + (size_t)ci * h * w;
+        for (int i = 0; i < g->kh; i++) {
+            for (int j = 0; j < g->kw; j++) {
+                int lo, hi;
+                inside_range(g, j, &lo, &hi);
+                const int off = j - g->pw;
+                for (int oy = 0; oy < ho; oy++, src += wo) {
+                    int ry = cnn_pad_index(oy * g->sh - g->ph + i, h, g->mode);
+                    if (ry < 0) continue; /* zero padding: the tap read a constant */
+                    float *d = dc + (size_t)ry * w;
+                    for (int ox = 0; ox < lo; ox++) {
+                        int rx = cnn_pad_index(ox * g->sw + off, w, g->mode);
+                        if (rx >= 0) d[rx] += src[ox];
+                    }
+                    if (g->sw == 1) {
+                        for (int ox = lo; ox < hi; ox++) d[ox + off] += src[ox];
+                    } else {
+                        for (int ox = lo; ox < hi; ox++) d[ox * g->sw + off] += src[ox];
+                    }
+                    for (int ox = hi; ox < wo; ox++) {
+                        int rx = cnn_pad_index(ox * g->sw + off, w, g->mode);
+                        if (rx >= 0) d[rx] += src[ox];
+                    }
+                }
+            }
+        }
+    }
+}
