@@ -1,0 +1,364 @@
+/*
+ * gemm.c — single-precision GEMM: C = alpha * op(A) * op(B) + beta * C,
+ * row-major. The fast path follows GotoBLAS/BLIS:
+ *
+ *   for jc over N in nc columns            (B panel, L3)
+ *     for pc over K in kc steps            (never split across threads)
+ *       pack op(B)[pc.., jc..] in NR-column slivers  (or read B in place)
+ *       for ic over M in mc rows           (A block, L2)
+ *         pack op(A)[ic.., pc..] in MR-row slivers
+ *         macro-kernel: MR x NR register tiles of FMAs
+ *
+ * B is read in place (no packing) when it is stored untransposed and few A
+ * rows share it: packing costs as much as the FMAs it feeds when M is small,
+ * which is the common case for conv layers (M = filters).
+ *
+ * Threads split C into column (or row) blocks; each thread runs the serial
+ * algorithm on its block with its own pack buffers. Since kc depends only
+ * on K and every element is computed by the same arithmetic wherever it
+ * lands (see gemm_internal.h), any thread count gives the same bits.
+ */
+#include "internal.h"
+#include "gemm_internal.h"
+
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------ reference */
+
+/* C = alpha * sum_k op(A)[i][k] op(B)[k][j] + beta * C — the definition,
+ * accumulated in double so it is a trustworthy yardstick for the fast path. */
+void cnn_sgemm_ref(int transa, int transb, int M, int N, int K, float alpha,
+                   const float *A, int lda, const float *B, int ldb, float beta,
+                   float *C, int ldc)
+{
+    for (int i = 0; i < M; i++) {
+        for (int j = 0; j < N; j++) {
+            double s = 0.0;
+            for (int k = 0; k < K; k++) {
+                float a = transa ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+                float b = transb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+                s += (double)a * b;
+            }
+            float *c = &C[(size_t)i * ldc + j];
+            /* beta == 0 must not read C: it may hold NaN */
+            *c = beta == 0.0f ? (float)(alpha * s) : (float)(alpha * s + (double)beta * *c);
+        }
+    }
+}
+
+/* ----------------------------------------------------------- SIMD level */
+
+static int g_level = -1;
+
+static int cpu_best_level(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma"))
+        return CNN_SIMD_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return CNN_SIMD_AVX2;
+#endif
+    return CNN_SIMD_GENERIC;
+}
+
+static int detect_level(void);
+
+int cnn_gemm_set_simd_level(int level)
+{
+    if (level < 0) return detect_level();
+    int best = cpu_best_level();
+    if (level > best) level = best;
+    __atomic_store_n(&g_level, level, __ATOMIC_RELEASE);
+    return level;
+}
+
+int cnn_gemm_simd_level(void)
+{
+    int level = __atomic_load_n(&g_level, __ATOMIC_ACQUIRE);
+    return level >= 0 ? level : detect_level();
+}
+
+static int detect_level(void)
+{
+    int level;
+    /* CNN_SIMD can only lower the level: asking for AVX-512 on a CPU
+     * without it must not crash */
+    level = CNN_SIMD_AVX512;
+    const char *env = getenv("CNN_SIMD");
+    if (env) {
+        if (!strcmp(env, "generic")) level = CNN_SIMD_GENERIC;
+        else if (!strcmp(env, "avx2")) level = CNN_SIMD_AVX2;
+    }
+    return cnn_gemm_set_simd_level(level);
+}
+
+const char *cnn_simd_name(void)
+{
+    switch (cnn_gemm_simd_level()) {
+    case CNN_SIMD_AVX512: return "avx512";
+    case CNN_SIMD_AVX2: return "avx2";
+    default: return "generic";
+    }
+}
+
+/* --------------------------------------------------------------- tiling */
+
+int cnn_gemm_mtiles(int mc, int mr, int *starts)
+{
+    /* Full mr-row tiles, but a short remainder is merged with the last full
+     * tile and the pair split evenly: 16 rows with mr = 14 run as 8 + 8,
+     * not 14 + 2 (a 2-row tile leaves the FMA pipes mostly idle). */
+    int nt = 0, r = 0;
+    while (mc - r > 0) {
+        int left = mc - r, h = mr;
+        if (left > mr && left < 2 * mr) h = (left + 1) / 2;
+        else if (left < mr) h = left;
+        starts[nt++] = r;
+        r += h;
+    }
+    starts[nt] = mc;
+    return nt;
+}
+
+/* ----------------------------------------------------------------- plan */
+
+typedef struct {
+    int mr, nr;     /* register tile */
+    int kc, mc, nc; /* cache blocks */
+    int direct_b;   /* read op(B) in place instead of packing it */
+    cnn_gemm_macro_fn macro;
+} plan;
+
+static plan make_plan(int M, int N, int K, int transb)
+{
+    plan p;
+    int kcmax;
+    switch (cnn_gemm_simd_level()) {
+    case CNN_SIMD_AVX512:
+        /* kc*NR*4 = 40 KB B sliver shared by every tile of the A block
+         * (L1 48 KB); mc*kc*4 = 230 KB A block in the 1 MB L2 */
+        p.mr = CNN_GEMM_AVX512_MR; p.nr = CNN_GEMM_AVX512_NR;
+        kcmax = 320; p.mc = 14 * 12; p.nc = 4096;
+        p.macro = cnn_gemm_macro_avx512;
+        break;
+    case CNN_SIMD_AVX2:
+        p.mr = CNN_GEMM_AVX2_MR; p.nr = CNN_GEMM_AVX2_NR;
+        kcmax = 256; p.mc = 6 * 24; p.nc = 4096;
+        p.macro = cnn_gemm_macro_avx2;
+        break;
+    default:
+        p.mr = CNN_GEMM_GENERIC_MR; p.nr = CNN_GEMM_GENERIC_NR;
+        kcmax = 256; p.mc = 6 * 16; p.nc = 4096;
+        p.macro = cnn_gemm_macro_generic;
+        break;
+    }
+    /* kc from K alone (equal blocks): the thread split must not change it */
+    int nb = (K + kcmax - 1) / kcmax;
+    p.kc = (K + nb - 1) / nb;
+    (void)N;
+    p.direct_b = !transb && M <= 4 * p.mr;
+    return p;
+}
+
+/* -------------------------------------------------------- pack buffers */
+
+/* Per-thread, grown on demand and kept: OpenMP reuses its threads, so the
+ * steady state allocates nothing. */
+static _Thread_local float *tl_pa, *tl_pb;
+static _Thread_local size_t tl_pa_cap, tl_pb_cap;
+
+static float *grow(float **buf, size_t *cap, size_t n)
+{
+    if (*cap >= n) return *buf;
+    size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
+    float *p = aligned_alloc(64, bytes);
+    if (!p) return NULL;
+    free(*buf);
+    *buf = p;
+    *cap = n;
+    return p;
+}
+
+/* ----------------------------------------------------------------- pack */
+
+/* op(A)[r.., p0..p0+kc) in tiles as cnn_gemm_mtiles cuts them. */
+static void pack_a(const plan *pl, int transa, const float *A, int lda, int r, int mc,
+                   int p0, int kc, float *pa)
+{
+    const int mr = pl->mr;
+    int starts[64 + 1];
+    int nt = cnn_gemm_mtiles(mc, mr, starts);
+    for (int t = 0; t < nt; t++) {
+        int i0 = r + starts[t], m = starts[t + 1] - starts[t];
+        float *d = pa + (size_t)t * kc * mr;
+        if (transa) {
+            /* A stored K x M: each k gives m contiguous floats */
+            for (int k = 0; k < kc; k++) {
+                const float *s = A + (size_t)(p0 + k) * lda + i0;
+                for (int i = 0; i < m; i++) d[k * mr + i] = s[i];
+            }
+        } else {
+            for (int i = 0; i < m; i++) {
+                const float *s = A + (size_t)(i0 + i) * lda + p0;
+                for (int k = 0; k < kc; k++) d[k * mr + i] = s[k];
+            }
+        }
+    }
+}
+
+/* op(B)[p0..p0+kc, j0..j0+nc) in nr-column slivers, zero-padded. */
+static void pack_b(const plan *pl, int transb, const float *B, int ldb, int p0, int kc,
+                   int j0, int nc, float *pb)
+{
+    const int nr = pl->nr;
+    for (int s = 0; s * nr < nc; s++) {
+        int n = nc - s * nr < nr ? nc - s * nr : nr;
+        float *d = pb + (size_t)s * kc * nr;
+        if (transb) {
+            /* B stored N x K: column j of op(B) is row j of B */
+            if (n < nr)
+                for (int k = 0; k < kc; k++)
+                    memset(d + (size_t)k * nr + n, 0, sizeof(float) * (nr - n));
+            for (int j = 0; j < n; j++) {
+                const float *src = B + (size_t)(j0 + s * nr + j) * ldb + p0;
+                for (int k = 0; k < kc; k++) d[(size_t)k * nr + j] = src[k];
+            }
+        } else {
+            for (int k = 0; k < kc; k++) {
+                const float *src = B + (size_t)(p0 + k) * ldb + j0 + s * nr;
+                memcpy(d + (size_t)k * nr, src, sizeof(float) * n);
+                if (n < nr) memset(d + (size_t)k * nr + n, 0, sizeof(float) * (nr - n));
+            }
+        }
+    }
+}
+
+/* --------------------------------------------------------------- driver */
+
+static void scale_c(int M, int N, float beta, float *C, int ldc)
+{
+    for (int i = 0; i < M; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (beta == 0.0f) memset(c, 0, sizeof(float) * N);
+        else if (beta != 1.0f)
+            for (int j = 0; j < N; j++) c[j] *= beta;
+    }
+}
+
+/* The serial algorithm on one block of C. Returns 0, or -1 if a pack buffer
+ * could not be allocated (C untouched then). */
+static int run(const plan *pl, int transa, int transb, int M, int N, int K, float alpha,
+               const float *A, int lda, const float *B, int ldb, float beta, float *C,
+               int ldc)
+{
+    const int mr = pl->mr, nr = pl->nr, kc0 = pl->kc;
+    const int mcb = pl->mc < M ? pl->mc : M;
+    const int ncb = pl->direct_b ? N : (pl->nc < N ? pl->nc : N);
+    size_t na = (size_t)((mcb + mr - 1) / mr) * mr * kc0;
+    size_t nb = pl->direct_b ? (size_t)kc0 * nr : (size_t)((ncb + nr - 1) / nr) * nr * kc0;
+    float *pa = grow(&tl_pa, &tl_pa_cap, na);
+    float *pb = grow(&tl_pb, &tl_pb_cap, nb);
+    if (!pa || !pb) return -1;
+
+    for (int jc = 0; jc < N; jc += ncb) {
+        int nc = N - jc < ncb ? N - jc : ncb;
+        for (int pc = 0; pc < K; pc += kc0) {
+            int kc = K - pc < kc0 ? K - pc : kc0;
+            float beta_k = pc == 0 ? beta : 1.0f;
+            const float *b, *bedge = NULL;
+            long ldbk, bsl;
+            if (pl->direct_b) {
+                b = B + (size_t)pc * ldb + jc;
+                ldbk = ldb;
+                bsl = nr;
+                if (nc % nr) {
+                    /* the last sliver is narrower than a vector row: copy
+                     * it padded rather than read past the end of B */
+                    pack_b(pl, 0, B, ldb, pc, kc, jc + nc / nr * nr, nc % nr, pb);
+                    bedge = pb;
+                }
+            } else {
+                pack_b(pl, transb, B, ldb, pc, kc, jc, nc, pb);
+                b = pb;
+                ldbk = nr;
+                bsl = (long)kc * nr;
+            }
+            for (int ic = 0; ic < M; ic += mcb) {
+                int mc = M - ic < mcb ? M - ic : mcb;
+                pack_a(pl, transa, A, lda, ic, mc, pc, kc, pa);
+                pl->macro(mc, nc, kc, pa, b, ldbk, bsl, bedge, C + (size_t)ic * ldc + jc,
+                          ldc, alpha, beta_k);
+            }
+        }
+    }
+    return 0;
+}
+
+/* Block [m0, m1) x [n0, n1) of C, falling back to the reference loop if
+ * memory runs out (the GEMM has no error channel; slow beats wrong). */
+static void run_block(const plan *pl, int transa, int transb, int m0, int m1, int n0,
+                      int n1, int K, float alpha, const float *A, int lda, const float *B,
+                      int ldb, float beta, float *C, int ldc)
+{
+    const float *a = transa ? A + m0 : A + (size_t)m0 * lda;
+    const float *b = transb ? B + (size_t)n0 * ldb : B + n0;
+    float *c = C + (size_t)m0 * ldc + n0;
+    if (run(pl, transa, transb, m1 - m0, n1 - n0, K, alpha, a, lda, b, ldb, beta, c, ldc))
+        cnn_sgemm_ref(transa, transb, m1 - m0, n1 - n0, K, alpha, a, lda, b, ldb, beta, c,
+                      ldc);
+}
+
+void cnn_sgemm_serial(int transa, int transb, int M, int N, int K, float alpha,
+                      const float *A, int lda, const float *B, int ldb, float beta,
+                      float *C, int ldc)
+{
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0 || alpha == 0.0f) {
+        scale_c(M, N, beta, C, ldc);
+        return;
+    }
+    plan pl = make_plan(M, N, K, transb);
+    run_block(&pl, transa, transb, 0, M, 0, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void cnn_sgemm(int transa, int transb, int M, int N, int K, float alpha, const float *A,
+               int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0 || alpha == 0.0f) {
+        scale_c(M, N, beta, C, ldc);
+        return;
+    }
+    int nt = cnn_threads();
+    if (nt <= 1 || omp_in_parallel() || 2.0 * M * N * K < CNN_PARALLEL_MIN_FLOPS) {
+        cnn_sgemm_serial(transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    plan pl = make_plan(M, N, K, transb);
+    /* Split along N in half-sliver units (finer units balance 2 threads on
+     * N = 196 better), or along M in tiles when N is too narrow. */
+    int un = pl.nr / 2, um = pl.mr;
+    int unitsN = (N + un - 1) / un, unitsM = (M + um - 1) / um;
+    int split_n = unitsN >= 2 * nt || unitsN >= unitsM;
+    int units = split_n ? unitsN : unitsM;
+    if (nt > units) nt = units;
+#pragma omp parallel num_threads(nt)
+    {
+        int t = omp_get_thread_num(), T = omp_get_num_threads();
+        int u0 = (int)((long)units * t / T), u1 = (int)((long)units * (t + 1) / T);
+        if (split_n) {
+            int n0 = u0 * un, n1 = u1 * un < N ? u1 * un : N;
+            if (n1 > n0)
+                run_block(&pl, transa, transb, 0, M, n0, n1, K, alpha, A, lda, B, ldb, beta,
+                          C, ldc);
+        } else {
+            int m0 = u0 * um, m1 = u1 * um < M ? u1 * um : M;
+            if (m1 > m0)
+                run_block(&pl, transa, transb, m0, m1, 0, N, K, alpha, A, lda, B, ldb, beta,
+                          C, ldc);
+        }
+    }
+}

@@ -1,0 +1,69 @@
+/*
+ * gemm_internal.h — what gemm.c shares with its per-instruction-set
+ * macro-kernels (gemm_avx512.c, gemm_avx2.c, gemm_generic.c) and the tests.
+ *
+ * The structure is GotoBLAS/BLIS: gemm.c packs a block of op(A) (mc x kc) in
+ * MR-row slivers and, when it pays, a panel of op(B) (kc x nc) in NR-column
+ * slivers, then calls the macro-kernel of the chosen level, which walks the
+ * block in MR x NR register tiles.
+ *
+ * Every element of C is computed the same way whatever the tiling or thread
+ * split: acc = FMA chain over k (in order) within one kc block, then
+ * c = alpha*acc (beta == 0) or c = fma(acc, alpha, beta*c). Only kc depends
+ * on anything, and it depends on K alone — so results are bit-identical for
+ * any thread count.
+ */
+#ifndef CNN_GEMM_INTERNAL_H
+#define CNN_GEMM_INTERNAL_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum { CNN_SIMD_GENERIC = 0, CNN_SIMD_AVX2 = 1, CNN_SIMD_AVX512 = 2 };
+
+/* Packed A layout: tile t of an mc-row block starts at pa + t*kc*MR; inside
+ * it element (row i, k) is at [k*MR + i]. Tile rows come from
+ * cnn_gemm_mtiles so the packer and the macro-kernel agree. */
+int cnn_gemm_mtiles(int mc, int mr, int *starts /* ntiles + 1 entries */);
+
+/* C[0..mc, 0..nc) = alpha * Apack * B + beta * C (beta == 0: C not read).
+ * B sliver s (NR columns) row k is at b + s*bsl + k*ldbk. If bedge != NULL
+ * the last, partial sliver is read from bedge instead (row stride NR,
+ * zero-padded): used when B is read in place and the edge must not be read
+ * past its end. */
+typedef void (*cnn_gemm_macro_fn)(int mc, int nc, int kc, const float *pa,
+                                  const float *b, long ldbk, long bsl, const float *bedge,
+                                  float *c, long ldc, float alpha, float beta);
+
+void cnn_gemm_macro_generic(int mc, int nc, int kc, const float *pa, const float *b,
+                            long ldbk, long bsl, const float *bedge, float *c, long ldc,
+                            float alpha, float beta);
+void cnn_gemm_macro_avx2(int mc, int nc, int kc, const float *pa, const float *b,
+                         long ldbk, long bsl, const float *bedge, float *c, long ldc,
+                         float alpha, float beta);
+void cnn_gemm_macro_avx512(int mc, int nc, int kc, const float *pa, const float *b,
+                           long ldbk, long bsl, const float *bedge, float *c, long ldc,
+                           float alpha, float beta);
+
+/* Register tile sizes of each level. */
+#define CNN_GEMM_GENERIC_MR 6
+#define CNN_GEMM_GENERIC_NR 16
+#define CNN_GEMM_AVX2_MR 6
+#define CNN_GEMM_AVX2_NR 16
+#define CNN_GEMM_AVX512_MR 14
+#define CNN_GEMM_AVX512_NR 32
+
+/* The level in use; the first call resolves it from the CPU and CNN_SIMD. */
+int cnn_gemm_simd_level(void);
+/* Force a level (tests, benchmarks). A level the CPU lacks is lowered to the
+ * best it has; a negative level re-reads the CPU and CNN_SIMD as the first
+ * call does. Returns the level now in use. Not for use while another
+ * thread is inside cnn_sgemm. */
+int cnn_gemm_set_simd_level(int level);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,264 @@
+/* test_gemm.cpp — the fast GEMM (serial and threaded, every SIMD level)
+ * against the reference loop, and the reference against a hand-worked
+ * example. */
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <omp.h>
+#include <string>
+#include <vector>
+
+extern "C" {
+#include "internal.h"
+#include "kernels/gemm_internal.h"
+}
+
+namespace {
+
+/* Deterministic values in [-1, 1) without depending on other modules. */
+std::vector<float> randv(size_t n, uint32_t seed)
+{
+    std::vector<float> v(n);
+    uint32_t s = seed * 2654435761u + 12345u;
+    for (auto &x : v) {
+        s = s * 1664525u + 1013904223u;
+        x = (float)((s >> 8) & 0xFFFF) / 32768.0f - 1.0f;
+    }
+    return v;
+}
+
+typedef void (*gemm_fn)(int, int, int, int, int, float, const float *, int, const float *,
+                        int, float, float *, int);
+
+struct Case {
+    int ta, tb, M, N, K;
+    int pad; /* extra leading-dimension slack */
+    float alpha, beta;
+};
+
+/* Runs `fn` and the reference on the same inputs; returns the largest
+ * |fast - ref| over (K * max|a||b| + |beta c|) scale — inputs are in
+ * [-1, 1), so the bound for float accumulation is ~K * eps. Also checks
+ * that the slack columns of C (beyond N) are untouched. */
+double check(gemm_fn fn, const Case &c, uint32_t seed)
+{
+    const int arows = c.ta ? c.K : c.M, acols = c.ta ? c.M : c.K;
+    const int brows = c.tb ? c.N : c.K, bcols = c.tb ? c.K : c.N;
+    const int lda = acols + c.pad, ldb = bcols + c.pad, ldc = c.N + c.pad;
+    std::vector<float> A = randv((size_t)arows * lda, seed);
+    std::vector<float> B = randv((size_t)brows * ldb, seed + 1);
+    std::vector<float> C0 = randv((size_t)c.M * ldc, seed + 2);
+    if (c.beta == 0.0f) /* beta == 0 must ignore C entirely, NaN included */
+        for (int i = 0; i < c.M; i++)
+            for (int j = 0; j < c.N; j++) C0[(size_t)i * ldc + j] = NAN;
+    std::vector<float> C = C0, R = C0;
+    fn(c.ta, c.tb, c.M, c.N, c.K, c.alpha, A.data(), lda, B.data(), ldb, c.beta, C.data(), ldc);
+    cnn_sgemm_ref(c.ta, c.tb, c.M, c.N, c.K, c.alpha, A.data(), lda, B.data(), ldb, c.beta,
+                  R.data(), ldc);
+    double worst = 0.0;
+    double scale = (std::fabs(c.alpha) * (c.K > 0 ? c.K : 1) + std::fabs(c.beta));
+    for (int i = 0; i < c.M; i++) {
+        for (int j = 0; j < ldc; j++) {
+            size_t at = (size_t)i * ldc + j;
+            if (j >= c.N) {
+                EXPECT_EQ(std::memcmp(&C[at], &C0[at], sizeof(float)), 0)
+                    << "slack of C written at " << i << "," << j;
+                continue;
+            }
+            if (!std::isfinite(C[at])) {
+                ADD_FAILURE() << "non-finite C at " << i << "," << j;
+                return INFINITY;
+            }
+            double e = std::fabs((double)C[at] - R[at]) / scale;
+            if (e > worst) worst = e;
+        }
+    }
+    return worst;
+}
+
+std::string name(const Case &c)
+{
+    return "ta=" + std::to_string(c.ta) + " tb=" + std::to_string(c.tb) +
+           " M=" + std::to_string(c.M) + " N=" + std::to_string(c.N) +
+           " K=" + std::to_string(c.K) + " pad=" + std::to_string(c.pad) +
+           " alpha=" + std::to_string(c.alpha) + " beta=" + std::to_string(c.beta);
+}
+
+/* Awkward sizes: 1, primes around tile edges, one long dimension. */
+std::vector<Case> awkward_cases()
+{
+    std::vector<Case> v;
+    const int sizes[][3] = {
+        {1, 1, 1},     {1, 7, 17},   {7, 1, 129},  {17, 129, 1},  {129, 17, 7},
+        {16, 196, 9},  {6, 784, 25}, {15, 33, 31}, {29, 47, 300}, {13, 1000, 17},
+        {1000, 7, 17}, {17, 1, 1000}, {64, 10, 784}, {129, 129, 129}, {43, 65, 700},
+    };
+    int k = 0;
+    for (auto &s : sizes)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++, k++) {
+                float alpha = k % 3 == 0 ? 1.0f : k % 3 == 1 ? -0.5f : 2.0f;
+                float beta = k % 4 == 0 ? 0.0f : k % 4 == 1 ? 1.0f : k % 4 == 2 ? 0.25f : -1.0f;
+                v.push_back({ta, tb, s[0], s[1], s[2], k % 2 ? 3 : 0, alpha, beta});
+            }
+    return v;
+}
+
+const double kTol = 2e-6; /* per unit of K: ~1e-5 relative at K = 5 */
+
+/* Every test runs at every SIMD level this CPU has, forced as CNN_SIMD
+ * would force it. */
+class Gemm : public ::testing::TestWithParam<int> {
+protected:
+    void SetUp() override
+    {
+        int got = cnn_gemm_set_simd_level(GetParam());
+        if (got != GetParam()) GTEST_SKIP() << "CPU lacks SIMD level " << GetParam();
+    }
+    void TearDown() override { cnn_gemm_set_simd_level(CNN_SIMD_AVX512); }
+};
+
+TEST_P(Gemm, SerialMatchesReference)
+{
+    uint32_t seed = 1;
+    for (const Case &c : awkward_cases())
+        EXPECT_LE(check(cnn_sgemm_serial, c, seed++), kTol) << name(c);
+}
+
+TEST_P(Gemm, ThreadedMatchesReference)
+{
+    omp_set_num_threads(2);
+    uint32_t seed = 100;
+    for (const Case &c : awkward_cases())
+        EXPECT_LE(check(cnn_sgemm, c, seed++), kTol) << name(c);
+}
+
+TEST_P(Gemm, ConvShapesEveryTranspose)
+{
+    const int shapes[][3] = {{16, 196, 9},  {6, 784, 25},  {16, 100, 150},
+                             {32, 676, 9},  {64, 576, 288}, {64, 196, 576},
+                             {64, 128, 784}, {64, 10, 128}};
+    uint32_t seed = 500;
+    for (auto &s : shapes)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                Case c{ta, tb, s[0], s[1], s[2], 0, 1.0f, seed % 2 ? 0.0f : 1.0f};
+                EXPECT_LE(check(cnn_sgemm, c, seed++), kTol) << name(c);
+            }
+}
+
+TEST_P(Gemm, LargeBlockedAcrossKAndM)
+{
+    /* crosses the kc, mc and (packed) nc block boundaries of every level */
+    Case c{0, 0, 400, 300, 1100, 5, 0.75f, 0.5f};
+    EXPECT_LE(check(cnn_sgemm, c, 7), kTol) << name(c);
+    Case d{1, 1, 333, 4200, 70, 1, 1.0f, 0.0f};
+    EXPECT_LE(check(cnn_sgemm, d, 8), kTol) << name(d);
+}
+
+TEST_P(Gemm, BitIdenticalForAnyThreadCount)
+{
+    const int shapes[][3] = {{64, 196, 576}, {32, 676, 9}, {200, 30, 700}, {129, 1000, 17}};
+    uint32_t seed = 900;
+    for (auto &s : shapes)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                const int M = s[0], N = s[1], K = s[2];
+                std::vector<float> A = randv((size_t)M * K, seed++);
+                std::vector<float> B = randv((size_t)K * N, seed++);
+                std::vector<float> C0 = randv((size_t)M * N, seed++);
+                int lda = ta ? M : K, ldb = tb ? K : N;
+                std::vector<float> first;
+                for (int threads = 1; threads <= 3; threads++) {
+                    omp_set_num_threads(threads);
+                    std::vector<float> C = C0;
+                    cnn_sgemm(ta, tb, M, N, K, 0.5f, A.data(), lda, B.data(), ldb, 0.5f,
+                              C.data(), N);
+                    if (threads == 1) first = C;
+                    else
+                        EXPECT_EQ(std::memcmp(first.data(), C.data(), C.size() * sizeof(float)),
+                                  0)
+                            << "threads=" << threads << " M=" << M << " N=" << N << " K=" << K
+                            << " ta=" << ta << " tb=" << tb;
+                }
+            }
+    omp_set_num_threads(2);
+}
+
+TEST_P(Gemm, DegenerateSizes)
+{
+    /* K == 0: C = beta * C; alpha == 0: the same, A and B never read */
+    std::vector<float> C = {1, 2, 3, 4};
+    cnn_sgemm(0, 0, 2, 2, 0, 1.0f, nullptr, 1, nullptr, 2, 2.0f, C.data(), 2);
+    EXPECT_EQ(C, (std::vector<float>{2, 4, 6, 8}));
+    cnn_sgemm(0, 0, 2, 2, 3, 0.0f, nullptr, 3, nullptr, 2, 0.5f, C.data(), 2);
+    EXPECT_EQ(C, (std::vector<float>{1, 2, 3, 4}));
+    std::vector<float> N4(4, NAN);
+    cnn_sgemm_serial(0, 0, 2, 2, 0, 1.0f, nullptr, 1, nullptr, 2, 0.0f, N4.data(), 2);
+    EXPECT_EQ(N4, (std::vector<float>(4, 0.0f)));
+    /* M or N == 0: nothing touched */
+    cnn_sgemm(0, 0, 0, 2, 3, 1.0f, nullptr, 3, nullptr, 2, 0.0f, nullptr, 2);
+}
+
+INSTANTIATE_TEST_SUITE_P(Simd, Gemm,
+                         ::testing::Values(CNN_SIMD_GENERIC, CNN_SIMD_AVX2, CNN_SIMD_AVX512),
+                         [](const ::testing::TestParamInfo<int> &i) {
+                             return std::string(i.param == CNN_SIMD_GENERIC ? "generic"
+                                                : i.param == CNN_SIMD_AVX2  ? "avx2"
+                                                                            : "avx512");
+                         });
+
+TEST(GemmRef, HandWorked2x3x2)
+{
+    /* A (2x2) = [1 2; 3 4], B (2x3) = [5 6 7; 8 9 10]
+     * A*B = [1*5+2*8  1*6+2*9  1*7+2*10; 3*5+4*8  3*6+4*9  3*7+4*10]
+     *     = [21 24 27; 47 54 61]
+     * with alpha = 2, beta = -1, C = [1 1 1; 0 0 2]:
+     *   [41 47 53; 94 108 120] */
+    const float A[] = {1, 2, 3, 4}, B[] = {5, 6, 7, 8, 9, 10};
+    float C[] = {1, 1, 1, 0, 0, 2};
+    cnn_sgemm_ref(0, 0, 2, 3, 2, 2.0f, A, 2, B, 3, -1.0f, C, 3);
+    const float want[] = {41, 47, 53, 94, 108, 120};
+    for (int i = 0; i < 6; i++) EXPECT_EQ(C[i], want[i]) << i;
+
+    /* the same product with both operands stored transposed */
+    const float At[] = {1, 3, 2, 4}, Bt[] = {5, 8, 6, 9, 7, 10};
+    float D[6];
+    for (float &d : D) d = NAN;
+    cnn_sgemm_ref(1, 1, 2, 3, 2, 1.0f, At, 2, Bt, 2, 0.0f, D, 3);
+    const float prod[] = {21, 24, 27, 47, 54, 61};
+    for (int i = 0; i < 6; i++) EXPECT_EQ(D[i], prod[i]) << i;
+}
+
+TEST(GemmSimd, NameMatchesLevel)
+{
+    int lvl = cnn_gemm_set_simd_level(CNN_SIMD_GENERIC);
+    EXPECT_EQ(lvl, CNN_SIMD_GENERIC);
+    EXPECT_STREQ(cnn_simd_name(), "generic");
+    lvl = cnn_gemm_set_simd_level(CNN_SIMD_AVX512);
+    const char *want = lvl == CNN_SIMD_AVX512 ? "avx512" : lvl == CNN_SIMD_AVX2 ? "avx2" : "generic";
+    EXPECT_STREQ(cnn_simd_name(), want);
+}
+
+} // namespace
+
+namespace {
+
+TEST(GemmSimd, EnvironmentForcesLowerLevel)
+{
+    setenv("CNN_SIMD", "generic", 1);
+    EXPECT_EQ(cnn_gemm_set_simd_level(-1), CNN_SIMD_GENERIC);
+    EXPECT_STREQ(cnn_simd_name(), "generic");
+    setenv("CNN_SIMD", "avx2", 1);
+    int lvl = cnn_gemm_set_simd_level(-1);
+    EXPECT_LE(lvl, CNN_SIMD_AVX2);
+    /* a level above the CPU's is lowered, never trusted */
+    setenv("CNN_SIMD", "avx512", 1);
+    EXPECT_GE(cnn_gemm_set_simd_level(-1), lvl);
+    unsetenv("CNN_SIMD");
+    cnn_gemm_set_simd_level(-1);
+}
+
+} // namespace
