@@ -1,0 +1,298 @@
+/* activation.c — elementwise activations (relu, leaky_relu, sigmoid, tanh)
+ * and softmax over each image's features. The output shape is the input's.
+ *
+ * Reference kernels are the plain scalar loops. Fast kernels compute the
+ * same formulas written so the compiler vectorises them (no branches in the
+ * loop body) and run on several threads only when the batch is large enough
+ * to pay for them (CNN_PARALLEL_MIN_FLOPS). Each element (and each softmax
+ * row) is computed by one thread in a fixed order, so the thread count
+ * never changes a bit. */
+#include "internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef enum { ACT_RELU, ACT_LEAKY, ACT_SIGMOID, ACT_TANH, ACT_SOFTMAX } act_kind;
+
+typedef struct {
+    cnn_layer base;
+    act_kind kind;
+    float alpha; /* leaky_relu's slope for x < 0 */
+} act_layer;
+
+/* Threads for `work` FLOPs: one below the threshold. */
+static int act_threads(double work)
+{
+    return work < CNN_PARALLEL_MIN_FLOPS ? 1 : cnn_threads();
+}
+
+/* ------------------------------------------------- reference kernels */
+
+/* x: (N, C, H, W)   y: (N, C, H, W) */
+static void act_forward_ref(const act_layer *a, const float *x, float *y, size_t total)
+{
+    for (size_t i = 0; i < total; i++) {
+        float v = x[i];
+        switch (a->kind) {
+        case ACT_RELU: y[i] = v > 0.0f ? v : 0.0f; break;
+        case ACT_LEAKY: y[i] = v > 0.0f ? v : a->alpha * v; break;
+        case ACT_SIGMOID: y[i] = 1.0f / (1.0f + expf(-v)); break;
+        case ACT_TANH: y[i] = tanhf(v); break;
+        default: break;
+        }
+    }
+}
+
+/* dy: (N, C, H, W)   dx: (N, C, H, W); relu/leaky use x, sigmoid/tanh use y */
+static void act_backward_ref(const act_layer *a, const float *x, const float *y, const float *dy,
+                             float *dx, size_t total)
+{
+    for (size_t i = 0; i < total; i++) {
+        switch (a->kind) {
+        case ACT_RELU: dx[i] = x[i] > 0.0f ? dy[i] : 0.0f; break;
+        case ACT_LEAKY: dx[i] = x[i] > 0.0f ? dy[i] : a->alpha * dy[i]; break;
+        case ACT_SIGMOID: dx[i] = dy[i] * y[i] * (1.0f - y[i]); break;
+        case ACT_TANH: dx[i] = dy[i] * (1.0f - y[i] * y[i]); break;
+        default: break;
+        }
+    }
+}
+
+/* x: (N, F)   y: (N, F), F = C*H*W; each row's max is subtracted first so
+ * logits of +-1e4 neither overflow nor lose the answer. */
+static void softmax_forward_ref(const float *x, float *y, int n, int f)
+{
+    for (int s = 0; s < n; s++) {
+        const float *xr = x + (size_t)s * f;
+        float *yr = y + (size_t)s * f;
+        float mx = xr[0];
+        for (int j = 1; j < f; j++)
+            if (xr[j] > mx) mx = xr[j];
+        float sum = 0.0f;
+        for (int j = 0; j < f; j++) {
+            yr[j] = expf(xr[j] - mx);
+            sum += yr[j];
+        }
+        for (int j = 0; j < f; j++) yr[j] /= sum;
+    }
+}
+
+/* dy: (N, F)   dx: (N, F); the Jacobian-vector product
+ * dx = y .* (dy - sum(dy .* y)) */
+static void softmax_backward_ref(const float *y, const float *dy, float *dx, int n, int f)
+{
+    for (int s = 0; s < n; s++) {
+        const float *yr = y + (size_t)s * f, *gr = dy + (size_t)s * f;
+        float dot = 0.0f;
+        for (int j = 0; j < f; j++) dot += gr[j] * yr[j];
+        for (int j = 0; j < f; j++) dx[(size_t)s * f + j] = yr[j] * (gr[j] - dot);
+    }
+}
+
+/* ------------------------------------------------------ fast kernels */
+
+/* x: (N, C, H, W)   y: (N, C, H, W) */
+static void act_forward_fast(const act_layer *a, const float *restrict x, float *restrict y,
+                             size_t total)
+{
+    const long nt = (long)total;
+    const int th = act_threads(a->kind == ACT_RELU || a->kind == ACT_LEAKY ? (double)total
+                                                                          : 20.0 * total);
+    const float alpha = a->alpha;
+    switch (a->kind) {
+    case ACT_RELU:
+#pragma omp parallel for simd schedule(static) if (th > 1) num_threads(th)
+        for (long i = 0; i < nt; i++) y[i] = fmaxf(x[i], 0.0f);
+        break;
+    case ACT_LEAKY:
+#pragma omp parallel for simd schedule(static) if (th > 1) num_threads(th)
+        for (long i = 0; i < nt; i++) y[i] = x[i] > 0.0f ? x[i] : alpha * x[i];
+        break;
+    case ACT_SIGMOID:
+#pragma omp parallel for simd schedule(static) if (th > 1) num_threads(th)
+        for (long i = 0; i < nt; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
+        break;
+    case ACT_TANH:
+#pragma omp parallel for simd schedule(static) if (th > 1) num_threads(th)
+        for (long i = 0; i < nt; i++) y[i] = tanhf(x[i]);
+        break;
+    default: break;
+    }
+}
+
+/* dy: (N, C, H, W)   dx: (N, C, H, W) */
+static void act_backward_fast(const act_layer *a, const float *restrict x,
+                              const float *restrict y, const float *restrict dy,
+                              float *restrict dx, size_t total)
+{
+    const long nt = (long)total;
+    const int th = act_threads(2.0 * total);
+    const float alpha = a->alpha;
+    switch (a->kind) {
+    case ACT_RELU:
+#pragma omp parallel for simd schedule(static) if (th > 1) num_threads(th)
+        for (long i = 0; i < nt; i++) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+        break;
+    case ACT_LEAKY:
+#pragma omp parallel for simd schedule(static) if (th > 1) num_threads(th)
+        for (long i = 0; i < nt; i++) dx[i] = x[i] > 0.0f ? dy[i] : alpha * dy[i];
+        break;
+    case ACT_SIGMOID:
+#pragma omp parallel for simd schedule(static) if (th > 1) num_threads(th)
+        for (long i = 0; i < nt; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+        break;
+    case ACT_TANH:
+#pragma omp parallel for simd schedule(static) if (th > 1) num_threads(th)
+        for (long i = 0; i < nt; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+        break;
+    default: break;
+    }
+}
+
+/* x: (N, F)   y: (N, F); one row per thread at a time, vectorised within
+ * the row (the simd reductions have a fixed order for a given build). */
+static void softmax_forward_fast(const float *restrict x, float *restrict y, int n, int f)
+{
+    const int th = act_threads(20.0 * n * f);
+#pragma omp parallel for schedule(static) if (th > 1) num_threads(th)
+    for (int s = 0; s < n; s++) {
+        const float *xr = x + (size_t)s * f;
+        float *yr = y + (size_t)s * f;
+        float mx = xr[0];
+#pragma omp simd reduction(max : mx)
+        for (int j = 0; j < f; j++) mx = fmaxf(mx, xr[j]);
+        float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+        for (int j = 0; j < f; j++) {
+            float e = expf(xr[j] - mx);
+            yr[j] = e;
+            sum += e;
+        }
+        const float inv = 1.0f / sum;
+#pragma omp simd
+        for (int j = 0; j < f; j++) yr[j] *= inv;
+    }
+}
+
+/* dy: (N, F)   dx: (N, F) */
+static void softmax_backward_fast(const float *restrict y, const float *restrict dy,
+                                  float *restrict dx, int n, int f)
+{
+    const int th = act_threads(4.0 * n * f);
+#pragma omp parallel for schedule(static) if (th > 1) num_threads(th)
+    for (int s = 0; s < n; s++) {
+        const float *yr = y + (size_t)s * f, *gr = dy + (size_t)s * f;
+        float *dr = dx + (size_t)s * f;
+        float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+        for (int j = 0; j < f; j++) dot += gr[j] * yr[j];
+#pragma omp simd
+        for (int j = 0; j < f; j++) dr[j] = yr[j] * (gr[j] - dot);
+    }
+}
+
+/* ----------------------------------------------------------- dispatch */
+
+static void act_forward(cnn_layer *l, const float *x, float *y, int n, int train)
+{
+    const act_layer *a = (const act_layer *)l;
+    const int f = (int)cnn_shape_size(l->in);
+    const int ref = l->kernels == CNN_KERNELS_REF;
+    if (a->kind == ACT_SOFTMAX) {
+        if (ref)
+            softmax_forward_ref(x, y, n, f);
+        else
+            softmax_forward_fast(x, y, n, f);
+    } else if (ref) {
+        act_forward_ref(a, x, y, (size_t)n * f);
+    } else {
+        act_forward_fast(a, x, y, (size_t)n * f);
+    }
+}
+
+static void act_backward(cnn_layer *l, const float *x, const float *y, const float *dy,
+                         float *dx, int n)
+{
+    if (!dx) return; /* no parameters: nothing else to compute */
+    const act_layer *a = (const act_layer *)l;
+    const int f = (int)cnn_shape_size(l->in);
+    const int ref = l->kernels == CNN_KERNELS_REF;
+    if (a->kind == ACT_SOFTMAX) {
+        if (ref)
+            softmax_backward_ref(y, dy, dx, n, f);
+        else
+            softmax_backward_fast(y, dy, dx, n, f);
+    } else if (ref) {
+        act_backward_ref(a, x, y, dy, dx, (size_t)n * f);
+    } else {
+        act_backward_fast(a, x, y, dy, dx, (size_t)n * f);
+    }
+}
+
+/* Per image: ~1 FLOP per element for relu, a few for the exp-based ones,
+ * ~3 for softmax (exp, sum, divide). */
+static double act_flops(const cnn_layer *l)
+{
+    const act_layer *a = (const act_layer *)l;
+    double per = a->kind == ACT_SOFTMAX ? 3.0 : a->kind == ACT_RELU || a->kind == ACT_LEAKY ? 1.0 : 4.0;
+    return per * (double)cnn_shape_size(l->in);
+}
+
+#define ACT_OPS(name, kw, torchname)                                                           \
+    static const cnn_layer_ops name = {.kind = kw,                                             \
+                                       .torch = torchname,                                     \
+                                       .forward = act_forward,                                 \
+                                       .backward = act_backward,                               \
+                                       .flops = act_flops}
+ACT_OPS(relu_ops, "relu", "ReLU");
+ACT_OPS(leaky_ops, "leaky_relu", "LeakyReLU");
+ACT_OPS(sigmoid_ops, "sigmoid", "Sigmoid");
+ACT_OPS(tanh_ops, "tanh", "Tanh");
+ACT_OPS(softmax_ops, "softmax", "Softmax");
+
+static cnn_status act_create(const cnn_layer_ops *ops, act_kind kind, float alpha,
+                             cnn_spec_line *s, cnn_shape in, cnn_layer **out)
+{
+    act_layer *a = (act_layer *)cnn_layer_new(sizeof(act_layer), ops, in, in, s);
+    if (!a) return CNN_ERR_NOMEM;
+    a->kind = kind;
+    a->alpha = alpha;
+    if (kind == ACT_LEAKY)
+        snprintf(a->base.desc, sizeof a->base.desc, "leaky_relu %g", alpha);
+    else
+        snprintf(a->base.desc, sizeof a->base.desc, "%s", ops->kind);
+    *out = &a->base;
+    return CNN_OK;
+}
+
+cnn_status cnn_relu_create(cnn_spec_line *s, cnn_shape in, cnn_layer **out)
+{
+    return act_create(&relu_ops, ACT_RELU, 0.0f, s, in, out);
+}
+
+/* leaky_relu [alpha] or leaky_relu alpha=A (torch's negative_slope, 0.01) */
+cnn_status cnn_leaky_relu_create(cnn_spec_line *s, cnn_shape in, cnn_layer **out)
+{
+    float alpha = 0.01f;
+    cnn_status st;
+    if ((st = cnn_spec_float(s, 1, "a slope", -1e6, 1e6, 0, &alpha))) return st;
+    if ((st = cnn_spec_opt_float(s, "alpha", -1e6, 1e6, &alpha))) return st;
+    return act_create(&leaky_ops, ACT_LEAKY, alpha, s, in, out);
+}
+
+cnn_status cnn_sigmoid_create(cnn_spec_line *s, cnn_shape in, cnn_layer **out)
+{
+    return act_create(&sigmoid_ops, ACT_SIGMOID, 0.0f, s, in, out);
+}
+
+cnn_status cnn_tanh_create(cnn_spec_line *s, cnn_shape in, cnn_layer **out)
+{
+    return act_create(&tanh_ops, ACT_TANH, 0.0f, s, in, out);
+}
+
+/* softmax over each image's C*H*W values (after dense: its outputs) */
+cnn_status cnn_softmax_create(cnn_spec_line *s, cnn_shape in, cnn_layer **out)
+{
+    return act_create(&softmax_ops, ACT_SOFTMAX, 0.0f, s, in, out);
+}
