@@ -169,7 +169,7 @@ TEST(Activation, GradientCheck)
             t.layer->kernels = k;
             std::string where;
             double e = tu_gradcheck_layer(t, 3, 21, 1, 1e-3, &where);
-            EXPECT_LT(e, 5e-3) << line << " kernels " << k << " at " << where;
+            EXPECT_LT(e, 1e-3) << line << " kernels " << k << " at " << where;
         }
     }
 }

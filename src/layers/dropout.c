@@ -1,0 +1,118 @@
+/* dropout.c — inverted dropout (torch.nn.Dropout). In train mode each
+ * element is kept with probability 1 - p and scaled by 1/(1 - p), so eval
+ * mode is the identity. The mask is drawn from the model's RNG serially in
+ * element order, so it depends on the seed and never on the thread count. */
+#include "internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    cnn_layer base;
+    float p;          /* drop probability, [0, 1) */
+    float *mask;      /* (max_batch, C, H, W): 0 or 1/(1-p) from the last train forward */
+    size_t cap;       /* floats in mask */
+    int last_train;   /* mode of the last forward */
+} dropout_layer;
+
+static void dropout_draw_mask(dropout_layer *d, size_t total)
+{
+    const float scale = 1.0f / (1.0f - d->p);
+    for (size_t i = 0; i < total; i++)
+        d->mask[i] = cnn_rng_uniform(d->base.rng) >= d->p ? scale : 0.0f;
+}
+
+/* x: (N, C, H, W)   y: (N, C, H, W) = x .* mask (train) or x (eval) */
+static void dropout_forward(cnn_layer *l, const float *x, float *y, int n, int train)
+{
+    dropout_layer *d = (dropout_layer *)l;
+    const size_t total = (size_t)n * cnn_shape_size(l->in);
+    d->last_train = train && d->p > 0.0f;
+    if (!d->last_train) {
+        if (y != x) memmove(y, x, sizeof(float) * total);
+        return;
+    }
+    dropout_draw_mask(d, total);
+    if (l->kernels == CNN_KERNELS_REF) {
+        for (size_t i = 0; i < total; i++) y[i] = x[i] * d->mask[i];
+    } else {
+        const long nt = (long)total;
+        const float *restrict mk = d->mask;
+        const int th = (double)total < CNN_PARALLEL_MIN_FLOPS ? 1 : cnn_threads();
+#pragma omp parallel for simd schedule(static) if (th > 1) num_threads(th)
+        for (long i = 0; i < nt; i++) y[i] = x[i] * mk[i];
+    }
+}
+
+/* dy: (N, C, H, W)   dx = dy .* mask (train) or dy (eval) */
+static void dropout_backward(cnn_layer *l, const float *x, const float *y, const float *dy,
+                             float *dx, int n)
+{
+    dropout_layer *d = (dropout_layer *)l;
+    if (!dx) return;
+    const size_t total = (size_t)n * cnn_shape_size(l->in);
+    if (!d->last_train) {
+        if (dx != dy) memmove(dx, dy, sizeof(float) * total);
+        return;
+    }
+    if (l->kernels == CNN_KERNELS_REF) {
+        for (size_t i = 0; i < total; i++) dx[i] = dy[i] * d->mask[i];
+    } else {
+        const long nt = (long)total;
+        const float *restrict mk = d->mask;
+        const int th = (double)total < CNN_PARALLEL_MIN_FLOPS ? 1 : cnn_threads();
+#pragma omp parallel for simd schedule(static) if (th > 1) num_threads(th)
+        for (long i = 0; i < nt; i++) dx[i] = dy[i] * mk[i];
+    }
+}
+
+static cnn_status dropout_reserve(cnn_layer *l, int max_batch, int threads)
+{
+    dropout_layer *d = (dropout_layer *)l;
+    size_t need = cnn_mul_size((size_t)(max_batch > 0 ? max_batch : 1), cnn_shape_size(l->in));
+    if (need == SIZE_MAX) return cnn_fail(CNN_ERR_NOMEM, "dropout mask: batch too large");
+    if (need <= d->cap && d->mask) return CNN_OK;
+    float *m = cnn_alloc(cnn_mul_size(need, sizeof(float)), "dropout mask");
+    if (!m) return CNN_ERR_NOMEM;
+    cnn_free(d->mask);
+    d->mask = m;
+    d->cap = need;
+    return CNN_OK;
+}
+
+static void dropout_destroy(cnn_layer *l)
+{
+    dropout_layer *d = (dropout_layer *)l;
+    cnn_free(d->mask);
+    d->mask = NULL;
+    d->cap = 0;
+}
+
+static double dropout_flops(const cnn_layer *l) { return (double)cnn_shape_size(l->in); }
+
+static const cnn_layer_ops dropout_ops = {
+    .kind = "dropout",
+    .torch = "Dropout",
+    .reserve = dropout_reserve,
+    .forward = dropout_forward,
+    .backward = dropout_backward,
+    .flops = dropout_flops,
+    .destroy = dropout_destroy,
+};
+
+/* dropout P, 0 <= P < 1 */
+cnn_status cnn_dropout_create(cnn_spec_line *s, cnn_shape in, cnn_layer **out)
+{
+    float p = 0.0f;
+    cnn_status st;
+    if ((st = cnn_spec_float(s, 1, "a drop probability (0 <= P < 1)", 0.0, 1.0, 1, &p))) return st;
+    if (p >= 1.0f)
+        return cnn_spec_error(s, "the drop probability must be below 1 (got %g): 1 drops everything",
+                              p);
+    dropout_layer *d = (dropout_layer *)cnn_layer_new(sizeof(dropout_layer), &dropout_ops, in, in, s);
+    if (!d) return CNN_ERR_NOMEM;
+    d->p = p;
+    snprintf(d->base.desc, sizeof d->base.desc, "dropout %g", p);
+    *out = &d->base;
+    return CNN_OK;
+}
