@@ -374,8 +374,13 @@ TEST(Image, BadFilesAreRefusedNamingThem)
     std::string apgm = write_pgm(d, "good-ascii.pgm", g, true);
     Bytes ab = read_file(apgm);
     std::string acut = d / "cut-ascii.pgm";
-    write_file(acut, Bytes(ab.begin(), ab.begin() + ab.size() / 2));
+    write_file(acut, Bytes(ab.begin(), ab.begin() + ab.size() * 9 / 10));
     expect_refused(acut, CNN_ERR_FORMAT, "truncated: P2 file ends after");
+
+    std::string aclaim = d / "claims-much.pgm";
+    const char *claim = "P2 4000 4000 255\n1 2 3\n";
+    write_file(aclaim, Bytes(claim, claim + strlen(claim)));
+    expect_refused(aclaim, CNN_ERR_FORMAT, "truncated: 4000x4000 P2 image needs at least");
 
     std::string abad = d / "bad-ascii.pgm";
     write_file(abad, Bytes({'P', '2', ' ', '2', ' ', '1', ' ', '2', '5', '5', ' ', '1', ' ', 'x'}));

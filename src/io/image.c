@@ -124,6 +124,16 @@ static cnn_status pnm_decode(const char *name, const uint8_t *buf, size_t len, u
                             "holds %zu",
                             name, v[0], v[1], kind, need, have);
     }
+    if (ascii) {
+        /* every sample takes a digit and a separator: a file announcing more
+         * samples than it could hold is refused before the allocation */
+        size_t have = (size_t)(c.end - c.p), least = npix * channels * 2 - 1;
+        if (have < least)
+            return cnn_fail(CNN_ERR_FORMAT,
+                            "%s: truncated: %ldx%ld P%c image needs at least %zu bytes of "
+                            "pixels, file holds %zu",
+                            name, v[0], v[1], kind, least, have);
+    }
     uint8_t *g = malloc(npix);
     if (!g) return cnn_fail(CNN_ERR_NOMEM, "%s: out of memory for %zu pixels", name, npix);
     for (size_t i = 0; i < npix; i++) {
