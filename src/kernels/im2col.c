@@ -40,7 +40,7 @@ static void inside_range(const cnn_window *g, int j, int *lo, int *hi)
 }
 
 /* x: (c, h, w)   col: (c*kh*kw, ho*wo) */
-void cnn_im2col(const cnn_window *g, const float *x, float *col)
+void cnn_im2col(const cnn_window *g, const float *restrict x, float *restrict col)
 {
     const int ho = g->ho, wo = g->wo, w = g->w, h = g->h;
     float *dst = col;
@@ -78,7 +78,7 @@ void cnn_im2col(const cnn_window *g, const float *x, float *col)
 }
 
 /* col: (c*kh*kw, ho*wo)   dx: (c, h, w), accumulated into */
-void cnn_col2im(const cnn_window *g, const float *col, float *dx)
+void cnn_col2im(const cnn_window *g, const float *restrict col, float *restrict dx)
 {
     const int ho = g->ho, wo = g->wo, w = g->w, h = g->h;
     const float *src = col;
