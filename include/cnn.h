@@ -260,11 +260,14 @@ typedef struct {
     int classes;       /* 1 + the largest label */
 } cnn_dataset;
 
-/* Read an IDX image file and its label file (raw or .gz). */
+/* Read an IDX image file and its label file (raw or .gz, told apart by the
+ * gzip magic bytes, not the name). */
 cnn_status cnn_idx_load(const char *images_path, const char *labels_path, cnn_dataset *out);
+/* Releases images and labels with free(): a dataset built by hand must
+ * allocate them with malloc. */
 void cnn_dataset_free(cnn_dataset *d);
 
-/* Load a PNG, JPEG or PGM file and preprocess it the way MNIST was made:
+/* Load a PNG, JPEG, PGM/PPM (P2, P3, P5, P6), BMP or GIF file and preprocess it the way MNIST was made:
  * grayscale, invert a light background, crop to the ink, fit 20x20 keeping
  * the aspect ratio, centre of mass at the centre of a 28x28 field. out gets
  * 28*28 bytes (0 = background, 255 = ink). */
