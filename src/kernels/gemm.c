@@ -155,6 +155,17 @@ static plan make_plan(int M, int N, int K, int transb)
         p.macro = cnn_gemm_macro_generic;
         break;
     }
+    { /* TUNING */
+        static int tk = -1, tm, tn;
+        if (tk < 0) {
+            tk = getenv("CNN_GEMM_KC") ? atoi(getenv("CNN_GEMM_KC")) : 0;
+            tm = getenv("CNN_GEMM_MC") ? atoi(getenv("CNN_GEMM_MC")) : 0;
+            tn = getenv("CNN_GEMM_NC") ? atoi(getenv("CNN_GEMM_NC")) : 0;
+        }
+        if (tk) kcmax = tk;
+        if (tm) p.mc = tm;
+        if (tn) p.nc = tn;
+    }
     /* kc from K alone (equal blocks): the thread split must not change it */
     int nb = (K + kcmax - 1) / kcmax;
     p.kc = (K + nb - 1) / nb;
@@ -194,7 +205,9 @@ static void pack_a(const plan *pl, int transa, const float *A, int lda, int r, i
     for (int t = 0; t < nt; t++) {
         int i0 = r + starts[t], m = starts[t + 1] - starts[t];
         float *d = pa + (size_t)t * kc * mr;
-        if (transa) {
+        if (!transa && pl->macro == cnn_gemm_macro_avx512) {
+            cnn_gemm_pack_t_avx512(A + (size_t)i0 * lda + p0, lda, m, kc, d, mr, m);
+        } else if (transa) {
             /* A stored K x M: each k gives m contiguous floats */
             for (int k = 0; k < kc; k++) {
                 const float *s = A + (size_t)(p0 + k) * lda + i0;
@@ -209,28 +222,36 @@ static void pack_a(const plan *pl, int transa, const float *A, int lda, int r, i
     }
 }
 
-/* op(B)[p0..p0+kc, j0..j0+nc) in nr-column slivers, zero-padded. */
+/* op(B)[p0..p0+kc, j0..j0+nc) in nr-column slivers, zero-padded. Plain
+ * loops, not memcpy/memset: the rows are 1..32 floats and a library call
+ * per row costs more than the copy (K = 9 conv GEMMs). */
 static void pack_b(const plan *pl, int transb, const float *B, int ldb, int p0, int kc,
                    int j0, int nc, float *pb)
 {
     const int nr = pl->nr;
     for (int s = 0; s * nr < nc; s++) {
         int n = nc - s * nr < nr ? nc - s * nr : nr;
-        float *d = pb + (size_t)s * kc * nr;
-        if (transb) {
+        float *restrict d = pb + (size_t)s * kc * nr;
+        if (transb && pl->macro == cnn_gemm_macro_avx512) {
+            const float *bt = B + (size_t)(j0 + s * nr) * ldb + p0;
+            cnn_gemm_pack_t_avx512(bt, ldb, n < 16 ? n : 16, kc, d, nr, 16);
+            cnn_gemm_pack_t_avx512(bt + (size_t)16 * ldb, ldb, n - 16, kc, d + 16, nr, 16);
+        } else if (transb) {
             /* B stored N x K: column j of op(B) is row j of B */
-            if (n < nr)
-                for (int k = 0; k < kc; k++)
-                    memset(d + (size_t)k * nr + n, 0, sizeof(float) * (nr - n));
             for (int j = 0; j < n; j++) {
-                const float *src = B + (size_t)(j0 + s * nr + j) * ldb + p0;
+                const float *restrict src = B + (size_t)(j0 + s * nr + j) * ldb + p0;
                 for (int k = 0; k < kc; k++) d[(size_t)k * nr + j] = src[k];
             }
+            for (int k = 0; k < kc && n < nr; k++)
+                for (int j = n; j < nr; j++) d[(size_t)k * nr + j] = 0.0f;
         } else {
-            for (int k = 0; k < kc; k++) {
-                const float *src = B + (size_t)(p0 + k) * ldb + j0 + s * nr;
-                memcpy(d + (size_t)k * nr, src, sizeof(float) * n);
-                if (n < nr) memset(d + (size_t)k * nr + n, 0, sizeof(float) * (nr - n));
+            const float *restrict src = B + (size_t)p0 * ldb + j0 + s * nr;
+            if (n == nr) {
+                for (int k = 0; k < kc; k++, src += ldb, d += nr)
+                    for (int j = 0; j < nr; j++) d[j] = src[j];
+            } else {
+                for (int k = 0; k < kc; k++, src += ldb, d += nr)
+                    for (int j = 0; j < nr; j++) d[j] = j < n ? src[j] : 0.0f;
             }
         }
     }

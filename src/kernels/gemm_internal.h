@@ -46,6 +46,15 @@ void cnn_gemm_macro_avx512(int mc, int nc, int kc, const float *pa, const float 
                            long ldbk, long bsl, const float *bedge, float *c, long ldc,
                            float alpha, float beta);
 
+/* Transposing pack for AVX-512: d[k*dstride + i] = src[i*ld + k] for
+ * k < kc, i < lanes (<= 16), zero for rows <= i < lanes. Used for op(B)
+ * slivers when B is stored transposed and op(A) tiles when A is not: a
+ * scalar loop stores one float per cycle, as slow as the FMAs it feeds
+ * when the other dimension is small. Done with 16 x 16 register
+ * transposes. */
+void cnn_gemm_pack_t_avx512(const float *src, long ld, int rows, int kc, float *d,
+                            long dstride, int lanes);
+
 /* Register tile sizes of each level. */
 #define CNN_GEMM_GENERIC_MR 6
 #define CNN_GEMM_GENERIC_NR 16
