@@ -7,6 +7,7 @@
 
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <algorithm>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -491,6 +492,49 @@ TEST_F(Safetensors, TruncatedSavedFileIsRejected)
         EXPECT_EQ(cnn_model_load(p.c_str(), &m), CNN_ERR_FORMAT) << cnn_errmsg();
         EXPECT_EQ(m, nullptr);
     }
+    cnn_model_free(a);
+}
+
+TEST_F(Safetensors, MutatedFilesNeverCrash)
+{
+    // Byte flips anywhere (length, JSON, data) and random cuts: every load
+    // either succeeds or fails with a format/parse error naming the file.
+    // Run under CNN_SANITIZE=ON this is a small deterministic fuzzer.
+    const std::string p = path("f.safetensors");
+    cnn_model *a = build("input 1x4x4\nconv 2 3x3\nbatchnorm\nflatten\ndense 3\n", 1);
+    cnn_optim_config oc = cnn_optim_defaults(CNN_OPT_ADAM);
+    ASSERT_EQ(cnn_model_set_optimizer(a, &oc), CNN_OK);
+    ASSERT_EQ(cnn_model_save(a, p.c_str(), 1), CNN_OK);
+    const std::string good = read_all(p);
+    cnn_rng r;
+    cnn_rng_seed(&r, 2024);
+    int ok = 0, rejected = 0;
+    for (int iter = 0; iter < 800; iter++) {
+        std::string b = good;
+        int flips = 1 + (int)cnn_rng_below(&r, 4);
+        for (int k = 0; k < flips; k++) {
+            // most flips land in the first bytes: the length and the JSON
+            size_t span = cnn_rng_below(&r, 2) ? std::min<size_t>(b.size(), 400) : b.size();
+            b[cnn_rng_below(&r, (uint32_t)span)] = (char)cnn_rng_below(&r, 256);
+        }
+        if (cnn_rng_below(&r, 8) == 0) b.resize(cnn_rng_below(&r, (uint32_t)b.size()));
+        write_all(p, b);
+        cnn_model *m = nullptr;
+        cnn_status st = cnn_model_load(p.c_str(), &m);
+        if (st == CNN_OK) {
+            ASSERT_NE(m, nullptr);
+            ok++;
+            cnn_model_free(m);
+        } else {
+            ASSERT_TRUE(st == CNN_ERR_FORMAT || st == CNN_ERR_PARSE)
+                << cnn_status_name(st) << ": " << cnn_errmsg();
+            ASSERT_EQ(m, nullptr);
+            ASSERT_NE(std::string(cnn_errmsg()).find(p), std::string::npos) << cnn_errmsg();
+            rejected++;
+        }
+    }
+    EXPECT_GT(rejected, 0);
+    EXPECT_GT(ok, 0) << "flips in the float data leave a loadable file";
     cnn_model_free(a);
 }
 
