@@ -315,3 +315,19 @@ TEST(Model, MetadataSetGetAndOverwrite)
     EXPECT_STREQ(cnn_model_get_meta(p.m, "classes"), "0,1,2");
     EXPECT_STREQ(cnn_model_get_meta(p.m, "arch"), kSimpleCNN);
 }
+
+extern "C" {
+#include "model/model.h"
+}
+
+TEST(Model, LimitedParseRefusesBeforeAllocating)
+{
+    cnn_model *m = nullptr;
+    /* simplecnn needs 144+16+7840+10 floats, each tensor padded to 16 */
+    EXPECT_EQ(cnn_model_from_text_limited(kSimpleCNN, "small", 1000, &m), CNN_ERR_FORMAT);
+    EXPECT_EQ(m, nullptr);
+    EXPECT_NE(std::string(cnn_errmsg()).find("more than the 1000"), std::string::npos)
+        << cnn_errmsg();
+    ASSERT_EQ(cnn_model_from_text_limited(kSimpleCNN, "small", 8100, &m), CNN_OK) << cnn_errmsg();
+    cnn_model_free(m);
+}

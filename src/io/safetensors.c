@@ -759,7 +759,12 @@ cnn_status cnn_model_load(const char *path, cnn_model **out)
             st = cnn_fail(CNN_ERR_NOMEM, "out of memory");
         } else {
             snprintf(name, nlen, "%s: arch", path);
-            st = cnn_model_from_text(arch, name, &m);
+            /* The file holds at most data_size/4 floats; the model pads each
+             * tensor to 16 floats. Refuse an architecture far larger than the
+             * file before allocating for it (the exact per-tensor checks,
+             * with their precise messages, come after). */
+            size_t cap = 2 * (size_t)(s.data_size / sizeof(float)) + 4096;
+            st = cnn_model_from_text_limited(arch, name, cap, &m);
             free(name);
         }
     }

@@ -122,8 +122,11 @@ static cnn_status known_kinds_error(cnn_spec_line *s)
                     s->words[0], list);
 }
 
-/* Lay out every parameter in one allocation and every gradient in another. */
-static cnn_status place_params(cnn_model *m)
+/* Lay out every parameter in one allocation and every gradient in another.
+ * max_floats caps the total before anything is allocated (a loader passes
+ * what its file can hold, so a hostile architecture cannot make it allocate
+ * gigabytes). */
+static cnn_status place_params(cnn_model *m, const char *name, size_t max_floats)
 {
     size_t total = 0;
     int ntensors = 0;
@@ -138,6 +141,10 @@ static cnn_status place_params(cnn_model *m)
                                 (double)CNN_MAX_ALLOC / (1 << 30));
             ntensors++;
         }
+    if (total > max_floats)
+        return cnn_fail(CNN_ERR_FORMAT,
+                        "%s: the architecture needs %zu parameters, more than the %zu the file "
+                        "can hold", name, total, max_floats);
     m->nfloats = total;
     m->params = cnn_alloc(total * sizeof(float), "the model's parameters");
     m->grads = cnn_alloc(total * sizeof(float), "the model's gradients");
@@ -159,6 +166,12 @@ static cnn_status place_params(cnn_model *m)
 }
 
 cnn_status cnn_model_from_text(const char *text, const char *name, cnn_model **out)
+{
+    return cnn_model_from_text_limited(text, name, SIZE_MAX, out);
+}
+
+cnn_status cnn_model_from_text_limited(const char *text, const char *name, size_t max_floats,
+                                       cnn_model **out)
 {
     *out = NULL;
     if (!text) return cnn_fail(CNN_ERR_ARG, "no architecture text given");
@@ -240,7 +253,7 @@ cnn_status cnn_model_from_text(const char *text, const char *name, cnn_model **o
                       name, m->layers[m->nlayers - 1]->out.c, m->layers[m->nlayers - 1]->out.h,
                       m->layers[m->nlayers - 1]->out.w);
     if (st == CNN_OK && !m->arch) st = cnn_fail(CNN_ERR_NOMEM, "out of memory");
-    if (st == CNN_OK) st = place_params(m);
+    if (st == CNN_OK) st = place_params(m, name, max_floats);
     if (st != CNN_OK) {
         cnn_model_free(m);
         return st;

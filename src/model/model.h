@@ -59,6 +59,11 @@ struct cnn_model {
 #define CNN_OPTIM_M_PREFIX "optim.m."
 #define CNN_OPTIM_V_PREFIX "optim.v."
 
+/* cnn_model_from_text, refusing (before allocating) an architecture whose
+ * parameters, each padded to 16 floats, exceed max_floats. */
+cnn_status cnn_model_from_text_limited(const char *text, const char *name, size_t max_floats,
+                                       cnn_model **out);
+
 /* Serialise / restore the model RNG as 64 hex digits (checkpoints). */
 void cnn_model_rng_to_hex(const cnn_model *m, char out[65]);
 cnn_status cnn_model_rng_from_hex(cnn_model *m, const char *hex);
