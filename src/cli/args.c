@@ -1,0 +1,170 @@
+/* args.c — option parsing for every subcommand: --name value, --name=value,
+ * --flag, with range checks and messages that name the flag and the value. */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "cnn %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\nTry 'cnn %s --help'.\n", cmd);
+    va_end(ap);
+    return CLI_EUSAGE;
+}
+
+int cli_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "cnn %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return CLI_EDATA;
+}
+
+int cli_status_exit(cnn_status s) { return s == CNN_ERR_ARG ? CLI_EUSAGE : CLI_EDATA; }
+
+cli_opt *cli_opt_find(cli_opt *opts, const char *name)
+{
+    for (cli_opt *o = opts; o->name; o++)
+        if (strcmp(o->name, name) == 0) return o;
+    return NULL;
+}
+
+/* %g drops the ".0" of whole numbers, which reads better in messages. */
+static void fmt_num(char *buf, size_t len, double v) { snprintf(buf, len, "%.10g", v); }
+
+int cli_opt_set(const char *cmd, cli_opt *o, const char *text)
+{
+    char lo[32], hi[32];
+    fmt_num(lo, sizeof lo, o->lo);
+    fmt_num(hi, sizeof hi, o->hi);
+    switch (o->kind) {
+    case CLI_INT: {
+        char *end;
+        errno = 0;
+        long long v = strtoll(text, &end, 10);
+        if (!*text || *end || errno || v < o->lo || v > o->hi)
+            return cli_usage_error(cmd, "--%s: expected a whole number from %s to %s, got '%s'",
+                                   o->name, lo, hi, text);
+        *(int *)o->dest = (int)v;
+        return CLI_OK;
+    }
+    case CLI_U64: {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(text, &end, 10);
+        if (!*text || *end || errno || text[0] == '-')
+            return cli_usage_error(cmd,
+                                   "--%s: expected a whole number from 0 to 18446744073709551615, got '%s'",
+                                   o->name, text);
+        *(uint64_t *)o->dest = (uint64_t)v;
+        return CLI_OK;
+    }
+    case CLI_FLOAT: {
+        char *end;
+        errno = 0;
+        double v = strtod(text, &end);
+        if (!*text || *end || errno || !isfinite(v) || v < o->lo || v > o->hi)
+            return cli_usage_error(cmd, "--%s: expected a number from %s to %s, got '%s'", o->name,
+                                   lo, hi, text);
+        *(double *)o->dest = v;
+        return CLI_OK;
+    }
+    case CLI_STR:
+        if (!*text) return cli_usage_error(cmd, "--%s: expected a value, got ''", o->name);
+        *(const char **)o->dest = text;
+        return CLI_OK;
+    case CLI_FLAG:
+        if (strcmp(text, "1") == 0) *(int *)o->dest = 1;
+        else if (strcmp(text, "0") == 0) *(int *)o->dest = 0;
+        else return cli_usage_error(cmd, "--%s takes no value, got '%s'", o->name, text);
+        return CLI_OK;
+    }
+    return CLI_EUSAGE;
+}
+
+void cli_opt_format(const cli_opt *o, char *buf, size_t len)
+{
+    switch (o->kind) {
+    case CLI_INT: snprintf(buf, len, "%d", *(const int *)o->dest); break;
+    case CLI_U64: snprintf(buf, len, "%" PRIu64, *(const uint64_t *)o->dest); break;
+    case CLI_FLOAT: snprintf(buf, len, "%.17g", *(const double *)o->dest); break;
+    case CLI_STR: {
+        const char *s = *(const char *const *)o->dest;
+        snprintf(buf, len, "%s", s ? s : "");
+        break;
+    }
+    case CLI_FLAG: snprintf(buf, len, "%d", *(const int *)o->dest); break;
+    }
+}
+
+int cli_parse(const char *cmd, int argc, char **argv, cli_opt *opts, char **pos, int max_pos,
+              int *npos)
+{
+    if (npos) *npos = 0;
+    int only_positional = 0;
+    for (int i = 1; i < argc; i++) {
+        char *a = argv[i];
+        if (only_positional || a[0] != '-' || a[1] == '\0') {
+            if (!npos || *npos >= max_pos)
+                return cli_usage_error(cmd, "unexpected argument '%s'", a);
+            pos[(*npos)++] = a;
+            continue;
+        }
+        if (strcmp(a, "--") == 0) {
+            only_positional = 1;
+            continue;
+        }
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) return -1;
+        if (a[1] != '-') return cli_usage_error(cmd, "unknown option '%s'", a);
+        char name[64];
+        const char *eq = strchr(a + 2, '=');
+        size_t nlen = eq ? (size_t)(eq - (a + 2)) : strlen(a + 2);
+        if (nlen >= sizeof name) return cli_usage_error(cmd, "unknown option '%.60s...'", a);
+        memcpy(name, a + 2, nlen);
+        name[nlen] = '\0';
+        cli_opt *o = cli_opt_find(opts, name);
+        if (!o) return cli_usage_error(cmd, "unknown option '--%s'", name);
+        const char *value;
+        if (o->kind == CLI_FLAG) {
+            if (eq) return cli_usage_error(cmd, "--%s takes no value, got '%s'", name, eq + 1);
+            value = "1";
+        } else if (eq) {
+            value = eq + 1;
+        } else {
+            if (i + 1 >= argc) return cli_usage_error(cmd, "--%s: missing value (%s)", name, o->meta);
+            value = argv[++i];
+        }
+        int rc = cli_opt_set(cmd, o, value);
+        if (rc) return rc;
+        o->given = 1;
+    }
+    return CLI_OK;
+}
+
+void cli_print_help(FILE *f, const char *cmd, const char *synopsis, const char *about,
+                    const cli_opt *opts)
+{
+    fprintf(f, "Usage: cnn %s %s\n\n%s\n\nOptions:\n", cmd, synopsis, about);
+    for (const cli_opt *o = opts; o->name; o++) {
+        char left[64], def[64];
+        if (o->kind == CLI_FLAG) snprintf(left, sizeof left, "--%s", o->name);
+        else snprintf(left, sizeof left, "--%s %s", o->name, o->meta);
+        if (o->def) snprintf(def, sizeof def, "%s", o->def);
+        else if (o->kind == CLI_FLAG) snprintf(def, sizeof def, "off");
+        else if (o->kind == CLI_FLOAT) fmt_num(def, sizeof def, *(const double *)o->dest);
+        else cli_opt_format(o, def, sizeof def);
+        fprintf(f, "  %-26s %s (default: %s)\n", left, o->help, def[0] ? def : "none");
+    }
+    fprintf(f, "  %-26s %s\n", "-h, --help", "show this help and exit");
+}

@@ -1,0 +1,35 @@
+/* augment.c — training-time augmentation: a random rotation and shift of
+ * each image, drawn from our RNG so a seed always gives the same images. */
+#include "cli/cli.h"
+
+#include <math.h>
+
+void cli_augment(const uint8_t *img, int h, int w, float shift, float degrees, cnn_rng *r,
+                 const cli_norm *nm, float *out)
+{
+    /* always three draws per image, so the RNG advances the same whatever
+     * the image looks like (resuming replays it exactly) */
+    float a = (2.0f * cnn_rng_uniform(r) - 1.0f) * degrees * (float)M_PI / 180.0f;
+    float dx = (2.0f * cnn_rng_uniform(r) - 1.0f) * shift;
+    float dy = (2.0f * cnn_rng_uniform(r) - 1.0f) * shift;
+    float cs = cosf(a), sn = sinf(a);
+    float cx = 0.5f * (float)(w - 1), cy = 0.5f * (float)(h - 1);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            /* inverse map: where in the source does output pixel (x, y) come from */
+            float u = (float)x - cx - dx, v = (float)y - cy - dy;
+            float sx = cs * u + sn * v + cx;
+            float sy = -sn * u + cs * v + cy;
+            int x0 = (int)floorf(sx), y0 = (int)floorf(sy);
+            float fx = sx - (float)x0, fy = sy - (float)y0;
+            float acc = 0.0f;
+            for (int j = 0; j < 2; j++)
+                for (int i = 0; i < 2; i++) {
+                    int xx = x0 + i, yy = y0 + j;
+                    if (xx < 0 || yy < 0 || xx >= w || yy >= h) continue;
+                    float wgt = (i ? fx : 1.0f - fx) * (j ? fy : 1.0f - fy);
+                    acc += wgt * (float)img[yy * w + xx];
+                }
+            out[y * w + x] = (acc / 255.0f - nm->mean) / nm->std;
+        }
+}

@@ -1,0 +1,188 @@
+/* cli.h — what the files of the `cnn` program share: option parsing, error
+ * reporting, data sets, metrics, and the subcommands themselves.
+ *
+ * Exit codes: 0 success, 1 bad data / model / I/O (or a numeric fault),
+ * 2 a usage error (bad flag or value), 130 interrupted by Ctrl-C. */
+#ifndef CNN_CLI_H
+#define CNN_CLI_H
+
+#include "cnn.h"
+#include "internal.h"
+
+#include <stdint.h>
+#include <stdio.h>
+
+#define CLI_OK 0
+#define CLI_EDATA 1
+#define CLI_EUSAGE 2
+#define CLI_EINTR 130
+
+/* ------------------------------------------------------------ subcommands */
+
+int cli_train(int argc, char **argv);
+int cli_eval(int argc, char **argv);
+int cli_predict(int argc, char **argv);
+int cli_info(int argc, char **argv);
+
+/* ------------------------------------------------------------- messages */
+
+/* "cnn <cmd>: message" + "Try 'cnn <cmd> --help'." on stderr; returns 2. */
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* "cnn <cmd>: message" on stderr; returns 1. */
+int cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The exit code for a library failure: 2 for CNN_ERR_ARG, else 1. */
+int cli_status_exit(cnn_status s);
+
+/* -------------------------------------------------------------- options */
+
+typedef enum {
+    CLI_INT,   /* int *, range [lo, hi] */
+    CLI_U64,   /* uint64_t * (seeds) */
+    CLI_FLOAT, /* double *, range [lo, hi] */
+    CLI_STR,   /* const char ** (checked by the command) */
+    CLI_FLAG   /* int *, set to 1; takes no value */
+} cli_kind;
+
+typedef struct {
+    const char *name;  /* without the dashes: "epochs" */
+    cli_kind kind;
+    void *dest;
+    double lo, hi;     /* CLI_INT / CLI_FLOAT */
+    const char *meta;  /* value placeholder in --help: "N", "FILE" */
+    const char *help;
+    const char *def;   /* default shown in --help; NULL: print *dest */
+    int given;         /* set by cli_parse when the flag appears */
+} cli_opt;
+
+/* Parse argv[1..] (argv[0] is the subcommand) against opts (terminated by an
+ * entry with name == NULL). Positional arguments are collected in pos (up to
+ * max_pos; pass max_pos 0 to refuse any). Returns CLI_OK, CLI_EUSAGE after
+ * printing the message, or -1 if --help was printed (exit 0). */
+int cli_parse(const char *cmd, int argc, char **argv, cli_opt *opts, char **pos, int max_pos,
+              int *npos);
+/* Print "Usage: cnn <cmd> <synopsis>", the description and every option
+ * with its default. */
+void cli_print_help(FILE *f, const char *cmd, const char *synopsis, const char *about,
+                    const cli_opt *opts);
+/* Set one option from text (the parser's checks and messages). */
+int cli_opt_set(const char *cmd, cli_opt *o, const char *text);
+/* The option's current value as text that cli_opt_set reads back exactly. */
+void cli_opt_format(const cli_opt *o, char *buf, size_t len);
+cli_opt *cli_opt_find(cli_opt *opts, const char *name);
+
+/* --------------------------------------------------------------- models */
+
+/* The presets compiled from models/NAME.txt (NULL-terminated). */
+extern const struct cnn_preset {
+    const char *name;
+    const char *text;
+} cnn_presets[];
+/* The architecture text of a preset, or NULL. */
+const char *cli_preset(const char *name);
+/* A preset name or an architecture file. Returns 0, or 1/2 after printing. */
+int cli_build_model(const char *cmd, const char *arch, cnn_model **out);
+/* Load a model file; 0 or 1 after printing. */
+int cli_load_model(const char *cmd, const char *path, cnn_model **out);
+/* "--kernels ref|fast" */
+int cli_parse_kernels(const char *cmd, const char *s, cnn_kernels *out);
+
+/* ----------------------------------------------------------------- data */
+
+#define CLI_MAX_CLASSES 256
+typedef struct {
+    int n;
+    char names[CLI_MAX_CLASSES][40];
+} cli_classes;
+
+/* Find a data set: --data DIR if given, else the known set `dataset`
+ * (mnist, fashion) under data/ of the current directory or of the source
+ * tree. Loads the training (test == 0) or test split. `shown` receives the
+ * directory used. Returns 0, or 1 (2 for an unknown name) after printing. */
+int cli_load_dataset(const char *cmd, const char *dataset, const char *dir, int test,
+                     cnn_dataset *out, char *shown, size_t shown_len);
+/* Class names of a known data set, or "0".."k-1". */
+void cli_default_classes(const char *dataset, int k, cli_classes *c);
+/* "a,b,c" <-> cli_classes */
+void cli_classes_parse(const char *s, cli_classes *c);
+void cli_classes_join(const cli_classes *c, char *buf, size_t len);
+
+/* Input normalisation: x = (pixel / 255 - mean) / std, as a 256-entry table
+ * so every command converts a pixel to exactly the same float. */
+typedef struct {
+    float mean, std;
+    float lut[256];
+} cli_norm;
+void cli_norm_init(cli_norm *nm, float mean, float std);
+/* Mean and standard deviation of n pixels (as 0..1). */
+void cli_pixel_stats(const uint8_t *px, size_t n, double *mean, double *std);
+/* The model's stored normalisation (defaults 0 / 1 if absent). */
+int cli_norm_from_model(const char *cmd, const cnn_model *m, cli_norm *nm);
+/* Convert images idx[0..n) (or 0..n if idx is NULL, starting at `first`)
+ * into x (n, pixels). */
+void cli_batch(const cnn_dataset *d, const int *idx, int first, int n, const cli_norm *nm,
+               float *x, uint8_t *labels);
+
+/* Random shift (up to `shift` px) and rotation (up to `degrees`) of one
+ * h x w image, bilinear, written normalised into out. */
+void cli_augment(const uint8_t *img, int h, int w, float shift, float degrees, cnn_rng *r,
+                 const cli_norm *nm, float *out);
+
+/* Probabilities from model outputs: copies if the model ends in softmax, else
+ * a softmax per row. */
+void cli_probabilities(const cnn_model *m, const float *out, int n, int k, float *p);
+
+/* Run the model over a whole data set (eval mode) in batches of the model's
+ * max batch. Writes predicted[i] and, if probs != NULL, the n x k
+ * probabilities; returns the mean loss in *loss if non-NULL. */
+int cli_predict_all(const char *cmd, cnn_model *m, const cnn_dataset *d, int count,
+                    const cli_norm *nm, float *xbuf, cnn_loss loss, uint8_t *predicted,
+                    float *probs, double *mean_loss, int *correct);
+
+/* ---------------------------------------------------------------- report */
+
+typedef struct {
+    int k;
+    long *cm;          /* k x k: rows true, columns predicted */
+    long total, correct;
+} cli_confusion;
+int cli_confusion_init(cli_confusion *c, int k);
+void cli_confusion_add(cli_confusion *c, int truth, int predicted);
+void cli_confusion_free(cli_confusion *c);
+/* The seed's table (Class Precision Recall F1-Score Support, Accuracy,
+ * Macro avg, Weighted avg) and the confusion matrix. */
+void cli_report_print(FILE *f, const cli_confusion *c, const cli_classes *names);
+
+/* ---------------------------------------------------------------- plots */
+
+typedef struct {
+    int epoch;          /* 1-based */
+    double lr, train_loss, train_acc, val_loss, val_acc, seconds; /* NaN: none */
+} cli_epoch_row;
+/* An SVG with two panels (loss, accuracy) of train and validation curves. */
+int cli_plot_svg(const char *path, const char *title, const cli_epoch_row *rows, int n);
+int cli_history_csv(const char *path, const cli_epoch_row *rows, int n);
+
+/* -------------------------------------------------------------- progress */
+
+typedef struct {
+    int tty;
+    int epoch, epochs;
+    long total, done;
+    double t0, last_draw;
+    double loss_sum;
+    long loss_n;
+} cli_progress;
+double cli_now(void);
+void cli_progress_start(cli_progress *p, int epoch, int epochs, long total);
+void cli_progress_update(cli_progress *p, long done, double loss_sum, long loss_n);
+void cli_progress_end(cli_progress *p);
+
+/* ------------------------------------------------------------------ grid */
+
+/* A PNG of n 28x28 images scaled by `scale`, in a grid, each with its label
+ * text drawn under it. */
+int cli_grid_png(const char *path, const uint8_t *images, int n, int h, int w,
+                 const char *const *labels, int scale);
+
+#endif

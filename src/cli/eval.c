@@ -1,0 +1,138 @@
+/* eval.c — `cnn eval`: a model's classification report on a test set (the
+ * seed's table, section 3.5.2) and its confusion matrix; --predictions
+ * writes every test image's label, prediction and class probabilities. */
+#include "cli/cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int cli_eval(int argc, char **argv)
+{
+    const char *cmd = "eval";
+    const char *model = NULL, *dataset = "mnist", *data = NULL, *preds = NULL, *kernels = "fast";
+    int test_limit = 0, threads = 0, batch = 256;
+    cli_opt opts[] = {
+        {"model", CLI_STR, &model, 0, 0, "FILE", "the model file (.safetensors)", "required", 0},
+        {"dataset", CLI_STR, &dataset, 0, 0, "mnist|fashion", "a known data set under data/", "the model's", 0},
+        {"data", CLI_STR, &data, 0, 0, "DIR", "a directory of IDX files instead of --dataset", "none", 0},
+        {"test-limit", CLI_INT, &test_limit, 0, 100000000, "N", "evaluate the first N test images only; 0 = all", "0 (all)", 0},
+        {"predictions", CLI_STR, &preds, 0, 0, "FILE.csv", "write index,label,predicted,p0,... per image", "none", 0},
+        {"batch", CLI_INT, &batch, 1, 65536, "N", "images per forward pass", NULL, 0},
+        {"threads", CLI_INT, &threads, 0, 1024, "N", "threads for the kernels; 0 = all cores", NULL, 0},
+        {"kernels", CLI_STR, &kernels, 0, 0, "ref|fast", "textbook loops or im2col + GEMM", NULL, 0},
+        {NULL, 0, NULL, 0, 0, NULL, NULL, NULL, 0},
+    };
+    int rc = cli_parse(cmd, argc, argv, opts, NULL, 0, NULL);
+    if (rc < 0) {
+        cli_print_help(stdout, cmd, "--model FILE [options]",
+                       "Print the classification report (precision, recall, F1-score and support "
+                       "per class,\naccuracy, macro and weighted averages) and the confusion matrix "
+                       "of a model on a test set.",
+                       opts);
+        return CLI_OK;
+    }
+    if (rc) return rc;
+    if (!model) return cli_usage_error(cmd, "--model FILE is required");
+    if (data && opts[1].given) return cli_usage_error(cmd, "--data and --dataset conflict: give one");
+    cnn_kernels kern;
+    if ((rc = cli_parse_kernels(cmd, kernels, &kern))) return rc;
+
+    cnn_model *m = NULL;
+    cnn_dataset test = {0};
+    float *xbuf = NULL, *probs = NULL;
+    uint8_t *predicted = NULL;
+    cli_confusion conf = {0};
+    FILE *f = NULL;
+    if ((rc = cli_load_model(cmd, model, &m))) return rc;
+    if (!data && !opts[1].given) {
+        /* the data set the model was trained on */
+        const char *ds = cnn_model_get_meta(m, "dataset");
+        if (ds && strcmp(ds, "custom") == 0) {
+            rc = cli_usage_error(cmd, "%s was trained on a custom data set: give --data DIR", model);
+            goto done;
+        }
+        if (ds) dataset = ds;
+    }
+    char dir[4096];
+    if ((rc = cli_load_dataset(cmd, dataset, data, 1, &test, dir, sizeof dir))) goto done;
+    int ic, ih, iw;
+    cnn_model_input_shape(m, &ic, &ih, &iw);
+    if (test.c != ic || test.h != ih || test.w != iw) {
+        rc = cli_error(cmd, "the model takes %dx%dx%d images but %s holds %dx%dx%d", ic, ih, iw, dir,
+                       test.c, test.h, test.w);
+        goto done;
+    }
+    int k = cnn_model_output_size(m);
+    if (test.classes > k) {
+        rc = cli_error(cmd, "%s has %d classes but the model has only %d outputs", dir, test.classes, k);
+        goto done;
+    }
+    cli_norm nm;
+    if ((rc = cli_norm_from_model(cmd, m, &nm))) goto done;
+    cli_classes names;
+    cli_classes_parse(cnn_model_get_meta(m, "classes"), &names);
+    if (names.n < k) cli_default_classes(NULL, k, &names);
+
+    cnn_set_threads(threads);
+    cnn_model_set_kernels(m, kern);
+    if (cnn_model_set_batch(m, batch) != CNN_OK) {
+        rc = cli_error(cmd, "%s", cnn_errmsg());
+        goto done;
+    }
+    int n = test_limit > 0 && test_limit < test.n ? test_limit : test.n;
+    size_t px = (size_t)ic * ih * iw;
+    xbuf = cnn_alloc(sizeof(float) * px * (size_t)batch, "the input batch");
+    predicted = malloc((size_t)n);
+    if (preds) probs = malloc(sizeof(float) * (size_t)n * (size_t)k);
+    if (!xbuf || !predicted || (preds && !probs)) {
+        rc = cli_error(cmd, "out of memory");
+        goto done;
+    }
+    cnn_loss xent = {CNN_LOSS_XENT, 1.0f};
+    double t0 = cli_now();
+    if ((rc = cli_predict_all(cmd, m, &test, n, &nm, xbuf, xent, predicted, probs, NULL, NULL)))
+        goto done;
+    double secs = cli_now() - t0;
+    if (cli_confusion_init(&conf, k)) {
+        rc = cli_error(cmd, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < n; i++) cli_confusion_add(&conf, test.labels[i], predicted[i]);
+    printf("Model %s on %d test images of %s\n\n", model, n, dir);
+    cli_report_print(stdout, &conf, &names);
+    printf("Evaluated in %.2f s (%.0f images/s)\n", secs, secs > 0 ? n / secs : 0.0);
+
+    if (preds) {
+        f = fopen(preds, "w");
+        if (!f) {
+            rc = cli_error(cmd, "--predictions: cannot write %s", preds);
+            goto done;
+        }
+        fprintf(f, "index,label,predicted");
+        for (int j = 0; j < k; j++) fprintf(f, ",p%d", j);
+        fputc('\n', f);
+        for (int i = 0; i < n; i++) {
+            fprintf(f, "%d,%d,%d", i, test.labels[i], predicted[i]);
+            for (int j = 0; j < k; j++) fprintf(f, ",%.6g", probs[(size_t)i * k + j]);
+            fputc('\n', f);
+        }
+        int bad = ferror(f);
+        if (fclose(f) != 0 || bad) {
+            f = NULL;
+            rc = cli_error(cmd, "--predictions: error writing %s", preds);
+            goto done;
+        }
+        f = NULL;
+        printf("Wrote the predictions to %s\n", preds);
+    }
+    rc = CLI_OK;
+done:
+    if (f) fclose(f);
+    cli_confusion_free(&conf);
+    free(probs);
+    free(predicted);
+    cnn_free(xbuf);
+    cnn_dataset_free(&test);
+    cnn_model_free(m);
+    return rc;
+}

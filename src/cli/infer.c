@@ -1,0 +1,75 @@
+/* infer.c — running a model over a data set in eval mode and turning its
+ * outputs into probabilities. */
+#include "cli/cli.h"
+
+#include <math.h>
+#include <string.h>
+
+void cli_probabilities(const cnn_model *m, const float *out, int n, int k, float *p)
+{
+    if (cnn_model_ends_in_softmax(m)) {
+        memcpy(p, out, sizeof(float) * (size_t)n * (size_t)k);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        const float *o = out + (size_t)i * k;
+        float *q = p + (size_t)i * k;
+        float mx = o[0];
+        for (int j = 1; j < k; j++) mx = o[j] > mx ? o[j] : mx;
+        double s = 0.0;
+        for (int j = 0; j < k; j++) s += q[j] = expf(o[j] - mx);
+        for (int j = 0; j < k; j++) q[j] = (float)(q[j] / s);
+    }
+}
+
+static int argmax(const float *o, int k)
+{
+    int best = 0;
+    for (int j = 1; j < k; j++)
+        if (o[j] > o[best]) best = j;
+    return best;
+}
+
+int cli_predict_all(const char *cmd, cnn_model *m, const cnn_dataset *d, int count,
+                    const cli_norm *nm, float *xbuf, cnn_loss loss, uint8_t *predicted,
+                    float *probs, double *mean_loss, int *correct)
+{
+    int bs = cnn_model_max_batch(m);
+    int k = cnn_model_output_size(m);
+    double loss_sum = 0.0;
+    int right = 0;
+    uint8_t labels[4096];
+    if (bs > 4096) bs = 4096;
+    for (int first = 0; first < count; first += bs) {
+        int n = count - first < bs ? count - first : bs;
+        cli_batch(d, NULL, first, n, nm, xbuf, labels);
+        cnn_status s;
+        /* the loss needs the loss layer's view (fused softmax, ...), the
+         * predictions the model's outputs: run only what the caller asked */
+        if (mean_loss) {
+            cnn_batch_stats st;
+            s = cnn_model_eval_batch(m, xbuf, labels, n, loss, &st);
+            if (s != CNN_OK)
+                return cli_error(cmd, "evaluating images %d..%d: %s", first, first + n - 1,
+                                 cnn_errmsg());
+            loss_sum += st.loss * n;
+            if (!predicted && !probs) right += st.correct;
+        }
+        if (predicted || probs || !mean_loss) {
+            const float *out;
+            s = cnn_model_forward(m, xbuf, n, 0, &out);
+            if (s != CNN_OK)
+                return cli_error(cmd, "evaluating images %d..%d: %s", first, first + n - 1,
+                                 cnn_errmsg());
+            for (int i = 0; i < n; i++) {
+                int p = argmax(out + (size_t)i * k, k);
+                if (predicted) predicted[first + i] = (uint8_t)p;
+                right += p == labels[i];
+            }
+            if (probs) cli_probabilities(m, out, n, k, probs + (size_t)first * k);
+        }
+    }
+    if (mean_loss) *mean_loss = count ? loss_sum / count : NAN;
+    if (correct) *correct = right;
+    return CLI_OK;
+}

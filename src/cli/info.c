@@ -1,0 +1,118 @@
+/* info.c — `cnn info`: the layer table of an architecture or a model file,
+ * as Keras's summary() shows it, with FLOPs and the torch.nn equivalent. */
+#include "cli/cli.h"
+
+#include <string.h>
+
+/* 61706 -> "61,706" */
+static const char *commas(unsigned long long v, char *buf, size_t len)
+{
+    char tmp[32];
+    int n = snprintf(tmp, sizeof tmp, "%llu", v), o = 0;
+    for (int i = 0; i < n && (size_t)o + 2 < len; i++) {
+        if (i && (n - i) % 3 == 0) buf[o++] = ',';
+        buf[o++] = tmp[i];
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+static void shape_text(char *buf, size_t len, int c, int h, int w)
+{
+    if (h == 1 && w == 1) snprintf(buf, len, "%d", c);
+    else snprintf(buf, len, "%dx%dx%d", c, h, w);
+}
+
+static void human_flops(char *buf, size_t len, double f)
+{
+    if (f >= 1e9) snprintf(buf, len, "%.2f G", f / 1e9);
+    else if (f >= 1e6) snprintf(buf, len, "%.2f M", f / 1e6);
+    else if (f >= 1e3) snprintf(buf, len, "%.1f K", f / 1e3);
+    else snprintf(buf, len, "%.0f", f);
+}
+
+static void print_table(cnn_model *m, const char *name)
+{
+    int c, h, w;
+    cnn_model_input_shape(m, &c, &h, &w);
+    int nl = cnn_model_num_layers(m);
+    int dw = 30;
+    for (int i = 0; i < nl; i++) {
+        cnn_layer_info li;
+        if (cnn_model_layer_info(m, i, &li) == CNN_OK && (int)strlen(li.desc) > dw)
+            dw = (int)strlen(li.desc);
+    }
+    char s1[32], s2[32], s3[32];
+    printf("Model: %s\n\n", name);
+    printf("%3s  %-*s  %-12s  %12s  %14s  %s\n", "#", dw, "Layer", "Output shape", "Params",
+           "FLOPs/image", "torch.nn");
+    int total_w = 3 + 2 + dw + 2 + 12 + 2 + 12 + 2 + 14 + 2 + 12;
+    for (int i = 0; i < total_w; i++) putchar('-');
+    putchar('\n');
+    char inp[32], desc[48];
+    shape_text(inp, sizeof inp, c, h, w);
+    snprintf(desc, sizeof desc, "input %dx%dx%d", c, h, w);
+    printf("%3s  %-*s  %-12s  %12s  %14s  %s\n", "", dw, desc, inp, "0", "0", "");
+    for (int i = 0; i < nl; i++) {
+        cnn_layer_info li;
+        if (cnn_model_layer_info(m, i, &li) != CNN_OK) continue;
+        shape_text(s1, sizeof s1, li.out_c, li.out_h, li.out_w);
+        printf("%3d  %-*s  %-12s  %12s  %14s  %s\n", i, dw, li.desc, s1,
+               commas(li.params, s2, sizeof s2), commas((unsigned long long)(li.flops + 0.5), s3, sizeof s3),
+               li.torch ? li.torch : "");
+    }
+    for (int i = 0; i < total_w; i++) putchar('-');
+    putchar('\n');
+    size_t params = cnn_model_num_params(m), stored = 0;
+    for (int i = 0; i < cnn_model_num_tensors(m); i++) {
+        cnn_tensor t;
+        if (cnn_model_tensor(m, i, &t) == CNN_OK) stored += t.size;
+    }
+    double flops = cnn_model_flops(m);
+    printf("Total params:          %s\n", commas(params, s1, sizeof s1));
+    printf("Non-trainable buffers: %s (batchnorm running statistics)\n",
+           commas(stored > params ? stored - params : 0, s1, sizeof s1));
+    human_flops(s2, sizeof s2, flops);
+    printf("FLOPs per image:       %s (%sFLOPs forward; a multiply-add counts 2)\n",
+           commas((unsigned long long)(flops + 0.5), s1, sizeof s1), s2);
+    printf("Weights memory:        %.1f KiB (float32, %s floats)\n", (double)stored * 4 / 1024.0,
+           commas(stored, s3, sizeof s3));
+}
+
+int cli_info(int argc, char **argv)
+{
+    const char *cmd = "info";
+    const char *arch = NULL, *model = NULL;
+    cli_opt opts[] = {
+        {"arch", CLI_STR, &arch, 0, 0, "NAME|FILE", "a preset name or an architecture file", "none", 0},
+        {"model", CLI_STR, &model, 0, 0, "FILE", "a model file (.safetensors)", "none", 0},
+        {NULL, 0, NULL, 0, 0, NULL, NULL, NULL, 0},
+    };
+    int rc = cli_parse(cmd, argc, argv, opts, NULL, 0, NULL);
+    if (rc < 0) {
+        cli_print_help(stdout, cmd, "--arch NAME|FILE | --model FILE",
+                       "Print the layer table of an architecture or a model: output shape, "
+                       "parameters and\nforward FLOPs per image of each layer, the totals, and the "
+                       "matching torch.nn module.",
+                       opts);
+        return CLI_OK;
+    }
+    if (rc) return rc;
+    if (!!arch == !!model) return cli_usage_error(cmd, "give exactly one of --arch and --model");
+    cnn_model *m = NULL;
+    if (arch) rc = cli_build_model(cmd, arch, &m);
+    else rc = cli_load_model(cmd, model, &m);
+    if (rc) return rc;
+    print_table(m, arch ? arch : model);
+    if (model) {
+        static const char *const keys[] = {"dataset", "classes", "norm_mean", "norm_std",
+                                           "epochs", "test_accuracy"};
+        printf("\n");
+        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+            const char *v = cnn_model_get_meta(m, keys[i]);
+            if (v) printf("%-22s %s\n", keys[i], v);
+        }
+    }
+    cnn_model_free(m);
+    return CLI_OK;
+}

@@ -1,0 +1,139 @@
+/* predict.c — `cnn predict`: classify PNG, JPEG or PGM images, preprocessed
+ * the way MNIST was made, and optionally draw them in a grid with their
+ * predicted labels (the seed's Figure 3.3). */
+#include "cli/cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_IMAGES 4096
+
+int cli_predict(int argc, char **argv)
+{
+    const char *cmd = "predict";
+    const char *model = NULL, *grid = NULL;
+    int top = 0, threads = 0, scale = 4;
+    cli_opt opts[] = {
+        {"model", CLI_STR, &model, 0, 0, "FILE", "the model file (.safetensors)", "required", 0},
+        {"top", CLI_INT, &top, 0, 256, "K", "print the K most likely classes; 0 = all", "0 (all)", 0},
+        {"grid", CLI_STR, &grid, 0, 0, "FILE.png", "draw the preprocessed inputs with their predictions", "none", 0},
+        {"scale", CLI_INT, &scale, 1, 16, "N", "--grid: pixels per input pixel", NULL, 0},
+        {"threads", CLI_INT, &threads, 0, 1024, "N", "threads for the kernels; 0 = all cores", NULL, 0},
+        {NULL, 0, NULL, 0, 0, NULL, NULL, NULL, 0},
+    };
+    char *files[MAX_IMAGES];
+    int nfiles = 0;
+    int rc = cli_parse(cmd, argc, argv, opts, files, MAX_IMAGES, &nfiles);
+    if (rc < 0) {
+        cli_print_help(stdout, cmd, "--model FILE [options] IMAGE...",
+                       "Classify PNG, JPEG or PGM images. Each is preprocessed the way MNIST was "
+                       "made (grayscale,\ninvert a light background, crop to the ink, fit 20x20, "
+                       "centre of mass at the centre\nof 28x28) and normalised with the model's "
+                       "stored mean and std.",
+                       opts);
+        return CLI_OK;
+    }
+    if (rc) return rc;
+    if (!model) return cli_usage_error(cmd, "--model FILE is required");
+    if (nfiles == 0) return cli_usage_error(cmd, "give at least one image file");
+
+    cnn_model *m = NULL;
+    uint8_t *pix = NULL;
+    float *x = NULL, *probs = NULL;
+    int *ok = NULL, *pred = NULL;
+    char **labels = NULL;
+    if ((rc = cli_load_model(cmd, model, &m))) return rc;
+    int ic, ih, iw;
+    cnn_model_input_shape(m, &ic, &ih, &iw);
+    if (ic != 1 || ih != 28 || iw != 28) {
+        rc = cli_error(cmd, "the model takes %dx%dx%d inputs; predict handles 1x28x28 models", ic, ih, iw);
+        goto done;
+    }
+    int k = cnn_model_output_size(m);
+    cli_norm nm;
+    if ((rc = cli_norm_from_model(cmd, m, &nm))) goto done;
+    cli_classes names;
+    cli_classes_parse(cnn_model_get_meta(m, "classes"), &names);
+    if (names.n < k) cli_default_classes(NULL, k, &names);
+    if (top <= 0 || top > k) top = k;
+
+    const int px = 28 * 28;
+    pix = malloc((size_t)nfiles * px);
+    x = malloc(sizeof(float) * (size_t)nfiles * px);
+    probs = malloc(sizeof(float) * (size_t)nfiles * k);
+    ok = calloc((size_t)nfiles, sizeof *ok);
+    pred = calloc((size_t)nfiles, sizeof *pred);
+    labels = calloc((size_t)nfiles, sizeof *labels);
+    if (!pix || !x || !probs || !ok || !pred || !labels) {
+        rc = cli_error(cmd, "out of memory");
+        goto done;
+    }
+    /* load every image; a bad file is reported and skipped */
+    int nok = 0, failed = 0;
+    for (int i = 0; i < nfiles; i++) {
+        if (cnn_image_load_mnist(files[i], pix + (size_t)nok * px) != CNN_OK) {
+            cli_error(cmd, "%s", cnn_errmsg());
+            failed = 1;
+            continue;
+        }
+        for (int p = 0; p < px; p++) x[(size_t)nok * px + p] = nm.lut[pix[(size_t)nok * px + p]];
+        ok[nok++] = i;
+    }
+    cnn_set_threads(threads);
+    int bs = nok < 256 ? (nok ? nok : 1) : 256;
+    if (cnn_model_set_batch(m, bs) != CNN_OK) {
+        rc = cli_error(cmd, "%s", cnn_errmsg());
+        goto done;
+    }
+    for (int first = 0; first < nok; first += bs) {
+        int n = nok - first < bs ? nok - first : bs;
+        const float *out;
+        if (cnn_model_forward(m, x + (size_t)first * px, n, 0, &out) != CNN_OK) {
+            rc = cli_error(cmd, "%s", cnn_errmsg());
+            goto done;
+        }
+        cli_probabilities(m, out, n, k, probs + (size_t)first * k);
+    }
+    for (int i = 0; i < nok; i++) {
+        const float *p = probs + (size_t)i * k;
+        int order[CLI_MAX_CLASSES];
+        for (int j = 0; j < k; j++) order[j] = j;
+        /* insertion sort by probability, highest first (k is small) */
+        for (int a = 1; a < k; a++)
+            for (int b = a; b > 0 && p[order[b]] > p[order[b - 1]]; b--) {
+                int t = order[b];
+                order[b] = order[b - 1];
+                order[b - 1] = t;
+            }
+        pred[i] = order[0];
+        printf("%s: %s (%.1f%%)\n ", files[ok[i]], names.names[order[0]], 100.0 * p[order[0]]);
+        for (int j = 0; j < top; j++) printf(" %s %.1f%%", names.names[order[j]], 100.0 * p[order[j]]);
+        printf("\n");
+        char buf[64];
+        snprintf(buf, sizeof buf, "%s (%.0f%%)", names.names[order[0]], 100.0 * p[order[0]]);
+        labels[i] = strdup(buf);
+        if (!labels[i]) {
+            rc = cli_error(cmd, "out of memory");
+            goto done;
+        }
+    }
+    if (grid && nok > 0) {
+        if (cli_grid_png(grid, pix, nok, 28, 28, (const char *const *)labels, scale)) {
+            rc = cli_error(cmd, "--grid: cannot write %s", grid);
+            goto done;
+        }
+        printf("Wrote the grid to %s\n", grid);
+    }
+    rc = failed ? CLI_EDATA : CLI_OK;
+done:
+    if (labels)
+        for (int i = 0; i < nfiles; i++) free(labels[i]);
+    free(labels);
+    free(pred);
+    free(ok);
+    free(probs);
+    free(x);
+    free(pix);
+    cnn_model_free(m);
+    return rc;
+}
