@@ -12,6 +12,9 @@
  * Threads. With a batch at least as large as the thread count each thread
  * takes whole images (its own im2col buffer, serial GEMM); a smaller batch
  * runs image by image with the GEMM itself parallel over output tiles.
+ * Images (and gradient chunks) are handed out dynamically: on a machine
+ * whose cores are shared, a thread that gets less CPU simply takes fewer
+ * images instead of holding everyone at the barrier.
  *
  * Determinism. dW and db are sums over the batch; summing per thread would
  * make the rounding depend on the thread count. Instead the batch is split
@@ -249,7 +252,7 @@ static void conv_forward_fast(conv2d *cv, const float *x, float *y, int n)
     const size_t isz = cnn_shape_size(cv->base.in), osz = cnn_shape_size(cv->base.out);
     const int nt = conv_threads(cv, n);
     if (n >= nt) {
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
         for (int i = 0; i < n; i++)
             conv_image_forward(cv, x + i * isz, y + i * osz,
                                cv->col + (size_t)omp_get_thread_num() * cv->col_size,
@@ -303,7 +306,7 @@ static void conv_backward_fast(conv2d *cv, const float *x, const float *dy, floa
     const int nt = conv_threads(cv, n);
 
     if (nchunks >= nt) {
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
         for (int k = 0; k < nchunks; k++) {
             int i1 = (k + 1) * cs < n ? (k + 1) * cs : n;
             conv_chunk_backward(cv, x, dy, dx, k * cs, i1, cv->dw_part + k * wsz,

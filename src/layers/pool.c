@@ -184,7 +184,7 @@ static void pool_forward_fast(pool2d *p, const float *x, float *y, int n)
     const cnn_window *g = &p->g;
     const size_t isz = (size_t)g->h * g->w, osz = (size_t)g->ho * g->wo;
     const int planes = n * g->c, nt = pool_threads(&p->base, n);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 16) if (nt > 1)
     for (int k = 0; k < planes; k++) {
         if (p->is_max) maxpool_plane(g, x + k * isz, y + k * osz, p->argmax + k * osz);
         else avgpool_plane(g, x + k * isz, y + k * osz);
@@ -198,7 +198,7 @@ static void pool_backward_fast(pool2d *p, const float *dy, float *dx, int n)
     const size_t isz = (size_t)g->h * g->w, osz = (size_t)g->ho * g->wo;
     const int planes = n * g->c, nt = pool_threads(&p->base, n);
     const float kk = (float)(g->kh * g->kw);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 16) if (nt > 1)
     for (int k = 0; k < planes; k++) {
         float *dxp = dx + k * isz;
         const float *dyp = dy + k * osz;
