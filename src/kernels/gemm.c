@@ -129,10 +129,11 @@ typedef struct {
     int mr, nr;     /* register tile */
     int kc, mc, nc; /* cache blocks */
     int direct_b;   /* read op(B) in place instead of packing it */
+    int dot;        /* A * B^T as dot products (cnn_gemm_dot_avx512) */
     cnn_gemm_macro_fn macro;
 } plan;
 
-static plan make_plan(int M, int N, int K, int transb)
+static plan make_plan(int M, int N, int K, int transa, int transb)
 {
     plan p;
     int kcmax;
@@ -155,22 +156,16 @@ static plan make_plan(int M, int N, int K, int transb)
         p.macro = cnn_gemm_macro_generic;
         break;
     }
-    { /* TUNING */
-        static int tk = -1, tm, tn;
-        if (tk < 0) {
-            tk = getenv("CNN_GEMM_KC") ? atoi(getenv("CNN_GEMM_KC")) : 0;
-            tm = getenv("CNN_GEMM_MC") ? atoi(getenv("CNN_GEMM_MC")) : 0;
-            tn = getenv("CNN_GEMM_NC") ? atoi(getenv("CNN_GEMM_NC")) : 0;
-        }
-        if (tk) kcmax = tk;
-        if (tm) p.mc = tm;
-        if (tn) p.nc = tn;
-    }
     /* kc from K alone (equal blocks): the thread split must not change it */
     int nb = (K + kcmax - 1) / kcmax;
     p.kc = (K + nb - 1) / nb;
     (void)N;
-    p.direct_b = !transb && M <= 4 * p.mr;
+    /* Reading B in place beat packing it on every conv and dense shape
+     * measured (bench/NOTES.md); packing wins back only on large squares,
+     * where TLB and prefetch streams start to matter. */
+    p.direct_b = !transb && M <= 640;
+    p.dot = !transa && transb && p.macro == cnn_gemm_macro_avx512 && (long)M * N <= 1024 &&
+            K >= 32;
     return p;
 }
 
@@ -275,6 +270,10 @@ static int run(const plan *pl, int transa, int transb, int M, int N, int K, floa
                const float *A, int lda, const float *B, int ldb, float beta, float *C,
                int ldc)
 {
+    if (pl->dot) {
+        cnn_gemm_dot_avx512(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return 0;
+    }
     const int mr = pl->mr, nr = pl->nr, kc0 = pl->kc;
     const int mcb = pl->mc < M ? pl->mc : M;
     const int ncb = pl->direct_b ? N : (pl->nc < N ? pl->nc : N);
@@ -341,7 +340,7 @@ void cnn_sgemm_serial(int transa, int transb, int M, int N, int K, float alpha,
         scale_c(M, N, beta, C, ldc);
         return;
     }
-    plan pl = make_plan(M, N, K, transb);
+    plan pl = make_plan(M, N, K, transa, transb);
     run_block(&pl, transa, transb, 0, M, 0, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
@@ -358,7 +357,7 @@ void cnn_sgemm(int transa, int transb, int M, int N, int K, float alpha, const f
         cnn_sgemm_serial(transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    plan pl = make_plan(M, N, K, transb);
+    plan pl = make_plan(M, N, K, transa, transb);
     /* Split along N in half-sliver units (finer units balance 2 threads on
      * N = 196 better), or along M in tiles when N is too narrow. */
     int un = pl.nr / 2, um = pl.mr;

@@ -47,27 +47,42 @@ KERNEL void tile(const int M_, const int NV_, int n, int kc, const float *a,
         b += ldbk;
     }
 
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    if (alpha == 1.0f && beta == 0.0f && n >= 16 * NV_) {
+        /* the common case; 1 * acc == acc exactly, so skipping the multiply
+         * (which would occupy the FMA pipes) changes no bits */
+#pragma GCC unroll 14
+        for (int i = 0; i < M_; i++)
+            for (int v = 0; v < NV_; v++) _mm512_storeu_ps(c + i * ldc + 16 * v, acc[i][v]);
+        return;
+    }
+    if (n >= 16 * NV_) {
+        /* full tile: plain stores, masked ones are slower on Zen */
+#pragma GCC unroll 14
+        for (int i = 0; i < M_; i++) {
+            float *ci = c + i * ldc;
+            for (int v = 0; v < NV_; v++) {
+                __m512 r = _mm512_mul_ps(acc[i][v], va);
+                if (beta != 0.0f)
+                    r = _mm512_fmadd_ps(acc[i][v], va, _mm512_mul_ps(vb, _mm512_loadu_ps(ci + 16 * v)));
+                _mm512_storeu_ps(ci + 16 * v, r);
+            }
+        }
+        return;
+    }
     __mmask16 m0 = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
     __mmask16 m1 = n >= 32 ? (__mmask16)0xFFFF
                  : n > 16  ? (__mmask16)((1u << (n - 16)) - 1) : (__mmask16)0;
-    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-    if (beta == 0.0f) {
 #pragma GCC unroll 14
-        for (int i = 0; i < M_; i++) {
-            float *ci = c + i * ldc;
-            _mm512_mask_storeu_ps(ci, m0, _mm512_mul_ps(acc[i][0], va));
-            if (NV_ > 1) _mm512_mask_storeu_ps(ci + 16, m1, _mm512_mul_ps(acc[i][1], va));
-        }
-    } else {
-#pragma GCC unroll 14
-        for (int i = 0; i < M_; i++) {
-            float *ci = c + i * ldc;
-            __m512 c0 = _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(m0, ci));
-            _mm512_mask_storeu_ps(ci, m0, _mm512_fmadd_ps(acc[i][0], va, c0));
-            if (NV_ > 1) {
-                __m512 c1 = _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(m1, ci + 16));
-                _mm512_mask_storeu_ps(ci + 16, m1, _mm512_fmadd_ps(acc[i][1], va, c1));
-            }
+    for (int i = 0; i < M_; i++) {
+        float *ci = c + i * ldc;
+        for (int v = 0; v < NV_; v++) {
+            __mmask16 mv = v ? m1 : m0;
+            __m512 r = _mm512_mul_ps(acc[i][v], va);
+            if (beta != 0.0f)
+                r = _mm512_fmadd_ps(acc[i][v], va,
+                                    _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(mv, ci + 16 * v)));
+            _mm512_mask_storeu_ps(ci + 16 * v, mv, r);
         }
     }
 }
@@ -154,6 +169,66 @@ TARGET void cnn_gemm_pack_t_avx512(const float *src, long ld, int rows, int kc, 
     }
 }
 
+/* Dot-product tile for C = A * B^T with both operands K-contiguous:
+ * MI x NJ dot products, 16 k at a time, then one horizontal sum each. */
+KERNEL void dot_tile(const int MI, const int NJ, int K, float alpha, const float *A, long lda,
+                     const float *B, long ldb, float beta, float *C, long ldc)
+{
+    __m512 acc[4][4], a[4], b[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < MI; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NJ; j++) acc[i][j] = _mm512_setzero_ps();
+    for (int k = 0; k < K; k += 16) {
+        /* the tail reads zeros past K: they add nothing */
+        __mmask16 km = K - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (K - k)) - 1);
+#pragma GCC unroll 4
+        for (int i = 0; i < MI; i++) a[i] = _mm512_maskz_loadu_ps(km, A + i * lda + k);
+#pragma GCC unroll 4
+        for (int j = 0; j < NJ; j++) b[j] = _mm512_maskz_loadu_ps(km, B + j * ldb + k);
+#pragma GCC unroll 4
+        for (int i = 0; i < MI; i++)
+#pragma GCC unroll 4
+            for (int j = 0; j < NJ; j++) acc[i][j] = _mm512_fmadd_ps(a[i], b[j], acc[i][j]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < MI; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NJ; j++) {
+            float sum = _mm512_reduce_add_ps(acc[i][j]);
+            float *c = C + i * ldc + j;
+            *c = beta == 0.0f ? alpha * sum : __builtin_fmaf(sum, alpha, beta * *c);
+        }
+}
+
+#define DOTJ(MI)                                                                         \
+    switch (nj) {                                                                        \
+    case 1: dot_tile(MI, 1, K, alpha, a, lda, b, ldb, beta, c, ldc); break;             \
+    case 2: dot_tile(MI, 2, K, alpha, a, lda, b, ldb, beta, c, ldc); break;             \
+    case 3: dot_tile(MI, 3, K, alpha, a, lda, b, ldb, beta, c, ldc); break;             \
+    default: dot_tile(MI, 4, K, alpha, a, lda, b, ldb, beta, c, ldc); break;            \
+    }
+
+TARGET void cnn_gemm_dot_avx512(int M, int N, int K, float alpha, const float *A, long lda,
+                                const float *B, long ldb, float beta, float *C, long ldc)
+{
+    for (int i0 = 0; i0 < M; i0 += 4) {
+        int mi = M - i0 < 4 ? M - i0 : 4;
+        const float *a = A + i0 * lda;
+        for (int j0 = 0; j0 < N; j0 += 4) {
+            int nj = N - j0 < 4 ? N - j0 : 4;
+            const float *b = B + j0 * ldb;
+            float *c = C + i0 * ldc + j0;
+            switch (mi) {
+            case 1: DOTJ(1) break;
+            case 2: DOTJ(2) break;
+            case 3: DOTJ(3) break;
+            default: DOTJ(4) break;
+            }
+        }
+    }
+}
+
 #else /* not x86-64 GCC/Clang: never selected, but the symbol must exist */
 
 void cnn_gemm_macro_avx512(int mc, int nc, int kc, const float *pa, const float *b,
@@ -161,6 +236,13 @@ void cnn_gemm_macro_avx512(int mc, int nc, int kc, const float *pa, const float 
                            float alpha, float beta)
 {
     cnn_gemm_macro_generic(mc, nc, kc, pa, b, ldbk, bsl, bedge, c, ldc, alpha, beta);
+}
+
+void cnn_gemm_dot_avx512(int M, int N, int K, float alpha, const float *A, long lda,
+                         const float *B, long ldb, float beta, float *C, long ldc)
+{
+    (void)M; (void)N; (void)K; (void)alpha; (void)A; (void)lda; (void)B; (void)ldb;
+    (void)beta; (void)C; (void)ldc; /* never selected off x86-64 */
 }
 
 void cnn_gemm_pack_t_avx512(const float *src, long ld, int rows, int kc, float *d,

@@ -55,6 +55,15 @@ void cnn_gemm_macro_avx512(int mc, int nc, int kc, const float *pa, const float 
 void cnn_gemm_pack_t_avx512(const float *src, long ld, int rows, int kc, float *d,
                             long dstride, int lanes);
 
+/* C = alpha * A * B^T + beta * C with A (M x K) and B (N x K) both stored
+ * K-contiguous, as dot products: no packing at all. For the weight
+ * gradients of small conv layers (M = filters, N = C*kh*kw small, K =
+ * pixels large), where packing both operands would cost more than the
+ * FMAs. Each element: 16 lane sums over k, one horizontal sum, then
+ * alpha/beta — the same for every element, whatever the split. */
+void cnn_gemm_dot_avx512(int M, int N, int K, float alpha, const float *A, long lda,
+                         const float *B, long ldb, float beta, float *C, long ldc);
+
 /* Register tile sizes of each level. */
 #define CNN_GEMM_GENERIC_MR 6
 #define CNN_GEMM_GENERIC_NR 16
