@@ -152,6 +152,7 @@ typedef struct {
     double loss_sum;         /* this epoch so far */
     long correct, seen;
     history hist;
+    char test_accuracy[32];  /* "" until measured */
     char ckpt_path[4096];
 } run_state;
 
@@ -167,6 +168,11 @@ static int record_state(run_state *rs)
 {
     char buf[128], key[64];
     int rc = 0;
+    /* every key, always in this order: a resumed run's file then matches an
+     * uninterrupted run's byte for byte */
+    snprintf(buf, sizeof buf, "%d", rs->cfg->epochs);
+    rc |= set_meta(rs->m, "epochs", buf);
+    rc |= set_meta(rs->m, "test_accuracy", rs->test_accuracy);
     snprintf(buf, sizeof buf, "%d", rs->epoch);
     rc |= set_meta(rs->m, "train.epoch", buf);
     snprintf(buf, sizeof buf, "%d", rs->step);
@@ -205,7 +211,7 @@ static int save_checkpoint(run_state *rs)
 
 /* Take the run's options from a checkpoint. An option given on the command
  * line must agree with it. */
-static int options_from_checkpoint(cnn_model *ck, cli_opt *opts, const char *path)
+static int options_from_checkpoint(cnn_model *ck, cli_opt *opts, const char *path, char **owned)
 {
     for (int i = 0; run_options[i]; i++) {
         cli_opt *o = cli_opt_find(opts, run_options[i]);
@@ -226,8 +232,11 @@ static int options_from_checkpoint(cnn_model *ck, cli_opt *opts, const char *pat
         if (o->kind == CLI_STR && !saved[0]) {
             *(const char **)o->dest = NULL;
         } else {
-            /* the checkpoint's strings outlive the parse: they live in ck */
-            int rc = cli_opt_set(CMD, o, saved);
+            /* a copy: the model's metadata strings are replaced as the run
+             * records its progress */
+            owned[i] = strdup(saved);
+            if (!owned[i]) return cli_error(CMD, "out of memory");
+            int rc = cli_opt_set(CMD, o, owned[i]);
             if (rc) return cli_error(CMD, "--resume: %s holds a bad value for %s", path, key);
         }
         o->given = 1;
@@ -235,17 +244,18 @@ static int options_from_checkpoint(cnn_model *ck, cli_opt *opts, const char *pat
     return CLI_OK;
 }
 
-static int parse_batch(const char *s, int ntrain, int *out)
+/* "N", or "all" / "0" for the full batch (returned as 0). */
+static int parse_batch(const char *s, int *out)
 {
     if (strcmp(s, "all") == 0 || strcmp(s, "0") == 0) {
-        *out = ntrain;
+        *out = 0;
         return CLI_OK;
     }
     char *end;
     long v = strtol(s, &end, 10);
     if (!*s || *end || v < 1 || v > 1000000)
         return cli_usage_error(CMD, "--batch: expected a whole number from 1 to 1000000 or 'all', got '%s'", s);
-    *out = v > ntrain ? ntrain : (int)v;
+    *out = (int)v;
     return CLI_OK;
 }
 
@@ -320,6 +330,7 @@ int cli_train(int argc, char **argv)
     rs.cfg = &c;
     rs.opts = opts;
     cli_confusion conf = {0};
+    char *owned[sizeof run_options / sizeof run_options[0]] = {0};
 
     /* ---- options that conflict, before any work */
     if (c.resume && c.init) {
@@ -334,7 +345,7 @@ int cli_train(int argc, char **argv)
     /* ---- the model: from a checkpoint, or built and initialised */
     if (c.resume) {
         if ((rc = cli_load_model(CMD, c.resume, &m))) goto done;
-        if ((rc = options_from_checkpoint(m, opts, c.resume))) goto done;
+        if ((rc = options_from_checkpoint(m, opts, c.resume, owned))) goto done;
         const char *e = cnn_model_get_meta(m, "train.epoch");
         const char *s = cnn_model_get_meta(m, "train.step");
         const char *ls = cnn_model_get_meta(m, "train.loss_sum");
@@ -392,6 +403,8 @@ int cli_train(int argc, char **argv)
         goto done;
     }
     if ((rc = cli_parse_kernels(CMD, c.kernels, &kern))) goto done;
+    int batch = 0;
+    if ((rc = parse_batch(c.batch, &batch))) goto done;
     cnn_optim_config oc = cnn_optim_defaults(ok);
     if (cli_opt_find(opts, "momentum")->given && ok != CNN_OPT_MOMENTUM && ok != CNN_OPT_NESTEROV &&
         c.momentum != 0) {
@@ -444,8 +457,7 @@ int cli_train(int argc, char **argv)
     int ntest = c.test_limit > 0 && c.test_limit < test.n ? c.test_limit : test.n;
     const char *dsname = c.data ? "custom" : c.dataset;
 
-    int batch = 1;
-    if ((rc = parse_batch(c.batch, ntrain, &batch))) goto done;
+    if (batch == 0 || batch > ntrain) batch = ntrain;
 
     /* ---- normalisation and class names, recorded in the model */
     cli_norm nm;
@@ -472,6 +484,7 @@ int cli_train(int argc, char **argv)
     if (names.n < k) cli_default_classes(NULL, k, &names);
 
     rs.m = m;
+    if ((rc = record_state(&rs))) goto done;
 
     /* ---- the machine */
     cnn_set_threads(c.threads);
@@ -657,12 +670,8 @@ int cli_train(int argc, char **argv)
            images_trained, train_seconds > 0 ? images_trained / train_seconds : 0.0, wall);
 
     /* ---- the model file: weights plus the record of the run */
-    char buf[64];
-    snprintf(buf, sizeof buf, "%d", c.epochs);
-    rc |= set_meta(m, "epochs", buf);
-    snprintf(buf, sizeof buf, "%.4f", 100.0 * tc / ntest);
-    rc |= set_meta(m, "test_accuracy", buf);
-    if (rc || (rc = record_state(&rs))) goto done;
+    snprintf(rs.test_accuracy, sizeof rs.test_accuracy, "%.4f", 100.0 * tc / ntest);
+    if ((rc = record_state(&rs))) goto done;
     if (cnn_model_save(m, c.out, 0) != CNN_OK) {
         rc = cli_error(CMD, "cannot save the model: %s", cnn_errmsg());
         goto done;
@@ -673,6 +682,7 @@ int cli_train(int argc, char **argv)
     rc = CLI_OK;
 
 done:
+    for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++) free(owned[i]);
     cli_confusion_free(&conf);
     free(rs.hist.rows);
     free(predicted);
