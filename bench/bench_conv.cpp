@@ -193,7 +193,7 @@ int main(int argc, char **argv)
                      * short round; the fast kernels get three and we keep
                      * the best (a busy second core only ever slows us) */
                     if (k == 0) b->MinTime(0.05);
-                    else b->MinTime(0.1)->Repetitions(3)->ReportAggregatesOnly(false);
+                    else b->MinTime(0.1)->Repetitions(3);
                 }
             }
         }
