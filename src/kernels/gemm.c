@@ -22,6 +22,7 @@
 #include "gemm_internal.h"
 
 #include <omp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -171,10 +172,58 @@ static plan make_plan(int M, int N, int K, int transa, int transb)
 
 /* -------------------------------------------------------- pack buffers */
 
-/* Per-thread, grown on demand and kept: OpenMP reuses its threads, so the
- * steady state allocates nothing. */
-static _Thread_local float *tl_pa, *tl_pb;
-static _Thread_local size_t tl_pa_cap, tl_pb_cap;
+/* Per-thread pack buffers, grown on demand and kept: OpenMP reuses its
+ * threads, so the steady state allocates nothing. The holders live on a
+ * global list (so a leak checker sees them as reachable) and a thread's
+ * exit frees its buffers and hands the holder to the next new thread. */
+typedef struct bufs {
+    float *pa, *pb;
+    size_t pa_cap, pb_cap;
+    int in_use;
+    struct bufs *next;
+} bufs;
+
+static bufs *g_bufs;                 /* every holder ever made */
+static _Thread_local bufs *tl_bufs;  /* this thread's */
+static pthread_key_t g_bufs_key;
+static pthread_once_t g_bufs_once = PTHREAD_ONCE_INIT;
+
+static void bufs_release(void *p)
+{
+    bufs *b = p;
+    free(b->pa);
+    free(b->pb);
+    b->pa = b->pb = NULL;
+    b->pa_cap = b->pb_cap = 0;
+    __atomic_store_n(&b->in_use, 0, __ATOMIC_RELEASE);
+}
+
+static void bufs_key_init(void) { pthread_key_create(&g_bufs_key, bufs_release); }
+
+static bufs *thread_bufs(void)
+{
+    if (tl_bufs) return tl_bufs;
+    pthread_once(&g_bufs_once, bufs_key_init);
+    bufs *b;
+    for (b = __atomic_load_n(&g_bufs, __ATOMIC_ACQUIRE); b; b = b->next) {
+        int zero = 0;
+        if (__atomic_compare_exchange_n(&b->in_use, &zero, 1, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_RELAXED))
+            break;
+    }
+    if (!b) {
+        b = calloc(1, sizeof *b);
+        if (!b) return NULL;
+        b->in_use = 1;
+        b->next = __atomic_load_n(&g_bufs, __ATOMIC_RELAXED);
+        while (!__atomic_compare_exchange_n(&g_bufs, &b->next, b, 1, __ATOMIC_RELEASE,
+                                            __ATOMIC_RELAXED))
+            ;
+    }
+    pthread_setspecific(g_bufs_key, b);
+    tl_bufs = b;
+    return b;
+}
 
 static float *grow(float **buf, size_t *cap, size_t n)
 {
@@ -279,8 +328,10 @@ static int run(const plan *pl, int transa, int transb, int M, int N, int K, floa
     const int ncb = pl->direct_b ? N : (pl->nc < N ? pl->nc : N);
     size_t na = (size_t)((mcb + mr - 1) / mr) * mr * kc0;
     size_t nb = pl->direct_b ? (size_t)kc0 * nr : (size_t)((ncb + nr - 1) / nr) * nr * kc0;
-    float *pa = grow(&tl_pa, &tl_pa_cap, na);
-    float *pb = grow(&tl_pb, &tl_pb_cap, nb);
+    bufs *tb = thread_bufs();
+    if (!tb) return -1;
+    float *pa = grow(&tb->pa, &tb->pa_cap, na);
+    float *pb = grow(&tb->pb, &tb->pb_cap, nb);
     if (!pa || !pb) return -1;
 
     for (int jc = 0; jc < N; jc += ncb) {
