@@ -57,8 +57,9 @@ uint32_t cnn_rng_below(cnn_rng *r, uint32_t n); /* [0, n), unbiased */
 /* Threads the fast kernels may use (cnn_set_threads). */
 int cnn_threads(void);
 /* Below this many FLOPs a kernel runs on one thread: threads must never
- * make a small layer slower. */
-#define CNN_PARALLEL_MIN_FLOPS 200000.0
+ * make a small layer slower. An OpenMP fork/join costs a few microseconds,
+ * about 1e6 FLOPs of work at 100-200 GFLOP/s (measured in bench_gemm). */
+#define CNN_PARALLEL_MIN_FLOPS 1000000.0
 
 /* ---------------------------------------------------------------- kernels */
 
