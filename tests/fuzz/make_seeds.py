@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""Write the seed corpora of the fuzz targets into tests/fuzz/corpus/.
+
+Valid small files of each kind (plus a few near-misses), so the fuzzers start
+deep inside the formats. Run from anywhere: python3 tests/fuzz/make_seeds.py
+Needs only the standard library. The corpora are committed; rerun this only
+to change the seeds."""
+import gzip
+import json
+import os
+import struct
+import sysconfig
+import zlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+CORPUS = os.path.join(HERE, "corpus")
+
+
+def put(target, name, data):
+    d = os.path.join(CORPUS, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def digit(w, h, ink=255, paper=0):
+    """A w x h grayscale picture of a '7'-ish stroke."""
+    px = bytearray([paper] * (w * h))
+    for x in range(w // 5, 4 * w // 5):
+        px[(h // 5) * w + x] = ink
+    for y in range(h // 5, 4 * h // 5):
+        x = 4 * w // 5 - (y - h // 5) * (3 * w // 5) // max(1, 3 * h // 5)
+        px[y * w + max(0, min(w - 1, x))] = ink
+    return bytes(px)
+
+
+# ------------------------------------------------------------------- IDX
+def idx_images(n, h, w):
+    pix = bytes((i * 37 + 11) % 256 for i in range(n * h * w))
+    return struct.pack(">BBBBIII", 0, 0, 8, 3, n, h, w) + pix
+
+
+def idx_labels(n, classes=10):
+    return struct.pack(">BBBBI", 0, 0, 8, 1, n) + bytes(i % classes for i in range(n))
+
+
+def idx_pair(flags, images, labels):
+    """fuzz_idx's input: flag byte, LE32 length of the images file, images, labels."""
+    return bytes([flags]) + struct.pack("<I", len(images)) + images + labels
+
+
+def idx_seeds():
+    img, lab = idx_images(3, 4, 5), idx_labels(3)
+    put("idx", "pair3_raw", idx_pair(0, img, lab))
+    put("idx", "pair3_harness_gzip", idx_pair(3, img, lab))
+    put("idx", "pair3_file_gzip", idx_pair(0, gzip.compress(img, mtime=0), gzip.compress(lab, mtime=0)))
+    put("idx", "pair1_28x28", idx_pair(0, idx_images(1, 28, 28), idx_labels(1)))
+    put("idx", "count_mismatch", idx_pair(0, idx_images(2, 2, 2), idx_labels(3)))
+    put("idx", "truncated_images", idx_pair(0, img[:-3], lab))
+    put("idx", "trailing_labels", idx_pair(0, img, lab + b"xx"))
+    put("idx", "swapped", idx_pair(0, lab, img))
+    put("idx", "empty", idx_pair(0, b"", b""))
+
+
+# ----------------------------------------------------------------- images
+def png(w, h, px, color_type=0, channels=1):
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+    raw = b"".join(b"\0" + px[y * w * channels:(y + 1) * w * channels] for y in range(h))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, color_type, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def bmp8(w, h, px):
+    row = (w + 3) & ~3
+    data = b"".join(px[(h - 1 - y) * w:(h - y) * w] + b"\0" * (row - w) for y in range(h))
+    pal = b"".join(bytes([i, i, i, 0]) for i in range(256))
+    off = 14 + 40 + len(pal)
+    return (b"BM" + struct.pack("<IHHI", off + len(data), 0, 0, off)
+            + struct.pack("<IiiHHIIiiII", 40, w, h, 1, 8, 0, len(data), 2835, 2835, 256, 0)
+            + pal + data)
+
+
+def gif(w, h, px):
+    """A 2-colour GIF with a clear code before every pixel (valid, if fat)."""
+    pal = b"\0\0\0\xff\xff\xff" + b"\0" * 6  # 4 entries, min code size 2
+    codes = []
+    for v in px:
+        codes += [4, 1 if v > 127 else 0]
+    codes.append(5)
+    bits, nbits, out = 0, 0, bytearray()
+    for c in codes:  # 3-bit codes: a clear before each keeps the width fixed
+        bits |= c << nbits
+        nbits += 3
+        while nbits >= 8:
+            out.append(bits & 255)
+            bits >>= 8
+            nbits -= 8
+    if nbits:
+        out.append(bits & 255)
+    blocks = b"".join(bytes([len(out[i:i + 255])]) + bytes(out[i:i + 255]) for i in range(0, len(out), 255))
+    return (b"GIF89a" + struct.pack("<HHBBB", w, h, 0x81, 0, 0) + pal
+            + b"," + struct.pack("<HHHHB", 0, 0, w, h, 0) + b"\x02" + blocks + b"\0;")
+
+
+def image_seeds():
+    w, h = 12, 16
+    px = digit(w, h)
+    dark_on_light = digit(w, h, ink=20, paper=230)
+    put("image", "digit.png", png(w, h, px))
+    put("image", "digit_rgba.png", png(w, h, b"".join(bytes([v, v, v, 255 if v else 0]) for v in px), 6, 4))
+    put("image", "digit_light.png", png(w, h, dark_on_light))
+    put("image", "digit.pgm", b"P5\n%d %d\n255\n" % (w, h) + px)
+    put("image", "digit16.pgm", b"P5 %d %d 65535\n" % (w, h) + b"".join(struct.pack(">H", v * 257) for v in px))
+    put("image", "digit_ascii.pgm", b"P2\n# a comment\n%d %d\n255\n" % (w, h)
+        + b" ".join(b"%d" % v for v in px) + b"\n")
+    put("image", "digit.ppm", b"P6\n%d %d\n255\n" % (w, h) + b"".join(bytes([v, v // 2, 0]) for v in px))
+    put("image", "digit_ascii.ppm", b"P3 %d %d 15\n" % (w, h) + b" ".join(b"%d %d %d" % (v >> 4, v >> 4, v >> 4) for v in px))
+    put("image", "digit.bmp", bmp8(w, h, px))
+    put("image", "digit.gif", gif(w, h, px))
+    put("image", "blank.pgm", b"P5 4 4 255\n" + b"\x80" * 16)
+    # Small real-world files of the Python test suite (PSF licence).
+    for name in ("python.jpg", "python.gif", "python.bmp", "python.png"):
+        p = os.path.join(sysconfig.get_paths()["stdlib"], "test", "test_email", "data", name)
+        if os.path.exists(p):
+            put("image", name, open(p, "rb").read())
+
+
+# ------------------------------------------------------------ architectures
+ARCHS = {
+    "all_layers": "input 1x8x8\nconv 4 3x3 stride=1 pad=1 padmode=reflect\nbatchnorm\nleaky_relu 0.1\n"
+                  "maxpool 2\nconv 4 3x3 pad=1 padmode=replicate\ntanh\navgpool 2 stride=2\n"
+                  "dropout 0.25\nflatten\ndense 8\nsigmoid\ndense 3\nsoftmax\n",
+    "dense_only": "input 3x2x2\nflatten\ndense 4\nrelu\ndense 2\n",
+    "comments": "# a comment\ninput 1x5x5   # trailing\n\nconv 2 5x5\nrelu\nflatten\ndense 2\n",
+    "conv_rect": "input 2x9x7\nconv 3 3x2 stride=2x1 pad=1x0\nmaxpool 2x3 stride=1\nflatten\ndense 5\nsoftmax\n",
+    "bad_unknown": "input 1x4x4\nfrobnicate 3\n",
+    "bad_dense_first": "input 1x4x4\ndense 3\n",
+    "bad_shrink": "input 1x2x2\nconv 1 5x5\nflatten\ndense 2\n",
+    "bad_negative": "input 1x4x4\nconv -3 3x3\n",
+    "bad_huge": "input 1x65536x65536\nflatten\ndense 100000\n",
+}
+
+
+def arch_seeds():
+    for name, text in ARCHS.items():
+        put("arch", name + ".txt", text.encode())
+    models = os.path.join(ROOT, "models")
+    for f in sorted(os.listdir(models)):
+        if f.endswith(".txt"):
+            put("arch", "preset_" + f, open(os.path.join(models, f), "rb").read())
+
+
+# ------------------------------------------------------------- safetensors
+FIXED_ARCH = ("input 1x6x6\nconv 2 3x3 pad=1\nbatchnorm\nrelu\nmaxpool 2\nflatten\ndense 3\nsoftmax\n")
+FIXED_TENSORS = [("0.weight", [2, 1, 3, 3]), ("0.bias", [2]), ("1.weight", [2]), ("1.bias", [2]),
+                 ("1.running_mean", [2]), ("1.running_var", [2]), ("1.num_batches_tracked", []),
+                 ("5.weight", [3, 18]), ("5.bias", [3])]
+
+
+def safetensors(tensors, meta):
+    """tensors: [(name, dtype, shape, bytes)] -> a safetensors file."""
+    header, off, data = {"__metadata__": meta}, 0, b""
+    for name, dtype, shape, raw in tensors:
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [off, off + len(raw)]}
+        off += len(raw)
+        data += raw
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    return struct.pack("<Q", len(h)) + h + data
+
+
+def fixed_tensors():
+    out = []
+    for name, shape in FIXED_TENSORS:
+        n = 1
+        for d in shape:
+            n *= d
+        if name.endswith("num_batches_tracked"):
+            out.append((name, "I64", shape, struct.pack("<q", 7)))
+        else:
+            vals = [1.0 if name.endswith("running_var") else ((i * 13) % 7 - 3) / 10 for i in range(n)]
+            out.append((name, "F32", shape, struct.pack("<%df" % n, *vals)))
+    return out
+
+
+def st_seeds():
+    meta = {"format": "cnn", "format_version": "1", "arch": FIXED_ARCH}
+    t = fixed_tensors()
+    put("safetensors", "fixed.safetensors", safetensors(t, meta))
+    put("safetensors", "fixed_classes.safetensors", safetensors(t, dict(meta, classes="a,b,c")))
+    put("safetensors", "no_metadata.safetensors", safetensors(t, {}))
+    put("safetensors", "missing_tensor.safetensors", safetensors(t[:-1], meta))
+    put("safetensors", "extra_tensor.safetensors", safetensors(t + [("9.weight", "F32", [1], b"\0" * 4)], meta))
+    put("safetensors", "f64.safetensors", safetensors([(n, "F64", s, b"\0" * (len(r) * 2)) if d == "F32" else (n, d, s, r)
+                                                      for n, d, s, r in t], meta))
+    dense = "input 1x2x2\nflatten\ndense 2\n"
+    put("safetensors", "dense.safetensors", safetensors(
+        [("1.weight", "F32", [2, 4], struct.pack("<8f", *range(8))), ("1.bias", "F32", [2], b"\0" * 8)],
+        {"format": "cnn", "format_version": "1", "arch": dense}))
+    put("safetensors", "bad_arch.safetensors", safetensors(t, dict(meta, arch="input 1x6x6\nwhat 3\n")))
+    put("safetensors", "header_too_long", struct.pack("<Q", 1 << 40) + b"{}")
+
+
+if __name__ == "__main__":
+    idx_seeds()
+    image_seeds()
+    arch_seeds()
+    st_seeds()
