@@ -145,8 +145,10 @@ def main():
         w("| load average (1/5/15 min) before each step | %s |" %
           "; ".join("%s: %s" % (k, v) for k, v in meta["load"]))
     w("")
+    if meta.get("invocation"):
+        w("Made with `%s` (from the source directory); it ran:" % meta["invocation"].strip())
+        w("")
     if meta.get("commands"):
-        w("Commands (from `%s`):" % meta.get("script", "bench/run_all.sh"))
         w("")
         w("```")
         for c in meta["commands"]:
@@ -162,7 +164,8 @@ def main():
           "costs ~20 µs per 4 KiB page, and with glibc or default jemalloc PyTorch's "
           "conv at batch 1000 ran 25-40x slower), OPENBLAS_CORETYPE %s, oneDNN (mkldnn) "
           "%s, the model built from the same models/*.txt, training on logits with "
-          "CrossEntropyLoss, inference under `torch.inference_mode()`. Warnings: %s." %
+          "CrossEntropyLoss, inference under `torch.inference_mode()`; ATEN_CPU_CAPABILITY=avx512 "
+          "was tried and gave no consistent gain over the build's default (AVX2). Warnings: %s." %
           (env.get("LD_PRELOAD"), meta.get("malloc_conf", "?"),
            "unset" if not env.get("OPENBLAS_CORETYPE") else "= " + env["OPENBLAS_CORETYPE"],
            "on" if c.get("mkldnn") else "off", "; ".join(c.get("warnings") or []) or "none"))
@@ -471,16 +474,18 @@ def main():
       "own definitions of them (forwarding to glibc) during the timed loops, after 3 "
       "warm-up steps.")
     w("")
-    w("| benchmark | allocations per step / call |")
-    w("|---|---|")
+    w("| benchmark | allocations per step / call | page faults per step / call |")
+    w("|---|---|---|")
     for k, e in sorted(train.items()):
         c = e["counters"]
-        a = c.get("allocs_step", c.get("allocs_call"))
         if k.startswith("epoch/"):
             a = "%g per 60k epoch" % c.get("allocs_epoch", -1)
+            f = "%g per 60k epoch" % c["faults_epoch"] if "faults_epoch" in c else "—"
         else:
-            a = "%g" % a
-        w("| %s | %s |" % (k, a))
+            a = "%g" % c.get("allocs_step", c.get("allocs_call", -1))
+            fv = c.get("faults_step", c.get("faults_call"))
+            f = "—" if fv is None else "%g" % fv
+        w("| %s | %s | %s |" % (k, a, f))
     w("")
 
     text = "\n".join(L) + "\n"

@@ -52,7 +52,7 @@ GB() { echo --benchmark_format=console --benchmark_out_format=json --benchmark_o
 
 run peak "$BENCH/bench_peak" --threads=1,2 $(GB peak) "${REPS[@]}"
 run conv "$BENCH/bench_conv" --threads="$SCALING" $(GB conv) "${REPS[@]}"
-if [ "$QUICK" = 1 ]; then EPOCH=(--epoch_threads=0); else EPOCH=(--epoch_threads=1,2); fi
+if [ "$QUICK" = 1 ]; then EPOCH=(--epoch_threads=0); else EPOCH=(--epoch_threads=2); fi
 run train "$BENCH/bench_train" --threads="$SCALING" "${EPOCH[@]}" $(GB train) "${REPS[@]}"
 # the same steps with sleeping instead of spinning OpenMP workers (FINDINGS.md F2)
 run train_passive env OMP_WAIT_POLICY=passive "$BENCH/bench_train" --threads="$SCALING" \
@@ -75,10 +75,11 @@ fi
 note_load end
 
 # the machine, the run, the commands: meta.json for make_results.py
-python3 - "$OUT/meta.json" "$SRC" "$TORCH_MALLOC_CONF" "${COMMANDS[@]}" -- "${LOADS[@]}" <<'EOF'
+INVOCATION="$( [ "$QUICK" = 1 ] && echo "QUICK=1 " )SCALING=$SCALING bench/run_all.sh ${1:-} ${2:-}"
+python3 - "$OUT/meta.json" "$SRC" "$TORCH_MALLOC_CONF" "$INVOCATION" "${COMMANDS[@]}" -- "${LOADS[@]}" <<'EOF'
 import json, subprocess, sys, re, time
-out, src, mconf = sys.argv[1], sys.argv[2], sys.argv[3]
-rest = sys.argv[4:]
+out, src, mconf, invocation = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+rest = sys.argv[5:]
 cut = rest.index("--")
 commands, loads = rest[:cut], rest[cut + 1:]
 def sh(*a):
@@ -104,6 +105,7 @@ meta = {
     "commands": commands,
     "load": [l.split("|", 1) for l in loads],
     "script": "bench/run_all.sh",
+    "invocation": invocation,
 }
 try:
     meta["simd"] = json.load(open(out.replace("meta.json", "conv.json")))["context"].get("simd", "")
