@@ -100,6 +100,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("run_dir")
     ap.add_argument("--out", default="-")
+    ap.add_argument("--headline", help="also write the targets and ours/PyTorch tables here")
     args = ap.parse_args()
     d = args.run_dir
     meta = load(os.path.join(d, "meta.json")) or {}
@@ -487,6 +488,16 @@ def main():
             f = "—" if fv is None else "%g" % fv
         w("| %s | %s | %s |" % (k, a, f))
     w("")
+
+    if args.headline:
+        keep, on = [], False
+        for line in L:
+            if line.startswith("## "):
+                on = line in ("## Issue 4 targets", "## End to end: ours vs PyTorch")
+            if on:
+                keep.append(line)
+        with open(args.headline, "w") as f:
+            f.write("\n".join(keep) + "\n")
 
     text = "\n".join(L) + "\n"
     if args.out == "-":

@@ -114,6 +114,6 @@ except Exception:
 json.dump(meta, open(out, "w"), indent=1)
 EOF
 
-python3 "$SRC/bench/make_results.py" "$OUT" --out "$OUT/RESULTS.md"
+python3 "$SRC/bench/make_results.py" "$OUT" --out "$OUT/RESULTS.md" --headline "$OUT/HEADLINE.md"
 if [ "${WRITE_RESULTS:-0}" = 1 ]; then cp "$OUT/RESULTS.md" "$SRC/bench/RESULTS.md"; fi
 echo "== wrote $OUT/RESULTS.md" >&2
