@@ -130,6 +130,8 @@ typedef struct {
     int mr, nr;     /* register tile */
     int kc, mc, nc; /* cache blocks */
     int direct_b;   /* read op(B) in place instead of packing it */
+    int edge_copy;  /* direct_b: copy B's partial last sliver (no masked loads) */
+    int direct_a;   /* read A in place: stored K x M it is already "packed" */
     int dot;        /* A * B^T as dot products (cnn_gemm_dot_avx512) */
     cnn_gemm_macro_fn macro;
 } plan;
@@ -165,6 +167,11 @@ static plan make_plan(int M, int N, int K, int transa, int transb)
      * measured (bench/NOTES.md); packing wins back only on large squares,
      * where TLB and prefetch streams start to matter. */
     p.direct_b = !transb && M <= 640;
+    p.edge_copy = p.direct_b && p.macro != cnn_gemm_macro_avx512;
+    /* A stored transposed holds each k's rows contiguously, as the packed
+     * layout does but with stride lda: copying it only costs time (20% of
+     * the 150x100x16 conv dcol GEMM). */
+    p.direct_a = transa && M <= 640;
     p.dot = !transa && transb && p.macro == cnn_gemm_macro_avx512 && (long)M * N <= 1024 &&
             K >= 32;
     return p;
@@ -345,7 +352,7 @@ static int run(const plan *pl, int transa, int transb, int M, int N, int K, floa
                 b = B + (size_t)pc * ldb + jc;
                 ldbk = ldb;
                 bsl = nr;
-                if (nc % nr) {
+                if (nc % nr && pl->edge_copy) {
                     /* the last sliver is narrower than a vector row: copy
                      * it padded rather than read past the end of B */
                     pack_b(pl, 0, B, ldb, pc, kc, jc + nc / nr * nr, nc % nr, pb);
@@ -359,9 +366,15 @@ static int run(const plan *pl, int transa, int transb, int M, int N, int K, floa
             }
             for (int ic = 0; ic < M; ic += mcb) {
                 int mc = M - ic < mcb ? M - ic : mcb;
-                pack_a(pl, transa, A, lda, ic, mc, pc, kc, pa);
-                pl->macro(mc, nc, kc, pa, b, ldbk, bsl, bedge, C + (size_t)ic * ldc + jc,
-                          ldc, alpha, beta_k);
+                float *c = C + (size_t)ic * ldc + jc;
+                if (pl->direct_a) {
+                    pl->macro(mc, nc, kc, A + (size_t)pc * lda + ic, 0, 1, lda, b, ldbk, bsl,
+                              bedge, c, ldc, alpha, beta_k);
+                } else {
+                    pack_a(pl, transa, A, lda, ic, mc, pc, kc, pa);
+                    pl->macro(mc, nc, kc, pa, (long)kc * mr, 0, mr, b, ldbk, bsl, bedge, c,
+                              ldc, alpha, beta_k);
+                }
             }
         }
     }

@@ -22,7 +22,7 @@ KERNEL __m256i lanes(int n)
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-KERNEL void tile(const int M_, const int NV_, int n, int kc, const float *a,
+KERNEL void tile(const int M_, const int NV_, int n, int kc, const float *a, long ldak,
                  const float *b, long ldbk, float *c, long ldc, float alpha, float beta)
 {
     __m256 acc[MR][2];
@@ -40,7 +40,7 @@ KERNEL void tile(const int M_, const int NV_, int n, int kc, const float *a,
             acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
             if (NV_ > 1) acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
         }
-        a += MR;
+        a += ldak;
         b += ldbk;
     }
 
@@ -65,11 +65,12 @@ KERNEL void tile(const int M_, const int NV_, int n, int kc, const float *a,
 
 #define ROWS(M)                                                               \
     case M:                                                                   \
-        if (nv == 2) tile(M, 2, n, kc, a, b, ldbk, c, ldc, alpha, beta);      \
-        else tile(M, 1, n, kc, a, b, ldbk, c, ldc, alpha, beta);              \
+        if (nv == 2) tile(M, 2, n, kc, a, ldak, b, ldbk, c, ldc, alpha, beta);      \
+        else tile(M, 1, n, kc, a, ldak, b, ldbk, c, ldc, alpha, beta);              \
         break;
 
-TARGET static void tile_any(int m, int n, int kc, const float *a, const float *b, long ldbk,
+TARGET static void tile_any(int m, int n, int kc, const float *a, long ldak, const float *b,
+                            long ldbk,
                             float *c, long ldc, float alpha, float beta)
 {
     int nv = n > 8 ? 2 : 1;
@@ -79,9 +80,7 @@ TARGET static void tile_any(int m, int n, int kc, const float *a, const float *b
     }
 }
 
-TARGET void cnn_gemm_macro_avx2(int mc, int nc, int kc, const float *pa, const float *b,
-                                long ldbk, long bsl, const float *bedge, float *c, long ldc,
-                                float alpha, float beta)
+TARGET void cnn_gemm_macro_avx2(CNN_GEMM_MACRO_ARGS)
 {
     int starts[64 + 1];
     int nt = cnn_gemm_mtiles(mc, MR, starts);
@@ -93,7 +92,7 @@ TARGET void cnn_gemm_macro_avx2(int mc, int nc, int kc, const float *pa, const f
         if (bedge && n < NR) { bs = bedge; ldk = NR; }
         for (int t = 0; t < nt; t++) {
             int r0 = starts[t];
-            tile_any(starts[t + 1] - r0, n, kc, pa + (long)t * kc * MR, bs, ldk,
+            tile_any(starts[t + 1] - r0, n, kc, a + t * atile + r0 * arow, ldak, bs, ldk,
                      c + r0 * ldc + s * NR, ldc, alpha, beta);
         }
     }
@@ -101,11 +100,10 @@ TARGET void cnn_gemm_macro_avx2(int mc, int nc, int kc, const float *pa, const f
 
 #else
 
-void cnn_gemm_macro_avx2(int mc, int nc, int kc, const float *pa, const float *b, long ldbk,
-                         long bsl, const float *bedge, float *c, long ldc, float alpha,
-                         float beta)
+void cnn_gemm_macro_avx2(CNN_GEMM_MACRO_ARGS)
 {
-    cnn_gemm_macro_generic(mc, nc, kc, pa, b, ldbk, bsl, bedge, c, ldc, alpha, beta);
+    cnn_gemm_macro_generic(mc, nc, kc, a, atile, arow, ldak, b, ldbk, bsl, bedge, c, ldc,
+                           alpha, beta);
 }
 
 #endif

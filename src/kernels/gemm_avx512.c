@@ -23,9 +23,10 @@
 #define KERNEL static inline __attribute__((always_inline, target("avx512f,avx512vl,avx512dq,fma")))
 
 /* One tile: M_ rows (compile-time after inlining), NV_ vectors of 16
- * columns, n valid columns. a: packed (row i of step k at a[k*MR + i]);
- * b: row k at b + k*ldbk, all NV_*16 columns readable. */
-KERNEL void tile(const int M_, const int NV_, int n, int kc, const float *a,
+ * columns, n valid columns. a: row i of step k at a[k*ldak + i]; b: row k
+ * at b + k*ldbk. Only the n valid columns of B are read (masked loads), so
+ * B's right edge is read in place, without a padded copy. */
+KERNEL void tile(const int M_, const int NV_, int n, int kc, const float *a, long ldak,
                  const float *b, long ldbk, float *c, long ldc, float alpha, float beta)
 {
     __m512 acc[MR][2];
@@ -34,16 +35,19 @@ KERNEL void tile(const int M_, const int NV_, int n, int kc, const float *a,
         acc[i][0] = _mm512_setzero_ps();
         acc[i][1] = _mm512_setzero_ps();
     }
+    __mmask16 m0 = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+    __mmask16 m1 = n >= 32 ? (__mmask16)0xFFFF
+                 : n > 16  ? (__mmask16)((1u << (n - 16)) - 1) : (__mmask16)0;
     for (int p = 0; p < kc; p++) {
-        __m512 b0 = _mm512_loadu_ps(b);
-        __m512 b1 = NV_ > 1 ? _mm512_loadu_ps(b + 16) : _mm512_setzero_ps();
+        __m512 b0 = _mm512_maskz_loadu_ps(m0, b);
+        __m512 b1 = NV_ > 1 ? _mm512_maskz_loadu_ps(m1, b + 16) : _mm512_setzero_ps();
 #pragma GCC unroll 14
         for (int i = 0; i < M_; i++) {
             __m512 ai = _mm512_set1_ps(a[i]);
             acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
             if (NV_ > 1) acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
         }
-        a += MR;
+        a += ldak;
         b += ldbk;
     }
 
@@ -70,9 +74,6 @@ KERNEL void tile(const int M_, const int NV_, int n, int kc, const float *a,
         }
         return;
     }
-    __mmask16 m0 = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
-    __mmask16 m1 = n >= 32 ? (__mmask16)0xFFFF
-                 : n > 16  ? (__mmask16)((1u << (n - 16)) - 1) : (__mmask16)0;
 #pragma GCC unroll 14
     for (int i = 0; i < M_; i++) {
         float *ci = c + i * ldc;
@@ -89,11 +90,12 @@ KERNEL void tile(const int M_, const int NV_, int n, int kc, const float *a,
 
 #define ROWS(M)                                                               \
     case M:                                                                   \
-        if (nv == 2) tile(M, 2, n, kc, a, b, ldbk, c, ldc, alpha, beta);      \
-        else tile(M, 1, n, kc, a, b, ldbk, c, ldc, alpha, beta);              \
+        if (nv == 2) tile(M, 2, n, kc, a, ldak, b, ldbk, c, ldc, alpha, beta);      \
+        else tile(M, 1, n, kc, a, ldak, b, ldbk, c, ldc, alpha, beta);              \
         break;
 
-TARGET static void tile_any(int m, int n, int kc, const float *a, const float *b, long ldbk,
+TARGET static void tile_any(int m, int n, int kc, const float *a, long ldak, const float *b,
+                            long ldbk,
                             float *c, long ldc, float alpha, float beta)
 {
     int nv = n > 16 ? 2 : 1;
@@ -104,9 +106,7 @@ TARGET static void tile_any(int m, int n, int kc, const float *a, const float *b
     }
 }
 
-TARGET void cnn_gemm_macro_avx512(int mc, int nc, int kc, const float *pa, const float *b,
-                                  long ldbk, long bsl, const float *bedge, float *c,
-                                  long ldc, float alpha, float beta)
+TARGET void cnn_gemm_macro_avx512(CNN_GEMM_MACRO_ARGS)
 {
     int starts[64 + 1];
     int nt = cnn_gemm_mtiles(mc, MR, starts);
@@ -115,10 +115,10 @@ TARGET void cnn_gemm_macro_avx512(int mc, int nc, int kc, const float *pa, const
         int n = nc - s * NR < NR ? nc - s * NR : NR;
         const float *bs = b + s * bsl;
         long ldk = ldbk;
-        if (bedge && n < NR) { bs = bedge; ldk = NR; }
+        (void)bedge; /* tile() reads the edge with masked loads */
         for (int t = 0; t < nt; t++) {
             int r0 = starts[t];
-            tile_any(starts[t + 1] - r0, n, kc, pa + (long)t * kc * MR, bs, ldk,
+            tile_any(starts[t + 1] - r0, n, kc, a + t * atile + r0 * arow, ldak, bs, ldk,
                      c + r0 * ldc + s * NR, ldc, alpha, beta);
         }
     }
@@ -231,11 +231,10 @@ TARGET void cnn_gemm_dot_avx512(int M, int N, int K, float alpha, const float *A
 
 #else /* not x86-64 GCC/Clang: never selected, but the symbol must exist */
 
-void cnn_gemm_macro_avx512(int mc, int nc, int kc, const float *pa, const float *b,
-                           long ldbk, long bsl, const float *bedge, float *c, long ldc,
-                           float alpha, float beta)
+void cnn_gemm_macro_avx512(CNN_GEMM_MACRO_ARGS)
 {
-    cnn_gemm_macro_generic(mc, nc, kc, pa, b, ldbk, bsl, bedge, c, ldc, alpha, beta);
+    cnn_gemm_macro_generic(mc, nc, kc, a, atile, arow, ldak, b, ldbk, bsl, bedge, c, ldc,
+                           alpha, beta);
 }
 
 void cnn_gemm_dot_avx512(int M, int N, int K, float alpha, const float *A, long lda,

@@ -11,8 +11,8 @@
 #define MR CNN_GEMM_GENERIC_MR
 #define NR CNN_GEMM_GENERIC_NR
 
-static void tile(int m, int n, int kc, const float *restrict a, const float *restrict b,
-                 long ldbk, float *restrict c, long ldc, float alpha, float beta)
+static void tile(int m, int n, int kc, const float *restrict a, long ldak,
+                 const float *restrict b, long ldbk, float *restrict c, long ldc, float alpha, float beta)
 {
     float acc[MR][NR] = {{0}};
     for (int p = 0; p < kc; p++) {
@@ -20,7 +20,7 @@ static void tile(int m, int n, int kc, const float *restrict a, const float *res
             float ai = a[i];
             for (int j = 0; j < NR; j++) acc[i][j] += ai * b[j];
         }
-        a += MR;
+        a += ldak;
         b += ldbk;
     }
     for (int i = 0; i < m; i++) {
@@ -32,9 +32,7 @@ static void tile(int m, int n, int kc, const float *restrict a, const float *res
     }
 }
 
-void cnn_gemm_macro_generic(int mc, int nc, int kc, const float *pa, const float *b,
-                            long ldbk, long bsl, const float *bedge, float *c, long ldc,
-                            float alpha, float beta)
+void cnn_gemm_macro_generic(CNN_GEMM_MACRO_ARGS)
 {
     int starts[64 + 1];
     int nt = cnn_gemm_mtiles(mc, MR, starts);
@@ -46,7 +44,7 @@ void cnn_gemm_macro_generic(int mc, int nc, int kc, const float *pa, const float
         if (bedge && n < NR) { bs = bedge; ldk = NR; }
         for (int t = 0; t < nt; t++) {
             int r0 = starts[t];
-            tile(starts[t + 1] - r0, n, kc, pa + (long)t * kc * MR, bs, ldk,
+            tile(starts[t + 1] - r0, n, kc, a + t * atile + r0 * arow, ldak, bs, ldk,
                  c + r0 * ldc + s * NR, ldc, alpha, beta);
         }
     }

@@ -27,24 +27,29 @@ enum { CNN_SIMD_GENERIC = 0, CNN_SIMD_AVX2 = 1, CNN_SIMD_AVX512 = 2 };
  * cnn_gemm_mtiles so the packer and the macro-kernel agree. */
 int cnn_gemm_mtiles(int mc, int mr, int *starts /* ntiles + 1 entries */);
 
-/* C[0..mc, 0..nc) = alpha * Apack * B + beta * C (beta == 0: C not read).
+/* C[0..mc, 0..nc) = alpha * op(A) * B + beta * C (beta == 0: C not read).
+ * op(A): the tile that is the t-th of the block and starts at row r0 is
+ * read from a + t*atile + r0*arow, element (row i, step k) at [k*ldak + i].
+ * Packed A: atile = kc*MR, arow = 0, ldak = MR. A stored transposed
+ * (K x M) already has that layout and is read in place: atile = 0,
+ * arow = 1, ldak = lda.
  * B sliver s (NR columns) row k is at b + s*bsl + k*ldbk. If bedge != NULL
  * the last, partial sliver is read from bedge instead (row stride NR,
  * zero-padded): used when B is read in place and the edge must not be read
- * past its end. */
-typedef void (*cnn_gemm_macro_fn)(int mc, int nc, int kc, const float *pa,
-                                  const float *b, long ldbk, long bsl, const float *bedge,
-                                  float *c, long ldc, float alpha, float beta);
+ * past its end. The AVX-512 kernel reads edges with masked loads and is
+ * always given bedge == NULL. */
+typedef void (*cnn_gemm_macro_fn)(int mc, int nc, int kc, const float *a, long atile,
+                                  long arow, long ldak, const float *b, long ldbk, long bsl,
+                                  const float *bedge, float *c, long ldc, float alpha,
+                                  float beta);
 
-void cnn_gemm_macro_generic(int mc, int nc, int kc, const float *pa, const float *b,
-                            long ldbk, long bsl, const float *bedge, float *c, long ldc,
-                            float alpha, float beta);
-void cnn_gemm_macro_avx2(int mc, int nc, int kc, const float *pa, const float *b,
-                         long ldbk, long bsl, const float *bedge, float *c, long ldc,
-                         float alpha, float beta);
-void cnn_gemm_macro_avx512(int mc, int nc, int kc, const float *pa, const float *b,
-                           long ldbk, long bsl, const float *bedge, float *c, long ldc,
-                           float alpha, float beta);
+#define CNN_GEMM_MACRO_ARGS                                                             \
+    int mc, int nc, int kc, const float *a, long atile, long arow, long ldak,           \
+        const float *b, long ldbk, long bsl, const float *bedge, float *c, long ldc,    \
+        float alpha, float beta
+void cnn_gemm_macro_generic(CNN_GEMM_MACRO_ARGS);
+void cnn_gemm_macro_avx2(CNN_GEMM_MACRO_ARGS);
+void cnn_gemm_macro_avx512(CNN_GEMM_MACRO_ARGS);
 
 /* Transposing pack for AVX-512: d[k*dstride + i] = src[i*ld + k] for
  * k < kc, i < lanes (<= 16), zero for rows <= i < lanes. Used for op(B)
