@@ -88,38 +88,59 @@ KERNEL void tile(const int M_, const int NV_, int n, int kc, const float *a, lon
     }
 }
 
-#define ROWS(M)                                                               \
-    case M:                                                                   \
-        if (nv == 2) tile(M, 2, n, kc, a, ldak, b, ldbk, c, ldc, alpha, beta);      \
-        else tile(M, 1, n, kc, a, ldak, b, ldbk, c, ldc, alpha, beta);              \
-        break;
-
-TARGET static void tile_any(int m, int n, int kc, const float *a, long ldak, const float *b,
-                            long ldbk,
-                            float *c, long ldc, float alpha, float beta)
+/* One row tile of M_ rows across nc columns (several slivers): one call
+ * per row tile instead of one per tile. With K = 9 a 8 x 32 tile is only
+ * ~70 cycles of FMAs, and the call, frame and epilogue set-up per tile
+ * cost a third of that again. */
+KERNEL void panel(const int M_, int nc, int kc, const float *a, long ldak, const float *b,
+                  long ldbk, long bsl, float *c, long ldc, float alpha, float beta)
 {
-    int nv = n > 16 ? 2 : 1;
-    switch (m) {
-        ROWS(1) ROWS(2) ROWS(3) ROWS(4) ROWS(5) ROWS(6) ROWS(7)
-        ROWS(8) ROWS(9) ROWS(10) ROWS(11) ROWS(12) ROWS(13) ROWS(14)
-    default: break;
+    for (int s = 0; s * NR < nc; s++) {
+        int n = nc - s * NR;
+        /* each case inlined once: GCC spilled B to the stack when the
+         * three tile variants shared one loop body */
+        if (n >= NR) tile(M_, 2, NR, kc, a, ldak, b + s * bsl, ldbk, c + s * NR, ldc, alpha, beta);
+        else if (n > 16) tile(M_, 2, n, kc, a, ldak, b + s * bsl, ldbk, c + s * NR, ldc, alpha, beta);
+        else tile(M_, 1, n, kc, a, ldak, b + s * bsl, ldbk, c + s * NR, ldc, alpha, beta);
     }
 }
 
+typedef void (*panel_fn)(int nc, int kc, const float *a, long ldak, const float *b, long ldbk,
+                         long bsl, float *c, long ldc, float alpha, float beta);
+
+#define PANEL_FN(M)                                                                       \
+    TARGET static void panel_##M(int nc, int kc, const float *a, long ldak, const float *b, \
+                                 long ldbk, long bsl, float *c, long ldc, float alpha,     \
+                                 float beta)                                               \
+    {                                                                                     \
+        panel(M, nc, kc, a, ldak, b, ldbk, bsl, c, ldc, alpha, beta);                     \
+    }
+PANEL_FN(1) PANEL_FN(2) PANEL_FN(3) PANEL_FN(4) PANEL_FN(5) PANEL_FN(6) PANEL_FN(7)
+PANEL_FN(8) PANEL_FN(9) PANEL_FN(10) PANEL_FN(11) PANEL_FN(12) PANEL_FN(13) PANEL_FN(14)
+
+static const panel_fn panels[MR + 1] = {
+    0,        panel_1,  panel_2,  panel_3,  panel_4,  panel_5,  panel_6,  panel_7,
+    panel_8,  panel_9,  panel_10, panel_11, panel_12, panel_13, panel_14,
+};
+
 TARGET void cnn_gemm_macro_avx512(CNN_GEMM_MACRO_ARGS)
 {
+    (void)bedge; /* tile() reads B's edge with masked loads */
     int starts[64 + 1];
     int nt = cnn_gemm_mtiles(mc, MR, starts);
-    int nsl = (nc + NR - 1) / NR;
-    for (int s = 0; s < nsl; s++) {
-        int n = nc - s * NR < NR ? nc - s * NR : NR;
-        const float *bs = b + s * bsl;
-        long ldk = ldbk;
-        (void)bedge; /* tile() reads the edge with masked loads */
+    /* Columns in chunks of slivers whose B rows fit in 32 KB of L1, each
+     * chunk swept by every row tile. Large kc gives one sliver per chunk,
+     * the GotoBLAS order (a B sliver stays in L1 across the A block);
+     * small kc gives one chunk for all of N and one call per row tile. */
+    int nch = 8192 / (kc * NR);
+    if (nch < 1) nch = 1;
+    for (int j = 0; j < nc; j += nch * NR) {
+        int w = nc - j < nch * NR ? nc - j : nch * NR;
         for (int t = 0; t < nt; t++) {
             int r0 = starts[t];
-            tile_any(starts[t + 1] - r0, n, kc, a + t * atile + r0 * arow, ldak, bs, ldk,
-                     c + r0 * ldc + s * NR, ldc, alpha, beta);
+            panels[starts[t + 1] - r0](w, kc, a + t * atile + r0 * arow, ldak,
+                                       b + j / NR * bsl, ldbk, bsl, c + r0 * ldc + j, ldc,
+                                       alpha, beta);
         }
     }
 }
@@ -169,6 +190,56 @@ TARGET void cnn_gemm_pack_t_avx512(const float *src, long ld, int rows, int kc, 
     }
 }
 
+/* 128-bit lane i of v (i a constant after unrolling). */
+KERNEL __m128 quarter(__m512 v, int i)
+{
+    switch (i) {
+    case 0: return _mm512_extractf32x4_ps(v, 0);
+    case 1: return _mm512_extractf32x4_ps(v, 1);
+    case 2: return _mm512_extractf32x4_ps(v, 2);
+    default: return _mm512_extractf32x4_ps(v, 3);
+    }
+}
+
+/* C[i][j] = alpha * (sum of the lanes of x[4i + j]) + beta * C[i][j] for
+ * i < mi, j < nj. All 16 horizontal sums at once, four add levels; after
+ * them lane 4i + j of sum holds the sum of x[4i + j]. 45 shuffles and adds
+ * instead of 16 separate reductions (~130), which cost as much as the
+ * FMAs when K = 128 (dense dW). Each sum's order is fixed by its lanes,
+ * not by the tile shape, so edge tiles round the same way. Not inlined
+ * into the tiles: inlined, it made GCC spill a B vector in their k loop. */
+TARGET static void dot_finish(const __m512 x[16], int mi, int nj, float alpha, float beta,
+                              float *C, long ldc)
+{
+    __m512 y[8], q[4], r[2];
+    /* per 128-bit lane: y[p] = x[2p] at elements 0, 2 and x[2p+1] at 1, 3 */
+    for (int p = 0; p < 8; p++)
+        y[p] = _mm512_add_ps(_mm512_unpacklo_ps(x[2 * p], x[2 * p + 1]),
+                             _mm512_unpackhi_ps(x[2 * p], x[2 * p + 1]));
+    /* per 128-bit lane: q[g] element e = partial sum of x[4g + e] */
+    for (int g = 0; g < 4; g++)
+        q[g] = _mm512_add_ps(_mm512_shuffle_ps(y[2 * g], y[2 * g + 1], 0x44),
+                             _mm512_shuffle_ps(y[2 * g], y[2 * g + 1], 0xEE));
+    /* add the four 128-bit lanes of each q: pairs, then pairs of pairs */
+    for (int h = 0; h < 2; h++)
+        r[h] = _mm512_add_ps(_mm512_shuffle_f32x4(q[2 * h], q[2 * h + 1], 0x88),
+                             _mm512_shuffle_f32x4(q[2 * h], q[2 * h + 1], 0xDD));
+    __m512 sum = _mm512_add_ps(_mm512_shuffle_f32x4(r[0], r[1], 0x88),
+                               _mm512_shuffle_f32x4(r[0], r[1], 0xDD));
+    __m512 vs = _mm512_mul_ps(sum, _mm512_set1_ps(alpha));
+    __mmask8 jm = (__mmask8)((1u << nj) - 1);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        if (i >= mi) break;
+        float *c = C + i * ldc;
+        __m128 ri = quarter(vs, i);
+        if (beta != 0.0f)
+            ri = _mm_fmadd_ps(quarter(sum, i), _mm_set1_ps(alpha),
+                              _mm_mul_ps(_mm_set1_ps(beta), _mm_maskz_loadu_ps(jm, c)));
+        _mm_mask_storeu_ps(c, jm, ri);
+    }
+}
+
 /* Dot-product tile for C = A * B^T with both operands K-contiguous:
  * MI x NJ dot products, 16 k at a time, then one horizontal sum each. */
 KERNEL void dot_tile(const int MI, const int NJ, int K, float alpha, const float *A, long lda,
@@ -191,14 +262,12 @@ KERNEL void dot_tile(const int MI, const int NJ, int K, float alpha, const float
 #pragma GCC unroll 4
             for (int j = 0; j < NJ; j++) acc[i][j] = _mm512_fmadd_ps(a[i], b[j], acc[i][j]);
     }
-#pragma GCC unroll 4
-    for (int i = 0; i < MI; i++)
-#pragma GCC unroll 4
-        for (int j = 0; j < NJ; j++) {
-            float sum = _mm512_reduce_add_ps(acc[i][j]);
-            float *c = C + i * ldc + j;
-            *c = beta == 0.0f ? alpha * sum : __builtin_fmaf(sum, alpha, beta * *c);
-        }
+    /* x[4i + j] = acc[i][j], zero outside the tile */
+    __m512 x[16];
+#pragma GCC unroll 16
+    for (int q = 0; q < 16; q++)
+        x[q] = q / 4 < MI && q % 4 < NJ ? acc[q / 4][q % 4] : _mm512_setzero_ps();
+    dot_finish(x, MI, NJ, alpha, beta, C, ldc);
 }
 
 #define DOTJ(MI)                                                                         \
