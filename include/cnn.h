@@ -186,8 +186,10 @@ cnn_optim_config cnn_optim_defaults(cnn_opt_kind kind);
 cnn_status cnn_optim_parse(const char *s, cnn_opt_kind *out); /* sgd|momentum|nesterov|adam|adamw */
 cnn_status cnn_sched_parse(const char *s, cnn_sched_kind *out); /* constant|step|cosine */
 const char *cnn_optim_name(cnn_opt_kind k);
-/* Learning rate for `epoch` (0-based) of `epochs` under the schedule. */
-float cnn_optim_lr_at(const cnn_optim_config *c, int epoch, int epochs);
+/* Learning rate at `epoch` (0-based, fractional: 2.5 is half-way through
+ * the third epoch) of `epochs` under the schedule. STEP changes at whole
+ * epochs; COSINE anneals smoothly, so callers may update it every step. */
+float cnn_optim_lr_at(const cnn_optim_config *c, double epoch, int epochs);
 
 /* Attach an optimizer (allocates its state once; resets it). */
 cnn_status cnn_model_set_optimizer(cnn_model *m, const cnn_optim_config *c);

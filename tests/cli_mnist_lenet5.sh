@@ -11,7 +11,7 @@ fi
 fail=0
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 cd "$T"
-"$CNN" train --data "$DATA" --arch lenet5 --epochs 1 --val 0 --opt adam --lr 0.001 --batch 16 --init-weights he \
+"$CNN" train --data "$DATA" --arch lenet5 --epochs 1 --val 0 --opt adam --lr 0.005 --batch 64 --sched cosine \
     --threads 2 --out lenet5.safetensors > train.txt 2>&1 \
     || { echo "FAIL: cnn train exited $?"; cat train.txt; exit 1; }
 grep -E "^epoch|^Training:|^Test accuracy" train.txt

@@ -290,7 +290,7 @@ int cli_train(int argc, char **argv)
         {"opt", CLI_STR, &c.opt, 0, 0, "NAME", "optimizer: sgd, momentum, nesterov, adam, adamw", NULL, 0},
         {"momentum", CLI_FLOAT, &c.momentum, 0, 0.999999, "X", "momentum (momentum, nesterov only)", "0.9 for momentum/nesterov", 0},
         {"weight-decay", CLI_FLOAT, &c.weight_decay, 0, 10, "X", "L2 weight decay (decoupled for adamw)", "0; 0.01 for adamw", 0},
-        {"sched", CLI_STR, &c.sched, 0, 0, "NAME", "learning-rate schedule per epoch: constant, step, cosine", NULL, 0},
+        {"sched", CLI_STR, &c.sched, 0, 0, "NAME", "learning-rate schedule: constant, step (every --lr-step epochs), cosine (annealed every step)", NULL, 0},
         {"lr-step", CLI_INT, &c.lr_step, 1, 100000, "N", "step schedule: multiply the rate by --lr-gamma every N epochs", NULL, 0},
         {"lr-gamma", CLI_FLOAT, &c.gamma, 0, 1, "X", "step schedule's factor", NULL, 0},
         {"min-lr", CLI_FLOAT, &c.min_lr, 0, 100, "X", "cosine schedule's final rate", NULL, 0},
@@ -541,6 +541,10 @@ int cli_train(int argc, char **argv)
         double t0 = cli_now();
         long epoch_images = 0;
         for (; rs.step < steps; rs.step++) {
+            /* cosine annealing is per step (a one-epoch run anneals too) */
+            if (oc.sched == CNN_SCHED_COSINE)
+                cnn_model_set_lr(m, cnn_optim_lr_at(&oc, rs.epoch + (double)rs.step / steps,
+                                                    c.epochs));
             int first = rs.step * batch;
             int n = ntrain - first < batch ? ntrain - first : batch;
             uint64_t bseed = cnn_rng_next(&drng);

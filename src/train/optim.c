@@ -74,18 +74,18 @@ const char *cnn_optim_name(cnn_opt_kind k)
     return opt_names[k];
 }
 
-float cnn_optim_lr_at(const cnn_optim_config *c, int epoch, int epochs)
+float cnn_optim_lr_at(const cnn_optim_config *c, double epoch, int epochs)
 {
     switch (c->sched) {
     case CNN_SCHED_STEP:
         /* torch.optim.lr_scheduler.StepLR */
         if (c->step_epochs <= 0 || epoch < 0) return c->lr;
-        return (float)(c->lr * pow(c->gamma, epoch / c->step_epochs));
+        return (float)(c->lr * pow(c->gamma, floor(epoch / c->step_epochs)));
     case CNN_SCHED_COSINE:
         /* CosineAnnealingLR with T_max = epochs, eta_min = min_lr */
         if (epochs <= 0) return c->lr;
         return (float)(c->min_lr +
-                       (c->lr - c->min_lr) * (1.0 + cos(M_PI * (double)epoch / epochs)) / 2.0);
+                       (c->lr - c->min_lr) * (1.0 + cos(M_PI * epoch / epochs)) / 2.0);
     case CNN_SCHED_CONSTANT:
     default: return c->lr;
     }
