@@ -92,32 +92,76 @@ static void softmax_backward_ref(const float *y, const float *dy, float *dx, int
 
 /* ------------------------------------------------------ fast kernels */
 
+/* Elements [lo, hi) of x: (N, C, H, W)   y: (N, C, H, W) */
+static void act_forward_range(const act_layer *a, const float *restrict x, float *restrict y,
+                              size_t lo, size_t hi)
+{
+    const float alpha = a->alpha;
+    switch (a->kind) {
+    case ACT_RELU: /* not fmaxf: GCC calls libm's fmaxf per element instead of vectorising */
+#pragma omp simd
+        for (size_t i = lo; i < hi; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        break;
+    case ACT_LEAKY:
+#pragma omp simd
+        for (size_t i = lo; i < hi; i++) y[i] = x[i] > 0.0f ? x[i] : alpha * x[i];
+        break;
+    case ACT_SIGMOID:
+#pragma omp simd
+        for (size_t i = lo; i < hi; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
+        break;
+    case ACT_TANH:
+#pragma omp simd
+        for (size_t i = lo; i < hi; i++) y[i] = tanhf(x[i]);
+        break;
+    default: break;
+    }
+}
+
+/* Elements [lo, hi) of dy: (N, C, H, W)   dx: (N, C, H, W) */
+static void act_backward_range(const act_layer *a, const float *restrict x,
+                               const float *restrict y, const float *restrict dy,
+                               float *restrict dx, size_t lo, size_t hi)
+{
+    const float alpha = a->alpha;
+    switch (a->kind) {
+    case ACT_RELU:
+#pragma omp simd
+        for (size_t i = lo; i < hi; i++) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+        break;
+    case ACT_LEAKY:
+#pragma omp simd
+        for (size_t i = lo; i < hi; i++) dx[i] = x[i] > 0.0f ? dy[i] : alpha * dy[i];
+        break;
+    case ACT_SIGMOID:
+#pragma omp simd
+        for (size_t i = lo; i < hi; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+        break;
+    case ACT_TANH:
+#pragma omp simd
+        for (size_t i = lo; i < hi; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+        break;
+    default: break;
+    }
+}
+
+/* The parallel arms below are taken only for th > 1: a parallel region with
+ * if(0) or a team of one still enters libgomp, which then mallocs and frees
+ * a one-thread team on every call (bench/FINDINGS.md F1). Each thread takes
+ * one contiguous slice, vectorised inside the range function. */
+
 /* x: (N, C, H, W)   y: (N, C, H, W) */
 static void act_forward_fast(const act_layer *a, const float *restrict x, float *restrict y,
                              size_t total)
 {
-    const long nt = (long)total;
     const int th = act_threads(a->kind == ACT_RELU || a->kind == ACT_LEAKY ? (double)total
                                                                           : 20.0 * total);
-    const float alpha = a->alpha;
-    switch (a->kind) {
-    case ACT_RELU:
-#pragma omp parallel for simd schedule(static) if (th > 1) num_threads(th)
-        for (long i = 0; i < nt; i++) y[i] = fmaxf(x[i], 0.0f);
-        break;
-    case ACT_LEAKY:
-#pragma omp parallel for simd schedule(static) if (th > 1) num_threads(th)
-        for (long i = 0; i < nt; i++) y[i] = x[i] > 0.0f ? x[i] : alpha * x[i];
-        break;
-    case ACT_SIGMOID:
-#pragma omp parallel for simd schedule(static) if (th > 1) num_threads(th)
-        for (long i = 0; i < nt; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
-        break;
-    case ACT_TANH:
-#pragma omp parallel for simd schedule(static) if (th > 1) num_threads(th)
-        for (long i = 0; i < nt; i++) y[i] = tanhf(x[i]);
-        break;
-    default: break;
+    if (th > 1) {
+#pragma omp parallel for schedule(static) num_threads(th)
+        for (int t = 0; t < th; t++)
+            act_forward_range(a, x, y, total * t / th, total * (t + 1) / th);
+    } else {
+        act_forward_range(a, x, y, 0, total);
     }
 }
 
@@ -126,53 +170,60 @@ static void act_backward_fast(const act_layer *a, const float *restrict x,
                               const float *restrict y, const float *restrict dy,
                               float *restrict dx, size_t total)
 {
-    const long nt = (long)total;
     const int th = act_threads(2.0 * total);
-    const float alpha = a->alpha;
-    switch (a->kind) {
-    case ACT_RELU:
-#pragma omp parallel for simd schedule(static) if (th > 1) num_threads(th)
-        for (long i = 0; i < nt; i++) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
-        break;
-    case ACT_LEAKY:
-#pragma omp parallel for simd schedule(static) if (th > 1) num_threads(th)
-        for (long i = 0; i < nt; i++) dx[i] = x[i] > 0.0f ? dy[i] : alpha * dy[i];
-        break;
-    case ACT_SIGMOID:
-#pragma omp parallel for simd schedule(static) if (th > 1) num_threads(th)
-        for (long i = 0; i < nt; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
-        break;
-    case ACT_TANH:
-#pragma omp parallel for simd schedule(static) if (th > 1) num_threads(th)
-        for (long i = 0; i < nt; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
-        break;
-    default: break;
+    if (th > 1) {
+#pragma omp parallel for schedule(static) num_threads(th)
+        for (int t = 0; t < th; t++)
+            act_backward_range(a, x, y, dy, dx, total * t / th, total * (t + 1) / th);
+    } else {
+        act_backward_range(a, x, y, dy, dx, 0, total);
     }
 }
 
-/* x: (N, F)   y: (N, F); one row per thread at a time, vectorised within
- * the row (the simd reductions have a fixed order for a given build). */
+/* Row s of x: (N, F)   y: (N, F), vectorised within the row (the simd
+ * reductions have a fixed order for a given build). */
+static void softmax_row_forward(const float *restrict x, float *restrict y, int f, int s)
+{
+    const float *xr = x + (size_t)s * f;
+    float *yr = y + (size_t)s * f;
+    float mx = xr[0];
+#pragma omp simd reduction(max : mx)
+    for (int j = 0; j < f; j++) mx = fmaxf(mx, xr[j]);
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int j = 0; j < f; j++) {
+        float e = expf(xr[j] - mx);
+        yr[j] = e;
+        sum += e;
+    }
+    const float inv = 1.0f / sum;
+#pragma omp simd
+    for (int j = 0; j < f; j++) yr[j] *= inv;
+}
+
+/* x: (N, F)   y: (N, F); one row per thread at a time */
 static void softmax_forward_fast(const float *restrict x, float *restrict y, int n, int f)
 {
     const int th = act_threads(20.0 * n * f);
-#pragma omp parallel for schedule(static) if (th > 1) num_threads(th)
-    for (int s = 0; s < n; s++) {
-        const float *xr = x + (size_t)s * f;
-        float *yr = y + (size_t)s * f;
-        float mx = xr[0];
-#pragma omp simd reduction(max : mx)
-        for (int j = 0; j < f; j++) mx = fmaxf(mx, xr[j]);
-        float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-        for (int j = 0; j < f; j++) {
-            float e = expf(xr[j] - mx);
-            yr[j] = e;
-            sum += e;
-        }
-        const float inv = 1.0f / sum;
-#pragma omp simd
-        for (int j = 0; j < f; j++) yr[j] *= inv;
+    if (th > 1) {
+#pragma omp parallel for schedule(static) num_threads(th)
+        for (int s = 0; s < n; s++) softmax_row_forward(x, y, f, s);
+    } else {
+        for (int s = 0; s < n; s++) softmax_row_forward(x, y, f, s);
     }
+}
+
+/* Row s of dy: (N, F)   dx: (N, F) */
+static void softmax_row_backward(const float *restrict y, const float *restrict dy,
+                                 float *restrict dx, int f, int s)
+{
+    const float *yr = y + (size_t)s * f, *gr = dy + (size_t)s * f;
+    float *dr = dx + (size_t)s * f;
+    float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+    for (int j = 0; j < f; j++) dot += gr[j] * yr[j];
+#pragma omp simd
+    for (int j = 0; j < f; j++) dr[j] = yr[j] * (gr[j] - dot);
 }
 
 /* dy: (N, F)   dx: (N, F) */
@@ -180,15 +231,11 @@ static void softmax_backward_fast(const float *restrict y, const float *restrict
                                   float *restrict dx, int n, int f)
 {
     const int th = act_threads(4.0 * n * f);
-#pragma omp parallel for schedule(static) if (th > 1) num_threads(th)
-    for (int s = 0; s < n; s++) {
-        const float *yr = y + (size_t)s * f, *gr = dy + (size_t)s * f;
-        float *dr = dx + (size_t)s * f;
-        float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-        for (int j = 0; j < f; j++) dot += gr[j] * yr[j];
-#pragma omp simd
-        for (int j = 0; j < f; j++) dr[j] = yr[j] * (gr[j] - dot);
+    if (th > 1) {
+#pragma omp parallel for schedule(static) num_threads(th)
+        for (int s = 0; s < n; s++) softmax_row_backward(y, dy, dx, f, s);
+    } else {
+        for (int s = 0; s < n; s++) softmax_row_backward(y, dy, dx, f, s);
     }
 }
 

@@ -132,41 +132,92 @@ static void bn_backward_ref(bn_layer *b, const float *x, const float *dy, float 
 /* Same math; channels are shared out between threads (each channel's sums
  * run on one thread in a fixed order) and the contiguous H*W runs are
  * vectorised. Per channel the affine map is folded into y = a x + d. */
-static void bn_forward_fast(bn_layer *b, const float *restrict x, float *restrict y, int n,
-                            int train)
+/* Channel c of x: (N, C, H, W)   y: (N, C, H, W) */
+static void bn_channel_forward(bn_layer *b, const float *restrict x, float *restrict y, int n,
+                               int train, int c)
 {
     const float *g = b->base.params[P_WEIGHT].data, *be = b->base.params[P_BIAS].data;
     const size_t chw = (size_t)b->c * b->hw;
-    const int hw = b->hw, th = bn_threads(b, n);
-#pragma omp parallel for schedule(static) if (th > 1) num_threads(th)
-    for (int c = 0; c < b->c; c++) {
-        double mean = 0.0, var = 0.0;
-        if (train) {
-            double s = 0.0;
-            for (int i = 0; i < n; i++) {
-                const float *xr = x + i * chw + (size_t)c * hw;
-#pragma omp simd reduction(+ : s)
-                for (int p = 0; p < hw; p++) s += xr[p];
-            }
-            mean = s / ((double)n * hw);
-            double v = 0.0;
-            for (int i = 0; i < n; i++) {
-                const float *xr = x + i * chw + (size_t)c * hw;
-#pragma omp simd reduction(+ : v)
-                for (int p = 0; p < hw; p++) {
-                    double d = xr[p] - mean;
-                    v += d * d;
-                }
-            }
-            var = v / ((double)n * hw);
-        }
-        bn_channel_setup(b, c, train, mean, var, n);
-        const float mu = b->mean[c], is = b->invstd[c], gc = g[c], bc = be[c];
+    const int hw = b->hw;
+    double mean = 0.0, var = 0.0;
+    if (train) {
+        double s = 0.0;
         for (int i = 0; i < n; i++) {
             const float *xr = x + i * chw + (size_t)c * hw;
-            float *yr = y + i * chw + (size_t)c * hw;
+#pragma omp simd reduction(+ : s)
+            for (int p = 0; p < hw; p++) s += xr[p];
+        }
+        mean = s / ((double)n * hw);
+        double v = 0.0;
+        for (int i = 0; i < n; i++) {
+            const float *xr = x + i * chw + (size_t)c * hw;
+#pragma omp simd reduction(+ : v)
+            for (int p = 0; p < hw; p++) {
+                double d = xr[p] - mean;
+                v += d * d;
+            }
+        }
+        var = v / ((double)n * hw);
+    }
+    bn_channel_setup(b, c, train, mean, var, n);
+    const float mu = b->mean[c], is = b->invstd[c], gc = g[c], bc = be[c];
+    for (int i = 0; i < n; i++) {
+        const float *xr = x + i * chw + (size_t)c * hw;
+        float *yr = y + i * chw + (size_t)c * hw;
 #pragma omp simd
-            for (int p = 0; p < hw; p++) yr[p] = gc * ((xr[p] - mu) * is) + bc;
+        for (int p = 0; p < hw; p++) yr[p] = gc * ((xr[p] - mu) * is) + bc;
+    }
+}
+
+/* x: (N, C, H, W)   y: (N, C, H, W). The parallel arm is taken only for
+ * th > 1: a region with if(0) still enters libgomp, which mallocs a
+ * one-thread team on every call (bench/FINDINGS.md F1). */
+static void bn_forward_fast(bn_layer *b, const float *restrict x, float *restrict y, int n,
+                            int train)
+{
+    const int th = bn_threads(b, n);
+    if (th > 1) {
+#pragma omp parallel for schedule(static) num_threads(th)
+        for (int c = 0; c < b->c; c++) bn_channel_forward(b, x, y, n, train, c);
+    } else {
+        for (int c = 0; c < b->c; c++) bn_channel_forward(b, x, y, n, train, c);
+    }
+}
+
+/* Channel c of dy: (N, C, H, W)  ->  dweight, dbias: (C)  dx: (N, C, H, W) */
+static void bn_channel_backward(bn_layer *b, const float *restrict x, const float *restrict dy,
+                                float *restrict dx, int n, int c)
+{
+    const float *g = b->base.params[P_WEIGHT].data;
+    float *dg = b->base.params[P_WEIGHT].grad, *dbe = b->base.params[P_BIAS].grad;
+    const size_t chw = (size_t)b->c * b->hw;
+    const int hw = b->hw, train = b->last_train;
+    const double m = (double)n * hw;
+    const float mu = b->mean[c], is = b->invstd[c];
+    double sdy = 0.0, sdyxh = 0.0;
+    for (int i = 0; i < n; i++) {
+        const float *xr = x + i * chw + (size_t)c * hw, *gr = dy + i * chw + (size_t)c * hw;
+#pragma omp simd reduction(+ : sdy, sdyxh)
+        for (int p = 0; p < hw; p++) {
+            float xh = (xr[p] - mu) * is;
+            sdy += gr[p];
+            sdyxh += (double)gr[p] * xh;
+        }
+    }
+    dg[c] = (float)sdyxh;
+    dbe[c] = (float)sdy;
+    if (!dx) return;
+    /* dx = k1 * dy - k1/M * (sum(dy) + x_hat * sum(dy x_hat)), k1 = weight * invstd */
+    const float k1 = g[c] * is;
+    const float a0 = train ? (float)(k1 * sdy / m) : 0.0f;
+    const float a1 = train ? (float)(k1 * sdyxh / m) : 0.0f;
+    for (int i = 0; i < n; i++) {
+        const float *xr = x + i * chw + (size_t)c * hw, *gr = dy + i * chw + (size_t)c * hw;
+        float *dr = dx + i * chw + (size_t)c * hw;
+#pragma omp simd
+        for (int p = 0; p < hw; p++) {
+            float xh = (xr[p] - mu) * is;
+            dr[p] = k1 * gr[p] - a0 - xh * a1;
         }
     }
 }
@@ -174,40 +225,12 @@ static void bn_forward_fast(bn_layer *b, const float *restrict x, float *restric
 static void bn_backward_fast(bn_layer *b, const float *restrict x, const float *restrict dy,
                              float *restrict dx, int n)
 {
-    const float *g = b->base.params[P_WEIGHT].data;
-    float *dg = b->base.params[P_WEIGHT].grad, *dbe = b->base.params[P_BIAS].grad;
-    const size_t chw = (size_t)b->c * b->hw;
-    const int hw = b->hw, th = bn_threads(b, n), train = b->last_train;
-    const double m = (double)n * hw;
-#pragma omp parallel for schedule(static) if (th > 1) num_threads(th)
-    for (int c = 0; c < b->c; c++) {
-        const float mu = b->mean[c], is = b->invstd[c];
-        double sdy = 0.0, sdyxh = 0.0;
-        for (int i = 0; i < n; i++) {
-            const float *xr = x + i * chw + (size_t)c * hw, *gr = dy + i * chw + (size_t)c * hw;
-#pragma omp simd reduction(+ : sdy, sdyxh)
-            for (int p = 0; p < hw; p++) {
-                float xh = (xr[p] - mu) * is;
-                sdy += gr[p];
-                sdyxh += (double)gr[p] * xh;
-            }
-        }
-        dg[c] = (float)sdyxh;
-        dbe[c] = (float)sdy;
-        if (!dx) continue;
-        /* dx = k1 * dy - k1/M * (sum(dy) + x_hat * sum(dy x_hat)), k1 = weight * invstd */
-        const float k1 = g[c] * is;
-        const float a0 = train ? (float)(k1 * sdy / m) : 0.0f;
-        const float a1 = train ? (float)(k1 * sdyxh / m) : 0.0f;
-        for (int i = 0; i < n; i++) {
-            const float *xr = x + i * chw + (size_t)c * hw, *gr = dy + i * chw + (size_t)c * hw;
-            float *dr = dx + i * chw + (size_t)c * hw;
-#pragma omp simd
-            for (int p = 0; p < hw; p++) {
-                float xh = (xr[p] - mu) * is;
-                dr[p] = k1 * gr[p] - a0 - xh * a1;
-            }
-        }
+    const int th = bn_threads(b, n);
+    if (th > 1) {
+#pragma omp parallel for schedule(static) num_threads(th)
+        for (int c = 0; c < b->c; c++) bn_channel_backward(b, x, dy, dx, n, c);
+    } else {
+        for (int c = 0; c < b->c; c++) bn_channel_backward(b, x, dy, dx, n, c);
     }
 }
 

@@ -251,15 +251,20 @@ static void conv_forward_fast(conv2d *cv, const float *x, float *y, int n)
 {
     const size_t isz = cnn_shape_size(cv->base.in), osz = cnn_shape_size(cv->base.out);
     const int nt = conv_threads(cv, n);
-    if (n >= nt) {
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
+    if (nt > 1 && n >= nt) {
+        /* one image per thread at a time, each with its own im2col buffer */
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
         for (int i = 0; i < n; i++)
             conv_image_forward(cv, x + i * isz, y + i * osz,
                                cv->col + (size_t)omp_get_thread_num() * cv->col_size,
                                cnn_sgemm_serial);
     } else {
+        /* One thread, or fewer images than threads: the threads go to the GEMM.
+         * Never a region with if(0) or one thread: libgomp would malloc a
+         * one-thread team on every call (bench/FINDINGS.md F1). */
+        const gemm_fn gemm = nt > 1 ? cnn_sgemm : cnn_sgemm_serial;
         for (int i = 0; i < n; i++)
-            conv_image_forward(cv, x + i * isz, y + i * osz, cv->col, cnn_sgemm);
+            conv_image_forward(cv, x + i * isz, y + i * osz, cv->col, gemm);
     }
 }
 
@@ -296,6 +301,21 @@ static void conv_chunk_backward(const conv2d *cv, const float *x, const float *d
     }
 }
 
+/* db[f] = sum of dy: (N, F, Ho, Wo) over n, Ho, Wo for filter f, in one
+ * fixed order whichever thread runs it. */
+static float conv_bias_grad(const float *dy, int n, int F, int hw, int f)
+{
+    float l[LANES] = {0};
+    for (int i = 0; i < n; i++) {
+        const float *d = dy + ((size_t)i * F + f) * hw;
+        int p = 0;
+        for (; p + LANES <= hw; p += LANES)
+            for (int j = 0; j < LANES; j++) l[j] += d[p + j];
+        for (int j = 0; p + j < hw; j++) l[j] += d[p + j];
+    }
+    return lanes_total(l);
+}
+
 /* dy: (N, F, Ho, Wo)  ->  dw: (F, C, kh, kw)  db: (F)  dx: (N, C, H, W) */
 static void conv_backward_fast(conv2d *cv, const float *x, const float *dy, float *dx, int n)
 {
@@ -305,8 +325,9 @@ static void conv_backward_fast(conv2d *cv, const float *x, const float *dy, floa
     const int cs = chunk_size(n), nchunks = (n + cs - 1) / cs;
     const int nt = conv_threads(cv, n);
 
-    if (nchunks >= nt) {
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
+    /* the chunks are fixed by n alone, so dW sums in the same order for any nt */
+    if (nt > 1 && nchunks >= nt) {
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
         for (int k = 0; k < nchunks; k++) {
             int i1 = (k + 1) * cs < n ? (k + 1) * cs : n;
             conv_chunk_backward(cv, x, dy, dx, k * cs, i1, cv->dw_part + k * wsz,
@@ -314,10 +335,12 @@ static void conv_backward_fast(conv2d *cv, const float *x, const float *dy, floa
                                 cnn_sgemm_serial);
         }
     } else {
+        /* as in conv_forward_fast: no one-thread region (F1) */
+        const gemm_fn gemm = nt > 1 ? cnn_sgemm : cnn_sgemm_serial;
         for (int k = 0; k < nchunks; k++) {
             int i1 = (k + 1) * cs < n ? (k + 1) * cs : n;
             conv_chunk_backward(cv, x, dy, dx, k * cs, i1, cv->dw_part + k * wsz, cv->col,
-                                cnn_sgemm);
+                                gemm);
         }
     }
 
@@ -330,18 +353,11 @@ static void conv_backward_fast(conv2d *cv, const float *x, const float *dy, floa
 
     if (cv->has_bias) {
         float *db = cv->base.params[1].grad;
-        /* each filter's sum runs in one fixed order, whichever thread has it */
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-        for (int f = 0; f < F; f++) {
-            float l[LANES] = {0};
-            for (int i = 0; i < n; i++) {
-                const float *d = dy + ((size_t)i * F + f) * hw;
-                int p = 0;
-                for (; p + LANES <= hw; p += LANES)
-                    for (int j = 0; j < LANES; j++) l[j] += d[p + j];
-                for (int j = 0; p + j < hw; j++) l[j] += d[p + j];
-            }
-            db[f] = lanes_total(l);
+        if (nt > 1) {
+#pragma omp parallel for num_threads(nt) schedule(static)
+            for (int f = 0; f < F; f++) db[f] = conv_bias_grad(dy, n, F, hw, f);
+        } else {
+            for (int f = 0; f < F; f++) db[f] = conv_bias_grad(dy, n, F, hw, f);
         }
     }
 }

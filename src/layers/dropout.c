@@ -22,6 +22,30 @@ static void dropout_draw_mask(dropout_layer *d, size_t total)
         d->mask[i] = cnn_rng_uniform(d->base.rng) >= d->p ? scale : 0.0f;
 }
 
+/* Elements [lo, hi): out = in .* mask. in and out may be the same array
+ * (in-place dropout). */
+static void dropout_mul_range(const float *in, const float *restrict mk, float *out, size_t lo,
+                              size_t hi)
+{
+#pragma omp simd
+    for (size_t i = lo; i < hi; i++) out[i] = in[i] * mk[i];
+}
+
+/* out = in .* mask over total elements. The parallel arm is taken only for
+ * th > 1: a region with if(0) still enters libgomp, which mallocs a
+ * one-thread team on every call (bench/FINDINGS.md F1). */
+static void dropout_mul(const float *in, const float *restrict mk, float *out, size_t total)
+{
+    const int th = (double)total < CNN_PARALLEL_MIN_FLOPS ? 1 : cnn_threads();
+    if (th > 1) {
+#pragma omp parallel for schedule(static) num_threads(th)
+        for (int t = 0; t < th; t++)
+            dropout_mul_range(in, mk, out, total * t / th, total * (t + 1) / th);
+    } else {
+        dropout_mul_range(in, mk, out, 0, total);
+    }
+}
+
 /* x: (N, C, H, W)   y: (N, C, H, W) = x .* mask (train) or x (eval) */
 static void dropout_forward(cnn_layer *l, const float *x, float *y, int n, int train)
 {
@@ -36,11 +60,7 @@ static void dropout_forward(cnn_layer *l, const float *x, float *y, int n, int t
     if (l->kernels == CNN_KERNELS_REF) {
         for (size_t i = 0; i < total; i++) y[i] = x[i] * d->mask[i];
     } else {
-        const long nt = (long)total;
-        const float *restrict mk = d->mask;
-        const int th = (double)total < CNN_PARALLEL_MIN_FLOPS ? 1 : cnn_threads();
-#pragma omp parallel for simd schedule(static) if (th > 1) num_threads(th)
-        for (long i = 0; i < nt; i++) y[i] = x[i] * mk[i];
+        dropout_mul(x, d->mask, y, total);
     }
 }
 
@@ -58,11 +78,7 @@ static void dropout_backward(cnn_layer *l, const float *x, const float *y, const
     if (l->kernels == CNN_KERNELS_REF) {
         for (size_t i = 0; i < total; i++) dx[i] = dy[i] * d->mask[i];
     } else {
-        const long nt = (long)total;
-        const float *restrict mk = d->mask;
-        const int th = (double)total < CNN_PARALLEL_MIN_FLOPS ? 1 : cnn_threads();
-#pragma omp parallel for simd schedule(static) if (th > 1) num_threads(th)
-        for (long i = 0; i < nt; i++) dx[i] = dy[i] * mk[i];
+        dropout_mul(dy, d->mask, dx, total);
     }
 }
 

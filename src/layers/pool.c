@@ -178,44 +178,64 @@ static void avgpool_plane(const cnn_window *g, const float *x, float *y)
         }
 }
 
-/* x: (N, C, H, W)  y: (N, C, Ho, Wo)  argmax: (N, C, Ho, Wo) */
-static void pool_forward_fast(pool2d *p, const float *x, float *y, int n)
+/* Plane k (image k / C, channel k % C) of x: (N, C, H, W)  ->  y: (N, C, Ho, Wo) */
+static void pool_plane_forward(const pool2d *p, const float *x, float *y, int k)
 {
     const cnn_window *g = &p->g;
     const size_t isz = (size_t)g->h * g->w, osz = (size_t)g->ho * g->wo;
-    const int planes = n * g->c, nt = pool_threads(&p->base, n);
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 16) if (nt > 1)
-    for (int k = 0; k < planes; k++) {
-        if (p->is_max) maxpool_plane(g, x + k * isz, y + k * osz, p->argmax + k * osz);
-        else avgpool_plane(g, x + k * isz, y + k * osz);
+    if (p->is_max) maxpool_plane(g, x + k * isz, y + k * osz, p->argmax + k * osz);
+    else avgpool_plane(g, x + k * isz, y + k * osz);
+}
+
+/* Plane k of dy: (N, C, Ho, Wo)  ->  dx: (N, C, H, W) */
+static void pool_plane_backward(const pool2d *p, const float *dy, float *dx, int k)
+{
+    const cnn_window *g = &p->g;
+    const size_t isz = (size_t)g->h * g->w, osz = (size_t)g->ho * g->wo;
+    const float kk = (float)(g->kh * g->kw);
+    float *dxp = dx + k * isz;
+    const float *dyp = dy + k * osz;
+    memset(dxp, 0, sizeof(float) * isz);
+    if (p->is_max) {
+        const int32_t *ip = p->argmax + k * osz;
+        for (size_t o = 0; o < osz; o++) dxp[ip[o]] += dyp[o];
+        return;
+    }
+    for (int i = 0; i < g->ho; i++)
+        for (int j = 0; j < g->wo; j++) {
+            int y0, y1, x0, x1;
+            window(g, i, j, &y0, &y1, &x0, &x1);
+            float d = dyp[(size_t)i * g->wo + j] / kk;
+            for (int r = y0; r < y1; r++)
+                for (int q = x0; q < x1; q++) dxp[(size_t)r * g->w + q] += d;
+        }
+}
+
+/* The planes are shared out dynamically only for nt > 1: a region with
+ * if(0) or one thread still enters libgomp, which mallocs a one-thread team
+ * on every call (bench/FINDINGS.md F1). */
+
+/* x: (N, C, H, W)  y: (N, C, Ho, Wo)  argmax: (N, C, Ho, Wo) */
+static void pool_forward_fast(pool2d *p, const float *x, float *y, int n)
+{
+    const int planes = n * p->g.c, nt = pool_threads(&p->base, n);
+    if (nt > 1) {
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 16)
+        for (int k = 0; k < planes; k++) pool_plane_forward(p, x, y, k);
+    } else {
+        for (int k = 0; k < planes; k++) pool_plane_forward(p, x, y, k);
     }
 }
 
 /* dy: (N, C, Ho, Wo)  ->  dx: (N, C, H, W) */
 static void pool_backward_fast(pool2d *p, const float *dy, float *dx, int n)
 {
-    const cnn_window *g = &p->g;
-    const size_t isz = (size_t)g->h * g->w, osz = (size_t)g->ho * g->wo;
-    const int planes = n * g->c, nt = pool_threads(&p->base, n);
-    const float kk = (float)(g->kh * g->kw);
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 16) if (nt > 1)
-    for (int k = 0; k < planes; k++) {
-        float *dxp = dx + k * isz;
-        const float *dyp = dy + k * osz;
-        memset(dxp, 0, sizeof(float) * isz);
-        if (p->is_max) {
-            const int32_t *ip = p->argmax + k * osz;
-            for (size_t o = 0; o < osz; o++) dxp[ip[o]] += dyp[o];
-            continue;
-        }
-        for (int i = 0; i < g->ho; i++)
-            for (int j = 0; j < g->wo; j++) {
-                int y0, y1, x0, x1;
-                window(g, i, j, &y0, &y1, &x0, &x1);
-                float d = dyp[(size_t)i * g->wo + j] / kk;
-                for (int r = y0; r < y1; r++)
-                    for (int q = x0; q < x1; q++) dxp[(size_t)r * g->w + q] += d;
-            }
+    const int planes = n * p->g.c, nt = pool_threads(&p->base, n);
+    if (nt > 1) {
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 16)
+        for (int k = 0; k < planes; k++) pool_plane_backward(p, dy, dx, k);
+    } else {
+        for (int k = 0; k < planes; k++) pool_plane_backward(p, dy, dx, k);
     }
 }
 
