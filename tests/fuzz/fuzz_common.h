@@ -58,6 +58,8 @@ static inline void fuzz_check_failure(cnn_status s, const char *must_name)
     if (s < CNN_ERR_ARG || s > CNN_ERR_INTERRUPTED) fuzz_die("status out of range");
     const char *msg = cnn_errmsg();
     if (!msg || !*msg) fuzz_die("failure without a message");
+    /* FUZZ_VERBOSE=1 ./fuzz_x file: see why an input is refused */
+    if (getenv("FUZZ_VERBOSE")) fprintf(stderr, "%s: %s\n", cnn_status_name(s), msg);
     if (must_name && !strstr(msg, must_name)) {
         fprintf(stderr, "fuzz harness: message does not name '%s': %s\n", must_name, msg);
         abort();
