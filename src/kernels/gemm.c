@@ -132,6 +132,7 @@ typedef struct {
     int direct_b;   /* read op(B) in place instead of packing it */
     int edge_copy;  /* direct_b: copy B's partial last sliver (no masked loads) */
     int direct_a;   /* read A in place: stored K x M it is already "packed" */
+    int a_kmajor;   /* pack op(A) as one K x mc block instead of MR-row tiles */
     int dot;        /* A * B^T as dot products (cnn_gemm_dot_avx512) */
     cnn_gemm_macro_fn macro;
 } plan;
@@ -172,6 +173,13 @@ static plan make_plan(int M, int N, int K, int transa, int transb)
      * layout does but with stride lda: copying it only costs time (20% of
      * the 150x100x16 conv dcol GEMM). */
     p.direct_a = transa && M <= 640;
+    /* With K <= 32 the tile's FMAs are few and packing A in MR-row tiles
+     * (one 16 x 16 transpose per tile, even for the 8-row tiles of M = 16)
+     * cost 5-8% of a K = 9 conv GEMM. Packed as the K x M matrix that
+     * transposed storage would give, it takes one transpose per 16 rows and
+     * is read like transposed A; the short k-rows keep the strided reads
+     * inside L1. */
+    p.a_kmajor = !transa && p.macro == cnn_gemm_macro_avx512 && K <= 32;
     p.dot = !transa && transb && p.macro == cnn_gemm_macro_avx512 && (long)M * N <= 1024 &&
             K >= 32;
     return p;
@@ -370,6 +378,14 @@ static int run(const plan *pl, int transa, int transb, int M, int N, int K, floa
                 if (pl->direct_a) {
                     pl->macro(mc, nc, kc, A + (size_t)pc * lda + ic, 0, 1, lda, b, ldbk, bsl,
                               bedge, c, ldc, alpha, beta_k);
+                } else if (pl->a_kmajor) {
+                    for (int i = 0; i < mc; i += 16) {
+                        int rows = mc - i < 16 ? mc - i : 16;
+                        cnn_gemm_pack_t_avx512(A + (size_t)(ic + i) * lda + pc, lda, rows, kc,
+                                               pa + i, mc, rows);
+                    }
+                    pl->macro(mc, nc, kc, pa, 0, 1, mc, b, ldbk, bsl, bedge, c, ldc, alpha,
+                              beta_k);
                 } else {
                     pack_a(pl, transa, A, lda, ic, mc, pc, kc, pa);
                     pl->macro(mc, nc, kc, pa, (long)kc * mr, 0, mr, b, ldbk, bsl, bedge, c,
