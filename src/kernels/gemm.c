@@ -162,7 +162,7 @@ static plan make_plan(int M, int N, int K, int transa, int transb)
     }
     /* kc from K alone (equal blocks): the thread split must not change it */
     int nb = (K + kcmax - 1) / kcmax;
-    p.kc = (K + nb - 1) / nb;
+    p.kc = K <= kcmax ? K : (K + nb - 1) / nb; /* no division for the common case */
     (void)N;
     /* Reading B in place beat packing it on every conv and dense shape
      * measured (bench/NOTES.md); packing wins back only on large squares,

@@ -202,20 +202,18 @@ KERNEL __m128 quarter(__m512 v, int i)
 }
 
 /* C[i][j] = alpha * (sum of the lanes of x[4i + j]) + beta * C[i][j] for
- * i < mi, j < nj. All 16 horizontal sums at once, four add levels; after
+ * i < mi, j < nj, given y, the first level of the sum (see dot_tile). All
+ * 16 horizontal sums at once, four add levels; after
  * them lane 4i + j of sum holds the sum of x[4i + j]. 45 shuffles and adds
  * instead of 16 separate reductions (~130), which cost as much as the
  * FMAs when K = 128 (dense dW). Each sum's order is fixed by its lanes,
  * not by the tile shape, so edge tiles round the same way. Not inlined
  * into the tiles: inlined, it made GCC spill a B vector in their k loop. */
-TARGET static void dot_finish(const __m512 x[16], int mi, int nj, float alpha, float beta,
-                              float *C, long ldc)
+TARGET static void dot_finish(__m512 y0, __m512 y1, __m512 y2, __m512 y3, __m512 y4,
+                              __m512 y5, __m512 y6, __m512 y7, int mi, int nj, float alpha,
+                              float beta, float *C, long ldc)
 {
-    __m512 y[8], q[4], r[2];
-    /* per 128-bit lane: y[p] = x[2p] at elements 0, 2 and x[2p+1] at 1, 3 */
-    for (int p = 0; p < 8; p++)
-        y[p] = _mm512_add_ps(_mm512_unpacklo_ps(x[2 * p], x[2 * p + 1]),
-                             _mm512_unpackhi_ps(x[2 * p], x[2 * p + 1]));
+    __m512 y[8] = {y0, y1, y2, y3, y4, y5, y6, y7}, q[4], r[2];
     /* per 128-bit lane: q[g] element e = partial sum of x[4g + e] */
     for (int g = 0; g < 4; g++)
         q[g] = _mm512_add_ps(_mm512_shuffle_ps(y[2 * g], y[2 * g + 1], 0x44),
@@ -263,11 +261,18 @@ KERNEL void dot_tile(const int MI, const int NJ, int K, float alpha, const float
             for (int j = 0; j < NJ; j++) acc[i][j] = _mm512_fmadd_ps(a[i], b[j], acc[i][j]);
     }
     /* x[4i + j] = acc[i][j], zero outside the tile */
-    __m512 x[16];
+    __m512 x[16], y[8];
 #pragma GCC unroll 16
     for (int q = 0; q < 16; q++)
         x[q] = q / 4 < MI && q % 4 < NJ ? acc[q / 4][q % 4] : _mm512_setzero_ps();
-    dot_finish(x, MI, NJ, alpha, beta, C, ldc);
+    /* first level here, so the other eight travel in registers (the ABI
+     * passes eight vector arguments in zmm0-7): per 128-bit lane, y[p]
+     * holds x[2p] at elements 0, 2 and x[2p+1] at 1, 3 */
+#pragma GCC unroll 8
+    for (int p = 0; p < 8; p++)
+        y[p] = _mm512_add_ps(_mm512_unpacklo_ps(x[2 * p], x[2 * p + 1]),
+                             _mm512_unpackhi_ps(x[2 * p], x[2 * p + 1]));
+    dot_finish(y[0], y[1], y[2], y[3], y[4], y[5], y[6], y[7], MI, NJ, alpha, beta, C, ldc);
 }
 
 #define DOTJ(MI)                                                                         \
