@@ -137,9 +137,12 @@ TEST_P(Gemm, ThreadedMatchesReference)
 
 TEST_P(Gemm, ConvShapesEveryTranspose)
 {
+    /* the layer shapes of bench_gemm; the last two are the dcol GEMMs
+     * (transposed A read in place) at their real sizes */
     const int shapes[][3] = {{16, 196, 9},  {6, 784, 25},  {16, 100, 150},
                              {32, 676, 9},  {64, 576, 288}, {64, 196, 576},
-                             {64, 128, 784}, {64, 10, 128}};
+                             {64, 128, 784}, {64, 10, 128}, {64, 128, 10},
+                             {150, 100, 16}, {576, 196, 64}};
     uint32_t seed = 500;
     for (auto &s : shapes)
         for (int ta = 0; ta < 2; ta++)

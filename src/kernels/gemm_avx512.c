@@ -30,15 +30,24 @@ KERNEL void tile(const int M_, const int NV_, int n, int kc, const float *a, lon
                  const float *b, long ldbk, float *c, long ldc, float alpha, float beta)
 {
     __m512 acc[MR][2];
-#pragma GCC unroll 14
-    for (int i = 0; i < M_; i++) {
-        acc[i][0] = _mm512_setzero_ps();
-        acc[i][1] = _mm512_setzero_ps();
-    }
     __mmask16 m0 = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
     __mmask16 m1 = n >= 32 ? (__mmask16)0xFFFF
                  : n > 16  ? (__mmask16)((1u << (n - 16)) - 1) : (__mmask16)0;
-    for (int p = 0; p < kc; p++) {
+    {
+        /* k = 0 multiplies instead of adding to zeroed accumulators: with
+         * K = 9 the 28 zeroing moves are a tenth of the tile's work */
+        __m512 b0 = _mm512_maskz_loadu_ps(m0, b);
+        __m512 b1 = NV_ > 1 ? _mm512_maskz_loadu_ps(m1, b + 16) : _mm512_setzero_ps();
+#pragma GCC unroll 14
+        for (int i = 0; i < M_; i++) {
+            __m512 ai = _mm512_set1_ps(a[i]);
+            acc[i][0] = _mm512_mul_ps(ai, b0);
+            if (NV_ > 1) acc[i][1] = _mm512_mul_ps(ai, b1);
+        }
+        a += ldak;
+        b += ldbk;
+    }
+    for (int p = 1; p < kc; p++) {
         __m512 b0 = _mm512_maskz_loadu_ps(m0, b);
         __m512 b1 = NV_ > 1 ? _mm512_maskz_loadu_ps(m1, b + 16) : _mm512_setzero_ps();
 #pragma GCC unroll 14
