@@ -11,10 +11,13 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -342,6 +345,52 @@ TEST_F(Hostile, SafetensorsFailedLoadWeightsLeavesTheModelAlone)
                            {p, "'1.bias'", "NaN or Inf"}));
     EXPECT_EQ(weights(), before);
     cnn_model_free(m);
+}
+
+/* Runs fn in a child process and returns its exit status, or -1 if it has
+ * not finished within `seconds` (it is killed then): a test of a hang fails
+ * instead of hanging. */
+template <class F> int exit_status_within(double seconds, F fn)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        fn();
+        _exit(0);
+    }
+    if (pid < 0) return -2;
+    auto t0 = std::chrono::steady_clock::now();
+    for (;;) {
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        if (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() > seconds) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            return -1;
+        }
+        usleep(10000);
+    }
+}
+
+/* FINDINGS.md F1: every metadata entry went through cnn_model_set_meta,
+ * which searches the entries so far: quadratic, 56 s for a 1 MB file of
+ * 80000 keys, hours for the 100 MB a header may hold. */
+TEST_F(Hostile, SafetensorsManyMetadataKeysDoNotHang)
+{
+    std::string json = "{\"__metadata__\":{\"format\":\"cnn\",\"format_version\":\"1\",\"arch\":\"" +
+                       std::string(kArchJson) + "\"";
+    for (int i = 0; i < 200000; i++) json += ",\"k" + std::to_string(i) + "\":\"\"";
+    json += "}," + kW + "," + kB + "}";
+    std::string p = write("meta.safetensors", st_file(json, f32s(10, 0.5f)));
+    int rc = exit_status_within(10.0, [&] {
+        cnn_model *m = nullptr;
+        cnn_status s = cnn_model_load(p.c_str(), &m);
+        /* refusing is fine, if it says why */
+        if (s != CNN_OK && !strstr(cnn_errmsg(), p.c_str())) _exit(3);
+        cnn_model_free(m);
+    });
+    EXPECT_NE(rc, -1) << "cnn_model_load of 200000 metadata keys took more than 10 s";
+    EXPECT_EQ(rc, 0) << "the refusal does not name the file (3) or the child crashed";
 }
 
 /* --------------------------------------------------------- architectures */
