@@ -31,6 +31,11 @@
 
 #define ST_MAX_HEADER ((uint64_t)100 << 20)
 #define ST_MAX_DIMS 8
+/* Loading stores each metadata entry with cnn_model_set_meta, which looks
+ * for the key among those already stored: bounded here, or a hostile header
+ * of millions of keys takes hours (tests/fuzz/FINDINGS.md F1). Our own files
+ * hold a dozen. */
+#define ST_MAX_META 1024
 /* JSON numbers are doubles: integers above 2^53 would not be exact */
 #define ST_MAX_JSON_INT 9007199254740992.0
 
@@ -544,10 +549,16 @@ static cnn_status st_open(const char *path, st_file *s)
                 return cnn_fail(CNN_ERR_FORMAT, "%s: __metadata__ appears twice", path);
             if (!cJSON_IsObject(c))
                 return cnn_fail(CNN_ERR_FORMAT, "%s: __metadata__ is not a JSON object", path);
-            for (const cJSON *kv = c->child; kv; kv = kv->next)
+            int nkeys = 0;
+            for (const cJSON *kv = c->child; kv; kv = kv->next) {
                 if (!cJSON_IsString(kv))
                     return cnn_fail(CNN_ERR_FORMAT, "%s: __metadata__ value of '%s' is not a string",
                                     path, kv->string);
+                if (++nkeys > ST_MAX_META)
+                    return cnn_fail(CNN_ERR_FORMAT,
+                                    "%s: __metadata__ has more than %d entries (not a model file?)",
+                                    path, ST_MAX_META);
+            }
             s->meta = c;
             continue;
         }
