@@ -393,6 +393,24 @@ TEST_F(Hostile, SafetensorsManyMetadataKeysDoNotHang)
     EXPECT_EQ(rc, 0) << "the refusal does not name the file (3) or the child crashed";
 }
 
+/* FINDINGS.md F2: the architecture in a model file had no size limit (an
+ * architecture file has 64 KiB): 400000 "relu" lines in a 2 MB file took
+ * 190 MB and 4 s, so a 100 MB header could ask for ~10 GB. */
+TEST_F(Hostile, SafetensorsHugeArchitectureIsRefused)
+{
+    std::string arch = "input 1x2x2\\nflatten\\n";
+    for (int i = 0; i < 20000; i++) arch += "relu\\n";
+    arch += "dense 2\\n";
+    std::string json = "{" + st_meta(arch.c_str()) + "," +
+                       st_tensor("20002.weight", "F32", "[2,4]", 0, 32) + "," +
+                       st_tensor("20002.bias", "F32", "[2]", 32, 40) + "}";
+    std::string p = write("layers.safetensors", st_file(json, f32s(10, 0.5f)));
+    cnn_model *m = nullptr;
+    EXPECT_TRUE(fails_with(cnn_model_load(p.c_str(), &m), CNN_ERR_FORMAT, {p, "'arch'", "limit"}));
+    EXPECT_EQ(m, nullptr);
+    cnn_model_free(m);
+}
+
 /* --------------------------------------------------------- architectures */
 
 TEST_F(Hostile, ArchHandMade)
