@@ -36,6 +36,7 @@
  * of millions of keys takes hours (tests/fuzz/FINDINGS.md F1). Our own files
  * hold a dozen. */
 #define ST_MAX_META 1024
+#define ST_MAX_ARCH 65536
 /* JSON numbers are doubles: integers above 2^53 would not be exact */
 #define ST_MAX_JSON_INT 9007199254740992.0
 
@@ -763,6 +764,12 @@ cnn_status cnn_model_load(const char *path, cnn_model **out)
     else if (st == CNN_OK && version && strcmp(version, "1") != 0)
         st = cnn_fail(CNN_ERR_FORMAT, "%s: format_version '%.32s' is not supported (this build "
                       "reads version 1)", path, version);
+    /* The limit of an architecture file (cnn_model_from_file): every line
+     * is a layer costing ~0.5 KB, and a header may hold 100 MB of "relu"
+     * lines (tests/fuzz/FINDINGS.md F2). */
+    else if (st == CNN_OK && strlen(arch) > ST_MAX_ARCH)
+        st = cnn_fail(CNN_ERR_FORMAT, "%s: the 'arch' metadata is %zu bytes, more than the %d-byte "
+                      "limit of an architecture", path, strlen(arch), ST_MAX_ARCH);
     if (st == CNN_OK) {
         size_t nlen = strlen(path) + 8;
         char *name = malloc(nlen);
