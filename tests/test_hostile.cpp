@@ -535,6 +535,24 @@ TEST_F(Hostile, ImagesHandMade)
     EXPECT_TRUE(fails_with(cnn_image_load_mnist(dir.c_str(), out), CNN_ERR_IO, {dir, "directory"}));
 }
 
+/* FINDINGS.md F3 (fuzz_image timeout): 30 bytes of GIF announcing
+ * 6913x8249 and holding no pixels decoded for 2.5 s (15 s under ASan) into
+ * 280 MB of background, then failed as "blank". */
+TEST_F(Hostile, ImageDecompressionBombIsRefusedBeforeDecoding)
+{
+    Bytes gif = read_file(kCorpus / "image" / "regress_F3_gif_bomb.gif");
+    ASSERT_EQ(gif.size(), 30u);
+    std::string p = write("bomb.gif", gif);
+    uint8_t out[28 * 28];
+    EXPECT_TRUE(fails_with(cnn_image_load_mnist(p.c_str(), out), CNN_ERR_FORMAT,
+                           {p, "truncated GIF", "6913x8249"}));
+    /* the same for PNG: a header alone, promising 16000x4000 */
+    Bytes png = png_gray(16000, 4000, digit_rows(8, 2));
+    p = write("bomb.png", png);
+    EXPECT_TRUE(fails_with(cnn_image_load_mnist(p.c_str(), out), CNN_ERR_FORMAT,
+                           {p, "truncated PNG", "16000x4000"}));
+}
+
 /* ------------------------------------------------ the fuzz corpora, replayed */
 
 /* What tests/fuzz/fuzz_idx.c does with one input (flag byte, LE32 length
