@@ -28,6 +28,12 @@
 #define IMG_MAX_PIXELS ((long long)64 << 20)
 /* No compressed picture of a digit needs more; it bounds what we read. */
 #define IMG_MAX_FILE ((long long)256 << 20)
+/* No format we decode packs more pixels into a byte: deflate stops near
+ * 1032:1, GIF's 12-bit LZW codes near 2730:1, a flat JPEG block needs a few
+ * bits per 64 pixels. A header promising more is truncated or a
+ * decompression bomb (30 bytes of GIF asking for 57 Mpixel took 2.5 s and
+ * 280 MB to decode to nothing: tests/fuzz/FINDINGS.md F3). */
+#define IMG_MAX_PIXELS_PER_BYTE 4096
 /* Fewer grey levels between background and ink than this is a blank page. */
 #define IMG_MIN_CONTRAST 24
 /* Pixels fainter than this fraction of the ink's contrast are background. */
@@ -240,6 +246,10 @@ static cnn_status stb_decode(const char *name, const char *fmt, const uint8_t *b
                         stbi_failure_reason() ? stbi_failure_reason() : "unreadable header");
     cnn_status s = check_size(name, x, y);
     if (s) return s;
+    if ((long long)x * y > (long long)len * IMG_MAX_PIXELS_PER_BYTE)
+        return cnn_fail(CNN_ERR_FORMAT,
+                        "%s: truncated %s: a %dx%d image cannot fit in %zu bytes", name, fmt, x,
+                        y, len);
     s = check_complete(name, fmt, buf, len);
     if (s) return s;
     /* Keep alpha so a transparent background can become paper (white):
