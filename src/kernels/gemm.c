@@ -11,7 +11,10 @@
  *
  * B is read in place (no packing) when it is stored untransposed and few A
  * rows share it: packing costs as much as the FMAs it feeds when M is small,
- * which is the common case for conv layers (M = filters).
+ * which is the common case for conv layers (M = filters). Likewise A stored
+ * transposed is read in place (it already has the packed layout, with
+ * stride lda), and for K <= 32 A is packed as one K x mc block rather than
+ * in MR-row tiles (bench/NOTES.md, session 2).
  *
  * Threads split C into column (or row) blocks; each thread runs the serial
  * algorithm on its block with its own pack buffers. Since kc depends only
