@@ -55,8 +55,9 @@ run conv "$BENCH/bench_conv" --threads="$SCALING" $(GB conv) "${REPS[@]}"
 if [ "$QUICK" = 1 ]; then EPOCH=(--epoch_threads=0); else EPOCH=(--epoch_threads=2); fi
 run train "$BENCH/bench_train" --threads="$SCALING" "${EPOCH[@]}" $(GB train) "${REPS[@]}"
 # the same steps with sleeping instead of spinning OpenMP workers (FINDINGS.md F2)
+if [ "$QUICK" = 1 ]; then PEPOCH=(--epoch_threads=0); else PEPOCH=(--epoch_threads=2); fi
 run train_passive env OMP_WAIT_POLICY=passive "$BENCH/bench_train" --threads="$SCALING" \
-    --epoch_threads=0 --benchmark_filter='train|latency' $(GB train_passive) "${REPS[@]}"
+    "${PEPOCH[@]}" --benchmark_filter='train|latency|epoch/pytorchnet' $(GB train_passive) "${REPS[@]}"
 if [ "${SKIP_GEMM:-0}" != 1 ] && [ -x "$BENCH/bench_gemm" ]; then
     # OpenBLAS's AVX-512 kernels: the environment may pin it to Haswell's
     # single-threaded only: the issue-4 GEMM targets are 1-thread figures
