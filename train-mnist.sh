@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The main job, from a fresh Debian 12 machine: install what the build needs,
+# build cnn, fetch the full MNIST (60,000 training / 10,000 test images) and
+# train LeNet-5 on it, printing per-epoch progress and the test set's
+# classification report (the seed report's table) and confusion matrix.
+#
+#   bash train-mnist.sh                 # LeNet-5, 5 epochs
+#   bash train-mnist.sh --arch best --epochs 15 --augment --batch 128 --lr 0.003
+#
+# Extra arguments are passed to `cnn train` (they override the defaults).
+set -euo pipefail
+cd "$(dirname "$0")"
+bash tests/deps.sh
+bash data/fetch.sh mnist
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$(nproc)" --target cnn
+mkdir -p out
+exec build/cnn train --arch lenet5 --epochs 5 --opt adam --lr 0.005 --sched cosine \
+    --out out/lenet5.safetensors --history out/lenet5.csv --plot out/lenet5.svg "$@"
