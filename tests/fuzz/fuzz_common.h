@@ -15,10 +15,14 @@
 
 /* Big allocations fail (return NULL) instead of ending the run, so that
  * "refuse what cannot be allocated" is fuzzed like any other error path. */
+#ifndef FUZZ_MAX_ALLOC_MB
+#define FUZZ_MAX_ALLOC_MB "512"
+#endif
 const char *__asan_default_options(void);
 const char *__asan_default_options(void)
 {
-    return "allocator_may_return_null=1:max_allocation_size_mb=512:detect_leaks=1";
+    return "allocator_may_return_null=1:max_allocation_size_mb=" FUZZ_MAX_ALLOC_MB
+           ":detect_leaks=1";
 }
 
 /* A memfd reached through /proc/self/fd: a real regular file for open()
