@@ -168,3 +168,27 @@ TEST(Dropout, RefVsFast)
         EXPECT_LT(tu_ref_vs_fast(t, n, 17, 1, &where), 1e-6) << "big " << big << " at " << where;
     }
 }
+
+TEST(Dropout, KeepRateOddSizeAndTail)
+{
+    /* the mask takes four 16-bit slices per 64-bit draw: an element count
+     * not divisible by 4 ends with a partial draw, which must still give
+     * valid values at the usual rate and the same mask for the same seed */
+    const int n = 3, f = 20001;
+    const double p = 0.25;
+    std::vector<float> x(n * f, 1.0f), y[2];
+    for (int k = 0; k < 2; k++) {
+        TestLayer t;
+        ASSERT_TRUE(tu_make_layer(t, "dropout 0.25", cnn_shape{f, 1, 1}, n, 7));
+        y[k].assign(x.size(), NAN);
+        t.layer->ops->forward(t.layer, x.data(), y[k].data(), n, 1);
+    }
+    size_t kept = 0;
+    for (float v : y[0]) {
+        ASSERT_TRUE(v == 0.0f || std::fabs(v - 1 / (1 - p)) < 1e-6) << v;
+        kept += v != 0.0f;
+    }
+    const double total = (double)n * f, sd = std::sqrt(total * p * (1 - p));
+    EXPECT_NEAR((double)kept, total * (1 - p), 5 * sd);
+    EXPECT_EQ(0, std::memcmp(y[0].data(), y[1].data(), y[0].size() * 4));
+}
