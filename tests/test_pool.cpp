@@ -218,3 +218,29 @@ TEST(Pool, BitIdenticalAcrossThreadCounts)
     }
     cnn_set_threads(saved);
 }
+
+TEST(Pool, MaxpoolTwoByTwoBlocksTiesAndNaN)
+{
+    /* the 2x2 stride-2 fast path works in blocks of 16 outputs: widths of
+     * 1, 7, 16, 17 and 33 outputs (odd inputs leave a dropped column/row),
+     * cells drawn from a few values so ties are common, and NaNs sprinkled
+     * at every window position; y and dx must equal the reference exactly
+     * (ties to the first cell in scan order, a NaN always wins) */
+    const cnn_shape shapes[] = {{1, 2, 3}, {2, 15, 14}, {1, 4, 32}, {3, 5, 35}, {1, 6, 67}};
+    for (const cnn_shape &in : shapes) {
+        const int n = 3;
+        const size_t total = (size_t)n * cnn_shape_size(in);
+        std::vector<float> x(total);
+        for (size_t i = 0; i < total; i++) x[i] = (float)((i * 7919u) % 5) - 2.0f;
+        for (size_t i = 3; i < total; i += 13) x[i] = NAN;
+        TestLayer t;
+        ASSERT_TRUE(tu_make_layer(t, "maxpool 2", in, n));
+        std::vector<float> dy(n * cnn_shape_size(t.layer->out));
+        for (size_t i = 0; i < dy.size(); i++) dy[i] = 1.0f + (float)i;
+        Pass ref = run(t, CNN_KERNELS_REF, x, dy, n), fast = run(t, CNN_KERNELS_FAST, x, dy, n);
+        for (size_t i = 0; i < ref.y.size(); i++)
+            if (std::isnan(ref.y[i])) EXPECT_TRUE(std::isnan(fast.y[i])) << in.w << " y " << i;
+            else EXPECT_EQ(ref.y[i], fast.y[i]) << in.w << " y " << i;
+        EXPECT_EQ(ref.dx, fast.dx) << in.c << "x" << in.h << "x" << in.w;
+    }
+}

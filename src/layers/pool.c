@@ -115,6 +115,28 @@ static void pool_backward_ref(pool2d *p, const float *x, const float *dy, float 
 
 /* ----------------------------------------------------------------- fast */
 
+/* MAX_LANES 2x2 windows given as their four cells a b / c d: the max, and
+ * the winner's offset from a (0, 1, w, w + 1). The same three beats() tests
+ * in the same order as the generic path, written as selects (| not ||, so
+ * no short-circuit jump) that GCC turns into vector compares and blends. */
+#define MAX_LANES 16
+static inline void max2x2_lanes(const float *a, const float *b, const float *c, const float *d,
+                                int w, float *m, int *o)
+{
+#pragma omp simd
+    for (int j = 0; j < MAX_LANES; j++) {
+        const int tb = (b[j] > a[j]) | (b[j] != b[j]);
+        float v = tb ? b[j] : a[j];
+        int k = tb;
+        const int tc = (c[j] > v) | (c[j] != c[j]);
+        v = tc ? c[j] : v;
+        k = tc ? w : k;
+        const int td = (d[j] > v) | (d[j] != d[j]);
+        m[j] = td ? d[j] : v;
+        o[j] = td ? w + 1 : k;
+    }
+}
+
 /* One plane. x: (H, W)  y: (Ho, Wo)  idx: (Ho, Wo) */
 static void maxpool_plane(const cnn_window *g, const float *x, float *y, int32_t *idx)
 {
@@ -124,14 +146,29 @@ static void maxpool_plane(const cnn_window *g, const float *x, float *y, int32_t
             const float *r0 = x + (size_t)2 * i * w, *r1 = r0 + w;
             float *yr = y + (size_t)i * g->wo;
             int32_t *ir = idx + (size_t)i * g->wo;
-            for (int j = 0; j < g->wo; j++) {
-                int b = 2 * i * w + 2 * j;
-                float m = r0[2 * j];
-                if (beats(r0[2 * j + 1], m)) { m = r0[2 * j + 1]; b = 2 * i * w + 2 * j + 1; }
-                if (beats(r1[2 * j], m)) { m = r1[2 * j]; b = (2 * i + 1) * w + 2 * j; }
-                if (beats(r1[2 * j + 1], m)) { m = r1[2 * j + 1]; b = (2 * i + 1) * w + 2 * j + 1; }
-                yr[j] = m;
-                ir[j] = b;
+            const int base = 2 * i * w;
+            /* Why branch-free, in blocks of MAX_LANES: on real activations
+             * the winner of a window is unpredictable, and the if-chain ran
+             * at branch-miss speed (bench/FINDINGS.md F3). A fixed-length
+             * block vectorises fully even for the narrow rows of small
+             * layers (7 or 5 outputs), where a plain loop would leave a
+             * scalar epilogue with branches. */
+            for (int j0 = 0; j0 < g->wo; j0 += MAX_LANES) {
+                const int nj = g->wo - j0 < MAX_LANES ? g->wo - j0 : MAX_LANES;
+                float a[MAX_LANES] = {0}, b[MAX_LANES] = {0}, c[MAX_LANES] = {0},
+                      d[MAX_LANES] = {0}, m[MAX_LANES];
+                int o[MAX_LANES];
+                for (int j = 0; j < nj; j++) {
+                    a[j] = r0[2 * (j0 + j)];
+                    b[j] = r0[2 * (j0 + j) + 1];
+                    c[j] = r1[2 * (j0 + j)];
+                    d[j] = r1[2 * (j0 + j) + 1];
+                }
+                max2x2_lanes(a, b, c, d, w, m, o);
+                for (int j = 0; j < nj; j++) {
+                    yr[j0 + j] = m[j];
+                    ir[j0 + j] = base + 2 * (j0 + j) + o[j];
+                }
             }
         }
         return;
