@@ -15,11 +15,14 @@ for f in libcnn.a libcnn.so; do
   [ -e "$libdir/$f" ] || { echo "FAIL: $f not installed in $libdir"; exit 1; }
 done
 export PKG_CONFIG_PATH="$libdir/pkgconfig"
+# a sanitizer build's library needs the sanitizer runtime first in the link
+san=""
+grep -q "^CNN_SANITIZE:BOOL=ON" "$build/CMakeCache.txt" && san="-fsanitize=address,undefined"
 "$prefix/bin/cnn" --version >/dev/null
-cc -std=c11 "$src/examples/xor_conv.c" $(pkg-config --cflags --libs cnn) \
+cc -std=c11 $san "$src/examples/xor_conv.c" $(pkg-config --cflags --libs cnn) \
    -Wl,-rpath,"$libdir" -o "$prefix/xor_shared"
 "$prefix/xor_shared"
-cc -std=c11 "$src/examples/xor_conv.c" $(pkg-config --cflags cnn) \
+cc -std=c11 $san "$src/examples/xor_conv.c" $(pkg-config --cflags cnn) \
    "$libdir/libcnn.a" $(pkg-config --static --libs cnn | sed 's/-lcnn\b//') \
    -o "$prefix/xor_static"
 "$prefix/xor_static"
