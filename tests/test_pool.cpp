@@ -244,3 +244,19 @@ TEST(Pool, MaxpoolTwoByTwoBlocksTiesAndNaN)
         EXPECT_EQ(ref.dx, fast.dx) << in.c << "x" << in.h << "x" << in.w;
     }
 }
+
+TEST(Pool, AvgpoolTwoByTwoMatchesReferenceExactly)
+{
+    /* the 2x2 stride-2 fast backward writes dy / 4 directly; odd inputs
+     * leave a last row/column that no window covers, which must stay 0 */
+    const cnn_shape shapes[] = {{1, 2, 2}, {2, 7, 9}, {3, 28, 28}, {1, 5, 35}};
+    for (const cnn_shape &in : shapes) {
+        const int n = 2;
+        TestLayer t;
+        ASSERT_TRUE(tu_make_layer(t, "avgpool 2", in, n));
+        auto x = tu_randn((size_t)n * cnn_shape_size(in), 3);
+        auto dy = tu_randn((size_t)n * cnn_shape_size(t.layer->out), 4);
+        Pass ref = run(t, CNN_KERNELS_REF, x, dy, n), fast = run(t, CNN_KERNELS_FAST, x, dy, n);
+        EXPECT_EQ(ref.dx, fast.dx) << in.c << "x" << in.h << "x" << in.w;
+    }
+}
