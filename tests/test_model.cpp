@@ -331,3 +331,12 @@ TEST(Model, LimitedParseRefusesBeforeAllocating)
     ASSERT_EQ(cnn_model_from_text_limited(kSimpleCNN, "small", 8100, &m), CNN_OK) << cnn_errmsg();
     cnn_model_free(m);
 }
+
+TEST(Model, MoreThan1024LayersAreRefused)
+{
+    std::string text = "input 1x2x2\nflatten\n";
+    for (int i = 0; i < 1100; i++) text += "relu\n";
+    std::string e = parse_error(text.c_str());
+    EXPECT_NE(e.find("more than 1024 layers"), std::string::npos) << e;
+    EXPECT_NE(e.find("arch.txt:1026"), std::string::npos) << e;
+}

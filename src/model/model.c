@@ -102,6 +102,10 @@ static cnn_status parse_input(cnn_spec_line *s, cnn_shape *in)
     return CNN_OK;
 }
 
+/* More layers than any real network has; a cap keeps a hostile text from
+ * building (and then drawing weights for) a model of millions of lines. */
+#define MAX_LAYERS 1024
+
 static cnn_status add_layer(cnn_model *m, cnn_layer *l)
 {
     cnn_layer **grown = realloc(m->layers, sizeof *grown * (size_t)(m->nlayers + 1));
@@ -209,6 +213,10 @@ cnn_status cnn_model_from_text_limited(const char *text, const char *name, size_
             m->input = shape;
             have_input = 1;
             continue;
+        }
+        if (m->nlayers >= MAX_LAYERS) {
+            st = cnn_fail(CNN_ERR_PARSE, "%s:%d: more than %d layers", name, lineno, MAX_LAYERS);
+            break;
         }
         cnn_layer_create_fn create = cnn_layer_lookup(s.words[0]);
         if (!create) {
