@@ -20,3 +20,10 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCNN_SANITIZE=ON -DC
 cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j1 -LE slow
+
+echo "== valgrind memcheck: train, eval, predict and info on a small slice"
+# a portable build: valgrind cannot run AVX-512 instructions
+cmake -S . -B build-valgrind -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCNN_NATIVE=OFF \
+      -DCNN_TESTS=OFF -DCNN_BENCH=OFF
+cmake --build build-valgrind -j"$jobs" --target cnn
+bash tests/valgrind.sh build-valgrind/cnn .
