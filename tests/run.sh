@@ -2,7 +2,8 @@
 # The whole test suite, as CI runs it:
 #   1. install the Debian packages (tests/deps.sh) and fetch MNIST (data/fetch.sh)
 #   2. build (Release) and run every test with ctest
-#   3. build again with AddressSanitizer + UndefinedBehaviorSanitizer and run
+#   3. a short training run (and eval, predict, info) under valgrind memcheck
+#   4. build again with AddressSanitizer + UndefinedBehaviorSanitizer and run
 #      the tests again (the slow full-data integration tests run only once)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,15 +16,15 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure -j1
 
-echo "== AddressSanitizer + UndefinedBehaviorSanitizer build and tests"
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCNN_SANITIZE=ON -DCNN_BENCH=OFF
-cmake --build build-asan -j"$jobs"
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  ctest --test-dir build-asan --output-on-failure -j1 -LE slow
-
 echo "== valgrind memcheck: train, eval, predict and info on a small slice"
 # a portable build: valgrind cannot run AVX-512 instructions
 cmake -S . -B build-valgrind -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCNN_NATIVE=OFF \
       -DCNN_TESTS=OFF -DCNN_BENCH=OFF
 cmake --build build-valgrind -j"$jobs" --target cnn
 bash tests/valgrind.sh build-valgrind/cnn .
+
+echo "== AddressSanitizer + UndefinedBehaviorSanitizer build and tests"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCNN_SANITIZE=ON -DCNN_BENCH=OFF
+cmake --build build-asan -j"$jobs"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build-asan --output-on-failure -j1 -LE slow
