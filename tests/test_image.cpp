@@ -20,21 +20,6 @@ using Bytes = std::vector<uint8_t>;
 
 namespace {
 
-struct TempDir {
-    fs::path path;
-    TempDir()
-    {
-        std::string tmpl = (fs::temp_directory_path() / "cnn_test_image_XXXXXX").string();
-        char *p = mkdtemp(tmpl.data());
-        if (p) path = p;
-    }
-    ~TempDir()
-    {
-        std::error_code ec;
-        if (!path.empty()) fs::remove_all(path, ec);
-    }
-    std::string operator/(const std::string &name) const { return (path / name).string(); }
-};
 
 struct Gray {
     int w, h;

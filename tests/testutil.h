@@ -6,8 +6,32 @@
 extern "C" {
 #include "internal.h"
 }
+#include <filesystem>
 #include <string>
+#include <system_error>
 #include <vector>
+
+#include <stdlib.h>
+
+/* A fresh directory under the system's temp dir, removed with everything in
+ * it when the object goes. `dir / "name"` is the path of a file in it. */
+struct TempDir {
+    std::filesystem::path path;
+    explicit TempDir(const char *prefix = "cnn_test")
+    {
+        std::string tmpl = (std::filesystem::temp_directory_path() /
+                            (std::string(prefix) + "_XXXXXX")).string();
+        if (char *p = mkdtemp(tmpl.data())) path = p;
+    }
+    ~TempDir()
+    {
+        std::error_code ec;
+        if (!path.empty()) std::filesystem::remove_all(path, ec);
+    }
+    TempDir(const TempDir &) = delete;
+    TempDir &operator=(const TempDir &) = delete;
+    std::string operator/(const std::string &name) const { return (path / name).string(); }
+};
 
 /* A single layer built from an architecture line ("conv 4 3x3 stride=2")
  * for input shape `in`, with its own parameter/gradient storage filled with
