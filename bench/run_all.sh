@@ -76,7 +76,7 @@ fi
 note_load end
 
 # the machine, the run, the commands: meta.json for make_results.py
-INVOCATION="$( [ "$QUICK" = 1 ] && echo "QUICK=1 " )SCALING=$SCALING bench/run_all.sh ${1:-} ${2:-}"
+INVOCATION="$( if [ "$QUICK" = 1 ]; then echo "QUICK=1 "; fi )SCALING=$SCALING bench/run_all.sh ${1:-} ${2:-}"
 python3 - "$OUT/meta.json" "$SRC" "$TORCH_MALLOC_CONF" "$INVOCATION" "${COMMANDS[@]}" -- "${LOADS[@]}" <<'EOF'
 import json, subprocess, sys, re, time
 out, src, mconf, invocation = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
