@@ -39,18 +39,9 @@ const fs::path kCorpus = fs::path(CNN_SOURCE_DIR) / "tests" / "fuzz" / "corpus";
 
 class Hostile : public ::testing::Test {
   protected:
-    std::string dir;
-    void SetUp() override
-    {
-        char tmpl[] = "/tmp/cnn_hostile_XXXXXX";
-        ASSERT_NE(mkdtemp(tmpl), nullptr);
-        dir = tmpl;
-    }
-    void TearDown() override
-    {
-        std::error_code ec;
-        fs::remove_all(dir, ec);
-    }
+    TempDir tmp{"cnn_hostile"};
+    const std::string dir = tmp.path.string();
+    void SetUp() override { ASSERT_FALSE(dir.empty()) << "no temporary directory"; }
     std::string write(const std::string &name, const Bytes &b)
     {
         std::string p = dir + "/" + name;

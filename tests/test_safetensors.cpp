@@ -48,18 +48,9 @@ const char *kTinyArch = "input 1x2x2\\nflatten\\ndense 2\\n";
 
 class Safetensors : public ::testing::Test {
   protected:
-    std::string dir;
-    void SetUp() override
-    {
-        char tmpl[] = "/tmp/cnn_st_XXXXXX";
-        ASSERT_NE(mkdtemp(tmpl), nullptr);
-        dir = tmpl;
-    }
-    void TearDown() override
-    {
-        std::error_code ec;
-        fs::remove_all(dir, ec);
-    }
+    TempDir tmp{"cnn_st"};
+    const std::string dir = tmp.path.string();
+    void SetUp() override { ASSERT_FALSE(dir.empty()) << "no temporary directory"; }
     std::string path(const std::string &name) const { return dir + "/" + name; }
 };
 

@@ -507,8 +507,8 @@ int cli_train(int argc, char **argv)
 
     printf("cnn train: %s, %zu parameters, on %s (%s): %d training, %d validation, %d test images\n",
            c.arch, cnn_model_num_params(m), dsname, dir, ntrain, c.val, ntest);
-    printf("batch %d, %s lr %g, %s schedule, loss %s, %d epochs, %d threads, %s kernels (%s)%s%s\n",
-           batch, c.opt, c.lr, c.sched, c.loss, c.epochs, cnn_get_threads(),
+    printf("batch %d, %s lr %g, %s schedule, loss %s, %d epoch%s, %d thread%s, %s kernels (%s)%s%s\n",
+           batch, c.opt, c.lr, c.sched, c.loss, c.epochs, c.epochs == 1 ? "" : "s", cnn_get_threads(), cnn_get_threads() == 1 ? "" : "s",
            kern == CNN_KERNELS_FAST ? "fast" : "ref", cnn_simd_name(), c.augment ? ", augmented" : "",
            c.no_shuffle ? ", not shuffled" : "");
     if (c.resume) printf("resuming %s at epoch %d, step %d\n", c.resume, rs.epoch + 1, rs.step);
