@@ -24,11 +24,19 @@
  * the same order, so weights are bit-identical for any thread count.
  */
 #include "internal.h"
+#include "../kernels/gemm_internal.h"
 
 #include <limits.h>
 #include <omp.h>
 #include <stdio.h>
 #include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define CONV_HAVE_AVX512 1
+#include <immintrin.h>
+#define AVX512 __attribute__((target("avx512f,fma")))
+#define AVX512_INLINE static inline __attribute__((always_inline, target("avx512f,fma")))
+#endif
 
 typedef struct {
     cnn_layer base;
@@ -41,6 +49,19 @@ typedef struct {
     size_t col_size; /* floats per thread's im2col buffer */
     float *col;      /* threads x col_size */
     float *dw_part;  /* max chunks x (F * C*kh*kw) partial weight gradients */
+    /* The shifted-plane path (see "fast, small layers" below) */
+    int sp_ok;       /* the layer is small enough for it */
+    int hq, wq;      /* one phase plane of the padded input: hq x wq */
+    int qf;          /* forward / dW grid: ho*wq rounded up to a vector */
+    int qx;          /* dx grid (stride 1): hp*wp rounded up to a vector */
+    int mt, ml;      /* dy grid margins: kh-1, kw-1 with a stride of 1, else 0 */
+    size_t xin_size; /* floats of one image's phase planes, with slack */
+    size_t pz;       /* floats of one filter's dy grid, with margins and slack */
+    size_t sp_size;  /* floats of one thread's shifted-plane scratch */
+    int *off_x;      /* C*kh*kw tap offsets into the phase planes */
+    int *off_d;      /* F*kh*kw tap offsets into the dy grids (dx, stride 1) */
+    float *wt;       /* C x (F*kh*kw): W transposed and flipped, for dx */
+    float *sp;       /* threads x sp_size */
 } conv2d;
 
 /* Images per gradient chunk: at least CONV_CHUNK, and never more than
@@ -246,11 +267,374 @@ static void conv_image_forward(const conv2d *cv, const float *x, float *y, float
     gemm(0, 0, F, hw, ckk, 1.0f, weight_of(cv), ckk, a, hw, beta, y, hw);
 }
 
+/* ---------------------------------------------------- fast, small layers
+ *
+ * The shifted-plane path, for layers with few filters (the first layers of
+ * the presets: F = 6..16, K = C*kh*kw = 9..150). There the per-image GEMM
+ * wastes most of its register tile on M = F rows and im2col writes and
+ * reads a matrix kh*kw times the image. Instead:
+ *
+ *  - the image is copied once, padded, into sh*sw "phase planes" per
+ *    channel (plane (pr, pc) holds the padded pixels (r*sh + pr, c*sw + pc)),
+ *    each hq x wq, so that for a stride of 1 there is one plane per channel;
+ *  - output (oy, ox) is computed at grid position q = oy*wq + ox, and tap
+ *    (c, i, j) reads plane (c, i%sh, j%sw) at q + (i/sh)*wq + j/sw: for
+ *    every tap the whole output is ONE contiguous run of the input, read at
+ *    a fixed offset. Grid columns ox >= wo are computed and thrown away
+ *    (wq - wo = (kw-1)/sw of them per row).
+ *
+ * So y[f][q] = b[f] + sum_t W[f][t] * in[off[t] + q]: a tile of MB filters
+ * x PB vectors of q keeps its accumulators in registers and each tap costs
+ * PB loads and MB broadcasts for MB*PB FMAs, with no im2col at all. The
+ * same kernel computes dx for a stride of 1: dx is the full correlation of
+ * dy (laid out on a zero-margined grid of width wq = wp) with the flipped
+ * weights, dxpad[c][q] = sum over (f, i, j) of W[f][c][i][j] *
+ * dygrid[f][q + (kh-1-i)*wq + (kw-1-j)], and the padded border is folded
+ * back onto the pixels it copied. dW[f][t] = sum over q of dy[f][q] *
+ * in[off[t] + q] is a dot product with dy zero at the thrown-away grid
+ * positions; it is summed over a group of up to SP_GROUP images in the
+ * vector lanes before one horizontal add per (f, t). Groups are fixed
+ * within a chunk, so the bits still depend on n alone.
+ *
+ * AVX-512 only (target attribute, chosen at run time); elsewhere the
+ * im2col + GEMM path runs.
+ */
+#define SP_V 16       /* floats per vector */
+#define SP_GROUP 4    /* images summed in registers for dW */
+#define SP_MAX_F 32   /* measured: at F = 64 (deep.conv64) the GEMM path wins */
+
+static int round_v(int q) { return (q + SP_V - 1) / SP_V * SP_V; }
+
+/* x: (C, H, W) -> phase planes (C, sh, sw, hq, wq), every position written */
+static void sp_pack_x(const conv2d *cv, const float *x, float *xin)
+{
+    const cnn_window *g = &cv->g;
+    const int hp = g->h + 2 * g->ph, wp = g->w + 2 * g->pw, hq = cv->hq, wq = cv->wq;
+    float *d = xin;
+    for (int c = 0; c < g->c; c++) {
+        const float *xc = x + (size_t)c * g->h * g->w;
+        for (int pr = 0; pr < g->sh; pr++)
+            for (int pc = 0; pc < g->sw; pc++) {
+                /* plane columns [lo, hi) read inside the image row; the
+                 * rest are padding (or past wp: never read for a kept output) */
+                const int off = pc - g->pw; /* ix = k*sw + off */
+                int lo = off >= 0 ? 0 : (-off + g->sw - 1) / g->sw;
+                int hi = g->w - 1 - off < 0 ? 0 : (g->w - 1 - off) / g->sw + 1;
+                if (hi > wq) hi = wq;
+                if (lo > hi) lo = hi;
+                for (int r = 0; r < hq; r++, d += wq) {
+                    const int row = r * g->sh + pr;
+                    const int ry = row < hp ? cnn_pad_index(row - g->ph, g->h, g->mode) : -1;
+                    if (ry < 0) {
+                        memset(d, 0, sizeof(float) * (size_t)wq);
+                        continue;
+                    }
+                    const float *src = xc + (size_t)ry * g->w;
+                    for (int k = 0; k < lo; k++) {
+                        int rx = cnn_pad_index(k * g->sw + off, g->w, g->mode);
+                        d[k] = rx < 0 ? 0.0f : src[rx];
+                    }
+                    if (g->sw == 1) memcpy(d + lo, src + lo + off, sizeof(float) * (size_t)(hi - lo));
+                    else
+                        for (int k = lo; k < hi; k++) d[k] = src[k * g->sw + off];
+                    for (int k = hi; k < wq; k++) {
+                        const int col = k * g->sw + pc;
+                        int rx = col < wp ? cnn_pad_index(col - g->pw, g->w, g->mode) : -1;
+                        d[k] = rx < 0 ? 0.0f : src[rx];
+                    }
+                }
+            }
+    }
+}
+
+#ifdef CONV_HAVE_AVX512
+/* rows x width floats from s (row stride sld) to d (row stride dld): a
+ * memcpy call per 10-float row costs more than the copy */
+static AVX512 void sp_copy_rows(float *d, long dld, const float *s, long sld, int rows, int width)
+{
+    const __mmask16 tail = (__mmask16)((1u << (width % SP_V)) - 1);
+    for (int r = 0; r < rows; r++, d += dld, s += sld) {
+        int k = 0;
+        for (; k + SP_V <= width; k += SP_V) _mm512_storeu_ps(d + k, _mm512_loadu_ps(s + k));
+        if (tail) _mm512_mask_storeu_ps(d + k, tail, _mm512_maskz_loadu_ps(tail, s + k));
+    }
+}
+#else
+static void sp_copy_rows(float *d, long dld, const float *s, long sld, int rows, int width)
+{
+    for (int r = 0; r < rows; r++, d += dld, s += sld) memcpy(d, s, sizeof(float) * (size_t)width);
+}
+#endif
+
+/* dy: (F, Ho, Wo) -> the data positions of the grids (F, pz); everything
+ * else in them is zero since reserve() and never written */
+static void sp_pack_dy(const conv2d *cv, const float *dy, float *dyz)
+{
+    const cnn_window *g = &cv->g;
+    for (int f = 0; f < cv->filters; f++)
+        sp_copy_rows(dyz + f * cv->pz + (size_t)cv->mt * cv->wq + cv->ml, cv->wq,
+                     dy + (size_t)f * g->ho * g->wo, g->wo, g->ho, g->wo);
+}
+
+/* dxpad: (C, hp*wp grid) -> dx: (C, H, W), overwritten. A padded position
+ * adds into the pixel it copied (reflect, replicate) or is dropped (zero). */
+static void sp_fold_dx(const conv2d *cv, const float *dxpad, float *dx)
+{
+    const cnn_window *g = &cv->g;
+    const int hp = g->h + 2 * g->ph, wp = cv->wq;
+    for (int c = 0; c < g->c; c++) {
+        const float *s = dxpad + (size_t)c * cv->qx;
+        float *d = dx + (size_t)c * g->h * g->w;
+        sp_copy_rows(d, g->w, s + (size_t)g->ph * wp + g->pw, wp, g->h, g->w);
+        if (g->mode == CNN_PAD_ZERO || (g->ph == 0 && g->pw == 0)) continue;
+        for (int r = 0; r < hp; r++) {
+            const int ry = cnn_pad_index(r - g->ph, g->h, g->mode);
+            const int inner = r >= g->ph && r < g->ph + g->h;
+            for (int col = 0; col < wp; col++) {
+                if (inner && col >= g->pw && col < g->pw + g->w) continue;
+                const int rx = cnn_pad_index(col - g->pw, g->w, g->mode);
+                d[(size_t)ry * g->w + rx] += s[(size_t)r * wp + col];
+            }
+        }
+    }
+}
+
+#ifdef CONV_HAVE_AVX512
+
+/* out[i][q] = bias[i] + sum_t a[i*lda + t] * in[off[t] + q] for i < MB and
+ * PB vectors of q. MB, PB are constants after inlining: the MB x PB
+ * accumulators live in registers (<= 24 of the 32). */
+AVX512_INLINE void sp_tile(const int MB, const int PB, int T, const float *a, int lda,
+                           const int *off, const float *in, float *out, int ldo,
+                           const float *bias)
+{
+    __m512 acc[8][4];
+#pragma GCC unroll 8
+    for (int i = 0; i < MB; i++) {
+        __m512 b0 = _mm512_set1_ps(bias ? bias[i] : 0.0f);
+#pragma GCC unroll 4
+        for (int p = 0; p < PB; p++) acc[i][p] = b0;
+    }
+    for (int t = 0; t < T; t++) {
+        const float *s = in + off[t];
+        __m512 v[4];
+#pragma GCC unroll 4
+        for (int p = 0; p < PB; p++) v[p] = _mm512_loadu_ps(s + p * SP_V);
+#pragma GCC unroll 8
+        for (int i = 0; i < MB; i++) {
+            __m512 ai = _mm512_set1_ps(a[(size_t)i * lda + t]);
+#pragma GCC unroll 4
+            for (int p = 0; p < PB; p++) acc[i][p] = _mm512_fmadd_ps(ai, v[p], acc[i][p]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < MB; i++)
+#pragma GCC unroll 4
+        for (int p = 0; p < PB; p++) _mm512_storeu_ps(out + (size_t)i * ldo + p * SP_V, acc[i][p]);
+}
+
+typedef void (*sp_tile_fn)(int, const float *, int, const int *, const float *, float *, int,
+                           const float *);
+#define SP_TILE(MB, PB)                                                                       \
+    static AVX512 void sp_tile_##MB##_##PB(int T, const float *a, int lda, const int *off,   \
+                                           const float *in, float *out, int ldo,             \
+                                           const float *bias)                                \
+    {                                                                                         \
+        sp_tile(MB, PB, T, a, lda, off, in, out, ldo, bias);                                  \
+    }
+#define SP_ROW(MB) SP_TILE(MB, 1) SP_TILE(MB, 2) SP_TILE(MB, 3) SP_TILE(MB, 4)
+SP_ROW(1) SP_ROW(2) SP_ROW(3) SP_ROW(4) SP_ROW(5) SP_ROW(6) SP_ROW(7) SP_ROW(8)
+#define SP_FNS(MB) {sp_tile_##MB##_1, sp_tile_##MB##_2, sp_tile_##MB##_3, sp_tile_##MB##_4}
+static const sp_tile_fn sp_tiles[8][4] = {SP_FNS(1), SP_FNS(2), SP_FNS(3), SP_FNS(4),
+                                          SP_FNS(5), SP_FNS(6), SP_FNS(7), SP_FNS(8)};
+
+/* out (M x q, ld ldo) = bias + A (M x T) * shifted runs of in; q a multiple
+ * of SP_V. Rows go in even tiles of at most 8, columns in tiles of up to
+ * 24 / rows vectors (at most 4). */
+static void sp_shift(int M, int T, int q, const float *a, int lda, const int *off,
+                     const float *in, float *out, int ldo, const float *bias)
+{
+    const int mtiles = (M + 7) / 8, nv = q / SP_V;
+    for (int mt = 0, m0 = 0; mt < mtiles; mt++) {
+        const int mb = (M - m0) / (mtiles - mt);
+        const int pbmax = mb >= 7 ? 3 : 4;
+        for (int v = 0; v < nv;) {
+            const int pb = nv - v < pbmax ? nv - v : pbmax;
+            sp_tiles[mb - 1][pb - 1](T, a + (size_t)m0 * lda, lda, off, in + v * SP_V,
+                                     out + (size_t)m0 * ldo + v * SP_V, ldo, bias ? bias + m0 : NULL);
+            v += pb;
+        }
+        m0 += mb;
+    }
+}
+
+/* part[f*ldp + t] (+)= sum over images g < G and q of
+ * dy[g*dgs + f*pz + q] * x[g*xgs + off[t] + q], for FB filters and TB taps */
+AVX512_INLINE void sp_dw_tile(const int FB, const int TB, int G, int q, const float *dy,
+                              long dgs, long pz, const float *x, long xgs, const int *off,
+                              float *part, int ldp, int add)
+{
+    __m512 acc[4][5];
+#pragma GCC unroll 4
+    for (int f = 0; f < FB; f++)
+#pragma GCC unroll 5
+        for (int t = 0; t < TB; t++) acc[f][t] = _mm512_setzero_ps();
+    for (int g = 0; g < G; g++) {
+        const float *d = dy + g * dgs, *xg = x + g * xgs;
+        for (int p = 0; p < q; p += SP_V) {
+            __m512 xv[5];
+#pragma GCC unroll 5
+            for (int t = 0; t < TB; t++) xv[t] = _mm512_loadu_ps(xg + off[t] + p);
+#pragma GCC unroll 4
+            for (int f = 0; f < FB; f++) {
+                __m512 dv = _mm512_loadu_ps(d + f * pz + p);
+#pragma GCC unroll 5
+                for (int t = 0; t < TB; t++) acc[f][t] = _mm512_fmadd_ps(dv, xv[t], acc[f][t]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int f = 0; f < FB; f++)
+#pragma GCC unroll 5
+        for (int t = 0; t < TB; t++) {
+            float s = _mm512_reduce_add_ps(acc[f][t]);
+            float *o = part + (size_t)f * ldp + t;
+            *o = add ? *o + s : s;
+        }
+}
+
+typedef void (*sp_dw_fn)(int, int, const float *, long, long, const float *, long, const int *,
+                         float *, int, int);
+#define SP_DW(FB, TB)                                                                         \
+    static AVX512 void sp_dw_##FB##_##TB(int G, int q, const float *dy, long dgs, long pz,    \
+                                         const float *x, long xgs, const int *off,            \
+                                         float *part, int ldp, int add)                       \
+    {                                                                                         \
+        sp_dw_tile(FB, TB, G, q, dy, dgs, pz, x, xgs, off, part, ldp, add);                    \
+    }
+#define SP_DW_ROW(FB) SP_DW(FB, 1) SP_DW(FB, 2) SP_DW(FB, 3) SP_DW(FB, 4) SP_DW(FB, 5)
+SP_DW_ROW(1) SP_DW_ROW(2) SP_DW_ROW(3) SP_DW_ROW(4)
+#define SP_DW_FNS(FB) {sp_dw_##FB##_1, sp_dw_##FB##_2, sp_dw_##FB##_3, sp_dw_##FB##_4, sp_dw_##FB##_5}
+static const sp_dw_fn sp_dws[4][5] = {SP_DW_FNS(1), SP_DW_FNS(2), SP_DW_FNS(3), SP_DW_FNS(4)};
+
+/* part (F x T) (+)= dW of G images: filters in even tiles of at most 4,
+ * taps in tiles of 5 */
+static void sp_dw(int F, int T, int G, int q, const float *dy, long dgs, long pz, const float *x,
+                  long xgs, const int *off, float *part, int add)
+{
+    const int ftiles = (F + 3) / 4;
+    for (int ft = 0, f0 = 0; ft < ftiles; ft++) {
+        const int fb = (F - f0) / (ftiles - ft);
+        for (int t = 0; t < T; t += 5) {
+            const int tb = T - t < 5 ? T - t : 5;
+            sp_dws[fb - 1][tb - 1](G, q, dy + f0 * pz, dgs, pz, x, xgs, off + t,
+                                   part + (size_t)f0 * T + t, T, add);
+        }
+        f0 += fb;
+    }
+}
+
+#endif /* CONV_HAVE_AVX512 */
+
+static int sp_active(const conv2d *cv)
+{
+#ifdef CONV_HAVE_AVX512
+    return cv->sp_ok && cnn_gemm_simd_level() == CNN_SIMD_AVX512;
+#else
+    (void)cv;
+    return 0;
+#endif
+}
+
+/* One image by the shifted-plane path. x: (C, H, W)  y: (F, Ho*Wo)
+ * sp: the thread's scratch (phase planes, then the grid output) */
+static void sp_image_forward(const conv2d *cv, const float *x, float *y, float *sp)
+{
+#ifdef CONV_HAVE_AVX512
+    const cnn_window *g = &cv->g;
+    const int F = cv->filters, ckk = g->c * g->kh * g->kw;
+    float *xin = sp, *out = sp + SP_GROUP * cv->xin_size + SP_GROUP * (size_t)F * cv->pz;
+    sp_pack_x(cv, x, xin);
+    sp_shift(F, ckk, cv->qf, weight_of(cv), ckk, cv->off_x, xin, out, cv->qf, bias_of(cv));
+    for (int f = 0; f < F; f++)
+        sp_copy_rows(y + (size_t)f * g->ho * g->wo, g->wo, out + (size_t)f * cv->qf, cv->wq, g->ho,
+                     g->wo);
+#else
+    (void)cv, (void)x, (void)y, (void)sp;
+#endif
+}
+
+/* Images [i0, i1) by the shifted-plane path: dW summed into part in groups
+ * of SP_GROUP (fixed by i0, so by n alone), dx written. col: the thread's
+ * im2col buffer, for dx with a stride above 1 (through the GEMM). */
+static void sp_chunk_backward(const conv2d *cv, const float *x, const float *dy, float *dx,
+                              int i0, int i1, float *part, float *sp, float *col)
+{
+#ifdef CONV_HAVE_AVX512
+    const cnn_window *g = &cv->g;
+    const int F = cv->filters, ckk = g->c * g->kh * g->kw, hw = g->ho * g->wo;
+    const size_t isz = cnn_shape_size(cv->base.in), osz = cnn_shape_size(cv->base.out);
+    const size_t dgs = (size_t)F * cv->pz;
+    float *xin = sp, *dyz = sp + SP_GROUP * cv->xin_size, *out = dyz + SP_GROUP * dgs;
+    const int stride1 = g->sh == 1 && g->sw == 1;
+    for (int i = i0; i < i1; i += SP_GROUP) {
+        const int ng = i1 - i < SP_GROUP ? i1 - i : SP_GROUP;
+        for (int k = 0; k < ng; k++) {
+            sp_pack_x(cv, x + (i + k) * isz, xin + k * cv->xin_size);
+            sp_pack_dy(cv, dy + (i + k) * osz, dyz + k * dgs);
+        }
+        sp_dw(F, ckk, ng, cv->qf, dyz + (size_t)cv->mt * cv->wq + cv->ml, (long)dgs, (long)cv->pz,
+              xin, (long)cv->xin_size, cv->off_x, part, i != i0);
+        if (!dx) continue;
+        for (int k = 0; k < ng; k++) {
+            float *dxi = dx + (i + k) * isz;
+            if (stride1) {
+                sp_shift(g->c, F * g->kh * g->kw, cv->qx, cv->wt, F * g->kh * g->kw, cv->off_d,
+                         dyz + k * dgs, out, cv->qx, NULL);
+                sp_fold_dx(cv, out, dxi);
+            } else {
+                cnn_sgemm_serial(1, 0, ckk, hw, F, 1.0f, weight_of(cv), ckk, dy + (i + k) * osz,
+                                 hw, 0.0f, col, hw);
+                memset(dxi, 0, sizeof(float) * isz);
+                cnn_col2im(g, col, dxi);
+            }
+        }
+    }
+#else
+    (void)cv, (void)x, (void)dy, (void)dx, (void)i0, (void)i1, (void)part, (void)sp, (void)col;
+#endif
+}
+
+/* wt[c][(f*kh + i)*kw + j] = w[f][c][i][j]: dx's weights (the taps are
+ * flipped through off_d, not here) */
+static void sp_transpose_weights(conv2d *cv)
+{
+    const cnn_window *g = &cv->g;
+    const int F = cv->filters, kk = g->kh * g->kw;
+    const float *w = weight_of(cv);
+    for (int c = 0; c < g->c; c++)
+        for (int f = 0; f < F; f++)
+            memcpy(cv->wt + ((size_t)c * F + f) * kk, w + ((size_t)f * g->c + c) * kk,
+                   sizeof(float) * (size_t)kk);
+}
+
 /* x: (N, C, H, W)  w: (F, C, kh, kw)  y: (N, F, Ho, Wo) */
 static void conv_forward_fast(conv2d *cv, const float *x, float *y, int n)
 {
     const size_t isz = cnn_shape_size(cv->base.in), osz = cnn_shape_size(cv->base.out);
     const int nt = conv_threads(cv, n);
+    if (sp_active(cv)) {
+        /* too little work per image to split one across threads */
+        if (nt > 1 && n >= nt) {
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+            for (int i = 0; i < n; i++)
+                sp_image_forward(cv, x + i * isz, y + i * osz,
+                                 cv->sp + (size_t)omp_get_thread_num() * cv->sp_size);
+        } else {
+            for (int i = 0; i < n; i++) sp_image_forward(cv, x + i * isz, y + i * osz, cv->sp);
+        }
+        return;
+    }
     if (nt > 1 && n >= nt) {
         /* one image per thread at a time, each with its own im2col buffer */
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
@@ -326,7 +710,25 @@ static void conv_backward_fast(conv2d *cv, const float *x, const float *dy, floa
     const int nt = conv_threads(cv, n);
 
     /* the chunks are fixed by n alone, so dW sums in the same order for any nt */
-    if (nt > 1 && nchunks >= nt) {
+    if (sp_active(cv)) {
+        if (dx && g->sh == 1 && g->sw == 1) sp_transpose_weights(cv);
+        if (nt > 1 && nchunks >= nt) {
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+            for (int k = 0; k < nchunks; k++) {
+                const int t = omp_get_thread_num();
+                int i1 = (k + 1) * cs < n ? (k + 1) * cs : n;
+                sp_chunk_backward(cv, x, dy, dx, k * cs, i1, cv->dw_part + k * wsz,
+                                  cv->sp + (size_t)t * cv->sp_size,
+                                  cv->col + (size_t)t * cv->col_size);
+            }
+        } else {
+            for (int k = 0; k < nchunks; k++) {
+                int i1 = (k + 1) * cs < n ? (k + 1) * cs : n;
+                sp_chunk_backward(cv, x, dy, dx, k * cs, i1, cv->dw_part + k * wsz, cv->sp,
+                                  cv->col);
+            }
+        }
+    } else if (nt > 1 && nchunks >= nt) {
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
         for (int k = 0; k < nchunks; k++) {
             int i1 = (k + 1) * cs < n ? (k + 1) * cs : n;
@@ -381,8 +783,62 @@ static void conv_free_buffers(conv2d *cv)
 {
     cnn_free(cv->col);
     cnn_free(cv->dw_part);
-    cv->col = cv->dw_part = NULL;
+    cnn_free(cv->off_x);
+    cnn_free(cv->off_d);
+    cnn_free(cv->wt);
+    cnn_free(cv->sp);
+    cv->col = cv->dw_part = cv->wt = cv->sp = NULL;
+    cv->off_x = cv->off_d = NULL;
+    cv->sp_ok = 0;
     cv->max_batch = cv->threads = 0;
+}
+
+/* The shifted-plane geometry, offsets and per-thread scratch, for layers
+ * it suits (none of it is allocated otherwise). */
+static cnn_status sp_reserve(conv2d *cv, int threads)
+{
+    const cnn_window *g = &cv->g;
+    const int F = cv->filters, C = g->c, kh = g->kh, kw = g->kw;
+    const int hp = g->h + 2 * g->ph, wp = g->w + 2 * g->pw;
+    const int stride1 = g->sh == 1 && g->sw == 1;
+    cv->sp_ok = 0;
+    cv->hq = (hp + g->sh - 1) / g->sh;
+    cv->wq = (wp + g->sw - 1) / g->sw;
+    /* small layers only: the planes of a few images stay in L1/L2 */
+    double planes = (double)C * g->sh * g->sw * cv->hq * cv->wq;
+    if (cv->direct || F > SP_MAX_F || planes > 65536.0 || (double)F * hp * wp > 262144.0)
+        return CNN_OK;
+    cv->qf = round_v(g->ho * cv->wq);
+    cv->qx = stride1 ? round_v(hp * wp) : 0;
+    cv->mt = stride1 ? kh - 1 : 0;
+    cv->ml = stride1 ? kw - 1 : 0;
+    /* every read runs at most a grid (plus a vector) past its tap's start */
+    cv->xin_size = (size_t)round_v((int)planes + cv->qf + SP_V);
+    cv->pz = (size_t)round_v((g->ho + 2 * cv->mt) * cv->wq + cv->wq + 4 * SP_V);
+    size_t out = (size_t)F * cv->qf;
+    if ((size_t)C * cv->qx > out) out = (size_t)C * cv->qx;
+    cv->sp_size = SP_GROUP * (cv->xin_size + (size_t)F * cv->pz) + out;
+    cv->off_x = cnn_alloc(sizeof(int) * (size_t)C * kh * kw, "conv tap offsets");
+    cv->off_d = cnn_alloc(sizeof(int) * (size_t)F * kh * kw, "conv dx tap offsets");
+    cv->wt = cnn_alloc(sizeof(float) * (size_t)F * C * kh * kw, "conv transposed weights");
+    cv->sp = cnn_alloc(cnn_mul_size(cnn_mul_size(cv->sp_size, (size_t)threads), sizeof(float)),
+                       "conv shifted-plane buffers");
+    if (!cv->off_x || !cv->off_d || !cv->wt || !cv->sp) return CNN_ERR_NOMEM;
+    /* the slack after the planes and the dy grids' margins must read as zeros */
+    memset(cv->sp, 0, sizeof(float) * cv->sp_size * (size_t)threads);
+    for (int c = 0; c < C; c++)
+        for (int i = 0; i < kh; i++)
+            for (int j = 0; j < kw; j++)
+                cv->off_x[(c * kh + i) * kw + j] =
+                    ((c * g->sh + i % g->sh) * g->sw + j % g->sw) * cv->hq * cv->wq +
+                    (i / g->sh) * cv->wq + j / g->sw;
+    for (int f = 0; f < F; f++)
+        for (int i = 0; i < kh; i++)
+            for (int j = 0; j < kw; j++)
+                cv->off_d[(f * kh + i) * kw + j] =
+                    (int)(f * cv->pz) + (kh - 1 - i) * cv->wq + (kw - 1 - j);
+    cv->sp_ok = 1;
+    return CNN_OK;
 }
 
 static cnn_status conv_reserve(cnn_layer *l, int max_batch, int threads)
@@ -400,7 +856,7 @@ static cnn_status conv_reserve(cnn_layer *l, int max_batch, int threads)
                         "conv im2col buffers");
     cv->dw_part = cnn_alloc(cnn_mul_size(cnn_mul_size(wsz, (size_t)nchunks), sizeof(float)),
                             "conv partial weight gradients");
-    if (!cv->col || !cv->dw_part) {
+    if (!cv->col || !cv->dw_part || sp_reserve(cv, threads) != CNN_OK) {
         conv_free_buffers(cv);
         return CNN_ERR_NOMEM;
     }
