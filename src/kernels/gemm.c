@@ -136,9 +136,15 @@ typedef struct {
     int edge_copy;  /* direct_b: copy B's partial last sliver (no masked loads) */
     int direct_a;   /* read A in place: stored K x M it is already "packed" */
     int a_kmajor;   /* pack op(A) as one K x mc block instead of MR-row tiles */
+    int row_a;      /* read untransposed A in place (cnn_gemm_macro_avx512_rowa) */
     int dot;        /* A * B^T as dot products (cnn_gemm_dot_avx512) */
     cnn_gemm_macro_fn macro;
 } plan;
+
+/* Largest K for which untransposed A is read in place (plan.row_a). */
+#ifndef ROW_A_MAX_K
+#define ROW_A_MAX_K 1000000
+#endif
 
 static plan make_plan(int M, int N, int K, int transa, int transb)
 {
@@ -183,6 +189,11 @@ static plan make_plan(int M, int N, int K, int transa, int transb)
      * is read like transposed A; the short k-rows keep the strided reads
      * inside L1. */
     p.a_kmajor = !transa && p.macro == cnn_gemm_macro_avx512 && K <= 32;
+    /* Untransposed A read in place by broadcasts from its rows: the
+     * broadcasts cost the same from any address, and packing A was 5-8% of
+     * the small conv GEMMs (bench/NOTES.md, session 3). */
+    p.row_a = !transa && p.direct_b && p.macro == cnn_gemm_macro_avx512 && K <= ROW_A_MAX_K;
+    if (p.row_a) p.a_kmajor = 0;
     p.dot = !transa && transb && p.macro == cnn_gemm_macro_avx512 && (long)M * N <= 1024 &&
             K >= 32;
     return p;
@@ -344,13 +355,18 @@ static int run(const plan *pl, int transa, int transb, int M, int N, int K, floa
     const int mr = pl->mr, nr = pl->nr, kc0 = pl->kc;
     const int mcb = pl->mc < M ? pl->mc : M;
     const int ncb = pl->direct_b ? N : (pl->nc < N ? pl->nc : N);
-    size_t na = (size_t)((mcb + mr - 1) / mr) * mr * kc0;
-    size_t nb = pl->direct_b ? (size_t)kc0 * nr : (size_t)((ncb + nr - 1) / nr) * nr * kc0;
-    bufs *tb = thread_bufs();
-    if (!tb) return -1;
-    float *pa = grow(&tb->pa, &tb->pa_cap, na);
-    float *pb = grow(&tb->pb, &tb->pb_cap, nb);
-    if (!pa || !pb) return -1;
+    float *pa = NULL, *pb = NULL;
+    if (!(pl->direct_b && !pl->edge_copy && (pl->direct_a || pl->row_a))) {
+        /* something is packed; with both operands read in place the
+         * small-GEMM path skips the buffer look-up altogether */
+        size_t na = (size_t)((mcb + mr - 1) / mr) * mr * kc0;
+        size_t nb = pl->direct_b ? (size_t)kc0 * nr : (size_t)((ncb + nr - 1) / nr) * nr * kc0;
+        bufs *tb = thread_bufs();
+        if (!tb) return -1;
+        pa = grow(&tb->pa, &tb->pa_cap, na);
+        pb = grow(&tb->pb, &tb->pb_cap, nb);
+        if (!pa || !pb) return -1;
+    }
 
     for (int jc = 0; jc < N; jc += ncb) {
         int nc = N - jc < ncb ? N - jc : ncb;
@@ -378,7 +394,10 @@ static int run(const plan *pl, int transa, int transb, int M, int N, int K, floa
             for (int ic = 0; ic < M; ic += mcb) {
                 int mc = M - ic < mcb ? M - ic : mcb;
                 float *c = C + (size_t)ic * ldc + jc;
-                if (pl->direct_a) {
+                if (pl->row_a) {
+                    cnn_gemm_macro_avx512_rowa(mc, nc, kc, A + (size_t)ic * lda + pc, lda, b,
+                                               ldbk, bsl, c, ldc, alpha, beta_k);
+                } else if (pl->direct_a) {
                     pl->macro(mc, nc, kc, A + (size_t)pc * lda + ic, 0, 1, lda, b, ldbk, bsl,
                               bedge, c, ldc, alpha, beta_k);
                 } else if (pl->a_kmajor) {

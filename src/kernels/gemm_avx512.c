@@ -23,12 +23,16 @@
 #define KERNEL static inline __attribute__((always_inline, target("avx512f,avx512vl,avx512dq,fma")))
 
 /* One tile: M_ rows (compile-time after inlining), NV_ vectors of 16
- * columns, n valid columns. a: row i of step k at a[k*ldak + i]; b: row k
+ * columns, n valid columns. a: row i of step k at a[k*ldak + i] (AR: at
+ * a[i*lda + k]); b: row k
  * at b + k*ldbk. Only the n valid columns of B are read (masked loads), so
  * B's right edge is read in place, without a padded copy. */
-KERNEL void tile(const int M_, const int NV_, int n, int kc, const float *a, long ldak,
-                 const float *b, long ldbk, float *c, long ldc, float alpha, float beta)
+KERNEL void tile(const int M_, const int NV_, const int AR, int n, int kc, const float *a,
+                 long ldak, long lda, const float *b, long ldbk, float *c, long ldc,
+                 float alpha, float beta)
 {
+    /* AR (row-major A read in place): element (i, k) at a[i*lda + k] */
+    if (AR) ldak = 1;
     __m512 acc[MR][2];
     __mmask16 m0 = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
     __mmask16 m1 = n >= 32 ? (__mmask16)0xFFFF
@@ -40,7 +44,7 @@ KERNEL void tile(const int M_, const int NV_, int n, int kc, const float *a, lon
         __m512 b1 = NV_ > 1 ? _mm512_maskz_loadu_ps(m1, b + 16) : _mm512_setzero_ps();
 #pragma GCC unroll 14
         for (int i = 0; i < M_; i++) {
-            __m512 ai = _mm512_set1_ps(a[i]);
+            __m512 ai = _mm512_set1_ps(AR ? a[i * lda] : a[i]);
             acc[i][0] = _mm512_mul_ps(ai, b0);
             if (NV_ > 1) acc[i][1] = _mm512_mul_ps(ai, b1);
         }
@@ -52,7 +56,7 @@ KERNEL void tile(const int M_, const int NV_, int n, int kc, const float *a, lon
         __m512 b1 = NV_ > 1 ? _mm512_maskz_loadu_ps(m1, b + 16) : _mm512_setzero_ps();
 #pragma GCC unroll 14
         for (int i = 0; i < M_; i++) {
-            __m512 ai = _mm512_set1_ps(a[i]);
+            __m512 ai = _mm512_set1_ps(AR ? a[i * lda] : a[i]);
             acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
             if (NV_ > 1) acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
         }
@@ -101,28 +105,39 @@ KERNEL void tile(const int M_, const int NV_, int n, int kc, const float *a, lon
  * per row tile instead of one per tile. With K = 9 a 8 x 32 tile is only
  * ~70 cycles of FMAs, and the call, frame and epilogue set-up per tile
  * cost a third of that again. */
-KERNEL void panel(const int M_, int nc, int kc, const float *a, long ldak, const float *b,
-                  long ldbk, long bsl, float *c, long ldc, float alpha, float beta)
+KERNEL void panel(const int M_, const int AR, int nc, int kc, const float *a, long ldak,
+                  const float *b, long ldbk, long bsl, float *c, long ldc, float alpha,
+                  float beta)
 {
     for (int s = 0; s * NR < nc; s++) {
         int n = nc - s * NR;
+        const float *bs = b + s * bsl;
+        float *cs = c + s * NR;
         /* each case inlined once: GCC spilled B to the stack when the
          * three tile variants shared one loop body */
-        if (n >= NR) tile(M_, 2, NR, kc, a, ldak, b + s * bsl, ldbk, c + s * NR, ldc, alpha, beta);
-        else if (n > 16) tile(M_, 2, n, kc, a, ldak, b + s * bsl, ldbk, c + s * NR, ldc, alpha, beta);
-        else tile(M_, 1, n, kc, a, ldak, b + s * bsl, ldbk, c + s * NR, ldc, alpha, beta);
+        if (n >= NR) tile(M_, 2, AR, NR, kc, a, ldak, ldak, bs, ldbk, cs, ldc, alpha, beta);
+        else if (n > 16) tile(M_, 2, AR, n, kc, a, ldak, ldak, bs, ldbk, cs, ldc, alpha, beta);
+        else tile(M_, 1, AR, n, kc, a, ldak, ldak, bs, ldbk, cs, ldc, alpha, beta);
     }
 }
 
 typedef void (*panel_fn)(int nc, int kc, const float *a, long ldak, const float *b, long ldbk,
                          long bsl, float *c, long ldc, float alpha, float beta);
 
+/* panel_M: A k-major (packed or stored transposed), element (i, k) at
+ * a[k*ldak + i]; rpanel_M: A row-major read in place, at a[i*ldak + k]. */
 #define PANEL_FN(M)                                                                       \
     TARGET static void panel_##M(int nc, int kc, const float *a, long ldak, const float *b, \
                                  long ldbk, long bsl, float *c, long ldc, float alpha,     \
                                  float beta)                                               \
     {                                                                                     \
-        panel(M, nc, kc, a, ldak, b, ldbk, bsl, c, ldc, alpha, beta);                     \
+        panel(M, 0, nc, kc, a, ldak, b, ldbk, bsl, c, ldc, alpha, beta);                  \
+    }                                                                                     \
+    TARGET static void rpanel_##M(int nc, int kc, const float *a, long lda, const float *b, \
+                                  long ldbk, long bsl, float *c, long ldc, float alpha,    \
+                                  float beta)                                              \
+    {                                                                                     \
+        panel(M, 1, nc, kc, a, lda, b, ldbk, bsl, c, ldc, alpha, beta);                   \
     }
 PANEL_FN(1) PANEL_FN(2) PANEL_FN(3) PANEL_FN(4) PANEL_FN(5) PANEL_FN(6) PANEL_FN(7)
 PANEL_FN(8) PANEL_FN(9) PANEL_FN(10) PANEL_FN(11) PANEL_FN(12) PANEL_FN(13) PANEL_FN(14)
@@ -131,10 +146,16 @@ static const panel_fn panels[MR + 1] = {
     0,        panel_1,  panel_2,  panel_3,  panel_4,  panel_5,  panel_6,  panel_7,
     panel_8,  panel_9,  panel_10, panel_11, panel_12, panel_13, panel_14,
 };
+static const panel_fn rpanels[MR + 1] = {
+    0,         rpanel_1,  rpanel_2,  rpanel_3,  rpanel_4,  rpanel_5,  rpanel_6,  rpanel_7,
+    rpanel_8,  rpanel_9,  rpanel_10, rpanel_11, rpanel_12, rpanel_13, rpanel_14,
+};
 
-TARGET void cnn_gemm_macro_avx512(CNN_GEMM_MACRO_ARGS)
+/* The column-chunk walk of cnn_gemm_macro_avx512, for either A layout. */
+KERNEL void macro(const panel_fn *pf, int mc, int nc, int kc, const float *a, long atile,
+                  long arow, long ldak, const float *b, long ldbk, long bsl, float *c,
+                  long ldc, float alpha, float beta)
 {
-    (void)bedge; /* tile() reads B's edge with masked loads */
     int starts[64 + 1];
     int nt = cnn_gemm_mtiles(mc, MR, starts);
     /* Columns in chunks of slivers whose B rows fit in 32 KB of L1, each
@@ -147,11 +168,23 @@ TARGET void cnn_gemm_macro_avx512(CNN_GEMM_MACRO_ARGS)
         int w = nc - j < nch * NR ? nc - j : nch * NR;
         for (int t = 0; t < nt; t++) {
             int r0 = starts[t];
-            panels[starts[t + 1] - r0](w, kc, a + t * atile + r0 * arow, ldak,
-                                       b + j / NR * bsl, ldbk, bsl, c + r0 * ldc + j, ldc,
-                                       alpha, beta);
+            pf[starts[t + 1] - r0](w, kc, a + t * atile + r0 * arow, ldak, b + j / NR * bsl,
+                                   ldbk, bsl, c + r0 * ldc + j, ldc, alpha, beta);
         }
     }
+}
+
+TARGET void cnn_gemm_macro_avx512(CNN_GEMM_MACRO_ARGS)
+{
+    (void)bedge; /* tile() reads B's edge with masked loads */
+    macro(panels, mc, nc, kc, a, atile, arow, ldak, b, ldbk, bsl, c, ldc, alpha, beta);
+}
+
+TARGET void cnn_gemm_macro_avx512_rowa(int mc, int nc, int kc, const float *a, long lda,
+                                       const float *b, long ldbk, long bsl, float *c,
+                                       long ldc, float alpha, float beta)
+{
+    macro(rpanels, mc, nc, kc, a, 0, lda, lda, b, ldbk, bsl, c, ldc, alpha, beta);
 }
 
 /* 16 x 16 transpose in registers: r[i] holds row i on entry, column i on
@@ -318,6 +351,14 @@ void cnn_gemm_macro_avx512(CNN_GEMM_MACRO_ARGS)
 {
     cnn_gemm_macro_generic(mc, nc, kc, a, atile, arow, ldak, b, ldbk, bsl, bedge, c, ldc,
                            alpha, beta);
+}
+
+void cnn_gemm_macro_avx512_rowa(int mc, int nc, int kc, const float *a, long lda,
+                                const float *b, long ldbk, long bsl, float *c, long ldc,
+                                float alpha, float beta)
+{
+    (void)mc; (void)nc; (void)kc; (void)a; (void)lda; (void)b; (void)ldbk; (void)bsl;
+    (void)c; (void)ldc; (void)alpha; (void)beta; /* never selected off x86-64 */
 }
 
 void cnn_gemm_dot_avx512(int M, int N, int K, float alpha, const float *A, long lda,
