@@ -54,8 +54,13 @@ uint32_t cnn_rng_below(cnn_rng *r, uint32_t n); /* [0, n), unbiased */
 
 /* ---------------------------------------------------------------- threads */
 
-/* Threads the fast kernels may use (cnn_set_threads). */
+/* Threads the fast kernels may use (cnn_set_threads); 1 on a thread that
+ * has called cnn_threads_serial(1). */
 int cnn_threads(void);
+/* Make cnn_threads() return 1 on the calling thread (on = 1) or stop doing
+ * so (on = 0): for work that is already split over threads at a higher
+ * level, such as one shard of a batch (src/model/shard.c). */
+void cnn_threads_serial(int on);
 /* Below this many FLOPs a kernel runs on one thread: threads must never
  * make a small layer slower. An OpenMP fork/join costs a few microseconds,
  * about 1e6 FLOPs of work at 100-200 GFLOP/s (measured in bench_gemm). */
@@ -198,6 +203,10 @@ typedef struct {
 typedef struct {
     const char *kind;   /* the keyword in an architecture file */
     const char *torch;  /* matching torch.nn module ("Conv2d") */
+    /* 1 if the training forward mixes the images of a batch (batchnorm's
+     * batch statistics): such a model cannot be trained shard by shard
+     * (src/model/shard.c). Inference is per image for every kind. */
+    int batch_coupled;
     /* Prepare state that depends on the batch size (argmax indices, masks,
      * im2col buffers sized for `threads` threads). Called when the batch
      * size or the thread count changes; may be NULL. */

@@ -288,6 +288,7 @@ static double bn_flops(const cnn_layer *l) { return 4.0 * (double)cnn_shape_size
 #define BN_OPS(name, torchname)                                                                \
     static const cnn_layer_ops name = {.kind = "batchnorm",                                    \
                                        .torch = torchname,                                     \
+                                       .batch_coupled = 1,                                     \
                                        .reserve = bn_reserve,                                  \
                                        .forward = bn_forward,                                  \
                                        .backward = bn_backward,                                \

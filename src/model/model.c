@@ -65,6 +65,7 @@ static void free_batch_buffers(cnn_model *m)
 void cnn_model_free(cnn_model *m)
 {
     if (!m) return;
+    cnn_shards_free(m);
     free_batch_buffers(m);
     free_layers(m);
     cnn_free(m->params);
@@ -333,7 +334,7 @@ static cnn_status reserve_layers(cnn_model *m)
         }
     }
     m->reserved_threads = threads;
-    return CNN_OK;
+    return m->is_worker ? CNN_OK : cnn_shards_reserve(m);
 }
 
 cnn_status cnn_model_set_batch(cnn_model *m, int max_batch)
@@ -479,13 +480,25 @@ static cnn_status check_batch(cnn_model *m, const float *x, int n)
     return CNN_OK;
 }
 
+void cnn_model_run_forward(cnn_model *m, const float *x, int n, int train)
+{
+    m->last_x = x;
+    for (int i = 0; i < m->nlayers; i++)
+        m->layers[i]->ops->forward(m->layers[i], layer_input(m, i), m->act[i + 1], n, train);
+}
+
 cnn_status cnn_model_forward(cnn_model *m, const float *x, int n, int train, const float **out)
 {
     cnn_status st = check_batch(m, x, n);
     if (st != CNN_OK) return st;
-    m->last_x = x;
-    for (int i = 0; i < m->nlayers; i++)
-        m->layers[i]->ops->forward(m->layers[i], layer_input(m, i), m->act[i + 1], n, train);
+    /* Inference is per image, so a large batch runs shard by shard; a
+     * training forward stays whole: a caller may read any activation. */
+    int shards = train ? 1 : cnn_shards_for(m, n, 0);
+    if (shards > 1) {
+        if ((st = cnn_shards_run(m, x, n, shards, 0, NULL, 0, NULL)) != CNN_OK) return st;
+    } else {
+        cnn_model_run_forward(m, x, n, train);
+    }
     if (out) *out = m->act[m->nlayers];
     return CNN_OK;
 }
@@ -496,7 +509,7 @@ cnn_status cnn_model_forward(cnn_model *m, const float *x, int n, int train, con
  * final softmax (sigmoid) with cross-entropy (BCE) is fused: the loss reads
  * the logits and the final layer's own backward is skipped, which is both
  * cheaper and stable where p underflows to 0. */
-static int loss_input_layer(const cnn_model *m, cnn_loss loss)
+int cnn_model_loss_layer(const cnn_model *m, cnn_loss loss)
 {
     if ((loss.kind == CNN_LOSS_XENT && last_is(m, "softmax")) ||
         (loss.kind == CNN_LOSS_BCE && last_is(m, "sigmoid")))
@@ -504,7 +517,7 @@ static int loss_input_layer(const cnn_model *m, cnn_loss loss)
     return m->nlayers;
 }
 
-static cnn_status numeric_fault(cnn_model *m, int n, const char *what)
+cnn_status cnn_model_numeric_fault(cnn_model *m, int n, const char *what)
 {
     for (int i = 0; i < m->nlayers; i++) {
         size_t count = (size_t)n * cnn_shape_size(m->layers[i]->out);
@@ -541,34 +554,61 @@ static int count_correct(const float *out, const uint8_t *labels, int n, int k)
     return correct;
 }
 
-/* forward, loss and (if grad) the gradient of the loss w.r.t. its input,
- * left in dbuf[0]. Returns the layer index backward starts from via *start. */
-static cnn_status forward_loss(cnn_model *m, const float *x, const uint8_t *labels, int n,
-                               int train, cnn_loss loss, int grad, cnn_batch_stats *stats,
-                               int *start)
+/* A NaN can hide from the loss (relu maps NaN to 0, max-pool may skip it),
+ * so after a training forward every activation is checked, not just the
+ * loss. */
+cnn_status cnn_model_check_activations(cnn_model *m, int n)
 {
-    const float *out;
-    cnn_status st = cnn_model_forward(m, x, n, train, &out);
+    for (int i = 0; i < m->nlayers; i++)
+        if (cnn_first_nonfinite(m->act[i + 1], (size_t)n * cnn_shape_size(m->layers[i]->out)) >= 0)
+            return cnn_model_numeric_fault(m, n, "the activations");
+    return CNN_OK;
+}
+
+/* Forward, loss and, with grad, backward of one batch: on the whole batch
+ * at once (each layer using every thread), or shard by shard (each thread
+ * taking whole shards through every layer) when the batch is large enough
+ * and no layer couples its images. */
+static cnn_status run_batch(cnn_model *m, const float *x, const uint8_t *labels, int n,
+                            int train, cnn_loss loss, int grad, cnn_batch_stats *stats)
+{
+    cnn_status st = check_batch(m, x, n);
     if (st != CNN_OK) return st;
     int k = cnn_model_output_size(m);
     if (!labels) return cnn_fail(CNN_ERR_ARG, "no labels given");
     if ((st = make_targets(m, labels, n, k)) != CNN_OK) return st;
-    int li = loss_input_layer(m, loss);
-    double value = cnn_loss_compute(loss, m->act[li], m->target, n, k, grad ? m->dbuf[0] : NULL);
+    const int li = cnn_model_loss_layer(m, loss);
+    const int shards = cnn_shards_for(m, n, grad || train);
+    double value;
+    if (shards > 1) {
+        double total;
+        if ((st = cnn_shards_run(m, x, n, shards, train, &loss, grad, &total)) != CNN_OK)
+            return st;
+        /* without gradients the loss is recomputed over the gathered rows,
+         * so evaluation reports the very number a whole-batch run gives */
+        value = grad ? cnn_loss_mean(loss, total, n, k)
+                     : cnn_loss_compute(loss, m->act[li], m->target, n, k, NULL);
+    } else {
+        cnn_model_run_forward(m, x, n, train);
+        value = cnn_loss_compute(loss, m->act[li], m->target, n, k, grad ? m->dbuf[0] : NULL);
+    }
     if (stats) {
         stats->loss = value;
-        stats->correct = count_correct(out, labels, n, k);
+        stats->correct = count_correct(m->act[m->nlayers], labels, n, k);
     }
-    if (!isfinite(value)) return numeric_fault(m, n, "the loss");
-    *start = li - 1;
-    return CNN_OK;
+    if (shards > 1) /* each shard checked its own activations and gradients */
+        return isfinite(value) ? CNN_OK
+                               : cnn_fail(CNN_ERR_NUMERIC, "non-finite value (NaN or Inf) in the loss");
+    if (!isfinite(value)) return cnn_model_numeric_fault(m, n, "the loss");
+    if (!grad) return CNN_OK;
+    if ((st = cnn_model_check_activations(m, n)) != CNN_OK) return st;
+    return cnn_model_run_backward(m, li - 1, n);
 }
 
 cnn_status cnn_model_eval_batch(cnn_model *m, const float *x, const uint8_t *labels, int n,
                                 cnn_loss loss, cnn_batch_stats *stats)
 {
-    int start;
-    return forward_loss(m, x, labels, n, 0, loss, 0, stats, &start);
+    return run_batch(m, x, labels, n, 0, loss, 0, stats);
 }
 
 /* -------------------------------------------------------------- backward */
@@ -576,14 +616,11 @@ cnn_status cnn_model_eval_batch(cnn_model *m, const float *x, const uint8_t *lab
 cnn_status cnn_model_compute_grads(cnn_model *m, const float *x, const uint8_t *labels, int n,
                                    cnn_loss loss, cnn_batch_stats *stats)
 {
-    int start;
-    cnn_status st = forward_loss(m, x, labels, n, 1, loss, 1, stats, &start);
-    if (st != CNN_OK) return st;
-    /* A NaN can hide from the loss (relu maps NaN to 0, max-pool may skip
-     * it), so every activation is checked, not just the loss. */
-    for (int i = 0; i < m->nlayers; i++)
-        if (cnn_first_nonfinite(m->act[i + 1], (size_t)n * cnn_shape_size(m->layers[i]->out)) >= 0)
-            return numeric_fault(m, n, "the activations");
+    return run_batch(m, x, labels, n, 1, loss, 1, stats);
+}
+
+cnn_status cnn_model_run_backward(cnn_model *m, int start, int n)
+{
     int cur = 0; /* dbuf[cur] holds dL/d(output of layer i) */
     for (int i = start; i >= 0; i--) {
         cnn_layer *l = m->layers[i];

@@ -50,6 +50,19 @@ struct cnn_model {
     long pending_step;
     float *pending_m, *pending_v;
 
+    /* Data parallelism over the batch (shard.c): one worker model per
+     * thread, sharing this model's parameters; shard_grads holds the
+     * gradients of shards 1.. (shard 0 writes into grads). */
+    int is_worker;            /* this is a worker of another model */
+    int nworkers, worker_batch;
+    cnn_model **workers;
+    struct cnn_shard_error *worker_err; /* nworkers: each one's first failure */
+    float *shard_grads;
+    int shard_grad_slots;     /* shards whose gradients fit: 1 + slots in shard_grads */
+    double *shard_loss;       /* per shard: unreduced loss sum */
+    uint64_t *shard_seed;     /* per shard: its dropout RNG seed for this batch */
+    int max_shards;
+
     /* string metadata */
     int nmeta;
     char **meta_key, **meta_val;
@@ -63,6 +76,40 @@ struct cnn_model {
  * parameters, each padded to 16 floats, exceed max_floats. */
 cnn_status cnn_model_from_text_limited(const char *text, const char *name, size_t max_floats,
                                        cnn_model **out);
+
+/* ------------------------------------------------ parts shared with shard.c */
+
+/* The layers' forward over a batch of n (no checks; sets last_x). */
+void cnn_model_run_forward(cnn_model *m, const float *x, int n, int train);
+/* Backward from dbuf[0] = dL/d(output of layer start) down to layer 0,
+ * checking every parameter gradient for NaN/Inf. */
+cnn_status cnn_model_run_backward(cnn_model *m, int start, int n);
+/* CNN_ERR_NUMERIC naming the first layer whose output holds a NaN/Inf. */
+cnn_status cnn_model_check_activations(cnn_model *m, int n);
+cnn_status cnn_model_numeric_fault(cnn_model *m, int n, const char *what);
+/* Which activation the loss reads (nlayers, or nlayers - 1 when a final
+ * softmax/sigmoid is fused into the loss). */
+int cnn_model_loss_layer(const cnn_model *m, cnn_loss loss);
+
+/* shard.c: a batch cut into shards of about CNN_SHARD images, each run by
+ * one thread through every layer (forward, loss, backward) with no barrier
+ * between layers; the shard count depends on the batch size only, so the
+ * result is the same bits for any thread count. */
+#define CNN_SHARD 32
+/* Build (or drop) the workers for m's batch size and the thread count. */
+cnn_status cnn_shards_reserve(cnn_model *m);
+void cnn_shards_free(cnn_model *m);
+/* How many shards a batch of n runs as (1: the whole batch at once).
+ * grad != 0 for training (gradients per shard). */
+int cnn_shards_for(const cnn_model *m, int n, int grad);
+/* Run the batch x (n images) as `shards` shards. Without a loss (loss ==
+ * NULL) only the forward, leaving the outputs in m->act[nlayers]. With a
+ * loss, targets are read from m->target, the loss's input rows are also left
+ * in m->act[loss layer], and *total gets the loss as an unreduced sum; with
+ * grad, every shard's backward runs too and m->grads gets the batch's
+ * gradient. */
+cnn_status cnn_shards_run(cnn_model *m, const float *x, int n, int shards, int train,
+                          const cnn_loss *loss, int grad, double *total);
 
 /* Serialise / restore the model RNG as 64 hex digits (checkpoints). */
 void cnn_model_rng_to_hex(const cnn_model *m, char out[65]);

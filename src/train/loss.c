@@ -56,15 +56,15 @@ static int row_argmax(const float *t, int k)
     return best;
 }
 
-double cnn_loss_compute(cnn_loss loss, const float *out, const float *target, int n, int k,
-                        float *grad)
+double cnn_loss_rows(cnn_loss loss, const float *out, const float *target, int rows, int k,
+                     int n, float *grad)
 {
-    if (n <= 0 || k <= 0) return 0.0;
+    if (rows <= 0 || n <= 0 || k <= 0) return 0.0;
     const double inv_n = 1.0 / n;
     const double inv_nk = 1.0 / ((double)n * k);
     double total = 0.0;
 
-    for (int r = 0; r < n; r++) {
+    for (int r = 0; r < rows; r++) {
         const float *z = out + (size_t)r * k;
         const float *t = target + (size_t)r * k;
         float *g = grad ? grad + (size_t)r * k : NULL;
@@ -160,10 +160,22 @@ double cnn_loss_compute(cnn_loss loss, const float *out, const float *target, in
         }
     }
 
+    return total;
+}
+
+double cnn_loss_mean(cnn_loss loss, double total, int n, int k)
+{
+    if (n <= 0 || k <= 0) return 0.0;
     switch (loss.kind) {
     case CNN_LOSS_XENT:
     case CNN_LOSS_CCE:
-    case CNN_LOSS_HINGE: return total * inv_n;
-    default: return total * inv_nk;
+    case CNN_LOSS_HINGE: return total * (1.0 / n);
+    default: return total * (1.0 / ((double)n * k));
     }
+}
+
+double cnn_loss_compute(cnn_loss loss, const float *out, const float *target, int n, int k,
+                        float *grad)
+{
+    return cnn_loss_mean(loss, cnn_loss_rows(loss, out, target, n, k, n, grad), n, k);
 }

@@ -6,6 +6,15 @@
 
 #include "internal.h"
 
+/* The loss of `rows` rows of a batch of n (rows <= n) as an unreduced sum,
+ * with each row's gradient already divided as the mean over the whole batch
+ * requires; cnn_loss_mean turns the sum of all rows' sums into the mean.
+ * cnn_loss_compute(out, n) is cnn_loss_mean(cnn_loss_rows(out, n, n)): a
+ * batch cut into shards gets the same gradient rows as the whole batch. */
+double cnn_loss_rows(cnn_loss loss, const float *out, const float *target, int rows, int k,
+                     int n, float *grad);
+double cnn_loss_mean(cnn_loss loss, double total, int n, int k);
+
 /* Fill p->data: CNN_PINIT_ZERO / CNN_PINIT_ONE with 0 / 1, CNN_PINIT_WEIGHT
  * drawn from r according to `how` (using p->fan_in, p->fan_out), in index
  * order so the same seed always gives the same tensor. */

@@ -1,0 +1,258 @@
+/* shard.c — data parallelism over the batch.
+ *
+ * Layer by layer, a small network gives each thread too little work: a
+ * LeNet-5 layer at batch 64 is tens of microseconds, and every layer that
+ * runs on two threads pays a fork and a barrier (bench/RESULTS.md measured 2
+ * threads at 0.89x of 1 for simplecnn). So a batch is cut into shards of
+ * about CNN_SHARD images and each thread takes whole shards through every
+ * layer (forward, loss, backward) on its own worker: a copy of the model
+ * that shares this model's parameters but has its own activations, layer
+ * scratch and RNG, and runs every kernel on its one thread. The only
+ * synchronisation is the end of the batch.
+ *
+ * Determinism. The shard count and boundaries depend on the batch size
+ * only. Shard s writes its parameter gradients into a buffer of its own
+ * (shard 0 straight into the model's gradients), and the buffers are added
+ * in shard order, element by element; each shard draws its dropout masks
+ * from a seed taken from the model's RNG in shard order. So whichever
+ * thread runs a shard, and however many threads there are, a batch gives
+ * the same bits. The loss rows of a shard are divided by the whole batch's
+ * size (cnn_loss_rows), so its gradient rows are those of the whole batch.
+ *
+ * When. Only the fast kernels (the reference path stays the seed's serial
+ * loops), only for batches of at least two shards, and for training only
+ * when no layer mixes the images of a batch (batchnorm's batch statistics).
+ * Training uses at most MAX_TRAIN_SHARDS gradient buffers, so a very large
+ * batch gets larger shards; inference keeps shards of CNN_SHARD.
+ */
+#include "model/model.h"
+#include "train/train.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_TRAIN_SHARDS 16
+
+/* A worker's first failure in a batch (cnn_fail's message is per thread). */
+struct cnn_shard_error {
+    int shard;             /* -1: none */
+    cnn_status st;
+    char msg[1024];
+};
+
+static int trainable_batch(const cnn_model *m)
+{
+    for (int i = 0; i < m->nlayers; i++)
+        if (m->layers[i]->ops->batch_coupled) return 0;
+    return 1;
+}
+
+static int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+int cnn_shards_for(const cnn_model *m, int n, int grad)
+{
+    if (m->nworkers < 1 || m->kernels != CNN_KERNELS_FAST || n < 2 * CNN_SHARD) return 1;
+    if (grad && !trainable_batch(m)) return 1;
+    int s = ceil_div(n, CNN_SHARD);
+    if (grad && s > MAX_TRAIN_SHARDS) s = MAX_TRAIN_SHARDS;
+    return s;
+}
+
+/* The most images a shard of any batch up to max_batch can hold. */
+static int largest_shard(int max_batch)
+{
+    int s = ceil_div(max_batch, MAX_TRAIN_SHARDS);
+    return s > CNN_SHARD ? s : CNN_SHARD;
+}
+
+void cnn_shards_free(cnn_model *m)
+{
+    for (int i = 0; i < m->nworkers; i++) cnn_model_free(m->workers[i]);
+    free(m->workers);
+    free(m->worker_err);
+    cnn_free(m->shard_grads);
+    free(m->shard_loss);
+    free(m->shard_seed);
+    m->workers = NULL;
+    m->worker_err = NULL;
+    m->shard_grads = NULL;
+    m->shard_loss = NULL;
+    m->shard_seed = NULL;
+    m->nworkers = m->worker_batch = m->shard_grad_slots = m->max_shards = 0;
+}
+
+/* A worker: the same architecture, its parameters those of m. */
+static cnn_status new_worker(cnn_model *m, int batch, cnn_model **out)
+{
+    cnn_model *w;
+    cnn_status st = cnn_model_from_text(m->arch, "worker", &w);
+    if (st != CNN_OK) return st;
+    w->is_worker = 1;
+    for (int i = 0; i < w->ntensors; i++) {
+        w->tensors[i].p->data = m->tensors[i].p->data;
+        w->tensors[i].p->grad = NULL; /* pointed at a shard's buffer per batch */
+    }
+    cnn_free(w->params);
+    cnn_free(w->grads);
+    w->params = w->grads = NULL;
+    /* reserve() sizes per-thread scratch by cnn_threads(): one thread here */
+    cnn_threads_serial(1);
+    st = cnn_model_set_batch(w, batch);
+    cnn_threads_serial(0);
+    if (st != CNN_OK) {
+        cnn_model_free(w);
+        return st;
+    }
+    *out = w;
+    return CNN_OK;
+}
+
+cnn_status cnn_shards_reserve(cnn_model *m)
+{
+    const int threads = m->reserved_threads > 0 ? m->reserved_threads : 1;
+    cnn_shards_free(m);
+    if (m->max_batch < 2 * CNN_SHARD) return CNN_OK; /* never sharded */
+
+    int max_shards = ceil_div(m->max_batch, CNN_SHARD);
+    int train_shards = max_shards < MAX_TRAIN_SHARDS ? max_shards : MAX_TRAIN_SHARDS;
+    if (!trainable_batch(m)) train_shards = 1;
+    m->workers = calloc((size_t)threads, sizeof *m->workers);
+    m->worker_err = calloc((size_t)threads, sizeof *m->worker_err);
+    m->shard_loss = calloc((size_t)max_shards, sizeof *m->shard_loss);
+    m->shard_seed = calloc((size_t)max_shards, sizeof *m->shard_seed);
+    if (train_shards > 1)
+        m->shard_grads = cnn_alloc(cnn_mul_size(cnn_mul_size((size_t)train_shards - 1, m->nfloats),
+                                                sizeof(float)),
+                                   "per-shard gradients");
+    if (!m->workers || !m->worker_err || !m->shard_loss || !m->shard_seed ||
+        (train_shards > 1 && !m->shard_grads)) {
+        cnn_shards_free(m);
+        return cnn_fail(CNN_ERR_NOMEM, "out of memory for the per-thread workers");
+    }
+    for (int t = 0; t < threads; t++) {
+        cnn_status st = new_worker(m, largest_shard(m->max_batch), &m->workers[t]);
+        if (st != CNN_OK) {
+            m->nworkers = t;
+            cnn_shards_free(m);
+            return cnn_fail_prefix(st, "worker for thread %d", t);
+        }
+    }
+    m->nworkers = threads;
+    m->worker_batch = largest_shard(m->max_batch);
+    m->shard_grad_slots = train_shards;
+    m->max_shards = max_shards;
+    return CNN_OK;
+}
+
+/* Where shard s's gradients go: shard 0 into the model's own, the others
+ * into their slot of shard_grads, at the same offsets. */
+static void point_grads(cnn_model *m, cnn_model *w, int s)
+{
+    float *base = s == 0 ? m->grads : m->shard_grads + (size_t)(s - 1) * m->nfloats;
+    for (int i = 0; i < m->ntensors; i++) {
+        const cnn_param *p = m->tensors[i].p;
+        w->tensors[i].p->grad = p->grad ? base + (p->grad - m->grads) : NULL;
+    }
+}
+
+typedef struct {
+    const float *x;
+    int n, shards, train, grad;
+    const cnn_loss *loss;
+} shard_job;
+
+/* Shard s of the batch, start to end on worker w, on the calling thread. */
+static void run_shard(cnn_model *m, cnn_model *w, struct cnn_shard_error *err,
+                      const shard_job *job, int s)
+{
+    const int i0 = (int)((long)s * job->n / job->shards);
+    const int ns = (int)((long)(s + 1) * job->n / job->shards) - i0;
+    const int k = cnn_model_output_size(m), L = m->nlayers;
+    const int li = job->loss ? cnn_model_loss_layer(m, *job->loss) : L;
+    cnn_status st = CNN_OK;
+
+    if (job->grad) point_grads(m, w, s);
+    if (job->train) cnn_rng_seed(&w->rng, m->shard_seed[s]);
+    cnn_threads_serial(1);
+    cnn_model_run_forward(w, job->x + (size_t)i0 * cnn_shape_size(m->input), ns, job->train);
+    /* the rows the caller reads: outputs, and the loss's input if fused */
+    memcpy(m->act[L] + (size_t)i0 * k, w->act[L], sizeof(float) * (size_t)ns * k);
+    if (li != L) memcpy(m->act[li] + (size_t)i0 * k, w->act[li], sizeof(float) * (size_t)ns * k);
+    if (job->loss) {
+        double t = cnn_loss_rows(*job->loss, w->act[li], m->target + (size_t)i0 * k, ns, k,
+                                 job->n, job->grad ? w->dbuf[0] : NULL);
+        m->shard_loss[s] = t;
+        if (!isfinite(t)) st = cnn_model_numeric_fault(w, ns, "the loss");
+        else if (job->grad && (st = cnn_model_check_activations(w, ns)) == CNN_OK)
+            st = cnn_model_run_backward(w, li - 1, ns);
+    }
+    cnn_threads_serial(0);
+    /* shards reach a thread in increasing order: keep its first failure */
+    if (st != CNN_OK && err->shard < 0) {
+        err->shard = s;
+        err->st = st;
+        strncpy(err->msg, cnn_errmsg(), sizeof err->msg - 1);
+        err->msg[sizeof err->msg - 1] = '\0';
+    }
+}
+
+/* grads[e] = shard 0's + shard 1's + ... in shard order, for e in [e0, e1) */
+static void reduce_grads(cnn_model *m, int shards, size_t e0, size_t e1)
+{
+    float *restrict g = m->grads;
+    for (int s = 1; s < shards; s++) {
+        const float *restrict p = m->shard_grads + (size_t)(s - 1) * m->nfloats;
+#pragma omp simd
+        for (size_t e = e0; e < e1; e++) g[e] += p[e];
+    }
+}
+
+cnn_status cnn_shards_run(cnn_model *m, const float *x, int n, int shards, int train,
+                          const cnn_loss *loss, int grad, double *total)
+{
+    if (shards > m->max_shards || (grad && shards > m->shard_grad_slots))
+        return cnn_fail(CNN_ERR_ARG, "internal: %d shards for a batch of %d", shards, n);
+    const shard_job job = {x, n, shards, train, grad && loss, loss};
+    if (train)
+        for (int s = 0; s < shards; s++) m->shard_seed[s] = cnn_rng_next(&m->rng);
+    for (int t = 0; t < m->nworkers; t++) m->worker_err[t].shard = -1;
+
+    int nt = cnn_threads();
+    if (nt > shards) nt = shards;
+    if (nt > m->nworkers) nt = m->nworkers;
+    if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+        {
+            const int t = omp_get_thread_num();
+#pragma omp for schedule(dynamic, 1)
+            for (int s = 0; s < shards; s++) run_shard(m, m->workers[t], &m->worker_err[t], &job, s);
+            if (job.grad) {
+                /* 1024-float blocks: each cache line summed by one thread */
+                const size_t blocks = (m->nfloats + 1023) / 1024;
+#pragma omp for schedule(static)
+                for (size_t b = 0; b < blocks; b++) {
+                    size_t e1 = (b + 1) * 1024 < m->nfloats ? (b + 1) * 1024 : m->nfloats;
+                    reduce_grads(m, shards, b * 1024, e1);
+                }
+            }
+        }
+    } else {
+        /* no one-thread region: libgomp would malloc its team (FINDINGS F1) */
+        for (int s = 0; s < shards; s++) run_shard(m, m->workers[0], &m->worker_err[0], &job, s);
+        if (job.grad) reduce_grads(m, shards, 0, m->nfloats);
+    }
+
+    const struct cnn_shard_error *first = NULL;
+    for (int t = 0; t < m->nworkers; t++)
+        if (m->worker_err[t].shard >= 0 && (!first || m->worker_err[t].shard < first->shard))
+            first = &m->worker_err[t];
+    if (first) return cnn_fail(first->st, "%s", first->msg);
+    if (total) {
+        double sum = 0.0;
+        for (int s = 0; s < shards; s++) sum += m->shard_loss[s];
+        *total = sum;
+    }
+    return CNN_OK;
+}

@@ -1,0 +1,259 @@
+/* test_shard.cpp — a batch run shard by shard (src/model/shard.c): the same
+ * gradients as the whole batch, the same bits at any thread count, faults
+ * found in any shard, and evaluation that matches a whole-batch run. */
+#include "testutil.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+struct ModelPtr {
+    cnn_model *m = nullptr;
+    ~ModelPtr() { cnn_model_free(m); }
+};
+
+/* Every layer kind that runs per image, with dropout (per-shard RNG). */
+const char *kPerImage =
+    "input 1x12x12\n"
+    "conv 6 3x3 pad=1 padmode=reflect\n"
+    "relu\n"
+    "maxpool 2\n"
+    "conv 8 3x3 stride=2 pad=1 padmode=replicate\n"
+    "tanh\n"
+    "avgpool 2 stride=1\n"
+    "flatten\n"
+    "dropout 0.2\n"
+    "dense 16\n"
+    "leaky_relu 0.1\n"
+    "dense 10\n"
+    "softmax\n";
+
+/* The same without dropout, so a shard's gradient can be compared with a
+ * separate run on the same images. */
+const char *kNoDropout =
+    "input 1x12x12\n"
+    "conv 6 3x3 pad=1 padmode=reflect\n"
+    "relu\n"
+    "maxpool 2\n"
+    "conv 8 3x3 stride=2 pad=1 padmode=replicate\n"
+    "sigmoid\n"
+    "flatten\n"
+    "dense 16\n"
+    "relu\n"
+    "dense 10\n"
+    "softmax\n";
+
+/* batchnorm: trained as a whole batch, evaluated shard by shard */
+const char *kBatchNorm =
+    "input 1x12x12\n"
+    "conv 6 3x3 pad=1\n"
+    "batchnorm\n"
+    "relu\n"
+    "maxpool 2\n"
+    "flatten\n"
+    "dense 10\n"
+    "softmax\n";
+
+void random_batch(int n, uint64_t seed, std::vector<float> &x, std::vector<uint8_t> &y)
+{
+    x = tu_randn((size_t)n * 144, seed);
+    cnn_rng r;
+    cnn_rng_seed(&r, seed + 1);
+    y.resize(n);
+    for (auto &v : y) v = (uint8_t)cnn_rng_below(&r, 10);
+}
+
+void make_model(ModelPtr &p, const char *arch, int batch, int threads)
+{
+    cnn_set_threads(threads);
+    ASSERT_EQ(cnn_model_from_text(arch, "arch", &p.m), CNN_OK) << cnn_errmsg();
+    ASSERT_EQ(cnn_model_init(p.m, CNN_INIT_HE_NORMAL, 7), CNN_OK);
+    ASSERT_EQ(cnn_model_set_batch(p.m, batch), CNN_OK) << cnn_errmsg();
+}
+
+std::vector<float> all_of(cnn_model *m, bool grads)
+{
+    std::vector<float> v;
+    for (int i = 0; i < cnn_model_num_tensors(m); i++) {
+        cnn_tensor t;
+        cnn_model_tensor(m, i, &t);
+        const float *src = grads ? t.grad : t.data;
+        if (src) v.insert(v.end(), src, src + t.size);
+    }
+    return v;
+}
+
+/* Weights after `steps` Adam steps on a batch of n, at `threads` threads. */
+std::vector<float> trained(const char *arch, int n, int threads, int steps)
+{
+    ModelPtr p;
+    make_model(p, arch, n, threads);
+    if (!p.m) return {};
+    std::vector<float> x;
+    std::vector<uint8_t> y;
+    random_batch(n, 3, x, y);
+    cnn_optim_config oc = cnn_optim_defaults(CNN_OPT_ADAM);
+    oc.lr = 0.01f;
+    EXPECT_EQ(cnn_model_set_optimizer(p.m, &oc), CNN_OK);
+    cnn_loss loss = {CNN_LOSS_XENT, 1.0f};
+    cnn_batch_stats st;
+    for (int s = 0; s < steps; s++)
+        EXPECT_EQ(cnn_model_train_batch(p.m, x.data(), y.data(), n, loss, &st), CNN_OK)
+            << cnn_errmsg();
+    return all_of(p.m, false);
+}
+
+class Shard : public ::testing::Test {
+  protected:
+    int keep_ = cnn_get_threads();
+    void TearDown() override { cnn_set_threads(keep_); }
+};
+
+}  // namespace
+
+/* 77 images: three shards of 25, 26 and 26, so uneven ones are covered. */
+TEST_F(Shard, SameBitsAtOneTwoThreeAndFourThreads)
+{
+    std::vector<float> w1 = trained(kPerImage, 77, 1, 4);
+    ASSERT_FALSE(w1.empty());
+    for (int t : {2, 3, 4}) {
+        std::vector<float> wt = trained(kPerImage, 77, t, 4);
+        ASSERT_EQ(wt.size(), w1.size());
+        EXPECT_EQ(std::memcmp(w1.data(), wt.data(), w1.size() * sizeof(float)), 0)
+            << t << " threads";
+    }
+}
+
+/* Two shards of 32 give exactly the mean of two 32-image batches (which
+ * run whole): halving is exact in floating point, so the bits must agree. */
+TEST_F(Shard, GradientIsTheMeanOfTheHalves)
+{
+    for (int threads : {1, 2}) {
+        ModelPtr whole, half;
+        make_model(whole, kNoDropout, 64, threads);
+        make_model(half, kNoDropout, 32, threads);
+        ASSERT_TRUE(whole.m && half.m);
+        std::vector<float> x;
+        std::vector<uint8_t> y;
+        random_batch(64, 9, x, y);
+        cnn_loss loss = {CNN_LOSS_XENT, 1.0f};
+        cnn_batch_stats s64, sa, sb;
+        ASSERT_EQ(cnn_model_compute_grads(whole.m, x.data(), y.data(), 64, loss, &s64), CNN_OK)
+            << cnn_errmsg();
+        ASSERT_EQ(cnn_model_compute_grads(half.m, x.data(), y.data(), 32, loss, &sa), CNN_OK);
+        std::vector<float> ga = all_of(half.m, true);
+        ASSERT_EQ(cnn_model_compute_grads(half.m, x.data() + 32 * 144, y.data() + 32, 32, loss,
+                                          &sb),
+                  CNN_OK);
+        std::vector<float> gb = all_of(half.m, true), g = all_of(whole.m, true);
+        ASSERT_EQ(g.size(), ga.size());
+        size_t bad = 0;
+        for (size_t i = 0; i < g.size(); i++)
+            if (g[i] != ga[i] * 0.5f + gb[i] * 0.5f) bad++;
+        EXPECT_EQ(bad, 0u) << "of " << g.size() << " gradients at " << threads << " threads";
+        EXPECT_NEAR(s64.loss, 0.5 * (sa.loss + sb.loss), 1e-12 * std::fabs(s64.loss) + 1e-15);
+        EXPECT_EQ(s64.correct, sa.correct + sb.correct);
+    }
+}
+
+/* Evaluation in shards of 32 against the same images in whole batches of
+ * 50 (too small to shard), for a model with batchnorm too. */
+TEST_F(Shard, EvaluationMatchesWholeBatches)
+{
+    for (const char *arch : {kPerImage, kBatchNorm}) {
+        ModelPtr p;
+        make_model(p, arch, 100, 2);
+        ASSERT_TRUE(p.m);
+        std::vector<float> x;
+        std::vector<uint8_t> y;
+        random_batch(100, 5, x, y);
+        cnn_loss loss = {CNN_LOSS_XENT, 1.0f};
+        cnn_batch_stats all, a, b;
+        const float *out;
+        ASSERT_EQ(cnn_model_forward(p.m, x.data(), 100, 0, &out), CNN_OK) << cnn_errmsg();
+        std::vector<float> sharded(out, out + 1000);
+        ASSERT_EQ(cnn_model_eval_batch(p.m, x.data(), y.data(), 100, loss, &all), CNN_OK);
+        std::vector<float> whole;
+        ASSERT_EQ(cnn_model_eval_batch(p.m, x.data(), y.data(), 50, loss, &a), CNN_OK);
+        ASSERT_EQ(cnn_model_forward(p.m, x.data(), 50, 0, &out), CNN_OK);
+        whole.assign(out, out + 500);
+        ASSERT_EQ(cnn_model_eval_batch(p.m, x.data() + 50 * 144, y.data() + 50, 50, loss, &b),
+                  CNN_OK);
+        ASSERT_EQ(cnn_model_forward(p.m, x.data() + 50 * 144, 50, 0, &out), CNN_OK);
+        whole.insert(whole.end(), out, out + 500);
+        EXPECT_LT(tu_max_rel_err(sharded.data(), whole.data(), 1000), 1e-6);
+        EXPECT_NEAR(all.loss, 0.5 * (a.loss + b.loss), 1e-6 * all.loss);
+        EXPECT_EQ(all.correct, a.correct + b.correct);
+    }
+}
+
+/* batchnorm needs the whole batch's statistics: the model still trains, on
+ * the same bits at 1 and 2 threads. */
+TEST_F(Shard, BatchNormModelTrainsWholeBatchAtAnyThreadCount)
+{
+    std::vector<float> w1 = trained(kBatchNorm, 96, 1, 3);
+    std::vector<float> w2 = trained(kBatchNorm, 96, 2, 3);
+    ASSERT_FALSE(w1.empty());
+    ASSERT_EQ(w1.size(), w2.size());
+    EXPECT_EQ(std::memcmp(w1.data(), w2.data(), w1.size() * sizeof(float)), 0);
+}
+
+/* A NaN in the last shard's images: a numeric fault naming the first layer,
+ * and the weights untouched. */
+TEST_F(Shard, NaNInALaterShardIsCaughtAndNamesTheLayer)
+{
+    for (int threads : {1, 2}) {
+        ModelPtr p;
+        make_model(p, kNoDropout, 96, threads);
+        ASSERT_TRUE(p.m);
+        cnn_optim_config oc = cnn_optim_defaults(CNN_OPT_SGD);
+        ASSERT_EQ(cnn_model_set_optimizer(p.m, &oc), CNN_OK);
+        std::vector<float> x;
+        std::vector<uint8_t> y;
+        random_batch(96, 11, x, y);
+        x[(size_t)90 * 144 + 17] = NAN;
+        std::vector<float> before = all_of(p.m, false);
+        cnn_loss loss = {CNN_LOSS_XENT, 1.0f};
+        cnn_batch_stats st;
+        EXPECT_EQ(cnn_model_train_batch(p.m, x.data(), y.data(), 96, loss, &st), CNN_ERR_NUMERIC);
+        std::string e = cnn_errmsg();
+        EXPECT_NE(e.find("layer 0"), std::string::npos) << e;
+        std::vector<float> after = all_of(p.m, false);
+        EXPECT_EQ(std::memcmp(before.data(), after.data(), before.size() * sizeof(float)), 0);
+        /* and the model goes on working on good data */
+        x[(size_t)90 * 144 + 17] = 0.0f;
+        EXPECT_EQ(cnn_model_train_batch(p.m, x.data(), y.data(), 96, loss, &st), CNN_OK)
+            << cnn_errmsg();
+    }
+}
+
+/* Changing the thread count between batches rebuilds the workers; the
+ * result does not change. */
+TEST_F(Shard, ThreadCountMayChangeBetweenBatches)
+{
+    std::vector<float> ref = trained(kPerImage, 64, 2, 4);
+    ModelPtr p;
+    make_model(p, kPerImage, 64, 1);
+    ASSERT_TRUE(p.m);
+    std::vector<float> x;
+    std::vector<uint8_t> y;
+    random_batch(64, 3, x, y);
+    cnn_optim_config oc = cnn_optim_defaults(CNN_OPT_ADAM);
+    oc.lr = 0.01f;
+    ASSERT_EQ(cnn_model_set_optimizer(p.m, &oc), CNN_OK);
+    cnn_loss loss = {CNN_LOSS_XENT, 1.0f};
+    cnn_batch_stats st;
+    for (int s = 0; s < 4; s++) {
+        cnn_set_threads(1 + s % 3);
+        ASSERT_EQ(cnn_model_train_batch(p.m, x.data(), y.data(), 64, loss, &st), CNN_OK)
+            << cnn_errmsg();
+    }
+    std::vector<float> w = all_of(p.m, false);
+    ASSERT_EQ(w.size(), ref.size());
+    EXPECT_EQ(std::memcmp(w.data(), ref.data(), w.size() * sizeof(float)), 0);
+}
