@@ -257,3 +257,21 @@ TEST_F(Shard, ThreadCountMayChangeBetweenBatches)
     ASSERT_EQ(w.size(), ref.size());
     EXPECT_EQ(std::memcmp(w.data(), ref.data(), w.size() * sizeof(float)), 0);
 }
+
+/* More than a million parameters: the gradient sum over shards and the
+ * optimizer step both run on several threads, and still give the same bits. */
+TEST_F(Shard, LargeModelSameBitsAtOneAndTwoThreads)
+{
+    const char *big =
+        "input 1x12x12\n"
+        "flatten\n"
+        "dense 8000\n"
+        "relu\n"
+        "dense 10\n"
+        "softmax\n";
+    std::vector<float> w1 = trained(big, 64, 1, 2);
+    std::vector<float> w2 = trained(big, 64, 2, 2);
+    ASSERT_GT(w1.size(), (size_t)1 << 20);
+    ASSERT_EQ(w1.size(), w2.size());
+    EXPECT_EQ(std::memcmp(w1.data(), w2.data(), w1.size() * sizeof(float)), 0);
+}

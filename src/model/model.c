@@ -5,6 +5,7 @@
 #include "train/train.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -679,12 +680,31 @@ cnn_status cnn_model_step(cnn_model *m)
         if (norm > m->opt.clip_norm) scale = (float)(m->opt.clip_norm / norm);
     }
     m->step++;
+    /* The update is elementwise, so any split over threads gives the same
+     * bits; below about a million floats a fork costs more than it saves. */
+    int nt = m->nfloats < ((size_t)1 << 20) ? 1 : cnn_threads();
+    if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+        for (int i = 0; i < m->ntensors; i++) {
+            cnn_param *p = m->tensors[i].p;
+            if (!p->trainable) continue;
+            const size_t off = (size_t)(p->data - m->params), chunk = 16384;
+            const long chunks = (long)((p->size + chunk - 1) / chunk);
+#pragma omp for schedule(static) nowait
+            for (long c = 0; c < chunks; c++) {
+                size_t e0 = (size_t)c * chunk, e1 = e0 + chunk < p->size ? e0 + chunk : p->size;
+                cnn_optim_update(&m->opt, m->lr, m->step, scale, p->data + e0, p->grad + e0,
+                                 m->opt_m + off + e0, m->opt_v + off + e0, e1 - e0);
+            }
+        }
+    }
     for (int i = 0; i < m->ntensors; i++) {
         cnn_param *p = m->tensors[i].p;
         if (!p->trainable) continue;
         size_t off = (size_t)(p->data - m->params);
-        cnn_optim_update(&m->opt, m->lr, m->step, scale, p->data, p->grad, m->opt_m + off,
-                         m->opt_v + off, p->size);
+        if (nt <= 1)
+            cnn_optim_update(&m->opt, m->lr, m->step, scale, p->data, p->grad, m->opt_m + off,
+                             m->opt_v + off, p->size);
         if (cnn_first_nonfinite(p->data, p->size) >= 0)
             return cnn_fail(CNN_ERR_NUMERIC,
                             "weights %s became non-finite after optimizer step %ld "
