@@ -280,41 +280,97 @@ TARGET static void dot_finish(__m512 y0, __m512 y1, __m512 y2, __m512 y3, __m512
     }
 }
 
+/* dot_finish for at most 2 rows (x[0..7], y[0..3]): the same four levels
+ * on half the vectors, 23 shuffles and adds instead of 45. Every sum is
+ * added in the same order as in dot_finish ((e0+e2)+(e1+e3) within a
+ * 128-bit lane, then (L0+L1)+(L2+L3)), so the bits do not depend on which
+ * of the two an element goes through. */
+TARGET static void dot_finish_half(__m512 y0, __m512 y1, __m512 y2, __m512 y3, int mi, int nj,
+                                   float alpha, float beta, float *C, long ldc)
+{
+    __m512 q0 = _mm512_add_ps(_mm512_shuffle_ps(y0, y1, 0x44), _mm512_shuffle_ps(y0, y1, 0xEE));
+    __m512 q1 = _mm512_add_ps(_mm512_shuffle_ps(y2, y3, 0x44), _mm512_shuffle_ps(y2, y3, 0xEE));
+    /* 128-bit lanes: q0 L0+L1, q0 L2+L3, q1 L0+L1, q1 L2+L3 */
+    __m512 r = _mm512_add_ps(_mm512_shuffle_f32x4(q0, q1, 0x88), _mm512_shuffle_f32x4(q0, q1, 0xDD));
+    __m512 sum = _mm512_add_ps(_mm512_shuffle_f32x4(r, r, 0x88), _mm512_shuffle_f32x4(r, r, 0xDD));
+    __m512 vs = _mm512_mul_ps(sum, _mm512_set1_ps(alpha));
+    __mmask8 jm = (__mmask8)((1u << nj) - 1);
+#pragma GCC unroll 2
+    for (int i = 0; i < 2; i++) {
+        if (i >= mi) break;
+        float *c = C + i * ldc;
+        __m128 ri = quarter(vs, i);
+        if (beta != 0.0f)
+            ri = _mm_fmadd_ps(quarter(sum, i), _mm_set1_ps(alpha),
+                              _mm_mul_ps(_mm_set1_ps(beta), _mm_maskz_loadu_ps(jm, c)));
+        _mm_mask_storeu_ps(c, jm, ri);
+    }
+}
+
 /* Dot-product tile for C = A * B^T with both operands K-contiguous:
- * MI x NJ dot products, 16 k at a time, then one horizontal sum each. */
+ * MI x NJ dot products (MI <= 6, NJ <= 4), 16 k at a time, then one
+ * horizontal sum each, four rows per dot_finish. */
 KERNEL void dot_tile(const int MI, const int NJ, int K, float alpha, const float *A, long lda,
                      const float *B, long ldb, float beta, float *C, long ldc)
 {
-    __m512 acc[4][4], a[4], b[4];
-#pragma GCC unroll 4
+    __m512 acc[6][4], a[6];
+#pragma GCC unroll 6
     for (int i = 0; i < MI; i++)
 #pragma GCC unroll 4
         for (int j = 0; j < NJ; j++) acc[i][j] = _mm512_setzero_ps();
-    for (int k = 0; k < K; k += 16) {
-        /* the tail reads zeros past K: they add nothing */
-        __mmask16 km = K - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (K - k)) - 1);
+    int k = 0;
+    for (; k + 16 <= K; k += 16) {
+        /* Plain loads, kept out of the FMAs by the empty asm (folded in, B
+         * would be loaded once per FMA): +16% on dense 64x10x128 over masked
+         * loads, which this CPU issues more slowly. */
+#pragma GCC unroll 6
+        for (int i = 0; i < MI; i++) {
+            a[i] = _mm512_loadu_ps(A + i * lda + k);
+            __asm__("" : "+v"(a[i]));
+        }
+        /* one B vector live at a time: 24 accumulators + 6 A rows leave
+         * room for just one */
 #pragma GCC unroll 4
+        for (int j = 0; j < NJ; j++) {
+            __m512 bj = _mm512_loadu_ps(B + j * ldb + k);
+            __asm__("" : "+v"(bj));
+#pragma GCC unroll 6
+            for (int i = 0; i < MI; i++) acc[i][j] = _mm512_fmadd_ps(a[i], bj, acc[i][j]);
+        }
+    }
+    if (k < K) {
+        /* the tail reads zeros past K: they add nothing */
+        __mmask16 km = (__mmask16)((1u << (K - k)) - 1);
+#pragma GCC unroll 6
         for (int i = 0; i < MI; i++) a[i] = _mm512_maskz_loadu_ps(km, A + i * lda + k);
 #pragma GCC unroll 4
-        for (int j = 0; j < NJ; j++) b[j] = _mm512_maskz_loadu_ps(km, B + j * ldb + k);
-#pragma GCC unroll 4
-        for (int i = 0; i < MI; i++)
-#pragma GCC unroll 4
-            for (int j = 0; j < NJ; j++) acc[i][j] = _mm512_fmadd_ps(a[i], b[j], acc[i][j]);
+        for (int j = 0; j < NJ; j++) {
+            __m512 bj = _mm512_maskz_loadu_ps(km, B + j * ldb + k);
+#pragma GCC unroll 6
+            for (int i = 0; i < MI; i++) acc[i][j] = _mm512_fmadd_ps(a[i], bj, acc[i][j]);
+        }
     }
-    /* x[4i + j] = acc[i][j], zero outside the tile */
-    __m512 x[16], y[8];
+#pragma GCC unroll 2
+    for (int g = 0; g < (MI + 3) / 4; g++) {
+        const int gi = MI - 4 * g < 4 ? MI - 4 * g : 4;
+        /* x[4i + j] = acc[4g + i][j], zero outside the tile */
+        __m512 x[16], y[8];
 #pragma GCC unroll 16
-    for (int q = 0; q < 16; q++)
-        x[q] = q / 4 < MI && q % 4 < NJ ? acc[q / 4][q % 4] : _mm512_setzero_ps();
-    /* first level here, so the other eight travel in registers (the ABI
-     * passes eight vector arguments in zmm0-7): per 128-bit lane, y[p]
-     * holds x[2p] at elements 0, 2 and x[2p+1] at 1, 3 */
+        for (int q = 0; q < 16; q++)
+            x[q] = q / 4 < gi && q % 4 < NJ ? acc[4 * g + q / 4][q % 4] : _mm512_setzero_ps();
+        /* first level here, so the other eight travel in registers (the ABI
+         * passes eight vector arguments in zmm0-7): per 128-bit lane, y[p]
+         * holds x[2p] at elements 0, 2 and x[2p+1] at 1, 3 */
 #pragma GCC unroll 8
-    for (int p = 0; p < 8; p++)
-        y[p] = _mm512_add_ps(_mm512_unpacklo_ps(x[2 * p], x[2 * p + 1]),
-                             _mm512_unpackhi_ps(x[2 * p], x[2 * p + 1]));
-    dot_finish(y[0], y[1], y[2], y[3], y[4], y[5], y[6], y[7], MI, NJ, alpha, beta, C, ldc);
+        for (int p = 0; p < 8; p++)
+            y[p] = _mm512_add_ps(_mm512_unpacklo_ps(x[2 * p], x[2 * p + 1]),
+                                 _mm512_unpackhi_ps(x[2 * p], x[2 * p + 1]));
+        if (gi <= 2)
+            dot_finish_half(y[0], y[1], y[2], y[3], gi, NJ, alpha, beta, C + 4 * g * ldc, ldc);
+        else
+            dot_finish(y[0], y[1], y[2], y[3], y[4], y[5], y[6], y[7], gi, NJ, alpha, beta,
+                       C + 4 * g * ldc, ldc);
+    }
 }
 
 #define DOTJ(MI)                                                                         \
@@ -328,18 +384,29 @@ KERNEL void dot_tile(const int MI, const int NJ, int K, float alpha, const float
 TARGET void cnn_gemm_dot_avx512(int M, int N, int K, float alpha, const float *A, long lda,
                                 const float *B, long ldb, float beta, float *C, long ldc)
 {
-    for (int i0 = 0; i0 < M; i0 += 4) {
-        int mi = M - i0 < 4 ? M - i0 : 4;
+    /* Tile shape. 4 x 4 keeps dot_finish's 16 sums full. With long K the
+     * sums matter less than the loads: a 4 x 4 tile issues 8 loads per 16
+     * FMAs and a 2 x 4 or 4 x 1 edge tile more loads than FMAs (masked
+     * loads, about one per cycle here), so rows go in tiles of up to 6
+     * (10 loads per 24 FMAs) and N = 9 in columns of 3. Each element's sum
+     * is the same whatever the tile (see dot_finish). */
+    const int tall = K >= 160;
+    const int wj = N % 4 && N % 3 == 0 ? 3 : 4;
+    const int nrt = (M + (tall ? 5 : 3)) / (tall ? 6 : 4);
+    for (int t = 0; t < nrt; t++) {
+        int i0 = (int)((long)M * t / nrt), mi = (int)((long)M * (t + 1) / nrt) - i0;
         const float *a = A + i0 * lda;
-        for (int j0 = 0; j0 < N; j0 += 4) {
-            int nj = N - j0 < 4 ? N - j0 : 4;
+        for (int j0 = 0; j0 < N; j0 += wj) {
+            int nj = N - j0 < wj ? N - j0 : wj;
             const float *b = B + j0 * ldb;
             float *c = C + i0 * ldc + j0;
             switch (mi) {
             case 1: DOTJ(1) break;
             case 2: DOTJ(2) break;
             case 3: DOTJ(3) break;
-            default: DOTJ(4) break;
+            case 4: DOTJ(4) break;
+            case 5: DOTJ(5) break;
+            default: DOTJ(6) break;
             }
         }
     }
