@@ -152,6 +152,41 @@ TEST_P(Gemm, ConvShapesEveryTranspose)
             }
 }
 
+TEST_P(Gemm, DotPathTileShapes)
+{
+    /* A * B^T with M * N <= 1024 and K >= 32 runs as dot products (AVX-512):
+     * row tiles of 1..6 (4 below K = 160), columns of 3 or 4, a K tail
+     * after the full 16-k chunks; every transpose of the same sizes too */
+    const int Ms[] = {1, 2, 3, 5, 6, 7, 11, 16}, Ns[] = {1, 2, 3, 5, 9, 10, 25},
+              Ks[] = {32, 47, 159, 160, 177};
+    uint32_t seed = 1300;
+    int n = 0;
+    for (int M : Ms)
+        for (int N : Ns)
+            for (int K : Ks) {
+                int ta = n % 4 == 3, tb = n % 4 != 2;
+                float beta = n % 3 == 0 ? 0.0f : n % 3 == 1 ? 1.0f : -0.5f;
+                Case c{ta, tb, M, N, K, n % 2 ? 3 : 0, n % 5 ? 1.0f : -2.0f, beta};
+                n++;
+                EXPECT_LE(check(cnn_sgemm_serial, c, seed++), kTol) << name(c);
+            }
+}
+
+TEST_P(Gemm, InPlaceThresholds)
+{
+    /* B (and untransposed A, on AVX-512) are read in place up to M = 640;
+     * both sides of it, with leading dimensions wider than the rows */
+    const int shapes[][3] = {{640, 37, 40}, {641, 37, 40}, {16, 100, 150}, {64, 128, 10}};
+    uint32_t seed = 1700;
+    for (auto &s : shapes)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (int pad = 0; pad <= 5; pad += 5) {
+                    Case c{ta, tb, s[0], s[1], s[2], pad, 1.0f, seed % 2 ? 0.0f : 1.0f};
+                    EXPECT_LE(check(cnn_sgemm_serial, c, seed++), kTol) << name(c);
+                }
+}
+
 TEST_P(Gemm, LargeBlockedAcrossKAndM)
 {
     /* crosses the kc, mc and (packed) nc block boundaries of every level */
@@ -163,7 +198,10 @@ TEST_P(Gemm, LargeBlockedAcrossKAndM)
 
 TEST_P(Gemm, BitIdenticalForAnyThreadCount)
 {
-    const int shapes[][3] = {{64, 196, 576}, {32, 676, 9}, {200, 30, 700}, {129, 1000, 17}};
+    /* 30 x 33 x 1000 A*B^T is a dot-path GEMM whose 2-thread split gives
+     * blocks of 16 and 17 columns: tiles of 4 columns there, 3 serially */
+    const int shapes[][3] = {{64, 196, 576}, {32, 676, 9}, {200, 30, 700}, {129, 1000, 17},
+                             {30, 33, 1000}};
     uint32_t seed = 900;
     for (auto &s : shapes)
         for (int ta = 0; ta < 2; ta++)
