@@ -2,6 +2,7 @@
  * parse errors, numerical gradients, reference vs fast, determinism across
  * thread counts, and (printed, not asserted) the fast/reference speed ratio. */
 #include "testutil.h"
+#include "kernels/gemm_internal.h"
 
 #include <gtest/gtest.h>
 
@@ -251,6 +252,77 @@ TEST(Conv, ReferenceAndFastAgreeLarge)
     EXPECT_LT(tu_ref_vs_fast(t, 64, 4, 1, &where), 1e-5) << where;
 }
 
+/* The fast kernel takes the shifted-plane path (AVX-512, F <= 32) or
+ * im2col + GEMM (any other CPU, or many filters). Each case runs on every
+ * SIMD level this CPU has, so both paths are checked here. */
+static void ref_vs_fast_all_levels(const char *line, cnn_shape in, int n, uint64_t seed)
+{
+    const int saved = cnn_gemm_simd_level();
+    for (int level : {CNN_SIMD_AVX512, CNN_SIMD_AVX2, CNN_SIMD_GENERIC}) {
+        int got = cnn_gemm_set_simd_level(level);
+        if (got != level) continue; /* not on this CPU */
+        TestLayer t;
+        ASSERT_TRUE(tu_make_layer(t, line, in, n, seed));
+        std::string where;
+        EXPECT_LT(tu_ref_vs_fast(t, n, seed + 1, 1, &where), 1e-5)
+            << line << " on " << in.c << "x" << in.h << "x" << in.w << " n=" << n << " simd "
+            << cnn_simd_name() << " at " << where;
+    }
+    cnn_gemm_set_simd_level(saved);
+}
+
+TEST(Conv, ReferenceAndFastAgreePresetShapes)
+{
+    const ConvCase cases[] = {
+        {"conv 6 5x5 pad=2", {1, 28, 28}, 9},          /* lenet5.conv1: dW by dot tiles */
+        {"conv 16 5x5", {6, 14, 14}, 9},               /* lenet5.conv2: dW filters-in-lanes */
+        {"conv 32 3x3", {1, 28, 28}, 5},               /* pytorchnet.conv1: two filter vectors */
+        {"conv 16 3x3 stride=2 pad=1", {1, 28, 28}, 37}, /* odd batch: a short last group */
+        {"conv 6 5x5", {3, 14, 14}, 100},              /* 7-image chunks: groups of 4 + 3 */
+    };
+    for (auto &c : cases) ref_vs_fast_all_levels(c.line, c.in, c.n, 21);
+}
+
+TEST(Conv, ReferenceAndFastAgreeEdgeShapes)
+{
+    const ConvCase cases[] = {
+        {"conv 17 1x3 pad=0x1", {2, 5, 9}, 3},          /* kh = 1: no dy margin rows */
+        {"conv 3 3x1 pad=2x0 padmode=replicate", {2, 7, 5}, 3},
+        {"conv 9 3 pad=1 padmode=reflect", {3, 23, 19}, 4}, /* dx folds the reflected border */
+        {"conv 5 4 pad=3 padmode=replicate", {2, 6, 8}, 2},  /* pad larger than half the kernel */
+        {"conv 4 3 pad=5", {1, 4, 4}, 2},              /* zero pad wider than the image */
+        {"conv 2 7x2 stride=3x2 pad=3x1 padmode=reflect", {3, 19, 33}, 3},
+        {"conv 31 2 stride=2", {2, 9, 40}, 2},         /* rows wider than two vectors */
+        {"conv 32 5 stride=1x4 pad=2", {1, 11, 37}, 2},
+        {"conv 1 3", {1, 3, 3}, 1},                    /* a 1x1 output */
+        {"conv 33 3", {2, 8, 8}, 2},                   /* just past the filter limit: GEMM */
+    };
+    for (auto &c : cases) ref_vs_fast_all_levels(c.line, c.in, c.n, 31);
+}
+
+TEST(Conv, ReferenceAndFastAgreeRandomShapes)
+{
+    /* small random layers: every stride, padding mode and odd size mix */
+    cnn_rng r;
+    cnn_rng_seed(&r, 2024);
+    const char *modes[] = {"zero", "reflect", "replicate"};
+    for (int k = 0; k < 40; k++) {
+        int c = 1 + (int)cnn_rng_below(&r, 4), h = 3 + (int)cnn_rng_below(&r, 14),
+            w = 3 + (int)cnn_rng_below(&r, 20);
+        int kh = 1 + (int)cnn_rng_below(&r, 4), kw = 1 + (int)cnn_rng_below(&r, 4);
+        int sh = 1 + (int)cnn_rng_below(&r, 3), sw = 1 + (int)cnn_rng_below(&r, 3);
+        int mode = (int)cnn_rng_below(&r, 3);
+        int lim = mode == 1 ? 1 : 3; /* reflect needs pad < the image: keep it small */
+        int ph = (int)cnn_rng_below(&r, (uint32_t)lim + 1), pw = (int)cnn_rng_below(&r, (uint32_t)lim + 1);
+        int F = 1 + (int)cnn_rng_below(&r, 20), n = 1 + (int)cnn_rng_below(&r, 9);
+        if (h + 2 * ph < kh || w + 2 * pw < kw) continue;
+        char line[160];
+        std::snprintf(line, sizeof line, "conv %d %dx%d stride=%dx%d pad=%dx%d padmode=%s bias=%d", F,
+                      kh, kw, sh, sw, ph, pw, modes[mode], k % 3 ? 1 : 0);
+        ref_vs_fast_all_levels(line, {c, h, w}, n, 40 + k);
+    }
+}
+
 /* ------------------------------------------------ determinism */
 
 TEST(Conv, BitIdenticalAcrossThreadCounts)
@@ -260,6 +332,8 @@ TEST(Conv, BitIdenticalAcrossThreadCounts)
         {"conv 16 3 pad=1 padmode=reflect", {8, 14, 14}, 3}, /* small batch: GEMM-parallel */
         {"conv 32 3", {16, 12, 12}, 1},
         {"conv 24 1", {32, 9, 9}, 10},
+        {"conv 6 5x5 pad=2", {1, 28, 28}, 32},  /* lenet5 layers at a shard's batch */
+        {"conv 16 5x5", {6, 14, 14}, 37},
     };
     const int saved = cnn_threads();
     for (auto &c : cases) {

@@ -57,7 +57,10 @@ typedef struct {
     int mt, ml;      /* dy grid margins: kh-1, kw-1 with a stride of 1, else 0 */
     size_t xin_size; /* floats of one image's phase planes, with slack */
     size_t pz;       /* floats of one filter's dy grid, with margins and slack */
-    size_t sp_size;  /* floats of one thread's shifted-plane scratch */
+    int dwt;         /* dW by sp_dwt (filters in the lanes) rather than sp_dw */
+    int lf;          /* sp_dwt: filters padded to whole vectors */
+    size_t sp_size;  /* floats of one thread's shifted-plane scratch: */
+    size_t o_dyz, o_dyt, o_wtt, o_out; /* where its parts start */
     int *off_x;      /* C*kh*kw tap offsets into the phase planes */
     int *off_d;      /* F*kh*kw tap offsets into the dy grids (dx, stride 1) */
     float *wt;       /* C x (F*kh*kw): W transposed and flipped, for dx */
@@ -534,6 +537,148 @@ static void sp_dw(int F, int T, int G, int q, const float *dy, long dgs, long pz
     }
 }
 
+/* wtt[t][v*16 + l] (+)= sum over images g < G and kept outputs (oy, ox) of
+ * x[g*xgs + off[t] + oy*wq + ox] * dyt[g*dgs + (oy*wo + ox)*FV*16 + v*16 + l]:
+ * dW transposed, filters in the lanes, for TB taps. No horizontal sums and
+ * no thrown-away grid columns; the TB tap pointers stay in registers. */
+AVX512_INLINE void sp_dwt_tile(const int TB, const int FV, int G, const float *x, long xgs,
+                               const int *off, int ho, int wo, int wq, const float *dyt, long dgs,
+                               float *wtt, int add)
+{
+    __m512 acc[10][2];
+#pragma GCC unroll 10
+    for (int t = 0; t < TB; t++)
+#pragma GCC unroll 2
+        for (int v = 0; v < FV; v++) acc[t][v] = _mm512_setzero_ps();
+    for (int g = 0; g < G; g++) {
+        const float *p[10];
+#pragma GCC unroll 10
+        for (int t = 0; t < TB; t++) p[t] = x + g * xgs + off[t];
+        const float *d = dyt + g * dgs;
+        for (int oy = 0; oy < ho; oy++) {
+            for (int ox = 0; ox < wo; ox++, d += FV * SP_V) {
+                __m512 d0 = _mm512_loadu_ps(d);
+                __m512 d1 = FV > 1 ? _mm512_loadu_ps(d + SP_V) : d0;
+#pragma GCC unroll 10
+                for (int t = 0; t < TB; t++) {
+                    __m512 xv = _mm512_set1_ps(p[t][ox]);
+                    acc[t][0] = _mm512_fmadd_ps(xv, d0, acc[t][0]);
+                    if (FV > 1) acc[t][1] = _mm512_fmadd_ps(xv, d1, acc[t][1]);
+                }
+            }
+#pragma GCC unroll 10
+            for (int t = 0; t < TB; t++) p[t] += wq;
+        }
+    }
+#pragma GCC unroll 10
+    for (int t = 0; t < TB; t++)
+#pragma GCC unroll 2
+        for (int v = 0; v < FV; v++) {
+            float *o = wtt + ((size_t)t * FV + v) * SP_V;
+            _mm512_storeu_ps(o, add ? _mm512_add_ps(_mm512_loadu_ps(o), acc[t][v]) : acc[t][v]);
+        }
+}
+
+typedef void (*sp_dwt_fn)(int, const float *, long, const int *, int, int, int, const float *,
+                          long, float *, int);
+#define SP_DWT(TB, FV)                                                                        \
+    static AVX512 void sp_dwt_##TB##_##FV(int G, const float *x, long xgs, const int *off,    \
+                                          int ho, int wo, int wq, const float *dyt, long dgs, \
+                                          float *wtt, int add)                                \
+    {                                                                                         \
+        sp_dwt_tile(TB, FV, G, x, xgs, off, ho, wo, wq, dyt, dgs, wtt, add);                   \
+    }
+#define SP_DWT_ROW(TB) SP_DWT(TB, 1) SP_DWT(TB, 2)
+SP_DWT_ROW(1) SP_DWT_ROW(2) SP_DWT_ROW(3) SP_DWT_ROW(4) SP_DWT_ROW(5) SP_DWT_ROW(6)
+SP_DWT_ROW(7) SP_DWT_ROW(8) SP_DWT(9, 1) SP_DWT(10, 1)
+#define SP_DWT_FNS(TB) {sp_dwt_##TB##_1, sp_dwt_##TB##_2}
+static const sp_dwt_fn sp_dwts[10][2] = {SP_DWT_FNS(1), SP_DWT_FNS(2), SP_DWT_FNS(3),
+                                         SP_DWT_FNS(4), SP_DWT_FNS(5), SP_DWT_FNS(6),
+                                         SP_DWT_FNS(7), SP_DWT_FNS(8), {sp_dwt_9_1, NULL},
+                                         {sp_dwt_10_1, NULL}};
+
+/* wtt (T x FV*16) (+)= dW^T of G images, taps in even tiles of at most
+ * 10 (one vector of filters) or 8 (two): as many accumulators as the FMA
+ * pipes need in flight, and one register per tap pointer */
+static void sp_dwt(int T, int FV, int G, const float *x, long xgs, const int *off, int ho, int wo,
+                   int wq, const float *dyt, long dgs, float *wtt, int add)
+{
+    const int tmax = FV == 1 ? 10 : 8, ntiles = (T + tmax - 1) / tmax;
+    for (int k = 0, t0 = 0; k < ntiles; k++) {
+        const int tb = (T - t0) / (ntiles - k);
+        sp_dwts[tb - 1][FV - 1](G, x, xgs, off + t0, ho, wo, wq, dyt, dgs,
+                                wtt + (size_t)t0 * FV * SP_V, add);
+        t0 += tb;
+    }
+}
+
+/* r[i] = row i of a 16 x 16 block -> r[j] = column j */
+AVX512_INLINE void sp_transpose16(__m512 r[16])
+{
+    __m512 t[16];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) { /* per 128-bit lane: a0 b0 a1 b1 / a2 b2 a3 b3 */
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) { /* r[4i+k], lane L: rows 4i..4i+3 of column 4L+k */
+        r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        __m512 a = _mm512_shuffle_f32x4(r[k], r[4 + k], 0x88);
+        __m512 b = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0x88);
+        __m512 c = _mm512_shuffle_f32x4(r[k], r[4 + k], 0xDD);
+        __m512 d = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0xDD);
+        t[k] = _mm512_shuffle_f32x4(a, b, 0x88);
+        t[8 + k] = _mm512_shuffle_f32x4(a, b, 0xDD);
+        t[4 + k] = _mm512_shuffle_f32x4(c, d, 0x88);
+        t[12 + k] = _mm512_shuffle_f32x4(c, d, 0xDD);
+    }
+#pragma GCC unroll 16
+    for (int j = 0; j < 16; j++) r[j] = t[j];
+}
+
+/* dy: (F, hw) -> dyt: (hw, lf), lanes F..lf written as zeros. 16 x 16
+ * register transposes: a gather per position costs several times more. */
+static AVX512 void sp_transpose_dy(int F, int hw, int lf, const float *dy, float *dyt)
+{
+    for (int f0 = 0; f0 < F; f0 += SP_V) {
+        const int nf = F - f0 < SP_V ? F - f0 : SP_V;
+        for (int p0 = 0; p0 < hw; p0 += SP_V) {
+            const int np = hw - p0 < SP_V ? hw - p0 : SP_V;
+            const __mmask16 m = (__mmask16)((1u << np) - 1);
+            __m512 r[16];
+#pragma GCC unroll 16
+            for (int f = 0; f < 16; f++)
+                r[f] = f < nf ? _mm512_maskz_loadu_ps(m, dy + (size_t)(f0 + f) * hw + p0)
+                              : _mm512_setzero_ps();
+            sp_transpose16(r);
+            for (int k = 0; k < np; k++) _mm512_storeu_ps(dyt + (size_t)(p0 + k) * lf + f0, r[k]);
+        }
+    }
+}
+
+/* conv_bias_grad's fixed-order lane sums, in vectors (the same bits) */
+static AVX512 float sp_bias_grad(const float *dy, int n, int F, int hw, int f)
+{
+    __m512 acc = _mm512_setzero_ps();
+    const __mmask16 tail = (__mmask16)((1u << (hw % SP_V)) - 1);
+    for (int i = 0; i < n; i++) {
+        const float *d = dy + ((size_t)i * F + f) * hw;
+        int p = 0;
+        for (; p + SP_V <= hw; p += SP_V) acc = _mm512_add_ps(acc, _mm512_loadu_ps(d + p));
+        if (tail) acc = _mm512_mask_add_ps(acc, tail, acc, _mm512_maskz_loadu_ps(tail, d + p));
+    }
+    float l[LANES];
+    _mm512_storeu_ps(l, acc);
+    return lanes_total(l);
+}
+
 #endif /* CONV_HAVE_AVX512 */
 
 static int sp_active(const conv2d *cv)
@@ -553,7 +698,7 @@ static void sp_image_forward(const conv2d *cv, const float *x, float *y, float *
 #ifdef CONV_HAVE_AVX512
     const cnn_window *g = &cv->g;
     const int F = cv->filters, ckk = g->c * g->kh * g->kw;
-    float *xin = sp, *out = sp + SP_GROUP * cv->xin_size + SP_GROUP * (size_t)F * cv->pz;
+    float *xin = sp, *out = sp + cv->o_out;
     sp_pack_x(cv, x, xin);
     sp_shift(F, ckk, cv->qf, weight_of(cv), ckk, cv->off_x, xin, out, cv->qf, bias_of(cv));
     for (int f = 0; f < F; f++)
@@ -575,16 +720,21 @@ static void sp_chunk_backward(const conv2d *cv, const float *x, const float *dy,
     const int F = cv->filters, ckk = g->c * g->kh * g->kw, hw = g->ho * g->wo;
     const size_t isz = cnn_shape_size(cv->base.in), osz = cnn_shape_size(cv->base.out);
     const size_t dgs = (size_t)F * cv->pz;
-    float *xin = sp, *dyz = sp + SP_GROUP * cv->xin_size, *out = dyz + SP_GROUP * dgs;
+    float *xin = sp, *dyz = sp + cv->o_dyz, *dyt = sp + cv->o_dyt, *out = sp + cv->o_out;
     const int stride1 = g->sh == 1 && g->sw == 1;
     for (int i = i0; i < i1; i += SP_GROUP) {
         const int ng = i1 - i < SP_GROUP ? i1 - i : SP_GROUP;
         for (int k = 0; k < ng; k++) {
             sp_pack_x(cv, x + (i + k) * isz, xin + k * cv->xin_size);
-            sp_pack_dy(cv, dy + (i + k) * osz, dyz + k * dgs);
+            if (cv->dwt) sp_transpose_dy(F, hw, cv->lf, dy + (i + k) * osz, dyt + (size_t)k * hw * cv->lf);
+            if (!cv->dwt || (dx && stride1)) sp_pack_dy(cv, dy + (i + k) * osz, dyz + k * dgs);
         }
-        sp_dw(F, ckk, ng, cv->qf, dyz + (size_t)cv->mt * cv->wq + cv->ml, (long)dgs, (long)cv->pz,
-              xin, (long)cv->xin_size, cv->off_x, part, i != i0);
+        if (cv->dwt)
+            sp_dwt(ckk, cv->lf / SP_V, ng, xin, (long)cv->xin_size, cv->off_x, g->ho, g->wo, cv->wq,
+                   dyt, (long)hw * cv->lf, sp + cv->o_wtt, i != i0);
+        else
+            sp_dw(F, ckk, ng, cv->qf, dyz + (size_t)cv->mt * cv->wq + cv->ml, (long)dgs,
+                  (long)cv->pz, xin, (long)cv->xin_size, cv->off_x, part, i != i0);
         if (!dx) continue;
         for (int k = 0; k < ng; k++) {
             float *dxi = dx + (i + k) * isz;
@@ -600,6 +750,9 @@ static void sp_chunk_backward(const conv2d *cv, const float *x, const float *dy,
             }
         }
     }
+    if (cv->dwt) /* (ckk, lf) -> part (F, ckk) */
+        for (int f = 0; f < F; f++)
+            for (int t = 0; t < ckk; t++) part[(size_t)f * ckk + t] = sp[cv->o_wtt + (size_t)t * cv->lf + f];
 #else
     (void)cv, (void)x, (void)dy, (void)dx, (void)i0, (void)i1, (void)part, (void)sp, (void)col;
 #endif
@@ -755,6 +908,12 @@ static void conv_backward_fast(conv2d *cv, const float *x, const float *dy, floa
 
     if (cv->has_bias) {
         float *db = cv->base.params[1].grad;
+#ifdef CONV_HAVE_AVX512
+        if (cnn_gemm_simd_level() == CNN_SIMD_AVX512) {
+            /* the same lane sums in vectors: a few microseconds, not worth threads */
+            for (int f = 0; f < F; f++) db[f] = sp_bias_grad(dy, n, F, hw, f);
+        } else
+#endif
         if (nt > 1) {
 #pragma omp parallel for num_threads(nt) schedule(static)
             for (int f = 0; f < F; f++) db[f] = conv_bias_grad(dy, n, F, hw, f);
@@ -817,7 +976,18 @@ static cnn_status sp_reserve(conv2d *cv, int threads)
     cv->pz = (size_t)round_v((g->ho + 2 * cv->mt) * cv->wq + cv->wq + 4 * SP_V);
     size_t out = (size_t)F * cv->qf;
     if ((size_t)C * cv->qx > out) out = (size_t)C * cv->qx;
-    cv->sp_size = SP_GROUP * (cv->xin_size + (size_t)F * cv->pz) + out;
+    /* dW cost in vector FMAs: filters in the lanes (loads bound it a little)
+     * against the dot tiles (thrown-away grid columns, horizontal sums) */
+    const int T = C * kh * kw, hw = g->ho * g->wo;
+    cv->lf = (F + SP_V - 1) / SP_V * SP_V;
+    double dwt_cost = 1.15 * (cv->lf / SP_V) * (double)T * hw;
+    double dw_cost = 1.35 * (double)F * T * (cv->qf / SP_V);
+    cv->dwt = dwt_cost < dw_cost;
+    cv->o_dyz = SP_GROUP * cv->xin_size;
+    cv->o_dyt = cv->o_dyz + SP_GROUP * (size_t)F * cv->pz;
+    cv->o_wtt = cv->o_dyt + (cv->dwt ? SP_GROUP * (size_t)hw * cv->lf : 0);
+    cv->o_out = cv->o_wtt + (cv->dwt ? (size_t)T * cv->lf : 0);
+    cv->sp_size = cv->o_out + out;
     cv->off_x = cnn_alloc(sizeof(int) * (size_t)C * kh * kw, "conv tap offsets");
     cv->off_d = cnn_alloc(sizeof(int) * (size_t)F * kh * kw, "conv dx tap offsets");
     cv->wt = cnn_alloc(sizeof(float) * (size_t)F * C * kh * kw, "conv transposed weights");
