@@ -1,11 +1,13 @@
 /* test_pool.cpp — max and average pooling: by-hand examples on both
  * kernels, shapes and parse errors, numerical gradients, reference vs fast. */
 #include "testutil.h"
+#include "kernels/gemm_internal.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
@@ -221,7 +223,7 @@ TEST(Pool, BitIdenticalAcrossThreadCounts)
 
 TEST(Pool, MaxpoolTwoByTwoBlocksTiesAndNaN)
 {
-    /* the 2x2 stride-2 fast path works in blocks of 16 outputs: widths of
+    /* the 2x2 stride-2 fast path works in vectors of 16 outputs: widths of
      * 1, 7, 16, 17 and 33 outputs (odd inputs leave a dropped column/row),
      * cells drawn from a few values so ties are common, and NaNs sprinkled
      * at every window position; y and dx must equal the reference exactly
@@ -259,4 +261,138 @@ TEST(Pool, AvgpoolTwoByTwoMatchesReferenceExactly)
         Pass ref = run(t, CNN_KERNELS_REF, x, dy, n), fast = run(t, CNN_KERNELS_FAST, x, dy, n);
         EXPECT_EQ(ref.dx, fast.dx) << in.c << "x" << in.h << "x" << in.w;
     }
+}
+
+/* ------------------------------------- the 2x2 stride-2 kernels, in depth */
+
+/* Runs `body` once with each SIMD level the CPU offers for the pooling
+ * kernels: the GEMM's level switch also picks AVX-512 or portable C here. */
+template <class F> static void each_simd_level(F body)
+{
+    const int saved = cnn_gemm_simd_level();
+    for (int level : {CNN_SIMD_AVX512, CNN_SIMD_GENERIC}) {
+        const int got = cnn_gemm_set_simd_level(level);
+        if (got != level) continue; /* the CPU lacks it: nothing to test */
+        body(level);
+    }
+    cnn_gemm_set_simd_level(saved);
+}
+
+static uint32_t bits(float f)
+{
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    return u;
+}
+
+/* Values drawn from {-1, -0, +0, 1} so most windows tie (and -0 / +0 tie
+ * while differing in bits), with NaNs of distinct payloads: y must equal
+ * the reference bit for bit, which shows the first cell wins a tie and the
+ * last NaN in scan order wins over everything. */
+static std::vector<float> ties_and_nans(size_t total, uint32_t seed)
+{
+    std::vector<float> x(total);
+    uint32_t s = seed;
+    for (size_t i = 0; i < total; i++) {
+        s = s * 1664525u + 1013904223u;
+        const float v[4] = {-1.0f, -0.0f, 0.0f, 1.0f};
+        x[i] = v[(s >> 16) & 3];
+        if (((s >> 8) & 15) == 0) {
+            const uint32_t nan = 0x7fc00000u | (uint32_t)(i & 0x3fffff);
+            std::memcpy(&x[i], &nan, 4);
+        }
+    }
+    return x;
+}
+
+TEST(Pool, TwoByTwoKernelsMatchReferenceOnEveryWidth)
+{
+    /* W <= 16 packs two output rows per vector, wider rows go in blocks of
+     * 16 windows plus a masked tail: widths around 16, 32 and 64 and odd
+     * ones (a last column in no window), odd H (each plane a call, its last
+     * row in no window), n = 1 and the row counts that leave a lone last
+     * row in the packed path */
+    const int widths[] = {2, 3, 4, 5, 10, 14, 15, 16, 17, 18, 24, 28, 31, 32, 33, 34, 47, 64, 67};
+    const int heights[] = {2, 3, 5, 10};
+    each_simd_level([&](int level) {
+        for (const char *line : {"maxpool 2", "avgpool 2"})
+            for (int w : widths)
+                for (int h : heights)
+                    for (int n : {1, 3}) {
+                        const cnn_shape in = {3, h, w};
+                        TestLayer t;
+                        ASSERT_TRUE(tu_make_layer(t, line, in, n));
+                        const auto x = ties_and_nans((size_t)n * cnn_shape_size(in), 17u * w + h);
+                        std::vector<float> dy = tu_randn((size_t)n * cnn_shape_size(t.layer->out), 5);
+                        Pass ref = run(t, CNN_KERNELS_REF, x, dy, n);
+                        Pass fast = run(t, CNN_KERNELS_FAST, x, dy, n);
+                        for (size_t i = 0; i < ref.y.size(); i++) {
+                            if (line[0] == 'm')
+                                ASSERT_EQ(bits(ref.y[i]), bits(fast.y[i]))
+                                    << line << " level " << level << " " << h << "x" << w << " n "
+                                    << n << " y " << i;
+                            else if (!std::isnan(ref.y[i]))
+                                ASSERT_EQ(ref.y[i], fast.y[i]) << line << " " << h << "x" << w;
+                            else
+                                ASSERT_TRUE(std::isnan(fast.y[i])) << line << " " << h << "x" << w;
+                        }
+                        /* every dx cell is written, the uncovered ones 0 */
+                        ASSERT_EQ(ref.dx, fast.dx)
+                            << line << " level " << level << " " << h << "x" << w << " n " << n;
+                    }
+    });
+}
+
+TEST(Pool, TwoByTwoByHandOnBothLevels)
+{
+    /* one 2x4 plane = two windows, then a 4x2 plane = two rows of one
+     * window (the packed path's lone last row when H/2 is odd, here 2) */
+    each_simd_level([&](int level) {
+        TestLayer t;
+        ASSERT_TRUE(tu_make_layer(t, "maxpool 2", {1, 2, 4}, 1));
+        /* 3 1 | 2 2     window 0: 3 at a;  window 1: the tie 2 2 / 5 5 -> c */
+        /* 0 3 | 5 5 */
+        Pass r = run(t, CNN_KERNELS_FAST, {3, 1, 2, 2, 0, 3, 5, 5}, {7, 9}, 1);
+        EXPECT_EQ(r.y, (std::vector<float>{3, 5})) << level;
+        EXPECT_EQ(r.dx, (std::vector<float>{7, 0, 0, 0, 0, 0, 9, 0})) << level;
+
+        TestLayer a;
+        ASSERT_TRUE(tu_make_layer(a, "avgpool 2", {1, 5, 3}, 1));
+        r = run(a, CNN_KERNELS_FAST, {1, 2, 9, 3, 4, 9, 5, 6, 9, 7, 8, 9, 9, 9, 9}, {4, 8}, 1);
+        EXPECT_EQ(r.y, (std::vector<float>{2.5f, 6.5f})) << level;
+        EXPECT_EQ(r.dx, (std::vector<float>{1, 1, 0, 1, 1, 0, 2, 2, 0, 2, 2, 0, 0, 0, 0})) << level;
+    });
+}
+
+TEST(Pool, TwoByTwoThreadedSplitIsBitIdentical)
+{
+    /* large enough that the fast kernels really go parallel (the layer's
+     * flops times n reach CNN_PARALLEL_MIN_FLOPS), with an odd H and W so
+     * the per-plane calls are split too */
+    const int saved = cnn_threads();
+    const cnn_shape in = {32, 33, 29};
+    const int n = 40;
+    each_simd_level([&](int level) {
+        for (const char *line : {"maxpool 2", "avgpool 2"}) {
+            cnn_set_threads(3);
+            TestLayer t;
+            ASSERT_TRUE(tu_make_layer(t, line, in, n));
+            ASSERT_GE(t.layer->ops->flops(t.layer) * n, CNN_PARALLEL_MIN_FLOPS);
+            const auto x = ties_and_nans((size_t)n * cnn_shape_size(in), 99);
+            const auto dy = tu_randn((size_t)n * cnn_shape_size(t.layer->out), 2);
+            cnn_set_threads(1);
+            Pass one = run(t, CNN_KERNELS_FAST, x, dy, n);
+            Pass ref = run(t, CNN_KERNELS_REF, x, dy, n);
+            EXPECT_EQ(ref.dx, one.dx) << line << " level " << level;
+            for (int threads : {2, 3}) {
+                cnn_set_threads(threads);
+                Pass r = run(t, CNN_KERNELS_FAST, x, dy, n);
+                EXPECT_EQ(0, std::memcmp(one.y.data(), r.y.data(), one.y.size() * 4))
+                    << line << " " << threads;
+                EXPECT_EQ(0, std::memcmp(one.dx.data(), r.dx.data(), one.dx.size() * 4))
+                    << line << " " << threads;
+            }
+        }
+    });
+    cnn_set_threads(saved);
 }

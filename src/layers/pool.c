@@ -9,11 +9,13 @@
  *
  * The fast kernels are direct loops, not im2col: a pooling window does a
  * handful of compares or adds per output with no reuse to exploit, so
- * unrolling it into a matrix would only add a copy. What pays is walking
- * each (image, channel) plane contiguously, one plane per OpenMP iteration,
- * with a specialised path for the common 2x2 stride-2 unpadded case.
+ * unrolling it into a matrix would only add a copy. The common 2x2
+ * stride-2 unpadded case has vector kernels (AVX-512 picked at run time,
+ * portable C otherwise) that walk a whole batch as one run of row pairs;
+ * other windows go plane by plane.
  */
 #include "internal.h"
+#include "kernels/gemm_internal.h"
 
 #include <omp.h>
 #include <stdio.h>
@@ -23,7 +25,10 @@ typedef struct {
     cnn_layer base;
     int is_max;
     cnn_window g;   /* c, h, w, kernel, stride, pad (mode unused: zero) */
-    int32_t *argmax; /* maxpool: (max_batch, C, Ho, Wo) index into the input plane */
+    /* maxpool: (max_batch, C, Ho, Wo), the index into the input plane of
+     * each window's winner; the 2x2 stride-2 kernels keep a byte code per
+     * window in the same buffer instead (see "fast") */
+    int32_t *argmax;
     int max_batch;
 } pool2d;
 
@@ -115,64 +120,374 @@ static void pool_backward_ref(pool2d *p, const float *x, const float *dy, float 
 
 /* ----------------------------------------------------------------- fast */
 
-/* MAX_LANES 2x2 windows given as their four cells a b / c d: the max, and
- * the winner's offset from a (0, 1, w, w + 1). The same three beats() tests
- * in the same order as the generic path, written as selects (| not ||, so
- * no short-circuit jump) that GCC turns into vector compares and blends. */
-#define MAX_LANES 16
-static inline void max2x2_lanes(const float *a, const float *b, const float *c, const float *d,
-                                int w, float *m, int *o)
+/* The 2x2 stride-2 unpadded pool (every preset's) has its own kernels.
+ * They see the batch as rows of windows: output row r reads input rows
+ * x + 2r*w and x + 2r*w + w and writes y + r*wo. With an even H the rows of
+ * all planes follow each other at that stride, so a whole batch is one
+ * call and a 7-wide plane costs no per-plane loop; with an odd H each
+ * plane is a call (its last input row is in no window).
+ *
+ * The max records which cell of each window won as one byte, 0 1 / 2 3
+ * for a b / c d, rather than an int32 index: a quarter of the index
+ * traffic, and the backward then writes each 2x2 block of dx whole
+ * (winner gets dy, the rest 0) with no memset and no scatter.
+ *
+ * Bench/FINDINGS.md F3 gives the history: the if-chain per window ran at
+ * branch-miss speed, so every kernel here is branch-free selects. */
+
+static int is_2x2(const cnn_window *g)
 {
+    return g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 && g->pw == 0;
+}
+
+/* ---- portable 2x2 kernels: plain C that GCC and clang vectorise */
+
+/* The window a b / c d is reduced as (a vs b) vs (c vs d). That equals the
+ * scan-order chain a, b, c, d under beats(): both give the last NaN if
+ * there is one, else the first of the largest values, and "the later one
+ * takes over if it beats" is associative. Selects use | not || so there is
+ * no short-circuit jump. Fixed-length blocks of MAX_LANES vectorise fully
+ * even for the 5- or 7-wide rows of small layers. */
+#define MAX_LANES 16
+
+static void max2x2_rows_c(const float *x, int w, int wo, size_t rows, float *y, uint8_t *win)
+{
+    for (size_t r = 0; r < rows; r++) {
+        const float *r0 = x + 2 * r * w, *r1 = r0 + w;
+        for (int j0 = 0; j0 < wo; j0 += MAX_LANES) {
+            const int nj = wo - j0 < MAX_LANES ? wo - j0 : MAX_LANES;
+            float a[MAX_LANES] = {0}, b[MAX_LANES] = {0}, c[MAX_LANES] = {0},
+                  d[MAX_LANES] = {0}, m[MAX_LANES];
+            uint8_t o[MAX_LANES];
+            for (int j = 0; j < nj; j++) {
+                a[j] = r0[2 * (j0 + j)];
+                b[j] = r0[2 * (j0 + j) + 1];
+                c[j] = r1[2 * (j0 + j)];
+                d[j] = r1[2 * (j0 + j) + 1];
+            }
 #pragma omp simd
-    for (int j = 0; j < MAX_LANES; j++) {
-        const int tb = (b[j] > a[j]) | (b[j] != b[j]);
-        float v = tb ? b[j] : a[j];
-        int k = tb;
-        const int tc = (c[j] > v) | (c[j] != c[j]);
-        v = tc ? c[j] : v;
-        k = tc ? w : k;
-        const int td = (d[j] > v) | (d[j] != d[j]);
-        m[j] = td ? d[j] : v;
-        o[j] = td ? w + 1 : k;
+            for (int j = 0; j < MAX_LANES; j++) {
+                const int tb = (b[j] > a[j]) | (b[j] != b[j]);
+                const int td = (d[j] > c[j]) | (d[j] != d[j]);
+                const float ab = tb ? b[j] : a[j], cd = td ? d[j] : c[j];
+                const int tc = (cd > ab) | (cd != cd);
+                m[j] = tc ? cd : ab;
+                o[j] = (uint8_t)(tc ? 2 + td : tb);
+            }
+            memcpy(y + r * wo + j0, m, sizeof(float) * nj);
+            memcpy(win + r * wo + j0, o, (size_t)nj);
+        }
     }
 }
 
-/* One plane. x: (H, W)  y: (Ho, Wo)  idx: (Ho, Wo) */
-static void maxpool_plane(const cnn_window *g, const float *x, float *y, int32_t *idx)
+/* dy -> the two dx rows under output row r: the winner gets dy, the other
+ * three cells 0; an odd W's last column is in no window and gets 0. */
+static void max2x2_back_rows_c(const float *dy, const uint8_t *win, int w, int wo, size_t rows,
+                               float *dx)
 {
-    const int w = g->w;
-    if (g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 && g->pw == 0) {
-        for (int i = 0; i < g->ho; i++) {
-            const float *r0 = x + (size_t)2 * i * w, *r1 = r0 + w;
-            float *yr = y + (size_t)i * g->wo;
-            int32_t *ir = idx + (size_t)i * g->wo;
-            const int base = 2 * i * w;
-            /* Why branch-free, in blocks of MAX_LANES: on real activations
-             * the winner of a window is unpredictable, and the if-chain ran
-             * at branch-miss speed (bench/FINDINGS.md F3). A fixed-length
-             * block vectorises fully even for the narrow rows of small
-             * layers (7 or 5 outputs), where a plain loop would leave a
-             * scalar epilogue with branches. */
-            for (int j0 = 0; j0 < g->wo; j0 += MAX_LANES) {
-                const int nj = g->wo - j0 < MAX_LANES ? g->wo - j0 : MAX_LANES;
-                float a[MAX_LANES] = {0}, b[MAX_LANES] = {0}, c[MAX_LANES] = {0},
-                      d[MAX_LANES] = {0}, m[MAX_LANES];
-                int o[MAX_LANES];
-                for (int j = 0; j < nj; j++) {
-                    a[j] = r0[2 * (j0 + j)];
-                    b[j] = r0[2 * (j0 + j) + 1];
-                    c[j] = r1[2 * (j0 + j)];
-                    d[j] = r1[2 * (j0 + j) + 1];
-                }
-                max2x2_lanes(a, b, c, d, w, m, o);
-                for (int j = 0; j < nj; j++) {
-                    yr[j0 + j] = m[j];
-                    ir[j0 + j] = base + 2 * (j0 + j) + o[j];
-                }
+    for (size_t r = 0; r < rows; r++) {
+        const float *d = dy + r * wo;
+        const uint8_t *o = win + r * wo;
+        float *r0 = dx + 2 * r * w, *r1 = r0 + w;
+#pragma omp simd
+        for (int j = 0; j < wo; j++) {
+            r0[2 * j] = o[j] == 0 ? d[j] : 0.0f;
+            r0[2 * j + 1] = o[j] == 1 ? d[j] : 0.0f;
+            r1[2 * j] = o[j] == 2 ? d[j] : 0.0f;
+            r1[2 * j + 1] = o[j] == 3 ? d[j] : 0.0f;
+        }
+        if (w & 1) r0[w - 1] = r1[w - 1] = 0.0f;
+    }
+}
+
+/* ((a + b) + c) + d, then / 4 written as * 0.25f: the same bits, since a
+ * power of two scales exactly. The sum order is the reference's. */
+static void avg2x2_rows_c(const float *x, int w, int wo, size_t rows, float *y)
+{
+    for (size_t r = 0; r < rows; r++) {
+        const float *r0 = x + 2 * r * w, *r1 = r0 + w;
+        float *yr = y + r * wo;
+#pragma omp simd
+        for (int j = 0; j < wo; j++)
+            yr[j] = (r0[2 * j] + r0[2 * j + 1] + r1[2 * j] + r1[2 * j + 1]) * 0.25f;
+    }
+}
+
+/* The windows do not overlap, so each of a window's cells is dy / 4 (the
+ * reference's 0 + dy / 4), and an odd W's last column gets 0. */
+static void avg2x2_back_rows_c(const float *dy, int w, int wo, size_t rows, float *dx)
+{
+    for (size_t r = 0; r < rows; r++) {
+        const float *dr = dy + r * wo;
+        float *r0 = dx + 2 * r * w, *r1 = r0 + w;
+#pragma omp simd
+        for (int j = 0; j < wo; j++) {
+            const float d = dr[j] * 0.25f;
+            r0[2 * j] = r0[2 * j + 1] = r1[2 * j] = r1[2 * j + 1] = d;
+        }
+        if (w & 1) r0[w - 1] = r1[w - 1] = 0.0f;
+    }
+}
+
+/* ---- AVX-512 2x2 kernels
+ *
+ * 16 windows per vector. A row of up to 16 windows is loaded as two
+ * vectors per input row and split into its even (a, c) and odd (b, d)
+ * cells with one two-source permute each. Rows of at most 8 windows
+ * (W <= 16: the 14x14, 10x10 planes) are packed two to a vector, the
+ * second row's cells drawn from two input rows further down by the same
+ * permute, so a 5- or 7-wide row does not leave most lanes idle. Edges are
+ * masked loads and stores: nothing outside the rows is touched. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define POOL_AVX512 1
+#include <immintrin.h>
+
+#define AVX512 __attribute__((target("avx512f,avx512vl,avx512bw")))
+
+static inline __mmask16 lanes(int n) { return (__mmask16)((1u << n) - 1); }
+
+/* Lane j of the packed layout: window j of row r for j < wo, window
+ * j - wo of row r + 1 for wo <= j < 2 wo. `second` is where row r + 1's
+ * source starts in the permute's 32-float table (16: the second vector). */
+AVX512 static __m512i packed_index(int wo, int step, int add, int second)
+{
+    int32_t t[16];
+    for (int j = 0; j < 16; j++)
+        t[j] = j < wo ? step * j + add : j < 2 * wo ? second + step * (j - wo) + add : 0;
+    return _mm512_loadu_si512(t);
+}
+
+/* Where best stays against v, i.e. not beats(v, best): v is not a NaN and
+ * not greater. One compare masked by another, no separate mask OR. */
+AVX512 static inline __mmask16 keeps16(__m512 best, __m512 v)
+{
+    return _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), v, best, _CMP_NGT_UQ);
+}
+
+/* The winner of each lane's window a b / c d, reduced as in the portable
+ * kernel, and its code 0..3 in byte lanes. */
+AVX512 static inline __m512 max4(__m512 a, __m512 b, __m512 c, __m512 d, __m128i *code)
+{
+    const __mmask16 ka = keeps16(a, b), kc = keeps16(c, d);
+    const __m512 ab = _mm512_mask_blend_ps(ka, b, a), cd = _mm512_mask_blend_ps(kc, d, c);
+    const __mmask16 kab = keeps16(ab, cd);
+    const __m128i cab = _mm_mask_blend_epi8(ka, _mm_set1_epi8(1), _mm_setzero_si128()),
+                  ccd = _mm_mask_blend_epi8(kc, _mm_set1_epi8(3), _mm_set1_epi8(2));
+    *code = _mm_mask_blend_epi8(kab, ccd, cab);
+    return _mm512_mask_blend_ps(kab, cd, ab);
+}
+
+/* max (is_max) or average of 16 windows; the code only for the max */
+AVX512 static inline __m512 pool4(int is_max, __m512 a, __m512 b, __m512 c, __m512 d,
+                                  __m128i *code)
+{
+    if (is_max) return max4(a, b, c, d, code);
+    return _mm512_mul_ps(_mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a, b), c), d),
+                         _mm512_set1_ps(0.25f));
+}
+
+/* Output rows r, r + 1 of a layer with W <= 16, packed in one vector from
+ * input rows p, p + w (row r) and p + 2w, p + 3w (row r + 1). */
+AVX512 static inline void packed_fwd(int is_max, const float *p, int w, __m512i ia, __m512i ib,
+                                     __mmask16 kin, __mmask16 kout, float *y, uint8_t *win)
+{
+    __m128i code = _mm_setzero_si128();
+    const __m512 l0 = _mm512_maskz_loadu_ps(kin, p), l1 = _mm512_maskz_loadu_ps(kin, p + w),
+                 l2 = _mm512_maskz_loadu_ps(kin, p + 2 * w),
+                 l3 = _mm512_maskz_loadu_ps(kin, p + 3 * w);
+    const __m512 v = pool4(is_max, _mm512_permutex2var_ps(l0, ia, l2),
+                           _mm512_permutex2var_ps(l0, ib, l2), _mm512_permutex2var_ps(l1, ia, l3),
+                           _mm512_permutex2var_ps(l1, ib, l3), &code);
+    _mm512_mask_storeu_ps(y, kout, v);
+    if (is_max) _mm_mask_storeu_epi8(win, kout, code);
+}
+
+/* Forward over `rows` output rows; win is written only for the max. */
+AVX512 static void pool2x2_rows_avx512(int is_max, const float *x, int w, int wo, size_t rows,
+                                       float *y, uint8_t *win)
+{
+    __m128i code = _mm_setzero_si128();
+    if (w <= 16) {
+        const __m512i ia = packed_index(wo, 2, 0, 16), ib = packed_index(wo, 2, 1, 16);
+        const __mmask16 kin = lanes(2 * wo), kout2 = lanes(2 * wo), kout1 = lanes(wo);
+        size_t r = 0;
+        /* Masked loads and stores only: whole-vector ones that run into the
+         * next rows (safe while more rows follow) measured 1.5x slower. */
+        for (; r + 2 <= rows; r += 2)
+            packed_fwd(is_max, x + 2 * r * w, w, ia, ib, kin, kout2, y + r * wo,
+                       win ? win + r * wo : NULL);
+        if (r < rows) {
+            const float *p = x + 2 * r * w;
+            const __m512 l0 = _mm512_maskz_loadu_ps(kin, p), l1 = _mm512_maskz_loadu_ps(kin, p + w),
+                         z = _mm512_setzero_ps();
+            const __m512 v = pool4(is_max, _mm512_permutex2var_ps(l0, ia, z),
+                                   _mm512_permutex2var_ps(l0, ib, z),
+                                   _mm512_permutex2var_ps(l1, ia, z),
+                                   _mm512_permutex2var_ps(l1, ib, z), &code);
+            _mm512_mask_storeu_ps(y + r * wo, kout1, v);
+            if (is_max) _mm_mask_storeu_epi8(win + r * wo, kout1, code);
+        }
+        return;
+    }
+    /* whole blocks of 16 windows with plain loads and stores, then the
+     * row's last m windows masked; the masks are per layer, not per row */
+    const __m512i ev = packed_index(8, 2, 0, 16), od = packed_index(8, 2, 1, 16);
+    const int blocks = wo / 16, m = wo % 16;
+    const __mmask16 klo = lanes(m >= 8 ? 16 : 2 * m), khi = lanes(m > 8 ? 2 * m - 16 : 0),
+                    kout = lanes(m);
+    for (size_t r = 0; r < rows; r++) {
+        const float *r0 = x + 2 * r * w, *r1 = r0 + w;
+        float *yr = y + r * wo;
+        uint8_t *cr = is_max ? win + r * wo : NULL;
+        for (int b = 0; b < blocks; b++) {
+            const int j = 16 * b;
+            const __m512 a0 = _mm512_loadu_ps(r0 + 2 * j), a1 = _mm512_loadu_ps(r0 + 2 * j + 16),
+                         c0 = _mm512_loadu_ps(r1 + 2 * j), c1 = _mm512_loadu_ps(r1 + 2 * j + 16);
+            const __m512 v = pool4(is_max, _mm512_permutex2var_ps(a0, ev, a1),
+                                   _mm512_permutex2var_ps(a0, od, a1),
+                                   _mm512_permutex2var_ps(c0, ev, c1),
+                                   _mm512_permutex2var_ps(c0, od, c1), &code);
+            _mm512_storeu_ps(yr + j, v);
+            if (is_max) _mm_storeu_si128((__m128i *)(cr + j), code);
+        }
+        if (m) {
+            const int j = 16 * blocks;
+            const __m512 a0 = _mm512_maskz_loadu_ps(klo, r0 + 2 * j),
+                         a1 = _mm512_maskz_loadu_ps(khi, r0 + 2 * j + 16),
+                         c0 = _mm512_maskz_loadu_ps(klo, r1 + 2 * j),
+                         c1 = _mm512_maskz_loadu_ps(khi, r1 + 2 * j + 16);
+            const __m512 v = pool4(is_max, _mm512_permutex2var_ps(a0, ev, a1),
+                                   _mm512_permutex2var_ps(a0, od, a1),
+                                   _mm512_permutex2var_ps(c0, ev, c1),
+                                   _mm512_permutex2var_ps(c0, od, c1), &code);
+            _mm512_mask_storeu_ps(yr + j, kout, v);
+            if (is_max) _mm_mask_storeu_epi8(cr + j, kout, code);
+        }
+    }
+}
+
+/* The four dx cells of 16 windows from dy: for the max, cell k gets dy
+ * where the code is k and 0 elsewhere; for the average every cell gets
+ * dy / 4 (dy * 0.25f, the same bits). */
+AVX512 static inline void unpool4(int is_max, __m512 d, __m128i code, __m512 e[4])
+{
+    if (!is_max) {
+        e[0] = e[1] = e[2] = e[3] = _mm512_mul_ps(d, _mm512_set1_ps(0.25f));
+        return;
+    }
+    for (int k = 0; k < 4; k++)
+        e[k] = _mm512_maskz_mov_ps(_mm_cmpeq_epi8_mask(code, _mm_set1_epi8((char)k)), d);
+}
+
+/* Backward over `rows` output rows: writes the 2 * rows dx rows under them
+ * whole (an odd W's last column, in no window, gets 0). */
+AVX512 static void pool2x2_back_rows_avx512(int is_max, const float *dy, const uint8_t *win, int w,
+                                            int wo, size_t rows, float *dx)
+{
+    __m512 e[4];
+    __m128i code = _mm_setzero_si128();
+    if (w <= 16) {
+        /* dx row 2r: lane 2j from e[0] (or e[2] for row 2r+1), lane 2j+1
+         * from e[1] (e[3]); rows 2r+2, 2r+3 the same from lane wo on. */
+        int32_t t0[16], t1[16];
+        for (int j = 0; j < 16; j++) {
+            t0[j] = (j & 1) * 16 + j / 2;
+            t1[j] = t0[j] + wo;
+        }
+        const __m512i i0 = _mm512_loadu_si512(t0), i1 = _mm512_loadu_si512(t1);
+        const __mmask16 kcells = lanes(2 * wo), krow = lanes(w), kin2 = lanes(2 * wo),
+                        kin1 = lanes(wo);
+        size_t r = 0;
+        for (; r < rows; r += 2) {
+            const int two = r + 2 <= rows;
+            const __mmask16 kin = two ? kin2 : kin1;
+            const __m512 d = _mm512_maskz_loadu_ps(kin, dy + r * wo);
+            if (is_max) code = _mm_maskz_loadu_epi8(kin, win + r * wo);
+            unpool4(is_max, d, code, e);
+            float *p = dx + 2 * r * w;
+            _mm512_mask_storeu_ps(p, krow, _mm512_maskz_permutex2var_ps(kcells, e[0], i0, e[1]));
+            _mm512_mask_storeu_ps(p + w, krow, _mm512_maskz_permutex2var_ps(kcells, e[2], i0, e[3]));
+            if (two) {
+                _mm512_mask_storeu_ps(p + 2 * w, krow,
+                                      _mm512_maskz_permutex2var_ps(kcells, e[0], i1, e[1]));
+                _mm512_mask_storeu_ps(p + 3 * w, krow,
+                                      _mm512_maskz_permutex2var_ps(kcells, e[2], i1, e[3]));
             }
         }
         return;
     }
+    int32_t tl[16], th[16];
+    for (int j = 0; j < 16; j++) {
+        tl[j] = (j & 1) * 16 + j / 2;
+        th[j] = tl[j] + 8;
+    }
+    const __m512i il = _mm512_loadu_si512(tl), ih = _mm512_loadu_si512(th);
+    for (size_t r = 0; r < rows; r++) {
+        float *r0 = dx + 2 * r * w, *r1 = r0 + w;
+        for (int j = 0; j < wo; j += 16) {
+            const int m = wo - j < 16 ? wo - j : 16;
+            const __mmask16 klo = lanes(m >= 8 ? 16 : 2 * m), khi = lanes(m > 8 ? 2 * m - 16 : 0),
+                            kin = lanes(m);
+            const __m512 d = _mm512_maskz_loadu_ps(kin, dy + r * wo + j);
+            if (is_max) code = _mm_maskz_loadu_epi8(kin, win + r * wo + j);
+            unpool4(is_max, d, code, e);
+            _mm512_mask_storeu_ps(r0 + 2 * j, klo, _mm512_permutex2var_ps(e[0], il, e[1]));
+            _mm512_mask_storeu_ps(r0 + 2 * j + 16, khi, _mm512_permutex2var_ps(e[0], ih, e[1]));
+            _mm512_mask_storeu_ps(r1 + 2 * j, klo, _mm512_permutex2var_ps(e[2], il, e[3]));
+            _mm512_mask_storeu_ps(r1 + 2 * j + 16, khi, _mm512_permutex2var_ps(e[2], ih, e[3]));
+        }
+        if (w & 1) r0[w - 1] = r1[w - 1] = 0.0f;
+    }
+}
+#endif
+
+/* AVX-512 with byte masks when the CPU has it and CNN_SIMD does not lower
+ * the level (the GEMM's switch, so tests can force the portable kernels). */
+static int use_avx512(void)
+{
+#ifdef POOL_AVX512
+    return cnn_gemm_simd_level() >= CNN_SIMD_AVX512 && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl");
+#else
+    return 0;
+#endif
+}
+
+/* 2x2 forward over `rows` output rows (see the top of this section). */
+static void pool2x2_rows(const pool2d *p, int avx512, const float *x, size_t rows, float *y,
+                         uint8_t *win)
+{
+    const int w = p->g.w, wo = p->g.wo;
+#ifdef POOL_AVX512
+    if (avx512) {
+        pool2x2_rows_avx512(p->is_max, x, w, wo, rows, y, win);
+        return;
+    }
+#endif
+    if (p->is_max) max2x2_rows_c(x, w, wo, rows, y, win);
+    else avg2x2_rows_c(x, w, wo, rows, y);
+}
+
+static void pool2x2_back_rows(const pool2d *p, int avx512, const float *dy, const uint8_t *win,
+                              size_t rows, float *dx)
+{
+    const int w = p->g.w, wo = p->g.wo;
+#ifdef POOL_AVX512
+    if (avx512) {
+        pool2x2_back_rows_avx512(p->is_max, dy, win, w, wo, rows, dx);
+        return;
+    }
+#endif
+    if (p->is_max) max2x2_back_rows_c(dy, win, w, wo, rows, dx);
+    else avg2x2_back_rows_c(dy, w, wo, rows, dx);
+}
+
+/* ---- any other window: one plane at a time */
+
+/* One plane. x: (H, W)  y: (Ho, Wo)  idx: (Ho, Wo) index into the plane */
+static void maxpool_plane(const cnn_window *g, const float *x, float *y, int32_t *idx)
+{
+    const int w = g->w;
     for (int i = 0; i < g->ho; i++)
         for (int j = 0; j < g->wo; j++) {
             int y0, y1, x0, x1;
@@ -193,15 +508,6 @@ static void avgpool_plane(const cnn_window *g, const float *x, float *y)
 {
     const int w = g->w;
     const float kk = (float)(g->kh * g->kw);
-    if (g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 && g->pw == 0) {
-        for (int i = 0; i < g->ho; i++) {
-            const float *r0 = x + (size_t)2 * i * w, *r1 = r0 + w;
-            float *yr = y + (size_t)i * g->wo;
-            for (int j = 0; j < g->wo; j++)
-                yr[j] = (r0[2 * j] + r0[2 * j + 1] + r1[2 * j] + r1[2 * j + 1]) / kk;
-        }
-        return;
-    }
     for (int i = 0; i < g->ho; i++)
         for (int j = 0; j < g->wo; j++) {
             int y0, y1, x0, x1;
@@ -215,42 +521,14 @@ static void avgpool_plane(const cnn_window *g, const float *x, float *y)
         }
 }
 
-/* Plane k (image k / C, channel k % C) of x: (N, C, H, W)  ->  y: (N, C, Ho, Wo) */
-static void pool_plane_forward(const pool2d *p, const float *x, float *y, int k)
+/* dy: (Ho, Wo)  ->  dx: (H, W); windows may overlap, so contributions add */
+static void pool_plane_backward(const pool2d *p, const float *dyp, const int32_t *ip, float *dxp)
 {
     const cnn_window *g = &p->g;
-    const size_t isz = (size_t)g->h * g->w, osz = (size_t)g->ho * g->wo;
-    if (p->is_max) maxpool_plane(g, x + k * isz, y + k * osz, p->argmax + k * osz);
-    else avgpool_plane(g, x + k * isz, y + k * osz);
-}
-
-/* Plane k of dy: (N, C, Ho, Wo)  ->  dx: (N, C, H, W) */
-static void pool_plane_backward(const pool2d *p, const float *dy, float *dx, int k)
-{
-    const cnn_window *g = &p->g;
-    const size_t isz = (size_t)g->h * g->w, osz = (size_t)g->ho * g->wo;
     const float kk = (float)(g->kh * g->kw);
-    float *dxp = dx + k * isz;
-    const float *dyp = dy + k * osz;
-    memset(dxp, 0, sizeof(float) * isz);
+    memset(dxp, 0, sizeof(float) * g->h * g->w);
     if (p->is_max) {
-        const int32_t *ip = p->argmax + k * osz;
-        for (size_t o = 0; o < osz; o++) dxp[ip[o]] += dyp[o];
-        return;
-    }
-    if (g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 && g->pw == 0) {
-        /* Why: the generic window() walk per output ran at 1.3x the
-         * reference (bench/FINDINGS.md F3). The windows do not overlap, so
-         * each cell of a window is just dy / 4 (0 + d, as the generic path). */
-        for (int i = 0; i < g->ho; i++) {
-            float *r0 = dxp + (size_t)2 * i * g->w, *r1 = r0 + g->w;
-            const float *dr = dyp + (size_t)i * g->wo;
-#pragma omp simd
-            for (int j = 0; j < g->wo; j++) {
-                const float d = dr[j] / kk;
-                r0[2 * j] = r0[2 * j + 1] = r1[2 * j] = r1[2 * j + 1] = d;
-            }
-        }
+        for (int o = 0; o < g->ho * g->wo; o++) dxp[ip[o]] += dyp[o];
         return;
     }
     for (int i = 0; i < g->ho; i++)
@@ -263,31 +541,90 @@ static void pool_plane_backward(const pool2d *p, const float *dy, float *dx, int
         }
 }
 
-/* The planes are shared out dynamically only for nt > 1: a region with
- * if(0) or one thread still enters libgomp, which mallocs a one-thread team
- * on every call (bench/FINDINGS.md F1). */
+/* ---- planes [k0, k1) of a batch */
 
-/* x: (N, C, H, W)  y: (N, C, Ho, Wo)  argmax: (N, C, Ho, Wo) */
+/* x: (N, C, H, W)  y: (N, C, Ho, Wo)  winners / argmax: (N, C, Ho, Wo) */
+static void pool_planes_forward(const pool2d *p, int avx512, const float *x, float *y, int k0,
+                                int k1)
+{
+    const cnn_window *g = &p->g;
+    const size_t isz = (size_t)g->h * g->w, osz = (size_t)g->ho * g->wo;
+    if (is_2x2(g)) {
+        uint8_t *win = (uint8_t *)p->argmax;
+        if (g->h % 2 == 0) {
+            pool2x2_rows(p, avx512, x + k0 * isz, (size_t)(k1 - k0) * g->ho, y + k0 * osz,
+                         win ? win + k0 * osz : NULL);
+            return;
+        }
+        for (int k = k0; k < k1; k++)
+            pool2x2_rows(p, avx512, x + k * isz, g->ho, y + k * osz, win ? win + k * osz : NULL);
+        return;
+    }
+    for (int k = k0; k < k1; k++) {
+        if (p->is_max) maxpool_plane(g, x + k * isz, y + k * osz, p->argmax + k * osz);
+        else avgpool_plane(g, x + k * isz, y + k * osz);
+    }
+}
+
+/* dy: (N, C, Ho, Wo)  ->  dx: (N, C, H, W) */
+static void pool_planes_backward(const pool2d *p, int avx512, const float *dy, float *dx, int k0,
+                                 int k1)
+{
+    const cnn_window *g = &p->g;
+    const size_t isz = (size_t)g->h * g->w, osz = (size_t)g->ho * g->wo;
+    if (is_2x2(g)) {
+        const uint8_t *win = (const uint8_t *)p->argmax;
+        if (g->h % 2 == 0) {
+            pool2x2_back_rows(p, avx512, dy + k0 * osz, win ? win + k0 * osz : NULL,
+                              (size_t)(k1 - k0) * g->ho, dx + k0 * isz);
+            return;
+        }
+        for (int k = k0; k < k1; k++) {
+            float *dxp = dx + k * isz;
+            pool2x2_back_rows(p, avx512, dy + k * osz, win ? win + k * osz : NULL, g->ho, dxp);
+            /* an odd H's last row is in no window */
+            memset(dxp + (isz - g->w), 0, sizeof(float) * g->w);
+        }
+        return;
+    }
+    for (int k = k0; k < k1; k++)
+        pool_plane_backward(p, dy + k * osz, p->is_max ? p->argmax + k * osz : NULL, dx + k * isz);
+}
+
+/* Each thread takes an equal run of whole planes: every output depends on
+ * its own window only, so the split cannot change a bit. Serial calls skip
+ * the region: one with if(0) or one thread still enters libgomp, which
+ * mallocs a one-thread team on every call (bench/FINDINGS.md F1). */
+
+/* x: (N, C, H, W)  y: (N, C, Ho, Wo) */
 static void pool_forward_fast(pool2d *p, const float *x, float *y, int n)
 {
-    const int planes = n * p->g.c, nt = pool_threads(&p->base, n);
+    const int planes = n * p->g.c, nt = pool_threads(&p->base, n), avx512 = use_avx512();
     if (nt > 1) {
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 16)
-        for (int k = 0; k < planes; k++) pool_plane_forward(p, x, y, k);
+#pragma omp parallel num_threads(nt)
+        {
+            const int t = omp_get_thread_num(), T = omp_get_num_threads();
+            pool_planes_forward(p, avx512, x, y, (int)((long)planes * t / T),
+                                (int)((long)planes * (t + 1) / T));
+        }
     } else {
-        for (int k = 0; k < planes; k++) pool_plane_forward(p, x, y, k);
+        pool_planes_forward(p, avx512, x, y, 0, planes);
     }
 }
 
 /* dy: (N, C, Ho, Wo)  ->  dx: (N, C, H, W) */
 static void pool_backward_fast(pool2d *p, const float *dy, float *dx, int n)
 {
-    const int planes = n * p->g.c, nt = pool_threads(&p->base, n);
+    const int planes = n * p->g.c, nt = pool_threads(&p->base, n), avx512 = use_avx512();
     if (nt > 1) {
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 16)
-        for (int k = 0; k < planes; k++) pool_plane_backward(p, dy, dx, k);
+#pragma omp parallel num_threads(nt)
+        {
+            const int t = omp_get_thread_num(), T = omp_get_num_threads();
+            pool_planes_backward(p, avx512, dy, dx, (int)((long)planes * t / T),
+                                 (int)((long)planes * (t + 1) / T));
+        }
     } else {
-        for (int k = 0; k < planes; k++) pool_plane_backward(p, dy, dx, k);
+        pool_planes_backward(p, avx512, dy, dx, 0, planes);
     }
 }
 
