@@ -6,7 +6,7 @@
 CNN=$1; SRC=$2; BUILD=$3
 DATA=$SRC/data/mnist
 if ! ls "$DATA"/train-images* > /dev/null 2>&1; then
-    echo "SKIP: no MNIST in $DATA (run data/fetch.sh)"; exit 0
+    echo "SKIP: no MNIST in $DATA (run data/fetch.sh)"; exit 77
 fi
 fail=0
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
