@@ -271,15 +271,28 @@ def main():
         targets.append(("One epoch (60k) of pytorchnet at 2 threads within 2.5x of the FMA limit" + how,
                         "%.2fx (%.1f s vs %.1f s = %.1f TFLOP / %.0f GFLOP/s)" %
                         (r, ep["wall"], limit, flop * 1e-12, peak2), r <= 2.5))
-    for t in (1,):
+    def best_time(src, m):
+        ts = [sec(src.get("latency/%s/threads:%d" % (m, t))) for t in (1, 2)]
+        ts = [v for v in ts if v is not None]
+        return min(ts) if ts else None
+
+    # Two readings of the target, both reported: the same thread count (1),
+    # and each side's best of its 1- and 2-thread runs (as the training
+    # target compares against PyTorch's best).
+    for label, ours_t, torch_t in (
+            ("Single-image latency <= 1/5 of PyTorch's, both at 1 thread",
+             lambda m: sec(train.get("latency/%s/threads:1" % m)),
+             lambda m: sec(torch.get("latency/%s/threads:1" % m))),
+            ("Single-image latency <= 1/5 of PyTorch's, best of 1 and 2 threads on each side",
+             lambda m: best_time(train, m), lambda m: best_time(torch, m))):
         parts, ok = [], None
         for m in models:
-            r = ratio(sec(torch.get("latency/%s/threads:%d" % (m, t))),
-                      sec(train.get("latency/%s/threads:%d" % (m, t))))
+            r = ratio(torch_t(m), ours_t(m))
             if r is not None:
-                parts.append("%s %.1fx faster" % (m, r))
+                parts.append("%s %.1fx faster (%s vs %s)" % (m, r, fmt_t(ours_t(m)),
+                                                              fmt_t(torch_t(m))))
                 ok = (ok is not False) and r >= 5
-        targets.append(("Single-image latency <= 1/5 of PyTorch's (1 thread)", ", ".join(parts) or "—", ok))
+        targets.append((label, ", ".join(parts) or "—", ok))
     worst_alloc = None
     alloc_parts = []
     for k, e in sorted(train.items()):
