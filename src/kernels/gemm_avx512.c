@@ -111,13 +111,14 @@ KERNEL void panel(const int M_, const int AR, int nc, int kc, const float *a, lo
 {
     for (int s = 0; s * NR < nc; s++) {
         int n = nc - s * NR;
-        const float *bs = b + s * bsl;
-        float *cs = c + s * NR;
         /* each case inlined once: GCC spilled B to the stack when the
          * three tile variants shared one loop body */
-        if (n >= NR) tile(M_, 2, AR, NR, kc, a, ldak, ldak, bs, ldbk, cs, ldc, alpha, beta);
-        else if (n > 16) tile(M_, 2, AR, n, kc, a, ldak, ldak, bs, ldbk, cs, ldc, alpha, beta);
-        else tile(M_, 1, AR, n, kc, a, ldak, ldak, bs, ldbk, cs, ldc, alpha, beta);
+        if (n >= NR)
+            tile(M_, 2, AR, NR, kc, a, ldak, ldak, b + s * bsl, ldbk, c + s * NR, ldc, alpha, beta);
+        else if (n > 16)
+            tile(M_, 2, AR, n, kc, a, ldak, ldak, b + s * bsl, ldbk, c + s * NR, ldc, alpha, beta);
+        else
+            tile(M_, 1, AR, n, kc, a, ldak, ldak, b + s * bsl, ldbk, c + s * NR, ldc, alpha, beta);
     }
 }
 
