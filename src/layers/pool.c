@@ -379,6 +379,44 @@ AVX512 static inline void unpool4(int is_max, __m512 d, __m128i code, __m512 e[4
         e[k] = _mm512_maskz_mov_ps(_mm_cmpeq_epi8_mask(code, _mm_set1_epi8((char)k)), d);
 }
 
+/* The dx cells of 16 windows of a row: whole (part 1), or the row's last
+ * m windows (kin) with m >= 8 (part 0: the second output vectors masked by
+ * kout) or m < 8 (part -1: the first ones masked by kout, no second). */
+AVX512 static inline __attribute__((always_inline)) void
+wide_back(int is_max, int part, const float *dy, const uint8_t *win, __m512i il, __m512i ih,
+          __mmask16 kin, __mmask16 kout, float *r0, float *r1)
+{
+    __m512 e[4];
+    __m512 d;
+    __m128i code = _mm_setzero_si128();
+    if (part == 1) {
+        d = _mm512_loadu_ps(dy);
+        if (is_max) code = _mm_loadu_si128((const __m128i *)win);
+    } else {
+        d = _mm512_maskz_loadu_ps(kin, dy);
+        if (is_max) code = _mm_maskz_loadu_epi8(kin, win);
+    }
+    unpool4(is_max, d, code, e);
+    const __m512 lo0 = _mm512_permutex2var_ps(e[0], il, e[1]),
+                 lo1 = _mm512_permutex2var_ps(e[2], il, e[3]);
+    if (part >= 0) {
+        _mm512_storeu_ps(r0, lo0);
+        _mm512_storeu_ps(r1, lo1);
+        const __m512 hi0 = _mm512_permutex2var_ps(e[0], ih, e[1]),
+                     hi1 = _mm512_permutex2var_ps(e[2], ih, e[3]);
+        if (part) {
+            _mm512_storeu_ps(r0 + 16, hi0);
+            _mm512_storeu_ps(r1 + 16, hi1);
+        } else {
+            _mm512_mask_storeu_ps(r0 + 16, kout, hi0);
+            _mm512_mask_storeu_ps(r1 + 16, kout, hi1);
+        }
+    } else {
+        _mm512_mask_storeu_ps(r0, kout, lo0);
+        _mm512_mask_storeu_ps(r1, kout, lo1);
+    }
+}
+
 /* Backward over `rows` output rows: writes the 2 * rows dx rows under them
  * whole (an odd W's last column, in no window, gets 0). */
 AVX512 static void pool2x2_back_rows_avx512(int is_max, const float *dy, const uint8_t *win, int w,
@@ -422,20 +460,21 @@ AVX512 static void pool2x2_back_rows_avx512(int is_max, const float *dy, const u
         th[j] = tl[j] + 8;
     }
     const __m512i il = _mm512_loadu_si512(tl), ih = _mm512_loadu_si512(th);
+    const int blocks = wo / 16, m = wo % 16;
+    const __mmask16 khi = lanes(m > 8 ? 2 * m - 16 : 0), kin = lanes(m);
     for (size_t r = 0; r < rows; r++) {
         float *r0 = dx + 2 * r * w, *r1 = r0 + w;
-        for (int j = 0; j < wo; j += 16) {
-            const int m = wo - j < 16 ? wo - j : 16;
-            const __mmask16 klo = lanes(m >= 8 ? 16 : 2 * m), khi = lanes(m > 8 ? 2 * m - 16 : 0),
-                            kin = lanes(m);
-            const __m512 d = _mm512_maskz_loadu_ps(kin, dy + r * wo + j);
-            if (is_max) code = _mm_maskz_loadu_epi8(kin, win + r * wo + j);
-            unpool4(is_max, d, code, e);
-            _mm512_mask_storeu_ps(r0 + 2 * j, klo, _mm512_permutex2var_ps(e[0], il, e[1]));
-            _mm512_mask_storeu_ps(r0 + 2 * j + 16, khi, _mm512_permutex2var_ps(e[0], ih, e[1]));
-            _mm512_mask_storeu_ps(r1 + 2 * j, klo, _mm512_permutex2var_ps(e[2], il, e[3]));
-            _mm512_mask_storeu_ps(r1 + 2 * j + 16, khi, _mm512_permutex2var_ps(e[2], ih, e[3]));
-        }
+        const float *d = dy + r * wo;
+        const uint8_t *c = is_max ? win + r * wo : NULL;
+        for (int b = 0; b < blocks; b++)
+            wide_back(is_max, 1, d + 16 * b, c ? c + 16 * b : NULL, il, ih, 0, 0, r0 + 32 * b,
+                      r1 + 32 * b);
+        const int j = 16 * blocks;
+        if (m >= 8)
+            wide_back(is_max, 0, d + j, c ? c + j : NULL, il, ih, kin, khi, r0 + 2 * j, r1 + 2 * j);
+        else if (m)
+            wide_back(is_max, -1, d + j, c ? c + j : NULL, il, ih, kin, lanes(2 * m), r0 + 2 * j,
+                      r1 + 2 * j);
         if (w & 1) r0[w - 1] = r1[w - 1] = 0.0f;
     }
 }
