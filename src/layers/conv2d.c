@@ -66,6 +66,9 @@ typedef struct {
     int *off_x;      /* C*kh*kw tap offsets into the phase planes */
     int *off_d;      /* F*kh*kw tap offsets into the dy grids (dx, stride 1) */
     float *wt;       /* C x (F*kh*kw): W transposed and flipped, for dx */
+    int st_kmax;     /* the forward's sp_store table */
+    int *st_cnt, *st_off;
+    unsigned short *st_mask;
     float *sp;       /* threads x sp_size */
 } conv2d;
 
@@ -430,12 +433,23 @@ static void sp_fold_dx(const conv2d *cv, const float *dxpad, float *dx)
 
 #ifdef CONV_HAVE_AVX512
 
+/* Where the grid vectors of an output land in a compact (rows x cols)
+ * image: vector v has cnt[v] pieces (one per image row it touches); piece
+ * k stores lanes mask[v*k_max + k] at element off[v*k_max + k] + lane.
+ * Lets the forward store straight into y instead of a grid-shaped scratch
+ * copied out afterwards (pytorchnet.conv1's is 94 KB per image). */
+typedef struct {
+    int k_max;
+    const int *cnt, *off;
+    const unsigned short *mask;
+} sp_store;
+
 /* out[i][q] = bias[i] + sum_t a[i*lda + t] * in[off[t] + q] for i < MB and
  * PB vectors of q. MB, PB are constants after inlining: the MB x PB
  * accumulators live in registers (<= 24 of the 32). */
 AVX512_INLINE void sp_tile(const int MB, const int PB, int T, const float *a, int lda,
                            const int *off, const float *in, float *out, int ldo,
-                           const float *bias)
+                           const float *bias, const sp_store *st, int v0)
 {
     __m512 acc[8][4];
 #pragma GCC unroll 8
@@ -456,6 +470,22 @@ AVX512_INLINE void sp_tile(const int MB, const int PB, int T, const float *a, in
             for (int p = 0; p < PB; p++) acc[i][p] = _mm512_fmadd_ps(ai, v[p], acc[i][p]);
         }
     }
+    if (st) {
+#pragma GCC unroll 4
+        for (int p = 0; p < PB; p++) {
+            const int v = v0 + p, nk = st->cnt[v];
+            for (int k = 0; k < nk; k++) {
+                const __mmask16 m = st->mask[v * st->k_max + k];
+                /* the piece's base may sit before out; only lanes inside are stored */
+                const intptr_t o = st->off[v * st->k_max + k];
+#pragma GCC unroll 8
+                for (int i = 0; i < MB; i++)
+                    _mm512_mask_storeu_ps((float *)((uintptr_t)(out + (size_t)i * ldo) + o * 4), m,
+                                          acc[i][p]);
+            }
+        }
+        return;
+    }
 #pragma GCC unroll 8
     for (int i = 0; i < MB; i++)
 #pragma GCC unroll 4
@@ -463,13 +493,13 @@ AVX512_INLINE void sp_tile(const int MB, const int PB, int T, const float *a, in
 }
 
 typedef void (*sp_tile_fn)(int, const float *, int, const int *, const float *, float *, int,
-                           const float *);
+                           const float *, const sp_store *, int);
 #define SP_TILE(MB, PB)                                                                       \
     static AVX512 void sp_tile_##MB##_##PB(int T, const float *a, int lda, const int *off,   \
                                            const float *in, float *out, int ldo,             \
-                                           const float *bias)                                \
+                                           const float *bias, const sp_store *st, int v0)    \
     {                                                                                         \
-        sp_tile(MB, PB, T, a, lda, off, in, out, ldo, bias);                                  \
+        sp_tile(MB, PB, T, a, lda, off, in, out, ldo, bias, st, v0);                          \
     }
 #define SP_ROW(MB) SP_TILE(MB, 1) SP_TILE(MB, 2) SP_TILE(MB, 3) SP_TILE(MB, 4)
 SP_ROW(1) SP_ROW(2) SP_ROW(3) SP_ROW(4) SP_ROW(5) SP_ROW(6) SP_ROW(7) SP_ROW(8)
@@ -481,7 +511,7 @@ static const sp_tile_fn sp_tiles[8][4] = {SP_FNS(1), SP_FNS(2), SP_FNS(3), SP_FN
  * of SP_V. Rows go in even tiles of at most 8, columns in tiles of up to
  * 24 / rows vectors (at most 4). */
 static void sp_shift(int M, int T, int q, const float *a, int lda, const int *off,
-                     const float *in, float *out, int ldo, const float *bias)
+                     const float *in, float *out, int ldo, const float *bias, const sp_store *st)
 {
     const int mtiles = (M + 7) / 8, nv = q / SP_V;
     for (int mt = 0, m0 = 0; mt < mtiles; mt++) {
@@ -490,7 +520,8 @@ static void sp_shift(int M, int T, int q, const float *a, int lda, const int *of
         for (int v = 0; v < nv;) {
             const int pb = nv - v < pbmax ? nv - v : pbmax;
             sp_tiles[mb - 1][pb - 1](T, a + (size_t)m0 * lda, lda, off, in + v * SP_V,
-                                     out + (size_t)m0 * ldo + v * SP_V, ldo, bias ? bias + m0 : NULL);
+                                     out + (size_t)m0 * ldo + (st ? 0 : v * SP_V), ldo,
+                                     bias ? bias + m0 : NULL, st, v);
             v += pb;
         }
         m0 += mb;
@@ -742,12 +773,9 @@ static void sp_image_forward(const conv2d *cv, const float *x, float *y, float *
 #ifdef CONV_HAVE_AVX512
     const cnn_window *g = &cv->g;
     const int F = cv->filters, ckk = g->c * g->kh * g->kw;
-    float *xin = sp, *out = sp + cv->o_out;
-    sp_pack_x(cv, x, xin);
-    sp_shift(F, ckk, cv->qf, weight_of(cv), ckk, cv->off_x, xin, out, cv->qf, bias_of(cv));
-    for (int f = 0; f < F; f++)
-        sp_copy_rows(y + (size_t)f * g->ho * g->wo, g->wo, out + (size_t)f * cv->qf, cv->wq, g->ho,
-                     g->wo);
+    const sp_store st = {cv->st_kmax, cv->st_cnt, cv->st_off, cv->st_mask};
+    sp_pack_x(cv, x, sp);
+    sp_shift(F, ckk, cv->qf, weight_of(cv), ckk, cv->off_x, sp, y, g->ho * g->wo, bias_of(cv), &st);
 #else
     (void)cv, (void)x, (void)y, (void)sp;
 #endif
@@ -784,7 +812,7 @@ static void sp_chunk_backward(const conv2d *cv, const float *x, const float *dy,
             float *dxi = dx + (i + k) * isz;
             if (stride1) {
                 sp_shift(g->c, F * g->kh * g->kw, cv->qx, cv->wt, F * g->kh * g->kw, cv->off_d,
-                         dyz + k * dgs + cv->dz0, out, cv->qx, NULL);
+                         dyz + k * dgs + cv->dz0, out, cv->qx, NULL, NULL);
                 sp_fold_dx(cv, out, dxi);
             } else {
                 cnn_sgemm_serial(1, 0, ckk, hw, F, 1.0f, weight_of(cv), ckk, dy + (i + k) * osz,
@@ -990,8 +1018,12 @@ static void conv_free_buffers(conv2d *cv)
     cnn_free(cv->off_d);
     cnn_free(cv->wt);
     cnn_free(cv->sp);
+    cnn_free(cv->st_cnt);
+    cnn_free(cv->st_off);
+    cnn_free(cv->st_mask);
     cv->col = cv->dw_part = cv->wt = cv->sp = NULL;
-    cv->off_x = cv->off_d = NULL;
+    cv->off_x = cv->off_d = cv->st_cnt = cv->st_off = NULL;
+    cv->st_mask = NULL;
     cv->sp_ok = 0;
     cv->max_batch = cv->threads = 0;
 }
@@ -1019,8 +1051,7 @@ static cnn_status sp_reserve(conv2d *cv, int threads)
     cv->xin_size = (size_t)round_v((int)planes + cv->qf + SP_V);
     cv->dz0 = (SP_V - (cv->mt * cv->wq + cv->ml) % SP_V) % SP_V;
     cv->pz = (size_t)round_v(cv->dz0 + (g->ho + 2 * cv->mt) * cv->wq + cv->wq + 4 * SP_V);
-    size_t out = (size_t)F * cv->qf;
-    if ((size_t)C * cv->qx > out) out = (size_t)C * cv->qx;
+    size_t out = (size_t)C * cv->qx; /* dx's padded grid (the forward stores into y) */
     /* dW cost in vector FMAs: filters in the lanes (loads bound it a little)
      * against the dot tiles (thrown-away grid columns, horizontal sums) */
     const int T = C * kh * kw, hw = g->ho * g->wo;
@@ -1044,7 +1075,30 @@ static cnn_status sp_reserve(conv2d *cv, int threads)
     cv->wt = cnn_alloc(sizeof(float) * (size_t)F * C * kh * kw, "conv transposed weights");
     cv->sp = cnn_alloc(cnn_mul_size(cnn_mul_size(cv->sp_size, (size_t)threads), sizeof(float)),
                        "conv shifted-plane buffers");
-    if (!cv->off_x || !cv->off_d || !cv->wt || !cv->sp) return CNN_ERR_NOMEM;
+    /* a vector of 16 grid positions touches at most 16/wq + 2 image rows */
+    const int nv = cv->qf / SP_V;
+    cv->st_kmax = SP_V / cv->wq + 2;
+    cv->st_cnt = cnn_alloc(sizeof(int) * (size_t)nv, "conv store table");
+    cv->st_off = cnn_alloc(sizeof(int) * (size_t)nv * cv->st_kmax, "conv store table");
+    cv->st_mask = cnn_alloc(sizeof(unsigned short) * (size_t)nv * cv->st_kmax, "conv store table");
+    if (!cv->off_x || !cv->off_d || !cv->wt || !cv->sp || !cv->st_cnt || !cv->st_off ||
+        !cv->st_mask)
+        return CNN_ERR_NOMEM;
+    for (int v = 0; v < nv; v++) {
+        int k = -1, last_row = -1;
+        for (int l = 0; l < SP_V; l++) {
+            const int q = v * SP_V + l, row = q / cv->wq, col = q % cv->wq;
+            if (row >= g->ho || col >= g->wo) continue;
+            if (row != last_row) {
+                k++;
+                last_row = row;
+                cv->st_off[v * cv->st_kmax + k] = v * SP_V - row * (cv->wq - g->wo);
+                cv->st_mask[v * cv->st_kmax + k] = 0;
+            }
+            cv->st_mask[v * cv->st_kmax + k] |= (unsigned short)(1u << l);
+        }
+        cv->st_cnt[v] = k + 1;
+    }
     /* the slack after the planes and the dy grids' margins must read as zeros */
     memset(cv->sp, 0, sizeof(float) * cv->sp_size * (size_t)threads);
     for (int c = 0; c < C; c++)
