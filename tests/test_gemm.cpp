@@ -187,6 +187,27 @@ TEST_P(Gemm, InPlaceThresholds)
                 }
 }
 
+TEST_P(Gemm, NarrowRightEdge)
+{
+    /* AVX-512 with A k-major over the block (stored transposed, or packed
+     * K x M when K < 10): an edge of N % 16 = 1..4 columns runs down the
+     * rows in groups of 16 (up to 4 groups, the last one short); N % 16 = 5
+     * and 0 stay with the 16-lane tiles */
+    const int Ms[] = {1, 9, 15, 16, 17, 33, 48, 63, 64, 65, 79, 150};
+    const int Ns[] = {1, 2, 3, 4, 5, 16, 17, 20, 21, 36, 100, 196};
+    const int Ks[] = {1, 9, 16, 33, 7};
+    uint32_t seed = 2100;
+    int n = 0;
+    for (int M : Ms)
+        for (int N : Ns)
+            for (int t = 0; t < 4; t++, n++) {
+                float beta = n % 3 == 0 ? 0.0f : n % 3 == 1 ? 1.0f : -0.5f;
+                Case c{t / 2, t % 2, M, N, Ks[n % 5], n % 2 ? 3 : 0, n % 7 ? 1.0f : -2.0f,
+                       beta};
+                EXPECT_LE(check(cnn_sgemm_serial, c, seed++), kTol) << name(c);
+            }
+}
+
 TEST_P(Gemm, LargeBlockedAcrossKAndM)
 {
     /* crosses the kc, mc and (packed) nc block boundaries of every level */
@@ -201,7 +222,7 @@ TEST_P(Gemm, BitIdenticalForAnyThreadCount)
     /* 30 x 33 x 1000 A*B^T is a dot-path GEMM whose 2-thread split gives
      * blocks of 16 and 17 columns: tiles of 4 columns there, 3 serially */
     const int shapes[][3] = {{64, 196, 576}, {32, 676, 9}, {200, 30, 700}, {129, 1000, 17},
-                             {30, 33, 1000}};
+                             {30, 33, 1000}, {150, 100, 16}, {79, 20, 9}};
     uint32_t seed = 900;
     for (auto &s : shapes)
         for (int ta = 0; ta < 2; ta++)

@@ -152,6 +152,143 @@ static const panel_fn rpanels[MR + 1] = {
     rpanel_8,  rpanel_9,  rpanel_10, rpanel_11, rpanel_12, rpanel_13, rpanel_14,
 };
 
+/* 128-bit lane i of v (i a constant after unrolling). */
+KERNEL __m128 quarter(__m512 v, int i)
+{
+    switch (i) {
+    case 0: return _mm512_extractf32x4_ps(v, 0);
+    case 1: return _mm512_extractf32x4_ps(v, 1);
+    case 2: return _mm512_extractf32x4_ps(v, 2);
+    default: return _mm512_extractf32x4_ps(v, 3);
+    }
+}
+
+/* Stores 16 rows x nj columns of C from x[j] (lane i = row i of column j)
+ * with tile()'s alpha/beta arithmetic. A call of its own, taking the
+ * vectors in zmm0-3: inlined into edge_tile, its 16 row addresses made
+ * GCC spill an A vector inside the k loop. */
+TARGET static void edge_store(__m512 x0, __m512 x1, __m512 x2, __m512 x3, int rows, int nj,
+                              float *c, long ldc, float alpha, float beta)
+{
+    __m512 x[4] = {x0, x1, x2, x3};
+    if (beta == 0.0f && alpha != 1.0f) /* alpha*acc, as tile() rounds it */
+        for (int j = 0; j < 4; j++) x[j] = _mm512_mul_ps(x[j], _mm512_set1_ps(alpha));
+    /* 16 x 4 transpose: r[q] 128-bit lane L = row 4L + q */
+    __m512 t0 = _mm512_unpacklo_ps(x[0], x[1]), t1 = _mm512_unpackhi_ps(x[0], x[1]);
+    __m512 t2 = _mm512_unpacklo_ps(x[2], x[3]), t3 = _mm512_unpackhi_ps(x[2], x[3]);
+    __m512 r[4] = {_mm512_shuffle_ps(t0, t2, 0x44), _mm512_shuffle_ps(t0, t2, 0xEE),
+                   _mm512_shuffle_ps(t1, t3, 0x44), _mm512_shuffle_ps(t1, t3, 0xEE)};
+    const __m128 xa = _mm_set1_ps(alpha), xb = _mm_set1_ps(beta);
+    const __mmask8 jm = (__mmask8)((1u << nj) - 1);
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i++) {
+        if (i >= rows) break;
+        float *ci = c + i * ldc;
+        __m128 v = quarter(r[i % 4], i / 4);
+        if (beta != 0.0f) v = _mm_fmadd_ps(v, xa, _mm_mul_ps(xb, _mm_maskz_loadu_ps(jm, ci)));
+        if (nj == 4) _mm_storeu_ps(ci, v);
+        else _mm_mask_storeu_ps(ci, jm, v);
+    }
+}
+
+/* Right edge of at most 4 columns with the rows in the lanes: C[i][j] for
+ * G groups of 16 rows (the last one short when MASKED: `last` rows) and NJ
+ * columns. A k-major (element (i, k) at a[k*ldak + i]) gives the 16 rows of
+ * a step as one vector load and B's NJ values are broadcast, so a step
+ * costs G*NJ FMAs instead of the 16*G of a 16-lane tile whose lanes are
+ * mostly padding (N = 100, 196, 676 leave 4 columns). Each element is the
+ * same FMA chain over k and the same alpha/beta arithmetic as in tile(),
+ * so the bits do not depend on which kernel computed it. */
+KERNEL void edge_tile(const int G, const int NJ, const int MASKED, int last, int kc,
+                      const float *a, long ldak, const float *b, long ldbk, float *c,
+                      long ldc, float alpha, float beta)
+{
+    __m512 acc[4][4];
+    __mmask16 lm = (__mmask16)((1u << last) - 1);
+    {
+        __m512 av[4];
+#pragma GCC unroll 4
+        for (int g = 0; g < G; g++)
+            av[g] = MASKED && g == G - 1 ? _mm512_maskz_loadu_ps(lm, a + 16 * g)
+                                         : _mm512_loadu_ps(a + 16 * g);
+#pragma GCC unroll 4
+        for (int j = 0; j < NJ; j++) {
+            __m512 bj = _mm512_set1_ps(b[j]);
+#pragma GCC unroll 4
+            for (int g = 0; g < G; g++) acc[g][j] = _mm512_mul_ps(av[g], bj);
+        }
+        a += ldak;
+        b += ldbk;
+    }
+    for (int p = 1; p < kc; p++) {
+        __m512 av[4];
+#pragma GCC unroll 4
+        for (int g = 0; g < G; g++) {
+            av[g] = MASKED && g == G - 1 ? _mm512_maskz_loadu_ps(lm, a + 16 * g)
+                                         : _mm512_loadu_ps(a + 16 * g);
+            if (NJ > 1) __asm__("" : "+v"(av[g])); /* one load, not one per FMA */
+        }
+#pragma GCC unroll 4
+        for (int j = 0; j < NJ; j++) {
+            __m512 bj = _mm512_set1_ps(b[j]);
+#pragma GCC unroll 4
+            for (int g = 0; g < G; g++) acc[g][j] = _mm512_fmadd_ps(av[g], bj, acc[g][j]);
+        }
+        a += ldak;
+        b += ldbk;
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < G; g++)
+        edge_store(acc[g][0], NJ > 1 ? acc[g][1] : _mm512_setzero_ps(),
+                   NJ > 2 ? acc[g][2] : _mm512_setzero_ps(),
+                   NJ > 3 ? acc[g][3] : _mm512_setzero_ps(), MASKED && g == G - 1 ? last : 16,
+                   NJ, c + 16 * g * ldc, ldc, alpha, beta);
+}
+
+/* The whole right edge (n <= 4 columns) down mc rows of k-major A. */
+KERNEL void edge_nj(const int NJ, int mc, int kc, const float *a, long ldak, const float *b,
+                    long ldbk, float *c, long ldc, float alpha, float beta)
+{
+    int i = 0;
+    for (; mc - i >= 64; i += 64)
+        edge_tile(4, NJ, 0, 16, kc, a + i, ldak, b, ldbk, c + i * ldc, ldc, alpha, beta);
+    int r = mc - i, full = r / 16, last = r % 16;
+    const float *ai = a + i;
+    float *ci = c + i * ldc;
+    if (last) {
+        switch (full) {
+        case 0: edge_tile(1, NJ, 1, last, kc, ai, ldak, b, ldbk, ci, ldc, alpha, beta); break;
+        case 1: edge_tile(2, NJ, 1, last, kc, ai, ldak, b, ldbk, ci, ldc, alpha, beta); break;
+        case 2: edge_tile(3, NJ, 1, last, kc, ai, ldak, b, ldbk, ci, ldc, alpha, beta); break;
+        default: edge_tile(4, NJ, 1, last, kc, ai, ldak, b, ldbk, ci, ldc, alpha, beta); break;
+        }
+    } else {
+        switch (full) {
+        case 0: break;
+        case 1: edge_tile(1, NJ, 0, 16, kc, ai, ldak, b, ldbk, ci, ldc, alpha, beta); break;
+        case 2: edge_tile(2, NJ, 0, 16, kc, ai, ldak, b, ldbk, ci, ldc, alpha, beta); break;
+        default: edge_tile(3, NJ, 0, 16, kc, ai, ldak, b, ldbk, ci, ldc, alpha, beta); break;
+        }
+    }
+}
+
+#define EDGE_FN(NJ)                                                                       \
+    TARGET static void edge_##NJ(int mc, int kc, const float *a, long ldak, const float *b, \
+                                 long ldbk, float *c, long ldc, float alpha, float beta)    \
+    {                                                                                     \
+        edge_nj(NJ, mc, kc, a, ldak, b, ldbk, c, ldc, alpha, beta);                       \
+    }
+EDGE_FN(1) EDGE_FN(2) EDGE_FN(3) EDGE_FN(4)
+
+typedef void (*edge_fn)(int mc, int kc, const float *a, long ldak, const float *b, long ldbk,
+                        float *c, long ldc, float alpha, float beta);
+static const edge_fn edges[5] = {0, edge_1, edge_2, edge_3, edge_4};
+
+/* Columns of B's last sliver that go to the edge kernel instead of a
+ * 16-lane tile: nc % 16 when that is 1..EDGE_MAX_N (the rest of the
+ * sliver, 0 or 16 columns, stays with the tiles). */
+#define EDGE_MAX_N 4
+
 /* The column-chunk walk of cnn_gemm_macro_avx512, for either A layout. */
 KERNEL void macro(const panel_fn *pf, int mc, int nc, int kc, const float *a, long atile,
                   long arow, long ldak, const float *b, long ldbk, long bsl, float *c,
@@ -159,6 +296,14 @@ KERNEL void macro(const panel_fn *pf, int mc, int nc, int kc, const float *a, lo
 {
     int starts[64 + 1];
     int nt = cnn_gemm_mtiles(mc, MR, starts);
+    /* A k-major across the whole block (stored transposed or packed as one
+     * K x mc block): a narrow right edge goes down the rows in one pass */
+    int ne = atile == 0 && arow == 1 && nc % 16 <= EDGE_MAX_N ? nc % 16 : 0;
+    if (ne) {
+        int j0 = nc - ne;
+        edges[ne](mc, kc, a, ldak, b + j0 / NR * bsl + j0 % NR, ldbk, c + j0, ldc, alpha, beta);
+        nc = j0;
+    }
     /* Columns in chunks of slivers whose B rows fit in 32 KB of L1, each
      * chunk swept by every row tile. Large kc gives one sliver per chunk,
      * the GotoBLAS order (a B sliver stays in L1 across the A block);
@@ -233,16 +378,6 @@ TARGET void cnn_gemm_pack_t_avx512(const float *src, long ld, int rows, int kc, 
     }
 }
 
-/* 128-bit lane i of v (i a constant after unrolling). */
-KERNEL __m128 quarter(__m512 v, int i)
-{
-    switch (i) {
-    case 0: return _mm512_extractf32x4_ps(v, 0);
-    case 1: return _mm512_extractf32x4_ps(v, 1);
-    case 2: return _mm512_extractf32x4_ps(v, 2);
-    default: return _mm512_extractf32x4_ps(v, 3);
-    }
-}
 
 /* C[i][j] = alpha * (sum of the lanes of x[4i + j]) + beta * C[i][j] for
  * i < mi, j < nj, given y, the first level of the sum (see dot_tile). All
