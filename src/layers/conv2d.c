@@ -518,9 +518,11 @@ static void sp_shift(int M, int T, int q, const float *a, int lda, const int *of
     const int mtiles = (M + 7) / 8, nv = q / SP_V;
     for (int mt = 0, m0 = 0; mt < mtiles; mt++) {
         const int mb = (M - m0) / (mtiles - mt);
-        const int pbmax = mb >= 7 ? 3 : 4;
-        for (int v = 0; v < nv;) {
-            const int pb = nv - v < pbmax ? nv - v : pbmax;
+        /* vectors in even tiles too: 13 as 4+3+3+3, not 4+4+4+1, whose lone
+         * vector would leave mb FMA chains waiting on each other */
+        const int pbmax = mb >= 7 ? 3 : 4, ptiles = (nv + pbmax - 1) / pbmax;
+        for (int v = 0, pt = 0; v < nv; pt++) {
+            const int pb = (nv - v) / (ptiles - pt);
             sp_tiles[mb - 1][pb - 1](T, a + (size_t)m0 * lda, lda, off, in + v * SP_V,
                                      out + (size_t)m0 * ldo + (st ? 0 : v * SP_V), ldo,
                                      bias ? bias + m0 : NULL, st, v);
