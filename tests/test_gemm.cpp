@@ -208,6 +208,25 @@ TEST_P(Gemm, NarrowRightEdge)
             }
 }
 
+TEST_P(Gemm, SingleBlockThresholds)
+{
+    /* AVX-512 GEMMs with K <= 320 and, for untransposed B, M <= 640 go
+     * straight to the kernels (run_small); both sides of each limit and of
+     * the K = 10 switch between packed and in-place A */
+    const int shapes[][3] = {{640, 20, 9}, {641, 20, 9},  {33, 50, 320}, {33, 50, 321},
+                             {17, 36, 10}, {17, 36, 9},   {7, 130, 1},   {640, 37, 11},
+                             {641, 37, 11}, {32, 32, 31}, {32, 32, 32}};
+    uint32_t seed = 2900;
+    int n = 0;
+    for (auto &s : shapes)
+        for (int t = 0; t < 4; t++)
+            for (int pad = 0; pad <= 5; pad += 5, n++) {
+                float beta = n % 3 == 0 ? 0.0f : n % 3 == 1 ? 1.0f : -0.5f;
+                Case c{t / 2, t % 2, s[0], s[1], s[2], pad, n % 4 ? 1.0f : 0.5f, beta};
+                EXPECT_LE(check(cnn_sgemm_serial, c, seed++), kTol) << name(c);
+            }
+}
+
 TEST_P(Gemm, LargeBlockedAcrossKAndM)
 {
     /* crosses the kc, mc and (packed) nc block boundaries of every level */
@@ -222,7 +241,8 @@ TEST_P(Gemm, BitIdenticalForAnyThreadCount)
     /* 30 x 33 x 1000 A*B^T is a dot-path GEMM whose 2-thread split gives
      * blocks of 16 and 17 columns: tiles of 4 columns there, 3 serially */
     const int shapes[][3] = {{64, 196, 576}, {32, 676, 9}, {200, 30, 700}, {129, 1000, 17},
-                             {30, 33, 1000}, {150, 100, 16}, {79, 20, 9}};
+                             {30, 33, 1000}, {150, 100, 16}, {79, 20, 9},
+                             {100, 196, 150}, {600, 52, 40}};
     uint32_t seed = 900;
     for (auto &s : shapes)
         for (int ta = 0; ta < 2; ta++)

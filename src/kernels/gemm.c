@@ -434,6 +434,45 @@ static void run_block(const plan *pl, int transa, int transb, int m0, int m1, in
                       ldc);
 }
 
+/* Largest K and M that run_small takes: one kc block (make_plan's kcmax
+ * for AVX-512) and B read in place (make_plan's direct_b). */
+#define SMALL_MAX_K 320
+#define SMALL_MAX_M 640
+
+/* The single-block AVX-512 GEMMs of small conv and dense layers, straight
+ * to the kernel: no plan, no thread buffers, no block loops. For a
+ * 16x196x9 GEMM (~1300 cycles) those cost ~13% (perf, bench/NOTES.md
+ * session 4). Takes exactly the paths make_plan would choose, with the
+ * same kc (= K), so the bits are those of run(); returns 0 for anything
+ * else. The K < ROW_A_MIN_K packing of A goes to a stack buffer of at most
+ * ROW_A_MIN_K x SMALL_MAX_M floats (25 KB). */
+static int run_small(int transa, int transb, int M, int N, int K, float alpha,
+                     const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                     int ldc)
+{
+    if (K > SMALL_MAX_K || cnn_gemm_simd_level() != CNN_SIMD_AVX512) return 0;
+    if (!transa && transb && (long)M * N <= 1024 && K >= 32) {
+        cnn_gemm_dot_avx512(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return 1;
+    }
+    if (transb || M > SMALL_MAX_M) return 0;
+    const int nr = CNN_GEMM_AVX512_NR;
+    if (transa) {
+        cnn_gemm_macro_avx512(M, N, K, A, 0, 1, lda, B, ldb, nr, NULL, C, ldc, alpha, beta);
+    } else if (K >= ROW_A_MIN_K) {
+        cnn_gemm_macro_avx512_rowa(M, N, K, A, lda, B, ldb, nr, C, ldc, alpha, beta);
+    } else {
+        /* a_kmajor: op(A) as one K x M block, one transpose per 16 rows */
+        _Alignas(64) float pa[(ROW_A_MIN_K - 1) * SMALL_MAX_M];
+        for (int i = 0; i < M; i += 16) {
+            int rows = M - i < 16 ? M - i : 16;
+            cnn_gemm_pack_t_avx512(A + (size_t)i * lda, lda, rows, K, pa + i, M, rows);
+        }
+        cnn_gemm_macro_avx512(M, N, K, pa, 0, 1, M, B, ldb, nr, NULL, C, ldc, alpha, beta);
+    }
+    return 1;
+}
+
 void cnn_sgemm_serial(int transa, int transb, int M, int N, int K, float alpha,
                       const float *A, int lda, const float *B, int ldb, float beta,
                       float *C, int ldc)
@@ -443,6 +482,7 @@ void cnn_sgemm_serial(int transa, int transb, int M, int N, int K, float alpha,
         scale_c(M, N, beta, C, ldc);
         return;
     }
+    if (run_small(transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
     plan pl = make_plan(M, N, K, transa, transb);
     run_block(&pl, transa, transb, 0, M, 0, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
