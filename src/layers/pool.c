@@ -142,61 +142,73 @@ static int is_2x2(const cnn_window *g)
 
 /* ---- portable 2x2 kernels: plain C that GCC and clang vectorise */
 
-/* The window a b / c d is reduced as (a vs b) vs (c vs d). That equals the
- * scan-order chain a, b, c, d under beats(): both give the last NaN if
- * there is one, else the first of the largest values, and "the later one
- * takes over if it beats" is associative. Selects use | not || so there is
- * no short-circuit jump. Fixed-length blocks of MAX_LANES vectorise fully
- * even for the 5- or 7-wide rows of small layers. */
+/* The same beats() chain as the reference, a then b, c, d in scan order,
+ * written as selects over fixed-length blocks of MAX_LANES windows: GCC
+ * (with or without -march, and clang) turns them into vector compares and
+ * blends. (Reordered as
+ * (a vs b) vs (c vs d), or with _Bool and ||, GCC 12 no longer
+ * vectorises it, at least without AVX-512.) */
 #define MAX_LANES 16
 
-static void max2x2_rows_c(const float *x, int w, int wo, size_t rows, float *y, uint8_t *win)
+static inline void max2x2_lanes(const float *a, const float *b, const float *c, const float *d,
+                                float *m, int *o)
 {
-    for (size_t r = 0; r < rows; r++) {
-        const float *r0 = x + 2 * r * w, *r1 = r0 + w;
-        for (int j0 = 0; j0 < wo; j0 += MAX_LANES) {
-            const int nj = wo - j0 < MAX_LANES ? wo - j0 : MAX_LANES;
-            float a[MAX_LANES] = {0}, b[MAX_LANES] = {0}, c[MAX_LANES] = {0},
-                  d[MAX_LANES] = {0}, m[MAX_LANES];
-            uint8_t o[MAX_LANES];
-            for (int j = 0; j < nj; j++) {
-                a[j] = r0[2 * (j0 + j)];
-                b[j] = r0[2 * (j0 + j) + 1];
-                c[j] = r1[2 * (j0 + j)];
-                d[j] = r1[2 * (j0 + j) + 1];
-            }
 #pragma omp simd
-            for (int j = 0; j < MAX_LANES; j++) {
-                const int tb = (b[j] > a[j]) | (b[j] != b[j]);
-                const int td = (d[j] > c[j]) | (d[j] != d[j]);
-                const float ab = tb ? b[j] : a[j], cd = td ? d[j] : c[j];
-                const int tc = (cd > ab) | (cd != cd);
-                m[j] = tc ? cd : ab;
-                o[j] = (uint8_t)(tc ? 2 + td : tb);
-            }
-            memcpy(y + r * wo + j0, m, sizeof(float) * nj);
-            memcpy(win + r * wo + j0, o, (size_t)nj);
-        }
+    for (int j = 0; j < MAX_LANES; j++) {
+        const int tb = (b[j] > a[j]) | (b[j] != b[j]);
+        float v = tb ? b[j] : a[j];
+        int k = tb;
+        const int tc = (c[j] > v) | (c[j] != c[j]);
+        v = tc ? c[j] : v;
+        k = tc ? 2 : k;
+        const int td = (d[j] > v) | (d[j] != d[j]);
+        m[j] = td ? d[j] : v;
+        o[j] = td ? 3 : k;
     }
 }
 
-/* dy -> the two dx rows under output row r: the winner gets dy, the other
- * three cells 0; an odd W's last column is in no window and gets 0. */
+/* The windows of all `rows` rows are taken in one sequence, MAX_LANES at a
+ * time, so 5- or 7-wide rows still fill the blocks. */
+static void max2x2_rows_c(const float *x, int w, int wo, size_t rows, float *y, uint8_t *win)
+{
+    const size_t total = rows * wo;
+    size_t r = 0;
+    int j = 0; /* window j of row r is the next to gather */
+    for (size_t e0 = 0; e0 < total; e0 += MAX_LANES) {
+        const int n = total - e0 < MAX_LANES ? (int)(total - e0) : MAX_LANES;
+        float a[MAX_LANES] = {0}, b[MAX_LANES] = {0}, c[MAX_LANES] = {0}, d[MAX_LANES] = {0},
+              m[MAX_LANES];
+        int o[MAX_LANES]; /* not uint8_t: mixed widths stop GCC vectorising */
+        for (int t = 0; t < n; t++) {
+            const float *p = x + 2 * r * w + 2 * j;
+            a[t] = p[0];
+            b[t] = p[1];
+            c[t] = p[w];
+            d[t] = p[w + 1];
+            if (++j == wo) {
+                j = 0;
+                r++;
+            }
+        }
+        max2x2_lanes(a, b, c, d, m, o);
+        memcpy(y + e0, m, sizeof(float) * n);
+        for (int t = 0; t < n; t++) win[e0 + t] = (uint8_t)o[t];
+    }
+}
+
+/* dy -> the two dx rows under output row r: zeroed, then each window's
+ * winner gets dy (an odd W's last column, in no window, stays 0). A store
+ * to a computed cell rather than four selects: those only vectorise for
+ * rows of 16+ windows and ran branchy, 4x slower, on 7-wide ones. */
 static void max2x2_back_rows_c(const float *dy, const uint8_t *win, int w, int wo, size_t rows,
                                float *dx)
 {
     for (size_t r = 0; r < rows; r++) {
         const float *d = dy + r * wo;
         const uint8_t *o = win + r * wo;
-        float *r0 = dx + 2 * r * w, *r1 = r0 + w;
-#pragma omp simd
-        for (int j = 0; j < wo; j++) {
-            r0[2 * j] = o[j] == 0 ? d[j] : 0.0f;
-            r0[2 * j + 1] = o[j] == 1 ? d[j] : 0.0f;
-            r1[2 * j] = o[j] == 2 ? d[j] : 0.0f;
-            r1[2 * j + 1] = o[j] == 3 ? d[j] : 0.0f;
-        }
-        if (w & 1) r0[w - 1] = r1[w - 1] = 0.0f;
+        float *r0 = dx + 2 * r * w;
+        memset(r0, 0, sizeof(float) * 2 * w);
+        for (int j = 0; j < wo; j++) r0[(o[j] >> 1) * w + 2 * j + (o[j] & 1)] = d[j];
     }
 }
 
@@ -258,14 +270,20 @@ AVX512 static __m512i packed_index(int wo, int step, int add, int second)
 }
 
 /* Where best stays against v, i.e. not beats(v, best): v is not a NaN and
- * not greater. One compare masked by another, no separate mask OR. */
+ * not greater. One compare masked by another, no separate mask OR.
+ * Measured alternatives: plain "not greater" compares behind a per-vector
+ * NaN test were 1.1x faster on the packed rows but 0.8x on the wide ones,
+ * so the one NaN-safe form stays. */
 AVX512 static inline __mmask16 keeps16(__m512 best, __m512 v)
 {
     return _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), v, best, _CMP_NGT_UQ);
 }
 
-/* The winner of each lane's window a b / c d, reduced as in the portable
- * kernel, and its code 0..3 in byte lanes. */
+/* The winner of each lane's window a b / c d and its code 0..3 in byte
+ * lanes, reduced as (a vs b) vs (c vs d) for shorter dependency chains.
+ * That equals the reference's scan-order chain under beats(): both give
+ * the last NaN if there is one, else the first of the largest values, and
+ * "the later one takes over if it beats" is associative. */
 AVX512 static inline __m512 max4(__m512 a, __m512 b, __m512 c, __m512 d, __m128i *code)
 {
     const __mmask16 ka = keeps16(a, b), kc = keeps16(c, d);
@@ -330,7 +348,10 @@ AVX512 static void pool2x2_rows_avx512(int is_max, const float *x, int w, int wo
         return;
     }
     /* whole blocks of 16 windows with plain loads and stores, then the
-     * row's last m windows masked; the masks are per layer, not per row */
+     * row's last m windows masked; the masks are per layer, not per row.
+     * Measured and dropped: a plain load for the tail's first input vector
+     * when it is whole (m >= 8) ran 0.5-0.9x, and summing the average's
+     * pairs in-register before one permute (instead of four) 0.85x. */
     const __m512i ev = packed_index(8, 2, 0, 16), od = packed_index(8, 2, 1, 16);
     const int blocks = wo / 16, m = wo % 16;
     const __mmask16 klo = lanes(m >= 8 ? 16 : 2 * m), khi = lanes(m > 8 ? 2 * m - 16 : 0),
