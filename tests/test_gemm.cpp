@@ -208,6 +208,26 @@ TEST_P(Gemm, NarrowRightEdge)
             }
 }
 
+TEST_P(Gemm, NarrowRightEdgeRowMajorA)
+{
+    /* untransposed A with K >= 10 is read in place by rows; for the edge
+     * it is transposed 32 rows at a time (two groups of 16, the last one
+     * short), K up to one kc block and across it */
+    const int Ms[] = {1, 15, 16, 17, 31, 32, 33, 47, 64, 65, 100};
+    const int Ns[] = {3, 4, 20, 100};
+    const int Ks[] = {10, 150, 320, 321};
+    uint32_t seed = 3300;
+    int n = 0;
+    for (int M : Ms)
+        for (int N : Ns)
+            for (int K : Ks) {
+                float beta = n % 3 == 0 ? 0.0f : n % 3 == 1 ? 1.0f : -0.5f;
+                Case c{0, 0, M, N, K, n % 2 ? 3 : 0, n % 5 ? 1.0f : -2.0f, beta};
+                n++;
+                EXPECT_LE(check(cnn_sgemm_serial, c, seed++), kTol) << name(c);
+            }
+}
+
 TEST_P(Gemm, SingleBlockThresholds)
 {
     /* AVX-512 GEMMs with K <= 320 and, for untransposed B, M <= 640 go

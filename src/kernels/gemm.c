@@ -156,7 +156,7 @@ static plan make_plan(int M, int N, int K, int transa, int transb)
         /* kc*NR*4 = 40 KB B sliver shared by every tile of the A block
          * (L1 48 KB); mc*kc*4 = 230 KB A block in the 1 MB L2 */
         p.mr = CNN_GEMM_AVX512_MR; p.nr = CNN_GEMM_AVX512_NR;
-        kcmax = 320; p.mc = 14 * 12; p.nc = 4096;
+        kcmax = CNN_GEMM_AVX512_MAX_KC; p.mc = 14 * 12; p.nc = 4096;
         p.macro = cnn_gemm_macro_avx512;
         break;
     case CNN_SIMD_AVX2:
@@ -436,7 +436,7 @@ static void run_block(const plan *pl, int transa, int transb, int m0, int m1, in
 
 /* Largest K and M that run_small takes: one kc block (make_plan's kcmax
  * for AVX-512) and B read in place (make_plan's direct_b). */
-#define SMALL_MAX_K 320
+#define SMALL_MAX_K CNN_GEMM_AVX512_MAX_KC
 #define SMALL_MAX_M 640
 
 /* The single-block AVX-512 GEMMs of small conv and dense layers, straight

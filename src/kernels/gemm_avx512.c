@@ -288,6 +288,7 @@ static const edge_fn edges[5] = {0, edge_1, edge_2, edge_3, edge_4};
  * 16-lane tile: nc % 16 when that is 1..EDGE_MAX_N (the rest of the
  * sliver, 0 or 16 columns, stays with the tiles). */
 #define EDGE_MAX_N 4
+#define EDGE_ROWS 32
 
 /* The column-chunk walk of cnn_gemm_macro_avx512, for either A layout. */
 KERNEL void macro(const panel_fn *pf, int mc, int nc, int kc, const float *a, long atile,
@@ -298,10 +299,25 @@ KERNEL void macro(const panel_fn *pf, int mc, int nc, int kc, const float *a, lo
     int nt = cnn_gemm_mtiles(mc, MR, starts);
     /* A k-major across the whole block (stored transposed or packed as one
      * K x mc block): a narrow right edge goes down the rows in one pass */
-    int ne = atile == 0 && arow == 1 && nc % 16 <= EDGE_MAX_N ? nc % 16 : 0;
+    int ne = atile == 0 && nc % 16 <= EDGE_MAX_N ? nc % 16 : 0;
     if (ne) {
         int j0 = nc - ne;
-        edges[ne](mc, kc, a, ldak, b + j0 / NR * bsl + j0 % NR, ldbk, c + j0, ldc, alpha, beta);
+        const float *be = b + j0 / NR * bsl + j0 % NR;
+        if (arow == 1) {
+            edges[ne](mc, kc, a, ldak, be, ldbk, c + j0, ldc, alpha, beta);
+        } else {
+            /* row-major A: 32 rows at a time transposed to k-major (two
+             * groups of 16 keep 8 FMA chains in flight) */
+            _Alignas(64) float at[EDGE_ROWS * CNN_GEMM_AVX512_MAX_KC];
+            for (int i = 0; i < mc; i += EDGE_ROWS) {
+                int rows = mc - i < EDGE_ROWS ? mc - i : EDGE_ROWS;
+                for (int r = 0; r < rows; r += 16) {
+                    int m = rows - r < 16 ? rows - r : 16;
+                    cnn_gemm_pack_t_avx512(a + (i + r) * arow, ldak, m, kc, at + r, rows, m);
+                }
+                edges[ne](rows, kc, at, rows, be, ldbk, c + i * ldc + j0, ldc, alpha, beta);
+            }
+        }
         nc = j0;
     }
     /* Columns in chunks of slivers whose B rows fit in 32 KB of L1, each

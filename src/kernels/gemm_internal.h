@@ -84,6 +84,8 @@ void cnn_gemm_dot_avx512(int M, int N, int K, float alpha, const float *A, long 
 #define CNN_GEMM_AVX2_NR 16
 #define CNN_GEMM_AVX512_MR 14
 #define CNN_GEMM_AVX512_NR 32
+/* The AVX-512 kc block's upper bound: kc*NR*4 = 40 KB of B rows in L1. */
+#define CNN_GEMM_AVX512_MAX_KC 320
 
 /* The level in use; the first call resolves it from the CPU and CNN_SIMD. */
 int cnn_gemm_simd_level(void);
