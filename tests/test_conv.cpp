@@ -294,6 +294,8 @@ TEST(Conv, ReferenceAndFastAgreeEdgeShapes)
         {"conv 2 7x2 stride=3x2 pad=3x1 padmode=reflect", {3, 19, 33}, 3},
         {"conv 31 2 stride=2", {2, 9, 40}, 2},         /* rows wider than two vectors */
         {"conv 32 5 stride=1x4 pad=2", {1, 11, 37}, 2},
+        {"conv 5 3 stride=2 pad=2", {2, 9, 12}, 3},    /* dx phases interleaved, pad 2 */
+        {"conv 4 4x3 stride=3x2 pad=1x0", {1, 13, 11}, 2}, /* 6 phases, zero taps in some */
         {"conv 1 3", {1, 3, 3}, 1},                    /* a 1x1 output */
         {"conv 33 3", {2, 8, 8}, 2},                   /* just past the filter limit: GEMM */
     };

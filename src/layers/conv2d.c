@@ -51,6 +51,8 @@
 #define SP_U10(v, N, ...) SP_U8(v, N, __VA_ARGS__) SP_REP(v, N, 8, __VA_ARGS__) SP_REP(v, N, 9, __VA_ARGS__)
 #define SP_U12(v, N, ...) SP_U10(v, N, __VA_ARGS__) SP_REP(v, N, 10, __VA_ARGS__) SP_REP(v, N, 11, __VA_ARGS__)
 
+#define SP_MAX_PHASES 16 /* sh*sw above this: dx through the GEMM */
+
 typedef struct {
     cnn_layer base;
     int filters;
@@ -67,6 +69,7 @@ typedef struct {
     int hq, wq;      /* one phase plane of the padded input: hq x wq */
     int qf;          /* forward / dW grid: ho*wq rounded up to a vector */
     int sdx;         /* dx by the shifted-plane kernel (else GEMM + col2im) */
+    int ka, kb;      /* its taps per phase: ceil(kh/sh) x ceil(kw/sw) */
     int qx;          /* its grid: hp*wp rounded up to a vector */
     int mt, ml;      /* dy grid margins: kh-1, kw-1 with a stride of 1, else 0 */
     size_t xin_size; /* floats of one image's phase planes, with slack */
@@ -422,6 +425,65 @@ static void sp_pack_dy(const conv2d *cv, const float *dy, float *dyz)
     for (int f = 0; f < cv->filters; f++)
         sp_copy_rows(dyz + f * cv->pz + cv->dz0 + (size_t)cv->mt * cv->wq + cv->ml, cv->wq,
                      dy + (size_t)f * g->ho * g->wo, g->wo, g->ho, g->wo);
+}
+
+#ifdef CONV_HAVE_AVX512
+/* sp_scatter_dx for a zero pad, sw = 2 and rows of at most 32 padded
+ * pixels: every pixel of dx is one pixel of one phase, so each row of dx
+ * is its two column phases interleaved by two permutes (the scalar
+ * scatter took longer than the FMAs that made the phases). */
+static AVX512 void sp_interleave_dx(const conv2d *cv, const float *ph, float *dx)
+{
+    const cnn_window *g = &cv->g;
+    const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+    const __mmask16 mrow = (__mmask16)((1u << cv->wq) - 1);
+    /* lane l of the first vector is padded column l, of the second 16 + l */
+    unsigned m0 = 0, m1 = 0;
+    for (int l = 0; l < 16; l++) {
+        if (l >= g->pw && l < g->pw + g->w) m0 |= 1u << l;
+        if (16 + l >= g->pw && 16 + l < g->pw + g->w) m1 |= 1u << l;
+    }
+    for (int c = 0; c < g->c; c++)
+        for (int y = 0; y < g->h; y++) {
+            const int row = y + g->ph, pr = row % g->sh, r = row / g->sh;
+            const float *p0 = ph + (size_t)((c * g->sh + pr) * 2) * cv->qx + (size_t)r * cv->wq;
+            const __m512 v0 = _mm512_maskz_loadu_ps(mrow, p0);
+            const __m512 v1 = _mm512_maskz_loadu_ps(mrow, p0 + cv->qx);
+            /* the row's base sits pw floats before dx's row; only lanes inside are stored */
+            const uintptr_t base = (uintptr_t)(dx + ((size_t)c * g->h + y) * g->w) - (uintptr_t)g->pw * 4;
+            _mm512_mask_storeu_ps((float *)base, (__mmask16)m0, _mm512_permutex2var_ps(v0, lo, v1));
+            _mm512_mask_storeu_ps((float *)(base + 64), (__mmask16)m1, _mm512_permutex2var_ps(v0, hi, v1));
+        }
+}
+#endif
+
+/* ph: (C, sh, sw, hq*wq grid), padded pixel (r*sh + pr, k*sw + pc) of
+ * channel c in plane (c, pr, pc) at [r*wq + k] -> added into dx: (C, H, W)
+ * where that pixel came from (nowhere for a zero pad). */
+static void sp_scatter_dx(const conv2d *cv, const float *ph, float *dx)
+{
+    const cnn_window *g = &cv->g;
+    const int hp = g->h + 2 * g->ph, wp = g->w + 2 * g->pw;
+    for (int c = 0; c < g->c; c++) {
+        float *d = dx + (size_t)c * g->h * g->w;
+        for (int pr = 0; pr < g->sh; pr++)
+            for (int pc = 0; pc < g->sw; pc++) {
+                const float *s = ph + (size_t)((c * g->sh + pr) * g->sw + pc) * cv->qx;
+                for (int r = 0; r * g->sh + pr < hp; r++) {
+                    const int ry = cnn_pad_index(r * g->sh + pr - g->ph, g->h, g->mode);
+                    if (ry < 0) continue;
+                    float *drow = d + (size_t)ry * g->w;
+                    const float *srow = s + (size_t)r * cv->wq;
+                    for (int k = 0; k * g->sw + pc < wp; k++) {
+                        const int ix = k * g->sw + pc - g->pw;
+                        const int rx = (unsigned)ix < (unsigned)g->w ? ix
+                                                                     : cnn_pad_index(ix, g->w, g->mode);
+                        if (rx >= 0) drow[rx] += srow[k];
+                    }
+                }
+            }
+    }
 }
 
 /* dxpad: (C, hp*wp grid) -> dx: (C, H, W), overwritten. A padded position
@@ -876,9 +938,17 @@ static void sp_chunk_backward(const conv2d *cv, const float *x, const float *dy,
         for (int k = 0; k < ng; k++) {
             float *dxi = dx + (i + k) * isz;
             if (cv->sdx) {
-                sp_shift(g->c, F * g->kh * g->kw, cv->qx, cv->wt, F * g->kh * g->kw, cv->off_d,
+                const int td = F * cv->ka * cv->kb;
+                sp_shift(g->c * g->sh * g->sw, td, cv->qx, cv->wt, td, cv->off_d,
                          dyz + k * dgs + cv->dz0, out, cv->qx, NULL, NULL);
-                sp_fold_dx(cv, out, dxi);
+                if (g->sh == 1 && g->sw == 1) {
+                    sp_fold_dx(cv, out, dxi);
+                } else if (g->sw == 2 && cv->wq <= 16 && g->mode == CNN_PAD_ZERO) {
+                    sp_interleave_dx(cv, out, dxi);
+                } else {
+                    memset(dxi, 0, sizeof(float) * isz);
+                    sp_scatter_dx(cv, out, dxi);
+                }
             } else {
                 cnn_sgemm_serial(1, 0, ckk, hw, F, 1.0f, weight_of(cv), ckk, dy + (i + k) * osz,
                                  hw, 0.0f, col, hw);
@@ -895,17 +965,29 @@ static void sp_chunk_backward(const conv2d *cv, const float *x, const float *dy,
 #endif
 }
 
-/* wt[c][(f*kh + i)*kw + j] = w[f][c][i][j]: dx's weights (the taps are
- * flipped through off_d, not here) */
+/* dx's weights: row (c, pr, pc) of wt is phase (pr, pc) of channel c,
+ * column (f*ka + a)*kb + b its tap (pr + sh*a, pc + sw*b), zero past the
+ * kernel (the flip is in off_d). With a stride of 1: wt[c][(f*kh + i)*kw
+ * + j] = w[f][c][i][j]. */
 static void sp_transpose_weights(conv2d *cv)
 {
     const cnn_window *g = &cv->g;
-    const int F = cv->filters, kk = g->kh * g->kw;
+    const int F = cv->filters, ka = cv->ka, kb = cv->kb, td = F * ka * kb;
     const float *w = weight_of(cv);
     for (int c = 0; c < g->c; c++)
-        for (int f = 0; f < F; f++)
-            memcpy(cv->wt + ((size_t)c * F + f) * kk, w + ((size_t)f * g->c + c) * kk,
-                   sizeof(float) * (size_t)kk);
+        for (int pr = 0; pr < g->sh; pr++)
+            for (int pc = 0; pc < g->sw; pc++) {
+                float *row = cv->wt + (size_t)((c * g->sh + pr) * g->sw + pc) * td;
+                for (int f = 0; f < F; f++)
+                    for (int a = 0; a < ka; a++)
+                        for (int b = 0; b < kb; b++) {
+                            const int i = pr + g->sh * a, j = pc + g->sw * b;
+                            row[(f * ka + a) * kb + b] =
+                                i < g->kh && j < g->kw
+                                    ? w[(((size_t)f * g->c + c) * g->kh + i) * g->kw + j]
+                                    : 0.0f;
+                        }
+            }
 }
 
 /* x: (N, C, H, W)  w: (F, C, kh, kw)  y: (N, F, Ho, Wo) */
@@ -1117,19 +1199,30 @@ static cnn_status sp_reserve(conv2d *cv, int threads)
     if (cv->direct || F > SP_MAX_F || planes > 65536.0 || (double)F * hp * wp > 262144.0)
         return CNN_OK;
     cv->qf = round_v(g->ho * cv->wq);
-    /* dx as a full correlation of dy: stride 1 only. With one channel each
-     * tap's loads feed a single row of FMAs, and with 16 or more filters
-     * the GEMM + col2im path is faster (pytorchnet.conv1: ~250 against
-     * ~550 us per 64 images; lenet5.conv1, 6 filters: ~240 against 420). */
-    cv->sdx = g->sh == 1 && g->sw == 1 && (C >= 2 || F < 16);
-    cv->qx = cv->sdx ? round_v(hp * wp) : 0;
-    cv->mt = cv->sdx ? kh - 1 : 0;
-    cv->ml = cv->sdx ? kw - 1 : 0;
+    /* dx as full correlations of dy: phase (pr, pc) of the padded dx,
+     * pixels (r*sh + pr, k*sw + pc), gets the taps (pr + sh*a, pc + sw*b)
+     * from dy grids with ka-1 zero rows above and kb-1 zero columns to the
+     * left (which must fit beside dy in a row of wq). Each (channel, phase)
+     * is a row of one sp_shift. With a single row (one channel, stride 1)
+     * each tap's loads feed one FMA chain only, and with 16 or more
+     * filters the GEMM + col2im path is faster (pytorchnet.conv1: ~250
+     * against ~550 us per 64 images; lenet5.conv1, 6 filters: ~240 against
+     * 420). */
+    cv->ka = (kh + g->sh - 1) / g->sh;
+    cv->kb = (kw + g->sw - 1) / g->sw;
+    const int nph = g->sh * g->sw;
+    cv->sdx = nph <= SP_MAX_PHASES && cv->kb - 1 + g->wo <= cv->wq && (C * nph >= 2 || F < 16);
+    cv->qx = cv->sdx ? round_v(cv->hq * cv->wq) : 0;
+    cv->mt = cv->sdx ? cv->ka - 1 : 0;
+    cv->ml = cv->sdx ? cv->kb - 1 : 0;
     /* every read runs at most a grid (plus a vector) past its tap's start */
     cv->xin_size = (size_t)round_v((int)planes + cv->qf + SP_V);
     cv->dz0 = (SP_V - (cv->mt * cv->wq + cv->ml) % SP_V) % SP_V;
-    cv->pz = (size_t)round_v(cv->dz0 + (g->ho + 2 * cv->mt) * cv->wq + cv->wq + 4 * SP_V);
-    size_t out = (size_t)C * cv->qx; /* dx's padded grid (the forward stores into y) */
+    /* rows: dy with its margins, and every row a phase output reads */
+    const int zrows = g->ho + cv->mt > cv->hq ? g->ho + 2 * cv->mt : cv->hq + cv->mt;
+    cv->pz = (size_t)round_v(cv->dz0 + (zrows + 1) * cv->wq + 4 * SP_V);
+    /* dx's phase grids (the forward stores into y) */
+    size_t out = (size_t)C * nph * cv->qx;
     /* dW cost in vector FMAs: filters in the lanes (loads bound it a little)
      * against the dot tiles (thrown-away grid columns, horizontal sums) */
     const int T = C * kh * kw, hw = g->ho * g->wo;
@@ -1155,7 +1248,8 @@ static cnn_status sp_reserve(conv2d *cv, int threads)
     cv->sp_size = cv->o_yt + (cv->fwt ? (size_t)hw * cv->lf : 0);
     cv->off_x = cnn_alloc(sizeof(int) * (size_t)C * kh * kw, "conv tap offsets");
     cv->off_d = cnn_alloc(sizeof(int) * (size_t)F * kh * kw, "conv dx tap offsets");
-    cv->wt = cnn_alloc(sizeof(float) * (size_t)F * C * kh * kw, "conv transposed weights");
+    cv->wt = cnn_alloc(sizeof(float) * (size_t)F * cv->ka * cv->kb * C * nph,
+                       "conv transposed weights");
     cv->wft = cnn_alloc(sizeof(float) * ((size_t)T + 1) * cv->lf, "conv transposed weights");
     cv->sp = cnn_alloc(cnn_mul_size(cnn_mul_size(cv->sp_size, (size_t)threads), sizeof(float)),
                        "conv shifted-plane buffers");
@@ -1193,10 +1287,10 @@ static cnn_status sp_reserve(conv2d *cv, int threads)
                     ((c * g->sh + i % g->sh) * g->sw + j % g->sw) * cv->hq * cv->wq +
                     (i / g->sh) * cv->wq + j / g->sw;
     for (int f = 0; f < F; f++)
-        for (int i = 0; i < kh; i++)
-            for (int j = 0; j < kw; j++)
-                cv->off_d[(f * kh + i) * kw + j] =
-                    (int)(f * cv->pz) + (kh - 1 - i) * cv->wq + (kw - 1 - j);
+        for (int a = 0; a < cv->ka; a++)
+            for (int b = 0; b < cv->kb; b++)
+                cv->off_d[(f * cv->ka + a) * cv->kb + b] =
+                    (int)(f * cv->pz) + (cv->mt - a) * cv->wq + (cv->ml - b);
     cv->sp_ok = 1;
     return CNN_OK;
 }
