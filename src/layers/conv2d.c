@@ -7,12 +7,15 @@
  *  - reference: the seed report's loops (eq. 3.3 forward, eq. 3.4 / 3.5
  *    backward), with padding read through cnn_pad_index;
  *  - fast: per image, y = W (F x C*kh*kw) * im2col(x) (C*kh*kw x Ho*Wo), so
- *    all the arithmetic happens inside the cache-blocked GEMM.
+ *    all the arithmetic happens inside the cache-blocked GEMM; or, for
+ *    layers of at most 32 filters on an AVX-512 CPU, the shifted-plane
+ *    kernels below (no im2col, no GEMM: see "fast, small layers").
  *
  * Threads. With a batch at least as large as the thread count each thread
  * takes whole images (its own im2col buffer, serial GEMM); a smaller batch
- * runs image by image with the GEMM itself parallel over output tiles.
- * Images (and gradient chunks) are handed out dynamically: on a machine
+ * runs image by image with the GEMM itself parallel over output tiles (the
+ * shifted-plane path runs such a batch on one thread: its layers are too
+ * small to split one image). Images (and gradient chunks) are handed out dynamically: on a machine
  * whose cores are shared, a thread that gets less CPU simply takes fewer
  * images instead of holding everyone at the barrier.
  *
@@ -70,8 +73,8 @@ typedef struct {
     int qf;          /* forward / dW grid: ho*wq rounded up to a vector */
     int sdx;         /* dx by the shifted-plane kernel (else GEMM + col2im) */
     int ka, kb;      /* its taps per phase: ceil(kh/sh) x ceil(kw/sw) */
-    int qx;          /* its grid: hp*wp rounded up to a vector */
-    int mt, ml;      /* dy grid margins: kh-1, kw-1 with a stride of 1, else 0 */
+    int qx;          /* its grid, one phase: hq*wq rounded up to a vector */
+    int mt, ml;      /* dy grid margins: ka-1, kb-1 with sdx, else 0 */
     size_t xin_size; /* floats of one image's phase planes, with slack */
     size_t pz;       /* floats of one filter's dy grid, with margins and slack */
     int dz0;         /* where a grid starts in its pz: dy's first row on a vector boundary */
@@ -83,8 +86,8 @@ typedef struct {
     size_t sp_size;  /* floats of one thread's shifted-plane scratch: */
     size_t o_dyz, o_dyt, o_wtt, o_out, o_yt; /* where its parts start */
     int *off_x;      /* C*kh*kw tap offsets into the phase planes */
-    int *off_d;      /* F*kh*kw tap offsets into the dy grids (dx, stride 1) */
-    float *wt;       /* C x (F*kh*kw): W transposed and flipped, for dx */
+    int *off_d;      /* F*ka*kb tap offsets into the dy grids (dx) */
+    float *wt;       /* (C*sh*sw) x (F*ka*kb): W by phase, for dx */
     int st_kmax;     /* the forward's sp_store table */
     int *st_cnt, *st_off;
     unsigned short *st_mask;
@@ -310,18 +313,28 @@ static void conv_image_forward(const conv2d *cv, const float *x, float *y, float
  *    a fixed offset. Grid columns ox >= wo are computed and thrown away
  *    (wq - wo = (kw-1)/sw of them per row).
  *
- * So y[f][q] = b[f] + sum_t W[f][t] * in[off[t] + q]: a tile of MB filters
- * x PB vectors of q keeps its accumulators in registers and each tap costs
- * PB loads and MB broadcasts for MB*PB FMAs, with no im2col at all. The
- * same kernel computes dx for a stride of 1: dx is the full correlation of
- * dy (laid out on a zero-margined grid of width wq = wp) with the flipped
- * weights, dxpad[c][q] = sum over (f, i, j) of W[f][c][i][j] *
- * dygrid[f][q + (kh-1-i)*wq + (kw-1-j)], and the padded border is folded
- * back onto the pixels it copied. dW[f][t] = sum over q of dy[f][q] *
- * in[off[t] + q] is a dot product with dy zero at the thrown-away grid
- * positions; it is summed over a group of up to SP_GROUP images in the
- * vector lanes before one horizontal add per (f, t). Groups are fixed
- * within a chunk, so the bits still depend on n alone.
+ * So y[f][q] = b[f] + sum_t W[f][t] * in[off[t] + q] (sp_shift): a tile of
+ * MB filters x PB vectors of q keeps its accumulators in registers and each
+ * tap costs PB loads and MB broadcasts for MB*PB FMAs, with no im2col. The
+ * tiles store straight into y through a table of masked row pieces.
+ *
+ * The same kernel computes dx: phase (pr, pc) of the padded dx is the full
+ * correlation of dy, laid out on zero-margined grids of width wq, with the
+ * taps (pr + sh*a, pc + sw*b) flipped: dxpad[c][pr][pc][q] = sum over (f,
+ * a, b) of W[f][c][pr + sh*a][pc + sw*b] * dygrid[f][q + (ka-1-a)*wq +
+ * (kb-1-b)], one sp_shift row per (channel, phase). The phases are then
+ * interleaved, or folded, back onto the pixels they came from.
+ *
+ * dW[f][t] = sum over q of dy[f][q] * in[off[t] + q] runs one of two ways:
+ *  - sp_dw: dot products with dy zero at the thrown-away grid positions,
+ *    summed over a group of up to SP_GROUP images in the vector lanes
+ *    before one horizontal add per (f, t);
+ *  - sp_dwt: filters in the lanes (dy transposed to (q, F)), broadcasting
+ *    the input: no horizontal adds and only kept positions, but empty
+ *    lanes when F is not a multiple of 16. Chosen by a cost estimate.
+ * Groups are fixed within a chunk, so the bits still depend on n alone.
+ * The forward has the same two shapes (sp_shift, or sp_fwt with filters in
+ * the lanes when the thrown-away grid columns cost more: lenet5.conv2).
  *
  * AVX-512 only (target attribute, chosen at run time); elsewhere the
  * im2col + GEMM path runs.
