@@ -1149,8 +1149,8 @@ static void conv_backward_fast(conv2d *cv, const float *x, const float *dy, floa
     if (cv->has_bias) {
         float *db = cv->base.params[1].grad;
 #ifdef CONV_HAVE_AVX512
-        if (cnn_gemm_simd_level() == CNN_SIMD_AVX512) {
-            /* the same lane sums in vectors: a few microseconds, not worth threads */
+        if (nt == 1 && cnn_gemm_simd_level() == CNN_SIMD_AVX512) {
+            /* the same lane sums, so the same bits as the threaded loop below */
             sp_bias_grad(dy, n, F, hw, db);
         } else
 #endif
