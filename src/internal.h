@@ -118,6 +118,11 @@ typedef struct {
 /* im2col: one image x (c, h, w) -> col (c*kh*kw, ho*wo); row index
  * (ci*kh + i)*kw + j, column index oy*wo + ox. Padded taps follow `mode`. */
 void cnn_im2col(const cnn_window *g, const float *x, float *col);
+/* im2col of output rows [oy0, oy1) only, into a (c*kh*kw, (oy1-oy0)*wo)
+ * matrix with row stride ld: threads each build the columns they multiply,
+ * in a block of their own. */
+void cnn_im2col_rows(const cnn_window *g, const float *x, int oy0, int oy1, float *col,
+                     size_t ld);
 /* col2im: the adjoint of im2col. ADDS col's entries into dx (c, h, w); a tap
  * that read a padded position adds into the pixel it read (nothing for zero
  * padding). The caller zeroes dx first. */

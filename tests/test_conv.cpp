@@ -336,6 +336,12 @@ TEST(Conv, BitIdenticalAcrossThreadCounts)
         {"conv 24 1", {32, 9, 9}, 10},
         {"conv 6 5x5 pad=2", {1, 28, 28}, 32},  /* lenet5 layers at a shard's batch */
         {"conv 16 5x5", {6, 14, 14}, 37},
+        /* fewer images than threads, more than 32 filters: one image split
+         * over the threads by bands of output rows (uneven bands, padding,
+         * stride 2, and the 1x1 layer that needs no im2col) */
+        {"conv 64 3", {32, 26, 26}, 1},
+        {"conv 40 3 stride=2 pad=1 padmode=reflect", {9, 31, 29}, 1},
+        {"conv 48 1", {40, 13, 11}, 2},
     };
     const int saved = cnn_threads();
     for (auto &c : cases) {

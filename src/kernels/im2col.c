@@ -42,8 +42,15 @@ static void inside_range(const cnn_window *g, int j, int *lo, int *hi)
 /* x: (c, h, w)   col: (c*kh*kw, ho*wo) */
 void cnn_im2col(const cnn_window *g, const float *restrict x, float *restrict col)
 {
-    const int ho = g->ho, wo = g->wo, w = g->w, h = g->h;
-    float *dst = col;
+    cnn_im2col_rows(g, x, 0, g->ho, col, (size_t)g->ho * g->wo);
+}
+
+/* The same for output rows [oy0, oy1) only, into a (c*kh*kw, (oy1-oy0)*wo)
+ * matrix with row stride ld. */
+void cnn_im2col_rows(const cnn_window *g, const float *restrict x, int oy0, int oy1,
+                     float *restrict col, size_t ld)
+{
+    const int wo = g->wo, w = g->w, h = g->h;
     for (int ci = 0; ci < g->c; ci++) {
         const float *xc = x + (size_t)ci * h * w;
         for (int i = 0; i < g->kh; i++) {
@@ -51,7 +58,9 @@ void cnn_im2col(const cnn_window *g, const float *restrict x, float *restrict co
                 int lo, hi;
                 inside_range(g, j, &lo, &hi);
                 const int off = j - g->pw; /* ix = ox*sw + off */
-                for (int oy = 0; oy < ho; oy++, dst += wo) {
+                const size_t r = ((size_t)ci * g->kh + i) * g->kw + j;
+                float *dst = col + r * ld;
+                for (int oy = oy0; oy < oy1; oy++, dst += wo) {
                     int ry = cnn_pad_index(oy * g->sh - g->ph + i, h, g->mode);
                     if (ry < 0) {
                         memset(dst, 0, sizeof(float) * (size_t)wo);

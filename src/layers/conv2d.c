@@ -297,6 +297,45 @@ static void conv_image_forward(const conv2d *cv, const float *x, float *y, float
     gemm(0, 0, F, hw, ckk, 1.0f, weight_of(cv), ckk, a, hw, beta, y, hw);
 }
 
+/* One image on nt threads (a batch smaller than the thread count: single-
+ * image inference). Each thread takes a band of output rows: it builds the
+ * im2col columns of its band, in its own contiguous buffer, and multiplies
+ * them. Measured on pytorchnet.conv2 at n = 1 (bench/NOTES.md):
+ *  - a serial im2col and a split GEMM was slower than one thread (200 vs
+ *    140 us): the im2col rewrote lines the other core had just read, a
+ *    cross-core invalidation per line (30 -> 175 us);
+ *  - bands of one shared col matrix (disjoint cache lines) still ran each
+ *    half 3-4x slower than alone, the prefetchers pulling the neighbour's
+ *    lines across; a buffer per thread runs at single-thread speed.
+ * The GEMM never splits K, so each output is the same bits as on one
+ * thread. */
+static void conv_image_forward_split(const conv2d *cv, const float *x, float *y, int nt)
+{
+    const cnn_window *g = &cv->g;
+    const int F = cv->filters, ckk = g->c * g->kh * g->kw, hw = g->ho * g->wo;
+    const float *b = bias_of(cv), *w = weight_of(cv);
+#pragma omp parallel num_threads(nt)
+    {
+        const int t = omp_get_thread_num(), T = omp_get_num_threads();
+        const int oy0 = g->ho * t / T, oy1 = g->ho * (t + 1) / T;
+        const int p0 = oy0 * g->wo, np = (oy1 - oy0) * g->wo;
+        const float *a = x + p0;
+        int lda = hw;
+        if (np > 0) {
+            if (!cv->direct) {
+                float *col = cv->col + (size_t)t * cv->col_size;
+                cnn_im2col_rows(g, x, oy0, oy1, col, (size_t)np);
+                a = col;
+                lda = np;
+            }
+            if (b)
+                for (int f = 0; f < F; f++)
+                    for (int p = p0; p < p0 + np; p++) y[(size_t)f * hw + p] = b[f];
+            cnn_sgemm_serial(0, 0, F, np, ckk, 1.0f, w, ckk, a, lda, b ? 1.0f : 0.0f, y + p0, hw);
+        }
+    }
+}
+
 /* ---------------------------------------------------- fast, small layers
  *
  * The shifted-plane path, for layers with few filters (the first layers of
@@ -1036,12 +1075,14 @@ static void conv_forward_fast(conv2d *cv, const float *x, float *y, int n)
                                cv->col + (size_t)omp_get_thread_num() * cv->col_size,
                                cnn_sgemm_serial);
     } else {
-        /* One thread, or fewer images than threads: the threads go to the GEMM.
-         * Never a region with if(0) or one thread: libgomp would malloc a
-         * one-thread team on every call (bench/FINDINGS.md F1). */
-        const gemm_fn gemm = nt > 1 ? cnn_sgemm : cnn_sgemm_serial;
-        for (int i = 0; i < n; i++)
-            conv_image_forward(cv, x + i * isz, y + i * osz, cv->col, gemm);
+        /* One thread, or fewer images than threads: each image split over
+         * the threads by output rows. Never a region with if(0) or one
+         * thread: libgomp would malloc a one-thread team on every call
+         * (bench/FINDINGS.md F1). */
+        for (int i = 0; i < n; i++) {
+            if (nt > 1) conv_image_forward_split(cv, x + i * isz, y + i * osz, nt);
+            else conv_image_forward(cv, x + i * isz, y + i * osz, cv->col, cnn_sgemm_serial);
+        }
     }
 }
 
