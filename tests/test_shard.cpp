@@ -3,6 +3,8 @@
  * found in any shard, and evaluation that matches a whole-batch run. */
 #include "testutil.h"
 
+#include "model/model.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -116,7 +118,7 @@ class Shard : public ::testing::Test {
 
 }  // namespace
 
-/* 77 images: three shards of 25, 26 and 26, so uneven ones are covered. */
+/* 77 images: shards of uneven sizes (77 is prime). */
 TEST_F(Shard, SameBitsAtOneTwoThreeAndFourThreads)
 {
     std::vector<float> w1 = trained(kPerImage, 77, 1, 4);
@@ -129,26 +131,28 @@ TEST_F(Shard, SameBitsAtOneTwoThreeAndFourThreads)
     }
 }
 
-/* Two shards of 32 give exactly the mean of two 32-image batches (which
- * run whole): halving is exact in floating point, so the bits must agree. */
+/* Two shards give exactly the mean of the same two halves run as batches
+ * too small to shard: halving is exact in floating point, so the bits must
+ * agree. */
 TEST_F(Shard, GradientIsTheMeanOfTheHalves)
 {
+    const int h = CNN_SHARD, n = 2 * CNN_SHARD;
     for (int threads : {1, 2}) {
         ModelPtr whole, half;
-        make_model(whole, kNoDropout, 64, threads);
-        make_model(half, kNoDropout, 32, threads);
+        make_model(whole, kNoDropout, n, threads);
+        make_model(half, kNoDropout, h, threads);
         ASSERT_TRUE(whole.m && half.m);
         std::vector<float> x;
         std::vector<uint8_t> y;
-        random_batch(64, 9, x, y);
+        random_batch(n, 9, x, y);
         cnn_loss loss = {CNN_LOSS_XENT, 1.0f};
         cnn_batch_stats s64, sa, sb;
-        ASSERT_EQ(cnn_model_compute_grads(whole.m, x.data(), y.data(), 64, loss, &s64), CNN_OK)
+        ASSERT_EQ(cnn_model_compute_grads(whole.m, x.data(), y.data(), n, loss, &s64), CNN_OK)
             << cnn_errmsg();
-        ASSERT_EQ(cnn_model_compute_grads(half.m, x.data(), y.data(), 32, loss, &sa), CNN_OK);
+        ASSERT_EQ(cnn_model_compute_grads(half.m, x.data(), y.data(), h, loss, &sa), CNN_OK);
         std::vector<float> ga = all_of(half.m, true);
-        ASSERT_EQ(cnn_model_compute_grads(half.m, x.data() + 32 * 144, y.data() + 32, 32, loss,
-                                          &sb),
+        ASSERT_EQ(cnn_model_compute_grads(half.m, x.data() + (size_t)h * 144, y.data() + h, h,
+                                          loss, &sb),
                   CNN_OK);
         std::vector<float> gb = all_of(half.m, true), g = all_of(whole.m, true);
         ASSERT_EQ(g.size(), ga.size());
@@ -161,9 +165,9 @@ TEST_F(Shard, GradientIsTheMeanOfTheHalves)
     }
 }
 
-/* Evaluation in shards of 32 against the same images in whole batches of
- * 50 (too small to shard), for a model with batchnorm too. */
-TEST_F(Shard, EvaluationMatchesWholeBatches)
+/* Evaluation in shards against the same images one at a time (never
+ * sharded), for a model with batchnorm too. */
+TEST_F(Shard, EvaluationMatchesSingleImages)
 {
     for (const char *arch : {kPerImage, kBatchNorm}) {
         ModelPtr p;
@@ -173,22 +177,24 @@ TEST_F(Shard, EvaluationMatchesWholeBatches)
         std::vector<uint8_t> y;
         random_batch(100, 5, x, y);
         cnn_loss loss = {CNN_LOSS_XENT, 1.0f};
-        cnn_batch_stats all, a, b;
+        cnn_batch_stats all, one;
         const float *out;
         ASSERT_EQ(cnn_model_forward(p.m, x.data(), 100, 0, &out), CNN_OK) << cnn_errmsg();
-        std::vector<float> sharded(out, out + 1000);
+        std::vector<float> sharded(out, out + 1000), single;
         ASSERT_EQ(cnn_model_eval_batch(p.m, x.data(), y.data(), 100, loss, &all), CNN_OK);
-        std::vector<float> whole;
-        ASSERT_EQ(cnn_model_eval_batch(p.m, x.data(), y.data(), 50, loss, &a), CNN_OK);
-        ASSERT_EQ(cnn_model_forward(p.m, x.data(), 50, 0, &out), CNN_OK);
-        whole.assign(out, out + 500);
-        ASSERT_EQ(cnn_model_eval_batch(p.m, x.data() + 50 * 144, y.data() + 50, 50, loss, &b),
-                  CNN_OK);
-        ASSERT_EQ(cnn_model_forward(p.m, x.data() + 50 * 144, 50, 0, &out), CNN_OK);
-        whole.insert(whole.end(), out, out + 500);
-        EXPECT_LT(tu_max_rel_err(sharded.data(), whole.data(), 1000), 1e-6);
-        EXPECT_NEAR(all.loss, 0.5 * (a.loss + b.loss), 1e-6 * all.loss);
-        EXPECT_EQ(all.correct, a.correct + b.correct);
+        double loss_sum = 0;
+        int correct = 0;
+        for (int i = 0; i < 100; i++) {
+            ASSERT_EQ(cnn_model_eval_batch(p.m, x.data() + i * 144, y.data() + i, 1, loss, &one),
+                      CNN_OK);
+            loss_sum += one.loss;
+            correct += one.correct;
+            ASSERT_EQ(cnn_model_forward(p.m, x.data() + i * 144, 1, 0, &out), CNN_OK);
+            single.insert(single.end(), out, out + 10);
+        }
+        EXPECT_LT(tu_max_rel_err(sharded.data(), single.data(), 1000), 1e-6);
+        EXPECT_NEAR(all.loss, loss_sum / 100, 1e-6 * all.loss);
+        EXPECT_EQ(all.correct, correct);
     }
 }
 
@@ -274,4 +280,29 @@ TEST_F(Shard, LargeModelSameBitsAtOneAndTwoThreads)
     ASSERT_GT(w1.size(), (size_t)1 << 20);
     ASSERT_EQ(w1.size(), w2.size());
     EXPECT_EQ(std::memcmp(w1.data(), w2.data(), w1.size() * sizeof(float)), 0);
+}
+
+/* Just over the size where the optimizer step goes parallel, in many small
+ * tensors: its blocks cut across tensor boundaries, and the weights still
+ * come out the same bits on 1, 2 and 3 threads. */
+TEST_F(Shard, StepBlocksAcrossSmallTensorsSameBits)
+{
+    const char *mlp =
+        "input 1x12x12\n"
+        "flatten\n"
+        "dense 100\n"
+        "relu\n"
+        "dense 100\n"
+        "tanh\n"
+        "dense 100\n"
+        "relu\n"
+        "dense 10\n"
+        "softmax\n";
+    std::vector<float> w1 = trained(mlp, 40, 1, 3);
+    ASSERT_GT(w1.size(), 32768u);
+    for (int t : {2, 3}) {
+        std::vector<float> wt = trained(mlp, 40, t, 3);
+        ASSERT_EQ(wt.size(), w1.size());
+        EXPECT_EQ(std::memcmp(w1.data(), wt.data(), w1.size() * sizeof(float)), 0) << t;
+    }
 }

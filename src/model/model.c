@@ -681,36 +681,48 @@ cnn_status cnn_model_step(cnn_model *m)
     }
     m->step++;
     /* The update is elementwise, so any split over threads gives the same
-     * bits; below about a million floats a fork costs more than it saves. */
-    int nt = m->nfloats < ((size_t)1 << 20) ? 1 : cnn_threads();
+     * bits. The flat array is cut into blocks of STEP_BLOCK floats, each
+     * updating the parts of the tensors it overlaps (params, grads, m and v
+     * share offsets), so a model of many small tensors splits evenly too.
+     * Below STEP_PARALLEL_MIN floats a fork costs more than it saves. */
+    enum { STEP_BLOCK = 4096, STEP_PARALLEL_MIN = 32768 };
+    const int nt = m->nfloats < STEP_PARALLEL_MIN ? 1 : cnn_threads();
+    int bad = 0;
     if (nt > 1) {
-#pragma omp parallel num_threads(nt)
+        const long blocks = (long)((m->nfloats + STEP_BLOCK - 1) / STEP_BLOCK);
+#pragma omp parallel for num_threads(nt) schedule(static) reduction(| : bad)
+        for (long b = 0; b < blocks; b++) {
+            const size_t e0 = (size_t)b * STEP_BLOCK, e1 = e0 + STEP_BLOCK;
+            for (int i = 0; i < m->ntensors; i++) {
+                cnn_param *p = m->tensors[i].p;
+                const size_t off = (size_t)(p->data - m->params);
+                const size_t lo = off > e0 ? off : e0;
+                const size_t hi = off + p->size < e1 ? off + p->size : e1;
+                if (!p->trainable || lo >= hi) continue;
+                cnn_optim_update(&m->opt, m->lr, m->step, scale, m->params + lo, m->grads + lo,
+                                 m->opt_m + lo, m->opt_v + lo, hi - lo);
+                bad |= cnn_first_nonfinite(m->params + lo, hi - lo) >= 0;
+            }
+        }
+    } else {
         for (int i = 0; i < m->ntensors; i++) {
             cnn_param *p = m->tensors[i].p;
             if (!p->trainable) continue;
-            const size_t off = (size_t)(p->data - m->params), chunk = 16384;
-            const long chunks = (long)((p->size + chunk - 1) / chunk);
-#pragma omp for schedule(static) nowait
-            for (long c = 0; c < chunks; c++) {
-                size_t e0 = (size_t)c * chunk, e1 = e0 + chunk < p->size ? e0 + chunk : p->size;
-                cnn_optim_update(&m->opt, m->lr, m->step, scale, p->data + e0, p->grad + e0,
-                                 m->opt_m + off + e0, m->opt_v + off + e0, e1 - e0);
-            }
-        }
-    }
-    for (int i = 0; i < m->ntensors; i++) {
-        cnn_param *p = m->tensors[i].p;
-        if (!p->trainable) continue;
-        size_t off = (size_t)(p->data - m->params);
-        if (nt <= 1)
+            size_t off = (size_t)(p->data - m->params);
             cnn_optim_update(&m->opt, m->lr, m->step, scale, p->data, p->grad, m->opt_m + off,
                              m->opt_v + off, p->size);
-        if (cnn_first_nonfinite(p->data, p->size) >= 0)
-            return cnn_fail(CNN_ERR_NUMERIC,
-                            "weights %s became non-finite after optimizer step %ld "
-                            "(is the learning rate %g too large?)",
-                            m->tensors[i].name, m->step, m->lr);
+            bad |= cnn_first_nonfinite(p->data, p->size) >= 0;
+        }
     }
+    if (bad)
+        for (int i = 0; i < m->ntensors; i++) {
+            cnn_param *p = m->tensors[i].p;
+            if (p->trainable && cnn_first_nonfinite(p->data, p->size) >= 0)
+                return cnn_fail(CNN_ERR_NUMERIC,
+                                "weights %s became non-finite after optimizer step %ld "
+                                "(is the learning rate %g too large?)",
+                                m->tensors[i].name, m->step, m->lr);
+        }
     return CNN_OK;
 }
 
