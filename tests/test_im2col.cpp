@@ -118,6 +118,15 @@ static std::vector<cnn_window> random_geometries()
                 out.push_back(geom(1 + (int)cnn_rng_below(&r, 3), h, w, kh, kw, s, sw, ph, pw,
                                    (cnn_padmode)mode));
             }
+    /* stride 1 without padding takes its own plain path: widths on both
+     * sides of a vector (16), 1-wide windows and outputs */
+    for (int rep = 0; rep < 12; rep++) {
+        int h = 1 + (int)cnn_rng_below(&r, 20), w = 1 + (int)cnn_rng_below(&r, 40);
+        int kh = 1 + (int)cnn_rng_below(&r, h < 4 ? h : 4), kw = 1 + (int)cnn_rng_below(&r, w < 4 ? w : 4);
+        out.push_back(geom(1 + (int)cnn_rng_below(&r, 3), h, w, kh, kw, 1, 1, 0, 0,
+                           (cnn_padmode)(rep % 3)));
+    }
+    out.push_back(geom(2, 26, 26, 3, 3, 1, 1, 0, 0, CNN_PAD_ZERO)); /* pytorchnet.conv2's */
     return out;
 }
 
@@ -139,6 +148,30 @@ TEST(Im2col, MatchesNaiveGather)
         std::vector<float> col(col_size(g), 12345.0f);
         cnn_im2col(&g, x.data(), col.data());
         EXPECT_EQ(col, naive_im2col(g, x)) << describe(g);
+    }
+}
+
+/* Bands of output rows into a matrix of their own (what a thread builds for
+ * a single image split over threads) equal those columns of the whole. */
+TEST(Im2col, RowBandsMatchTheWhole)
+{
+    int k = 0;
+    for (auto &g : random_geometries()) {
+        auto x = tu_randn((size_t)g.c * g.h * g.w, 500 + k++);
+        std::vector<float> whole = naive_im2col(g, x);
+        const size_t hw = (size_t)g.ho * g.wo, rows = (size_t)g.c * g.kh * g.kw;
+        for (int oy0 = 0; oy0 < g.ho; oy0 += 2) {
+            int oy1 = oy0 + 3 < g.ho ? oy0 + 3 : g.ho;
+            const size_t np = (size_t)(oy1 - oy0) * g.wo, ld = np + 3;
+            std::vector<float> band(rows * ld, -7.0f);
+            cnn_im2col_rows(&g, x.data(), oy0, oy1, band.data(), ld);
+            for (size_t r = 0; r < rows; r++) {
+                for (size_t p = 0; p < np; p++)
+                    ASSERT_EQ(band[r * ld + p], whole[r * hw + (size_t)oy0 * g.wo + p])
+                        << describe(g) << " rows " << oy0 << ".." << oy1;
+                for (size_t p = np; p < ld; p++) ASSERT_EQ(band[r * ld + p], -7.0f); /* untouched */
+            }
+        }
     }
 }
 

