@@ -5,7 +5,6 @@
 #include "train/train.h"
 
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -555,9 +554,8 @@ static int count_correct(const float *out, const uint8_t *labels, int n, int k)
     return correct;
 }
 
-/* A NaN can hide from the loss (relu maps NaN to 0, max-pool may skip it),
- * so after a training forward every activation is checked, not just the
- * loss. */
+/* A NaN can hide from the loss (relu maps NaN to 0), so after a training
+ * forward every activation is checked, not just the loss. */
 cnn_status cnn_model_check_activations(cnn_model *m, int n)
 {
     for (int i = 0; i < m->nlayers; i++)
