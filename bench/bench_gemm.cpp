@@ -7,12 +7,18 @@
  *
  * Run the comparison with `env -u OPENBLAS_CORETYPE ./bench_gemm`: the
  * environment may pin OpenBLAS to its Haswell (AVX2) kernels.
+ *
+ * Names: BM_ours/<group>/<layer.op>/ta:../tb:../M:../N:../K:../thr:.. (the
+ * groups are described above kShapes); bench/make_results.py reads them.
  */
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
 #include <ctime>
 #include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string>
 #include <omp.h>
 #include <vector>
 
@@ -38,6 +44,11 @@ static void blas(int ta, int tb, int M, int N, int K, const float *A, int lda, c
 #endif
 
 namespace {
+
+/* one benchmark's GEMM: op shapes and our thread count */
+struct Gemm {
+    int ta, tb, M, N, K, threads;
+};
 
 struct Problem {
     int ta, tb, M, N, K, lda, ldb;
@@ -82,12 +93,10 @@ template <class F> double best_seconds(F f, int reps, int rounds, bool cpu)
     return best;
 }
 
-/* args: ta, tb, M, N, K, threads */
-void BM_ours(benchmark::State &st)
+void BM_ours(benchmark::State &st, Gemm g)
 {
-    Problem p((int)st.range(0), (int)st.range(1), (int)st.range(2), (int)st.range(3),
-              (int)st.range(4));
-    int threads = (int)st.range(5);
+    Problem p(g.ta, g.tb, g.M, g.N, g.K);
+    int threads = g.threads;
     cnn_set_threads(threads);
     auto ours = [&] {
         cnn_sgemm(p.ta, p.tb, p.M, p.N, p.K, 1.0f, p.A.data(), p.lda, p.B.data(), p.ldb, 0.0f,
@@ -118,11 +127,10 @@ void BM_ours(benchmark::State &st)
 }
 
 #ifdef CNN_HAVE_OPENBLAS
-void BM_openblas(benchmark::State &st)
+void BM_openblas(benchmark::State &st, Gemm g)
 {
-    Problem p((int)st.range(0), (int)st.range(1), (int)st.range(2), (int)st.range(3),
-              (int)st.range(4));
-    openblas_set_num_threads((int)st.range(5));
+    Problem p(g.ta, g.tb, g.M, g.N, g.K);
+    openblas_set_num_threads(g.threads);
     for (auto _ : st) {
         blas(p.ta, p.tb, p.M, p.N, p.K, p.A.data(), p.lda, p.B.data(), p.ldb, p.C.data(), p.N);
         benchmark::DoNotOptimize(p.C.data());
@@ -132,10 +140,9 @@ void BM_openblas(benchmark::State &st)
 }
 #endif
 
-void BM_naive(benchmark::State &st)
+void BM_naive(benchmark::State &st, Gemm g)
 {
-    Problem p((int)st.range(0), (int)st.range(1), (int)st.range(2), (int)st.range(3),
-              (int)st.range(4));
+    Problem p(g.ta, g.tb, g.M, g.N, g.K);
     for (auto _ : st) {
         cnn_sgemm_ref(p.ta, p.tb, p.M, p.N, p.K, 1.0f, p.A.data(), p.lda, p.B.data(), p.ldb,
                       0.0f, p.C.data(), p.N);
@@ -169,60 +176,133 @@ __attribute__((target("avx512f,fma"))) void BM_fma_peak(benchmark::State &st)
                                                benchmark::Counter::kIsIterationInvariantRate);
 }
 
-/* {ta, tb, M, N, K}: forward y = W*col, dW = dY*col^T, dcol = W^T*dY for
- * each conv layer of the presets; dense forward / dW / dX at batch 64. */
-const int kLayerShapes[][5] = {
-    {0, 0, 16, 196, 9},    {0, 1, 16, 9, 196},    {1, 0, 9, 196, 16},
-    {0, 0, 6, 784, 25},    {0, 1, 6, 25, 784},    {1, 0, 25, 784, 6},
-    {0, 0, 16, 100, 150},  {0, 1, 16, 150, 100},  {1, 0, 150, 100, 16},
-    {0, 0, 32, 676, 9},    {0, 1, 32, 9, 676},    {1, 0, 9, 676, 32},
-    {0, 0, 64, 576, 288},  {0, 1, 64, 288, 576},  {1, 0, 288, 576, 64},
-    {0, 0, 64, 196, 576},  {0, 1, 64, 576, 196},  {1, 0, 576, 196, 64},
-    {0, 1, 64, 128, 784},  {1, 0, 128, 784, 64},  {0, 0, 64, 784, 128},
-    {0, 1, 64, 10, 128},   {1, 0, 10, 128, 64},   {0, 0, 64, 128, 10},
-    {0, 1, 64, 128, 9216}, {1, 0, 128, 9216, 64}, {0, 0, 64, 9216, 128},
+/* The GEMMs the layers issue now, {group, where, ta, tb, M, N, K}, found
+ * by tracing cnn_sgemm/cnn_sgemm_serial through bench_conv's cases (batch
+ * 64, forward and backward) and bench_train's train (batch 64 in shards of
+ * 16), latency (batch 1) and infer (batch 1000 in shards of 16 and 15)
+ * runs of simplecnn, lenet5 and pytorchnet on AVX-512. Groups:
+ *   conv     conv layers that still use im2col + GEMM on AVX-512 (more than
+ *            32 filters; the smaller ones use the shifted-plane kernel and
+ *            no GEMM), per image: fwd y = W*col, dW = dY*col^T, dx (dcol) =
+ *            W^T*dY. pytorchnet.conv1's dx only in bench_conv (a model's
+ *            first layer skips it); "band" = one image on 2 threads, each
+ *            its half of the output rows.
+ *   dense16  dense layers inside a training/inference shard of 16 images:
+ *            fwd x*W^T, dx = dY*W, dW = dY^T*x.
+ *   dense1   single-image inference (latency).
+ *   legacy   the per-image GEMMs of the small conv layers, which a CPU
+ *            without AVX-512 still runs (no shifted-plane kernel there).
+ * A Winograd path for pytorchnet.conv2 was being added while this list was
+ * made; re-trace when the conv layers change. */
+struct Shape {
+    const char *group, *where;
+    int ta, tb, M, N, K;
+};
+const Shape kShapes[] = {
+    {"conv", "pytorchnet.conv2.fwd", 0, 0, 64, 576, 288},
+    {"conv", "pytorchnet.conv2.dW", 0, 1, 64, 288, 576},
+    {"conv", "pytorchnet.conv2.dx", 1, 0, 288, 576, 64},
+    {"conv", "pytorchnet.conv2.fwd_band", 0, 0, 64, 288, 288},
+    {"conv", "pytorchnet.conv1.dx", 1, 0, 9, 676, 32},
+    {"conv", "deep.conv64.fwd", 0, 0, 64, 196, 576},
+    {"conv", "deep.conv64.dW", 0, 1, 64, 576, 196},
+    {"conv", "deep.conv64.dx", 1, 0, 576, 196, 64},
+
+    {"dense16", "simplecnn.fc.fwd", 0, 1, 16, 10, 784},
+    {"dense16", "simplecnn.fc.dx", 0, 0, 16, 784, 10},
+    {"dense16", "simplecnn.fc.dW", 1, 0, 10, 784, 16},
+    {"dense16", "lenet5.fc1.fwd", 0, 1, 16, 120, 400},
+    {"dense16", "lenet5.fc1.dx", 0, 0, 16, 400, 120},
+    {"dense16", "lenet5.fc1.dW", 1, 0, 120, 400, 16},
+    {"dense16", "lenet5.fc2.fwd", 0, 1, 16, 84, 120},
+    {"dense16", "lenet5.fc2.dx", 0, 0, 16, 120, 84},
+    {"dense16", "lenet5.fc2.dW", 1, 0, 84, 120, 16},
+    {"dense16", "lenet5.fc3.fwd", 0, 1, 16, 10, 84},
+    {"dense16", "lenet5.fc3.dx", 0, 0, 16, 84, 10},
+    {"dense16", "lenet5.fc3.dW", 1, 0, 10, 84, 16},
+    {"dense16", "pytorchnet.fc1.fwd", 0, 1, 16, 128, 9216},
+    {"dense16", "pytorchnet.fc1.dx", 0, 0, 16, 9216, 128},
+    {"dense16", "pytorchnet.fc1.dW", 1, 0, 128, 9216, 16},
+    {"dense16", "pytorchnet.fc2.fwd", 0, 1, 16, 10, 128},
+    {"dense16", "pytorchnet.fc2.dx", 0, 0, 16, 128, 10},
+    {"dense16", "pytorchnet.fc2.dW", 1, 0, 10, 128, 16},
+
+    {"dense1", "simplecnn.fc.fwd", 0, 1, 1, 10, 784},
+    {"dense1", "lenet5.fc1.fwd", 0, 1, 1, 120, 400},
+    {"dense1", "lenet5.fc2.fwd", 0, 1, 1, 84, 120},
+    {"dense1", "lenet5.fc3.fwd", 0, 1, 1, 10, 84},
+    {"dense1", "pytorchnet.fc1.fwd", 0, 1, 1, 128, 9216},
+    {"dense1", "pytorchnet.fc2.fwd", 0, 1, 1, 10, 128},
+
+    {"legacy", "simplecnn.conv1.fwd", 0, 0, 16, 196, 9},
+    {"legacy", "simplecnn.conv1.dW", 0, 1, 16, 9, 196},
+    {"legacy", "simplecnn.conv1.dx", 1, 0, 9, 196, 16},
+    {"legacy", "lenet5.conv1.fwd", 0, 0, 6, 784, 25},
+    {"legacy", "lenet5.conv1.dW", 0, 1, 6, 25, 784},
+    {"legacy", "lenet5.conv1.dx", 1, 0, 25, 784, 6},
+    {"legacy", "lenet5.conv2.fwd", 0, 0, 16, 100, 150},
+    {"legacy", "lenet5.conv2.dW", 0, 1, 16, 150, 100},
+    {"legacy", "lenet5.conv2.dx", 1, 0, 150, 100, 16},
+    {"legacy", "pytorchnet.conv1.fwd", 0, 0, 32, 676, 9},
+    {"legacy", "pytorchnet.conv1.dW", 0, 1, 32, 9, 676},
+    {"legacy", "pytorchnet.conv1.dx", 1, 0, 9, 676, 32},
 };
 
-void square_args(benchmark::internal::Benchmark *b, int threads, int maxn)
+/* Layer shapes that run on several threads in the models: one image
+ * through pytorchnet.fc1 (the only layer GEMM of the presets above
+ * CNN_PARALLEL_MIN_FLOPS that is not inside a shard or an image loop). */
+bool runs_threaded(const Shape &s) { return !strcmp(s.group, "dense1") && s.K >= 9216; }
+
+std::string shape_name(const char *bm, const char *group, const char *where, int ta, int tb,
+                       int M, int N, int K, int threads)
 {
-    for (int n = 128; n <= maxn; n *= 2) b->Args({0, 0, n, n, n, threads});
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "%s/%s/%s/ta:%d/tb:%d/M:%d/N:%d/K:%d/thr:%d", bm, group,
+                  where, ta, tb, M, N, K, threads);
+    return buf;
 }
 
-void layer_args(benchmark::internal::Benchmark *b, int threads)
+/* the name is the whole benchmark name (no /arg suffixes), so filters like
+ * 'BM_ours/.*\/thr:1$' (bench/run_all.sh) select by thread count */
+void add(const std::string &name, void (*fn)(benchmark::State &, Gemm), Gemm g)
 {
-    for (auto &s : kLayerShapes) b->Args({s[0], s[1], s[2], s[3], s[4], threads});
+    benchmark::RegisterBenchmark(name.c_str(), fn, g)->Unit(benchmark::kMicrosecond);
+}
+
+void register_all()
+{
+    benchmark::RegisterBenchmark("BM_fma_peak", BM_fma_peak);
+    for (int threads : {1, 2}) {
+        for (int n = 128; n <= 2048; n *= 2)
+            add(shape_name("BM_ours", "square", "square", 0, 0, n, n, n, threads), BM_ours,
+                Gemm{0, 0, n, n, n, threads});
+        for (const Shape &s : kShapes)
+            if (threads == 1 || runs_threaded(s))
+                add(shape_name("BM_ours", s.group, s.where, s.ta, s.tb, s.M, s.N, s.K, threads),
+                    BM_ours, Gemm{s.ta, s.tb, s.M, s.N, s.K, threads});
+    }
+#ifdef CNN_HAVE_OPENBLAS
+    for (int n = 128; n <= 1024; n *= 2)
+        add(shape_name("BM_openblas", "square", "square", 0, 0, n, n, n, 1), BM_openblas,
+            Gemm{0, 0, n, n, n, 1});
+#endif
+    add(shape_name("BM_naive", "square", "square", 0, 0, 128, 128, 128, 1), BM_naive,
+        Gemm{0, 0, 128, 128, 128, 1});
+    for (const Shape &s : kShapes)
+        if (!strcmp(s.group, "legacy"))
+            add(shape_name("BM_naive", s.group, s.where, s.ta, s.tb, s.M, s.N, s.K, 1), BM_naive,
+                Gemm{s.ta, s.tb, s.M, s.N, s.K, 1});
 }
 
 } // namespace
 
-BENCHMARK(BM_fma_peak);
-BENCHMARK(BM_ours)
-    ->Apply([](auto *b) { square_args(b, 1, 2048); })
-    ->ArgNames({"ta", "tb", "M", "N", "K", "thr"})
-    ->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_ours)
-    ->Apply([](auto *b) { layer_args(b, 1); })
-    ->ArgNames({"ta", "tb", "M", "N", "K", "thr"})
-    ->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_ours)
-    ->Apply([](auto *b) { square_args(b, 2, 2048); layer_args(b, 2); })
-    ->ArgNames({"ta", "tb", "M", "N", "K", "thr"})
-    ->Unit(benchmark::kMicrosecond);
-#ifdef CNN_HAVE_OPENBLAS
-BENCHMARK(BM_openblas)
-    ->Apply([](auto *b) { square_args(b, 1, 1024); })
-    ->ArgNames({"ta", "tb", "M", "N", "K", "thr"})
-    ->Unit(benchmark::kMicrosecond);
-#endif
-BENCHMARK(BM_naive)
-    ->Apply([](auto *b) {
-        b->Args({0, 0, 128, 128, 128, 1});
-        for (int i = 0; i < 12; i++) {
-            auto &s = kLayerShapes[i];
-            b->Args({s[0], s[1], s[2], s[3], s[4], 1});
-        }
-    })
-    ->ArgNames({"ta", "tb", "M", "N", "K", "thr"})
-    ->Unit(benchmark::kMicrosecond);
+int main(int argc, char **argv)
+{
+    register_all();
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+}
 
-BENCHMARK_MAIN();
