@@ -28,6 +28,7 @@
  */
 #include "internal.h"
 #include "../kernels/gemm_internal.h"
+#include "conv2d_winograd.h"
 
 #include <limits.h>
 #include <omp.h>
@@ -54,7 +55,16 @@
 #define SP_U10(v, N, ...) SP_U8(v, N, __VA_ARGS__) SP_REP(v, N, 8, __VA_ARGS__) SP_REP(v, N, 9, __VA_ARGS__)
 #define SP_U12(v, N, ...) SP_U10(v, N, __VA_ARGS__) SP_REP(v, N, 10, __VA_ARGS__) SP_REP(v, N, 11, __VA_ARGS__)
 
-#define SP_MAX_PHASES 16 /* sh*sw above this: dx through the GEMM */
+#define SP_MAX_PHASES 16
+/* Smallest channel and filter counts for the Winograd path. Measured per
+ * image at batch 16, 1 thread, against im2col + GEMM: C >= 8 wins or ties
+ * at every F tried (AVX2: 64->8 on 14x14 37 against 80 us, 8->8 8.4
+ * against 10.3 us); C = 4 loses 7-15% (its transforms pad 4 channels to a
+ * vector of 16); F = 4 ties at C = 8. Layers of at most 32 filters take
+ * the shifted planes first on AVX-512 anyway. */
+#define WG_MIN_C 8
+#define WG_MIN_F 4
+#define WG_VALID_STRIDE 16 /* ints: one cache line per thread's flag */ /* sh*sw above this: dx through the GEMM */
 
 typedef struct {
     cnn_layer base;
@@ -92,6 +102,13 @@ typedef struct {
     int *st_cnt, *st_off;
     unsigned short *st_mask;
     float *sp;       /* threads x sp_size */
+    /* The Winograd path (3x3, stride 1: conv2d_winograd.c) */
+    int wg_ok;       /* the layer takes it when the shifted planes do not */
+    cnn_wino wg;
+    size_t wg_wsz;   /* floats of a weight copy, rounded to a cache line */
+    size_t wg_size;  /* floats of one thread's part: weights, their transform, scratch */
+    float *wgbuf;    /* threads x wg_size */
+    int *wg_valid;   /* per thread (WG_VALID_STRIDE apart): its part holds a transform */
 } conv2d;
 
 /* Images per gradient chunk: at least CONV_CHUNK, and never more than
@@ -1042,6 +1059,81 @@ static void sp_transpose_weights(conv2d *cv)
             }
 }
 
+/* ------------------------------------------------- fast, Winograd
+ *
+ * 3x3 stride-1 layers that the shifted planes do not take: Winograd
+ * F(4x4, 3x3) (conv2d_winograd.c), 4x fewer multiplies than im2col + GEMM
+ * for 36 GEMMs of (tiles x F x C) plus the transforms. Each thread
+ * transforms the filters into its own buffer (a few microseconds): a
+ * shared copy written by one core costs the other a cross-core transfer
+ * per line when it reads it (bench/NOTES.md). A batch splits by images;
+ * fewer images than threads split each image by tile rows. Every output
+ * is computed the same way in either case, so the bits do not depend on
+ * the thread count. */
+
+/* Thread t's part of wgbuf: a copy of the weights its filters were
+ * transformed from, the transformed filters, then its scratch. */
+static float *wg_part(const conv2d *cv, int t) { return cv->wgbuf + (size_t)t * cv->wg_size; }
+static float *wg_u(const conv2d *cv, float *part) { return part + cv->wg_wsz; }
+static float *wg_scratch(const conv2d *cv, float *part) { return part + cv->wg_wsz + cv->wg.u_size; }
+
+/* Thread t's transformed filters, redone only when the weights differ from
+ * the copy they were made from: inference reuses them (the transform costs
+ * a few microseconds per call, the comparison well under one); in training
+ * the weights differ in the first bytes compared. The transform is a pure
+ * function of the weights' bits, so a reused copy is exactly what a new
+ * one would be. */
+static void wg_filters(const conv2d *cv, int t)
+{
+    float *part = wg_part(cv, t);
+    const float *w = weight_of(cv);
+    const size_t bytes = sizeof(float) * cv->filters * cv->g.c * 9;
+    int *valid = cv->wg_valid + (size_t)t * WG_VALID_STRIDE;
+    if (*valid && memcmp(part, w, bytes) == 0) return;
+    memcpy(part, w, bytes);
+    cnn_wino_filters(&cv->wg, w, wg_u(cv, part), wg_scratch(cv, part));
+    *valid = 1;
+}
+
+/* x: (N, C, H, W)  w: (F, C, 3, 3)  y: (N, F, Ho, Wo) */
+static void wg_forward(conv2d *cv, const float *x, float *y, int n, int nt)
+{
+    const size_t isz = cnn_shape_size(cv->base.in), osz = cnn_shape_size(cv->base.out);
+    const cnn_wino *p = &cv->wg;
+    const float *b = bias_of(cv);
+    if (nt > 1 && n >= nt) {
+#pragma omp parallel num_threads(nt)
+        {
+            const int t = omp_get_thread_num();
+            float *part = wg_part(cv, t);
+            wg_filters(cv, t);
+#pragma omp for schedule(dynamic, 1)
+            for (int i = 0; i < n; i++)
+                cnn_wino_image(p, wg_u(cv, part), b, x + i * isz, y + i * osz, 0, p->th,
+                               wg_scratch(cv, part));
+        }
+    } else if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+        {
+            const int t = omp_get_thread_num(), T = omp_get_num_threads();
+            const int ty0 = p->th * t / T, ty1 = p->th * (t + 1) / T;
+            float *part = wg_part(cv, t);
+            if (ty1 > ty0) {
+                wg_filters(cv, t);
+                for (int i = 0; i < n; i++)
+                    cnn_wino_image(p, wg_u(cv, part), b, x + i * isz, y + i * osz, ty0, ty1,
+                                   wg_scratch(cv, part));
+            }
+        }
+    } else {
+        float *part = wg_part(cv, 0);
+        wg_filters(cv, 0);
+        for (int i = 0; i < n; i++)
+            cnn_wino_image(p, wg_u(cv, part), b, x + i * isz, y + i * osz, 0, p->th,
+                           wg_scratch(cv, part));
+    }
+}
+
 /* x: (N, C, H, W)  w: (F, C, kh, kw)  y: (N, F, Ho, Wo) */
 static void conv_forward_fast(conv2d *cv, const float *x, float *y, int n)
 {
@@ -1065,6 +1157,10 @@ static void conv_forward_fast(conv2d *cv, const float *x, float *y, int n)
         } else {
             for (int i = 0; i < n; i++) sp_image_forward(cv, x + i * isz, y + i * osz, cv->sp);
         }
+        return;
+    }
+    if (cv->wg_ok) {
+        wg_forward(cv, x, y, n, nt);
         return;
     }
     if (nt > 1 && n >= nt) {
@@ -1231,6 +1327,11 @@ static void conv_free_buffers(conv2d *cv)
     cnn_free(cv->st_cnt);
     cnn_free(cv->st_off);
     cnn_free(cv->st_mask);
+    cnn_free(cv->wgbuf);
+    cnn_free(cv->wg_valid);
+    cv->wgbuf = NULL;
+    cv->wg_valid = NULL;
+    cv->wg_ok = 0;
     cv->col = cv->dw_part = cv->wt = cv->wft = cv->sp = NULL;
     cv->off_x = cv->off_d = cv->st_cnt = cv->st_off = NULL;
     cv->st_mask = NULL;
@@ -1349,6 +1450,27 @@ static cnn_status sp_reserve(conv2d *cv, int threads)
     return CNN_OK;
 }
 
+/* The Winograd geometry and per-thread buffers, for the layers it suits */
+static cnn_status wg_reserve(conv2d *cv, int threads)
+{
+    const cnn_window *g = &cv->g;
+    cv->wg_ok = 0;
+    if (g->kh != 3 || g->kw != 3 || g->sh != 1 || g->sw != 1 || g->c < WG_MIN_C ||
+        cv->filters < WG_MIN_F)
+        return CNN_OK;
+    cnn_wino_plan(&cv->wg, g->c, cv->filters, g->h, g->w, g->ph, g->pw, g->mode, g->ho, g->wo);
+    cv->wg_wsz = ((size_t)cv->filters * g->c * 9 + 15) / 16 * 16;
+    cv->wg_size = cv->wg_wsz + cv->wg.u_size + cv->wg.scratch;
+    /* zeroed: the GEMMs never write M's lanes past F, which the output
+     * transform reads (and throws away) */
+    cv->wgbuf = cnn_alloc(cnn_mul_size(cnn_mul_size(cv->wg_size, (size_t)threads), sizeof(float)),
+                          "conv Winograd buffers");
+    cv->wg_valid = cnn_alloc(sizeof(int) * WG_VALID_STRIDE * (size_t)threads, "conv Winograd flags");
+    if (!cv->wgbuf || !cv->wg_valid) return CNN_ERR_NOMEM;
+    cv->wg_ok = 1;
+    return CNN_OK;
+}
+
 static cnn_status conv_reserve(cnn_layer *l, int max_batch, int threads)
 {
     conv2d *cv = (conv2d *)l;
@@ -1364,7 +1486,8 @@ static cnn_status conv_reserve(cnn_layer *l, int max_batch, int threads)
                         "conv im2col buffers");
     cv->dw_part = cnn_alloc(cnn_mul_size(cnn_mul_size(wsz, (size_t)nchunks), sizeof(float)),
                             "conv partial weight gradients");
-    if (!cv->col || !cv->dw_part || sp_reserve(cv, threads) != CNN_OK) {
+    if (!cv->col || !cv->dw_part || sp_reserve(cv, threads) != CNN_OK ||
+        wg_reserve(cv, threads) != CNN_OK) {
         conv_free_buffers(cv);
         return CNN_ERR_NOMEM;
     }

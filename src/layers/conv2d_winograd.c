@@ -1,0 +1,330 @@
+/* conv2d_winograd.c — Winograd minimal filtering F(4x4, 3x3) for the
+ * forward of 3x3 stride-1 conv layers.
+ *
+ * Reference: A. Lavin and S. Gray, "Fast Algorithms for Convolutional
+ * Neural Networks", CVPR 2016, section 4 and the F(4x4, 3x3) matrices of
+ * its section 5. Each 4x4 output tile Y of one filter over one channel is
+ *
+ *     Y = A^T [ (G g G^T) .* (B^T d B) ] A
+ *
+ * with g the 3x3 filter and d the 6x6 input tile at the tile's corner
+ * (the cross-correlation of eq. 3.3, as in PyTorch), and
+ *
+ *   B^T = | 4  0 -5  0  1  0 |   G = |  1/4     0     0  |
+ *         | 0 -4 -4  1  1  0 |       | -1/6  -1/6  -1/6  |
+ *         | 0  4 -4 -1  1  0 |       | -1/6   1/6  -1/6  |
+ *         | 0 -2 -1  2  1  0 |       |  1/24  1/12  1/6  |
+ *         | 0  2 -1 -2  1  0 |       |  1/24 -1/12  1/6  |
+ *         | 0  4  0 -5  0  1 |       |   0     0     1   |
+ *
+ *   A^T = | 1  1  1  1  1  0 |
+ *         | 0  1 -1  2 -2  0 |
+ *         | 0  1  1  4  4  0 |
+ *         | 0  1 -1  8 -8  1 |
+ *
+ * Summed over channels, the elementwise product becomes, for each of the
+ * 36 positions xi of the 6x6 transformed tile, one matrix product
+ *
+ *     M[xi] (tiles x F) = V[xi] (tiles x C) * U[xi] (C x F)
+ *
+ * with V the transformed input tiles and U the transformed filters: 36
+ * GEMMs of K = C that do 36 multiplies per 16 outputs where the direct
+ * convolution does 16 * 9 = 144 (4x fewer). The price is rounding: the
+ * transforms' constants (up to 8 in A, 5 in B) make fp32 errors about 10x
+ * those of a direct sum (tests/test_conv.cpp measures them).
+ *
+ * Layout. The transforms run 16 channels (input) or 16 filters (filters,
+ * output) per vector, as plain C loops of 16 the compiler vectorises on any
+ * instruction set: the input is first copied, padded, channel-last
+ * (x[row][col][c]), so the 36 taps of a tile are 36 contiguous vectors;
+ * V[xi] is (tiles x cp) and U[xi] (C x fp) row-major, M[xi] (tiles x fp).
+ * The GEMMs only read the first C of cp columns and write F of fp, so the
+ * padding lanes cost transform work but no multiplies.
+ */
+#include "conv2d_winograd.h"
+#include "../kernels/gemm_internal.h"
+
+#include <string.h>
+
+#define L CNN_WINO_LANES
+
+/* V + M of a block kept to about this many floats (with the 1 MB L2 the
+ * block's GEMMs read and write them from there) */
+#define WINO_BLOCK_FLOATS (128 * 1024)
+
+static int round_lanes(int v) { return (v + L - 1) / L * L; }
+
+/* The stride of the 36 planes of u, v and m (one per xi): the transforms
+ * write (or read) one vector in each of the 36 at a time, and at a stride
+ * of an even number of cache lines those 36 lines fall into a few L1 sets
+ * and evict each other (pytorchnet.conv2's filters at 8 KB: 21 us; at an
+ * odd number of lines, 36 different sets: 6.7 us). */
+static size_t plane_stride(size_t floats)
+{
+    size_t lines = (floats + L - 1) / L;
+    return (lines | 1) * L;
+}
+
+/* d[k*dstride + i] = src[i*ld + k] for k < kc, i < lanes (<= 16); zero for
+ * rows <= i < lanes. The data layout changes (NCHW <-> channel-last) are
+ * transposes; a scalar loop stores one float per cycle, which cost more
+ * than the GEMMs here, so on AVX-512 the GEMM's 16x16 register transpose
+ * does them. Pure data movement: the same bits either way. */
+static void transpose_block(const float *src, long ld, int rows, int kc, float *d, long dstride,
+                            int lanes)
+{
+    if (cnn_gemm_simd_level() == CNN_SIMD_AVX512) {
+        cnn_gemm_pack_t_avx512(src, ld, rows, kc, d, dstride, lanes);
+        return;
+    }
+    for (int k = 0; k < kc; k++)
+        for (int i = 0; i < lanes; i++) d[k * dstride + i] = i < rows ? src[i * ld + k] : 0.0f;
+}
+
+void cnn_wino_plan(cnn_wino *p, int c, int f, int h, int w, int ph, int pw, cnn_padmode mode,
+                   int ho, int wo)
+{
+    memset(p, 0, sizeof *p);
+    p->c = c;
+    p->f = f;
+    p->cp = round_lanes(c);
+    p->fp = round_lanes(f);
+    p->h = h;
+    p->w = w;
+    p->ph = ph;
+    p->pw = pw;
+    p->mode = mode;
+    p->ho = ho;
+    p->wo = wo;
+    p->th = (ho + CNN_WINO_M - 1) / CNN_WINO_M;
+    p->tw = (wo + CNN_WINO_M - 1) / CNN_WINO_M;
+    int tiles = WINO_BLOCK_FLOATS / (CNN_WINO_P * (p->cp + p->fp));
+    p->block_rows = tiles / p->tw;
+    if (p->block_rows < 1) p->block_rows = 1;
+    if (p->block_rows > p->th) p->block_rows = p->th;
+    const size_t bt = (size_t)p->block_rows * p->tw;
+    const size_t xp = (size_t)(CNN_WINO_M * p->block_rows + 2) * (CNN_WINO_M * p->tw + 2) * p->cp;
+    const size_t v = CNN_WINO_P * plane_stride(bt * p->cp), m = CNN_WINO_P * plane_stride(bt * p->fp);
+    const size_t yt = (size_t)CNN_WINO_M * CNN_WINO_M * bt * p->fp;
+    const size_t wt = (size_t)c * 9 * L; /* the filter transform's, before any image */
+    size_t front = xp + v > yt ? xp + v : yt;
+    if (front < wt) front = wt;
+    p->u_size = CNN_WINO_P * plane_stride((size_t)c * p->fp);
+    p->m_offset = (front + L - 1) / L * L;
+    p->scratch = p->m_offset + m;
+}
+
+/* ------------------------------------------------------------ filters */
+
+/* u[xi][c][f] = (G g G^T)[xi], 16 filters at a time: their weights first
+ * transposed into wt (C*9 x 16), so each tap of 16 filters is one vector */
+void cnn_wino_filters(const cnn_wino *p, const float *w, float *u, float *scratch)
+{
+    const int C = p->c, F = p->f, fp = p->fp, ck = C * 9;
+    const size_t plane = plane_stride((size_t)C * fp); /* one xi of u */
+    float *wt = scratch;
+    for (int f0 = 0; f0 < fp; f0 += L) {
+        transpose_block(w + (size_t)f0 * ck, ck, F - f0 < L ? F - f0 : L, ck, wt, L, L);
+        for (int c = 0; c < C; c++) {
+            const float *g = wt + (size_t)c * 9 * L;
+            float t[6][3][L];
+            /* t = G g: each column (g0, g1, g2) of g -> 6 values */
+            for (int j = 0; j < 3; j++)
+                for (int l = 0; l < L; l++) {
+                    const float g0 = g[j * L + l], g1 = g[(3 + j) * L + l], g2 = g[(6 + j) * L + l];
+                    const float a = -(g0 + g2) * (1.0f / 6), b = g0 * (1.0f / 24) + g2 * (1.0f / 6);
+                    t[0][j][l] = g0 * 0.25f;
+                    t[1][j][l] = a - g1 * (1.0f / 6);
+                    t[2][j][l] = a + g1 * (1.0f / 6);
+                    t[3][j][l] = b + g1 * (1.0f / 12);
+                    t[4][j][l] = b - g1 * (1.0f / 12);
+                    t[5][j][l] = g2;
+                }
+            /* (G g) G^T: each row of t -> 6 values */
+            float o[36][L];
+            for (int i = 0; i < 6; i++)
+                for (int l = 0; l < L; l++) {
+                    const float g0 = t[i][0][l], g1 = t[i][1][l], g2 = t[i][2][l];
+                    const float a = -(g0 + g2) * (1.0f / 6), b = g0 * (1.0f / 24) + g2 * (1.0f / 6);
+                    o[i * 6 + 0][l] = g0 * 0.25f;
+                    o[i * 6 + 1][l] = a - g1 * (1.0f / 6);
+                    o[i * 6 + 2][l] = a + g1 * (1.0f / 6);
+                    o[i * 6 + 3][l] = b + g1 * (1.0f / 12);
+                    o[i * 6 + 4][l] = b - g1 * (1.0f / 12);
+                    o[i * 6 + 5][l] = g2;
+                }
+            /* one store stream per position, so the loops vectorise (six
+             * stores into planes of unknown stride would not) */
+            float *d = u + (size_t)c * fp + f0;
+            for (int k = 0; k < 36; k++)
+                for (int l = 0; l < L; l++) d[k * plane + l] = o[k][l];
+        }
+    }
+}
+
+/* -------------------------------------------------------------- input */
+
+/* Padded rows [r0, r0 + nr) of x (C, H, W), channel-last into xp
+ * (nr, wpp, cp): padded pixel (r, col) is x[c][r - ph][col - pw] read
+ * through the padding mode, channels past C zero; past the padded image
+ * (tiles that overhang the output) zero, only ever read for outputs that
+ * are thrown away. */
+static void pack_rows(const cnn_wino *p, const float *x, int r0, int nr, int wpp, float *xp)
+{
+    const int hp = p->h + 2 * p->ph, wp = p->w + 2 * p->pw, cp = p->cp;
+    const size_t hw = (size_t)p->h * p->w;
+    for (int r = 0; r < nr; r++) {
+        const int pr = r0 + r;
+        const int sr = pr < hp ? cnn_pad_index(pr - p->ph, p->h, p->mode) : -1;
+        float *d = xp + (size_t)r * wpp * cp;
+        if (sr < 0) {
+            memset(d, 0, sizeof(float) * (size_t)wpp * cp);
+            continue;
+        }
+        /* the image's own columns: a (C x W) -> (W x cp) transpose */
+        for (int c0 = 0; c0 < cp; c0 += L)
+            transpose_block(x + c0 * hw + (size_t)sr * p->w, (long)hw, p->c - c0 < L ? p->c - c0 : L,
+                            p->w, d + (size_t)p->pw * cp + c0, cp, L);
+        /* the padding columns copy the column they read */
+        for (int col = 0; col < wpp; col++) {
+            if (col >= p->pw && col < p->pw + p->w) continue;
+            const int sc = col < wp ? cnn_pad_index(col - p->pw, p->w, p->mode) : -1;
+            float *dc = d + (size_t)col * cp;
+            if (sc < 0) memset(dc, 0, sizeof(float) * cp);
+            else memcpy(dc, d + (size_t)(sc + p->pw) * cp, sizeof(float) * cp);
+        }
+    }
+}
+
+/* v[xi][t][c] = (B^T d B)[xi] for the tiles of tile rows [0, nrows) of the
+ * packed rows, 16 channels at a time */
+static void input_transform(const cnn_wino *p, const float *xp, int nrows, int wpp, float *v)
+{
+    const int cp = p->cp, tw = p->tw;
+    const size_t plane = plane_stride((size_t)nrows * tw * cp); /* one xi of v */
+    for (int ty = 0; ty < nrows; ty++)
+        for (int tx = 0; tx < tw; tx++) {
+            const float *s = xp + ((size_t)ty * CNN_WINO_M * wpp + (size_t)tx * CNN_WINO_M) * cp;
+            float *dv = v + (size_t)(ty * tw + tx) * cp;
+            for (int c0 = 0; c0 < cp; c0 += L) {
+                float t[6][6][L];
+                /* t = d B: B^T along each row i of the tile */
+                for (int i = 0; i < 6; i++) {
+                    const float *r = s + (size_t)i * wpp * cp + c0;
+                    for (int l = 0; l < L; l++) {
+                        const float d0 = r[l], d1 = r[cp + l], d2 = r[2 * cp + l],
+                                    d3 = r[3 * cp + l], d4 = r[4 * cp + l], d5 = r[5 * cp + l];
+                        const float a = d4 - 4.0f * d2, b = d3 - 4.0f * d1;
+                        const float e = d4 - d2, q = 2.0f * (d3 - d1);
+                        t[i][0][l] = 4.0f * d0 - 5.0f * d2 + d4;
+                        t[i][1][l] = a + b;
+                        t[i][2][l] = a - b;
+                        t[i][3][l] = e + q;
+                        t[i][4][l] = e - q;
+                        t[i][5][l] = 4.0f * d1 - 5.0f * d3 + d5;
+                    }
+                }
+                /* B^T (d B): B^T down each column j */
+                float o[36][L];
+                for (int j = 0; j < 6; j++)
+                    for (int l = 0; l < L; l++) {
+                        const float d0 = t[0][j][l], d1 = t[1][j][l], d2 = t[2][j][l],
+                                    d3 = t[3][j][l], d4 = t[4][j][l], d5 = t[5][j][l];
+                        const float a = d4 - 4.0f * d2, b = d3 - 4.0f * d1;
+                        const float e = d4 - d2, q = 2.0f * (d3 - d1);
+                        o[0 * 6 + j][l] = 4.0f * d0 - 5.0f * d2 + d4;
+                        o[1 * 6 + j][l] = a + b;
+                        o[2 * 6 + j][l] = a - b;
+                        o[3 * 6 + j][l] = e + q;
+                        o[4 * 6 + j][l] = e - q;
+                        o[5 * 6 + j][l] = 4.0f * d1 - 5.0f * d3 + d5;
+                    }
+                float *dv0 = dv + c0;
+                for (int k = 0; k < 36; k++)
+                    for (int l = 0; l < L; l++) dv0[k * plane + l] = o[k][l];
+            }
+        }
+}
+
+/* ------------------------------------------------------------- output */
+
+/* Tile rows [ty0, ty0 + nrows) of y = A^T m A + b, 16 filters at a time
+ * into yt (channel-last, 4*nrows x 4*tw x fp), then transposed into y
+ * (F, Ho, Wo) with the overhang of the last tile row and column dropped */
+static void output_transform(const cnn_wino *p, const float *m, const float *b, int ty0,
+                             int nrows, float *y, float *yt)
+{
+    const int fp = p->fp, F = p->f, tw = p->tw, ho = p->ho, wo = p->wo;
+    const int ytw = CNN_WINO_M * tw; /* yt's row, in positions */
+    const size_t plane = plane_stride((size_t)nrows * tw * fp); /* one xi of m */
+    const size_t hw = (size_t)ho * wo;
+    for (int ty = 0; ty < nrows; ty++)
+        for (int tx = 0; tx < tw; tx++) {
+            const float *sm = m + (size_t)(ty * tw + tx) * fp;
+            float *dy = yt + ((size_t)ty * CNN_WINO_M * ytw + (size_t)tx * CNN_WINO_M) * fp;
+            for (int f0 = 0; f0 < fp; f0 += L) {
+                float in[36][L], t[4][6][L], bias[L];
+                for (int l = 0; l < L; l++) bias[l] = b && f0 + l < F ? b[f0 + l] : 0.0f;
+                for (int k = 0; k < 36; k++)
+                    for (int l = 0; l < L; l++) in[k][l] = sm[k * plane + f0 + l];
+                /* t = A^T m: down each column j */
+                for (int j = 0; j < 6; j++)
+                    for (int l = 0; l < L; l++) {
+                        const float m0 = in[0 * 6 + j][l], m1 = in[1 * 6 + j][l],
+                                    m2 = in[2 * 6 + j][l], m3 = in[3 * 6 + j][l],
+                                    m4 = in[4 * 6 + j][l], m5 = in[5 * 6 + j][l];
+                        const float a = m1 + m2, d = m1 - m2, e = m3 + m4, q = m3 - m4;
+                        t[0][j][l] = m0 + a + e;
+                        t[1][j][l] = d + 2.0f * q;
+                        t[2][j][l] = a + 4.0f * e;
+                        t[3][j][l] = d + 8.0f * q + m5;
+                    }
+                /* (A^T m) A: along each row i, plus the bias */
+                for (int i = 0; i < 4; i++)
+                    for (int l = 0; l < L; l++) {
+                        const float m0 = t[i][0][l], m1 = t[i][1][l], m2 = t[i][2][l],
+                                    m3 = t[i][3][l], m4 = t[i][4][l], m5 = t[i][5][l];
+                        const float a = m1 + m2, d = m1 - m2, e = m3 + m4, q = m3 - m4;
+                        float *o = dy + (size_t)i * ytw * fp + f0 + l;
+                        o[0 * fp] = (m0 + a + e) + bias[l];
+                        o[1 * fp] = (d + 2.0f * q) + bias[l];
+                        o[2 * fp] = (a + 4.0f * e) + bias[l];
+                        o[3 * fp] = (d + 8.0f * q + m5) + bias[l];
+                    }
+            }
+        }
+    const int oy0 = ty0 * CNN_WINO_M;
+    const int oy1 = (ty0 + nrows) * CNN_WINO_M < ho ? (ty0 + nrows) * CNN_WINO_M : ho;
+    for (int oy = oy0; oy < oy1; oy++)
+        for (int ox = 0; ox < wo; ox += L) {
+            const int n = wo - ox < L ? wo - ox : L;
+            transpose_block(yt + ((size_t)(oy - oy0) * ytw + ox) * fp, fp, n, F,
+                            y + (size_t)oy * wo + ox, (long)hw, n);
+        }
+}
+
+/* ------------------------------------------------------------- driver */
+
+void cnn_wino_image(const cnn_wino *p, const float *u, const float *b, const float *x,
+                    float *y, int ty0, int ty1, float *scratch)
+{
+    const int wpp = CNN_WINO_M * p->tw + 2;
+    /* xp and v, dead once the GEMMs have run, share their space with yt */
+    float *xp = scratch, *yt = scratch;
+    float *v = xp + (size_t)(CNN_WINO_M * p->block_rows + 2) * wpp * p->cp;
+    float *m = scratch + p->m_offset;
+    for (int r0 = ty0; r0 < ty1; r0 += p->block_rows) {
+        const int nrows = ty1 - r0 < p->block_rows ? ty1 - r0 : p->block_rows;
+        const int tiles = nrows * p->tw;
+        pack_rows(p, x, r0 * CNN_WINO_M, CNN_WINO_M * nrows + 2, wpp, xp);
+        input_transform(p, xp, nrows, wpp, v);
+        /* K = C in order whatever the block: the same bits for any split */
+        const size_t vs = plane_stride((size_t)tiles * p->cp),
+                     us = plane_stride((size_t)p->c * p->fp),
+                     ms = plane_stride((size_t)tiles * p->fp);
+        for (int xi = 0; xi < CNN_WINO_P; xi++)
+            cnn_sgemm_serial(0, 0, tiles, p->f, p->c, 1.0f, v + xi * vs, p->cp, u + xi * us, p->fp,
+                             0.0f, m + xi * ms, p->fp);
+        output_transform(p, m, b, r0, nrows, y, yt);
+    }
+}
