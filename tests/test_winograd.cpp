@@ -228,6 +228,59 @@ TEST(Winograd, LargeImageInBlocks)
     EXPECT_LT(rel_err(winograd(s, x, w, nullptr), exact), kWinoMaxErr);
 }
 
+/* eq. 3.5 for one image, 3x3 stride 1 with zero padding, in double:
+ * every tap adds dy * w into the pixel it read */
+std::vector<double> dx_double(const Shape &s, const std::vector<float> &dy,
+                              const std::vector<float> &w)
+{
+    const int ho = out_size(s.h, s.pad), wo = out_size(s.w, s.pad);
+    std::vector<double> dx((size_t)s.c * s.h * s.w, 0.0);
+    for (int f = 0; f < s.f; f++)
+        for (int i = 0; i < ho; i++)
+            for (int j = 0; j < wo; j++)
+                for (int c = 0; c < s.c; c++)
+                    for (int u = 0; u < 3; u++)
+                        for (int v = 0; v < 3; v++) {
+                            int r = i + u - s.pad, q = j + v - s.pad;
+                            if (r < 0 || r >= s.h || q < 0 || q >= s.w) continue;
+                            dx[((size_t)c * s.h + r) * s.w + q] +=
+                                (double)dy[((size_t)f * ho + i) * wo + j] *
+                                w[(((size_t)f * s.c + c) * 3 + u) * 3 + v];
+                        }
+    return dx;
+}
+
+TEST(Winograd, InputGradientMatchesDoublePrecision)
+{
+    /* dx = the forward on dy with C and F swapped, padding 2 - pad and the
+     * kernels rotated: every zero padding the layer may have (0, 1, 2) */
+    const Shape shapes[] = {
+        {32, 64, 26, 26, 0, CNN_PAD_ZERO}, /* pytorchnet.conv2 */
+        {64, 64, 14, 14, 1, CNN_PAD_ZERO}, /* deep.conv64 */
+        {9, 17, 11, 13, 1, CNN_PAD_ZERO},
+        {20, 11, 7, 5, 2, CNN_PAD_ZERO},
+        {5, 40, 3, 4, 0, CNN_PAD_ZERO},    /* a 1x2 output */
+    };
+    int k = 0;
+    for (const Shape &s : shapes) {
+        k++;
+        const int ho = out_size(s.h, s.pad), wo = out_size(s.w, s.pad);
+        auto dy = tu_randn((size_t)s.f * ho * wo, 400 + k), w = tu_randn((size_t)s.f * s.c * 9, 500 + k);
+        auto exact = dx_double(s, dy, w);
+        each_level([&] {
+            cnn_wino p;
+            cnn_wino_plan(&p, s.f, s.c, ho, wo, 2 - s.pad, 2 - s.pad, CNN_PAD_ZERO, s.h, s.w);
+            std::vector<float> u(p.u_size), scratch(p.scratch, 0.0f), dx(exact.size(), NAN);
+            cnn_wino_filters_dx(&p, w.data(), u.data(), scratch.data());
+            cnn_wino_image(&p, u.data(), nullptr, dy.data(), dx.data(), 0, p.th, scratch.data());
+            double e = rel_err(dx, exact);
+            EXPECT_LT(e, kWinoMaxErr) << "dx " << describe(s);
+            if (cnn_gemm_simd_level() == CNN_SIMD_AVX512)
+                std::printf("[ error    ] dx %-45s winograd %.2e\n", describe(s).c_str(), e);
+        });
+    }
+}
+
 /* ------------------------------------------- through the conv layer */
 
 struct LayerCase {
@@ -251,8 +304,8 @@ const LayerCase kLayers[] = {
 };
 
 /* The fast kernel against the reference, relative to the largest value
- * of each tensor: y by Winograd (bounded as above), dx and dW by the
- * GEMM paths as before. */
+ * of each tensor: y and (zero padding) dx by Winograd, bounded as above;
+ * dW, and dx for reflect/replicate, by the GEMM paths as before. */
 TEST(Winograd, ConvLayerFastMatchesReference)
 {
     for (const LayerCase &c : kLayers)
@@ -292,7 +345,7 @@ TEST(Winograd, ConvLayerRandomShapes)
 TEST(Winograd, ConvLayerSameBitsAtAnyThreadCount)
 {
     /* one image split by tile rows (2 and 4 threads: 4 > the 3 tile rows
-     * of a 9x12 output), and batches split by images */
+     * of a 9x12 output), and batches split by images; forward and dx */
     const LayerCase cases[] = {
         {"conv 64 3x3", {32, 26, 26}, 1},
         {"conv 48 3 pad=1 padmode=reflect", {16, 9, 12}, 1},
@@ -306,18 +359,46 @@ TEST(Winograd, ConvLayerSameBitsAtAnyThreadCount)
         ASSERT_TRUE(tu_make_layer(t, c.line, c.in, c.n, 9));
         cnn_layer *l = t.layer;
         l->kernels = CNN_KERNELS_FAST;
-        auto x = tu_randn((size_t)c.n * cnn_shape_size(c.in), 10);
-        std::vector<float> one((size_t)c.n * cnn_shape_size(l->out));
+        const size_t nx = (size_t)c.n * cnn_shape_size(c.in), ny = (size_t)c.n * cnn_shape_size(l->out);
+        auto x = tu_randn(nx, 10), dy = tu_randn(ny, 11);
+        /* y, then dx and the gradients */
+        auto pass = [&](std::vector<float> &y, std::vector<float> &dx, std::vector<float> &g) {
+            y.assign(ny, NAN);
+            dx.assign(nx, NAN);
+            l->ops->forward(l, x.data(), y.data(), c.n, 1);
+            l->ops->backward(l, x.data(), y.data(), dy.data(), dx.data(), c.n);
+            g = t.grad;
+        };
+        std::vector<float> y1, dx1, g1, y, dx, g;
         cnn_set_threads(1);
-        l->ops->forward(l, x.data(), one.data(), c.n, 0);
+        pass(y1, dx1, g1);
         for (int threads : {2, 4, 1}) {
             cnn_set_threads(threads);
-            std::vector<float> y(one.size(), NAN);
-            l->ops->forward(l, x.data(), y.data(), c.n, 0);
-            EXPECT_EQ(0, std::memcmp(one.data(), y.data(), y.size() * 4)) << c.line << " " << threads;
+            pass(y, dx, g);
+            EXPECT_EQ(0, std::memcmp(y1.data(), y.data(), y.size() * 4)) << c.line << " " << threads;
+            EXPECT_EQ(0, std::memcmp(dx1.data(), dx.data(), dx.size() * 4)) << c.line << " " << threads;
+            EXPECT_EQ(0, std::memcmp(g1.data(), g.data(), g.size() * 4)) << c.line << " " << threads;
         }
     }
     cnn_set_threads(saved);
+}
+
+TEST(Winograd, ConvLayerGradientsMatchNumerical)
+{
+    /* F > 32 so the Winograd forward and dx run on every SIMD level */
+    const LayerCase cases[] = {
+        {"conv 33 3 pad=1", {8, 5, 6}, 2},
+        {"conv 34 3", {9, 6, 5}, 1},
+        {"conv 33 3 pad=2 bias=0", {8, 3, 4}, 1},
+    };
+    for (const LayerCase &c : cases) {
+        TestLayer t;
+        ASSERT_TRUE(tu_make_layer(t, c.line, c.in, c.n, 12));
+        t.layer->kernels = CNN_KERNELS_FAST;
+        std::string where;
+        double e = tu_gradcheck_layer(t, c.n, 22, 1, 1e-2, &where);
+        EXPECT_LT(e, 2e-3) << c.line << " worst at " << where;
+    }
 }
 
 TEST(Winograd, NewWeightsAreUsed)

@@ -66,6 +66,17 @@
 #define WG_MIN_F 4
 #define WG_VALID_STRIDE 16 /* ints: one cache line per thread's flag */ /* sh*sw above this: dx through the GEMM */
 
+/* One Winograd path: its plan and per-thread buffers */
+typedef struct {
+    int ok;          /* the layer takes it */
+    int dx;          /* the input gradient's (flipped filters) */
+    cnn_wino p;
+    size_t wsz;      /* floats of a weight copy, rounded to a cache line */
+    size_t size;     /* floats of one thread's part: weights, their transform, scratch */
+    float *buf;      /* threads x size */
+    int *valid;      /* per thread (WG_VALID_STRIDE apart): its part holds a transform */
+} conv_wg;
+
 typedef struct {
     cnn_layer base;
     int filters;
@@ -102,13 +113,9 @@ typedef struct {
     int *st_cnt, *st_off;
     unsigned short *st_mask;
     float *sp;       /* threads x sp_size */
-    /* The Winograd path (3x3, stride 1: conv2d_winograd.c) */
-    int wg_ok;       /* the layer takes it when the shifted planes do not */
-    cnn_wino wg;
-    size_t wg_wsz;   /* floats of a weight copy, rounded to a cache line */
-    size_t wg_size;  /* floats of one thread's part: weights, their transform, scratch */
-    float *wgbuf;    /* threads x wg_size */
-    int *wg_valid;   /* per thread (WG_VALID_STRIDE apart): its part holds a transform */
+    /* The Winograd paths (3x3, stride 1: conv2d_winograd.c), taken when
+     * the shifted planes are not: the forward, and dx */
+    conv_wg wg, wgd;
 } conv2d;
 
 /* Images per gradient chunk: at least CONV_CHUNK, and never more than
@@ -1071,11 +1078,11 @@ static void sp_transpose_weights(conv2d *cv)
  * is computed the same way in either case, so the bits do not depend on
  * the thread count. */
 
-/* Thread t's part of wgbuf: a copy of the weights its filters were
- * transformed from, the transformed filters, then its scratch. */
-static float *wg_part(const conv2d *cv, int t) { return cv->wgbuf + (size_t)t * cv->wg_size; }
-static float *wg_u(const conv2d *cv, float *part) { return part + cv->wg_wsz; }
-static float *wg_scratch(const conv2d *cv, float *part) { return part + cv->wg_wsz + cv->wg.u_size; }
+/* Thread t's part of a path's buffer: a copy of the weights its filters
+ * were transformed from, the transformed filters, then its scratch. */
+static float *wg_part(const conv_wg *w, int t) { return w->buf + (size_t)t * w->size; }
+static float *wg_u(const conv_wg *w, float *part) { return part + w->wsz; }
+static float *wg_scratch(const conv_wg *w, float *part) { return part + w->wsz + w->p.u_size; }
 
 /* Thread t's transformed filters, redone only when the weights differ from
  * the copy they were made from: inference reuses them (the transform costs
@@ -1083,54 +1090,56 @@ static float *wg_scratch(const conv2d *cv, float *part) { return part + cv->wg_w
  * the weights differ in the first bytes compared. The transform is a pure
  * function of the weights' bits, so a reused copy is exactly what a new
  * one would be. */
-static void wg_filters(const conv2d *cv, int t)
+static void wg_filters(const conv2d *cv, const conv_wg *wg, int t)
 {
-    float *part = wg_part(cv, t);
+    float *part = wg_part(wg, t);
     const float *w = weight_of(cv);
     const size_t bytes = sizeof(float) * cv->filters * cv->g.c * 9;
-    int *valid = cv->wg_valid + (size_t)t * WG_VALID_STRIDE;
+    int *valid = wg->valid + (size_t)t * WG_VALID_STRIDE;
     if (*valid && memcmp(part, w, bytes) == 0) return;
     memcpy(part, w, bytes);
-    cnn_wino_filters(&cv->wg, w, wg_u(cv, part), wg_scratch(cv, part));
+    if (wg->dx) cnn_wino_filters_dx(&wg->p, w, wg_u(wg, part), wg_scratch(wg, part));
+    else cnn_wino_filters(&wg->p, w, wg_u(wg, part), wg_scratch(wg, part));
     *valid = 1;
 }
 
-/* x: (N, C, H, W)  w: (F, C, 3, 3)  y: (N, F, Ho, Wo) */
-static void wg_forward(conv2d *cv, const float *x, float *y, int n, int nt)
+/* n images of in (p.c, p.h, p.w) -> out (p.f, p.ho, p.wo) by the path wg,
+ * plus b if not NULL: y from x, or dx from dy */
+static void wg_run(const conv2d *cv, const conv_wg *wg, const float *in, float *out,
+                   const float *b, int n, int nt)
 {
-    const size_t isz = cnn_shape_size(cv->base.in), osz = cnn_shape_size(cv->base.out);
-    const cnn_wino *p = &cv->wg;
-    const float *b = bias_of(cv);
+    const cnn_wino *p = &wg->p;
+    const size_t isz = (size_t)p->c * p->h * p->w, osz = (size_t)p->f * p->ho * p->wo;
     if (nt > 1 && n >= nt) {
 #pragma omp parallel num_threads(nt)
         {
             const int t = omp_get_thread_num();
-            float *part = wg_part(cv, t);
-            wg_filters(cv, t);
+            float *part = wg_part(wg, t);
+            wg_filters(cv, wg, t);
 #pragma omp for schedule(dynamic, 1)
             for (int i = 0; i < n; i++)
-                cnn_wino_image(p, wg_u(cv, part), b, x + i * isz, y + i * osz, 0, p->th,
-                               wg_scratch(cv, part));
+                cnn_wino_image(p, wg_u(wg, part), b, in + i * isz, out + i * osz, 0, p->th,
+                               wg_scratch(wg, part));
         }
     } else if (nt > 1) {
 #pragma omp parallel num_threads(nt)
         {
             const int t = omp_get_thread_num(), T = omp_get_num_threads();
             const int ty0 = p->th * t / T, ty1 = p->th * (t + 1) / T;
-            float *part = wg_part(cv, t);
+            float *part = wg_part(wg, t);
             if (ty1 > ty0) {
-                wg_filters(cv, t);
+                wg_filters(cv, wg, t);
                 for (int i = 0; i < n; i++)
-                    cnn_wino_image(p, wg_u(cv, part), b, x + i * isz, y + i * osz, ty0, ty1,
-                                   wg_scratch(cv, part));
+                    cnn_wino_image(p, wg_u(wg, part), b, in + i * isz, out + i * osz, ty0, ty1,
+                                   wg_scratch(wg, part));
             }
         }
     } else {
-        float *part = wg_part(cv, 0);
-        wg_filters(cv, 0);
+        float *part = wg_part(wg, 0);
+        wg_filters(cv, wg, 0);
         for (int i = 0; i < n; i++)
-            cnn_wino_image(p, wg_u(cv, part), b, x + i * isz, y + i * osz, 0, p->th,
-                           wg_scratch(cv, part));
+            cnn_wino_image(p, wg_u(wg, part), b, in + i * isz, out + i * osz, 0, p->th,
+                           wg_scratch(wg, part));
     }
 }
 
@@ -1159,8 +1168,8 @@ static void conv_forward_fast(conv2d *cv, const float *x, float *y, int n)
         }
         return;
     }
-    if (cv->wg_ok) {
-        wg_forward(cv, x, y, n, nt);
+    if (cv->wg.ok) {
+        wg_run(cv, &cv->wg, x, y, bias_of(cv), n, nt);
         return;
     }
     if (nt > 1 && n >= nt) {
@@ -1258,22 +1267,28 @@ static void conv_backward_fast(conv2d *cv, const float *x, const float *dy, floa
                                   cv->col);
             }
         }
-    } else if (nt > 1 && nchunks >= nt) {
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-        for (int k = 0; k < nchunks; k++) {
-            int i1 = (k + 1) * cs < n ? (k + 1) * cs : n;
-            conv_chunk_backward(cv, x, dy, dx, k * cs, i1, cv->dw_part + k * wsz,
-                                cv->col + (size_t)omp_get_thread_num() * cv->col_size,
-                                cnn_sgemm_serial);
-        }
     } else {
-        /* as in conv_forward_fast: no one-thread region (F1) */
-        const gemm_fn gemm = nt > 1 ? cnn_sgemm : cnn_sgemm_serial;
-        for (int k = 0; k < nchunks; k++) {
-            int i1 = (k + 1) * cs < n ? (k + 1) * cs : n;
-            conv_chunk_backward(cv, x, dy, dx, k * cs, i1, cv->dw_part + k * wsz, cv->col,
-                                gemm);
+        /* dx by Winograd in a pass of its own after dW, or by the GEMM
+         * with each image's dW */
+        float *dxg = cv->wgd.ok ? NULL : dx;
+        if (nt > 1 && nchunks >= nt) {
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+            for (int k = 0; k < nchunks; k++) {
+                int i1 = (k + 1) * cs < n ? (k + 1) * cs : n;
+                conv_chunk_backward(cv, x, dy, dxg, k * cs, i1, cv->dw_part + k * wsz,
+                                    cv->col + (size_t)omp_get_thread_num() * cv->col_size,
+                                    cnn_sgemm_serial);
+            }
+        } else {
+            /* as in conv_forward_fast: no one-thread region (F1) */
+            const gemm_fn gemm = nt > 1 ? cnn_sgemm : cnn_sgemm_serial;
+            for (int k = 0; k < nchunks; k++) {
+                int i1 = (k + 1) * cs < n ? (k + 1) * cs : n;
+                conv_chunk_backward(cv, x, dy, dxg, k * cs, i1, cv->dw_part + k * wsz, cv->col,
+                                    gemm);
+            }
         }
+        if (dx && cv->wgd.ok) wg_run(cv, &cv->wgd, dy, dx, NULL, n, nt);
     }
 
     float *dw = cv->base.params[0].grad;
@@ -1327,11 +1342,13 @@ static void conv_free_buffers(conv2d *cv)
     cnn_free(cv->st_cnt);
     cnn_free(cv->st_off);
     cnn_free(cv->st_mask);
-    cnn_free(cv->wgbuf);
-    cnn_free(cv->wg_valid);
-    cv->wgbuf = NULL;
-    cv->wg_valid = NULL;
-    cv->wg_ok = 0;
+    for (conv_wg *w = &cv->wg; w; w = w == &cv->wg ? &cv->wgd : NULL) {
+        cnn_free(w->buf);
+        cnn_free(w->valid);
+        w->buf = NULL;
+        w->valid = NULL;
+        w->ok = 0;
+    }
     cv->col = cv->dw_part = cv->wt = cv->wft = cv->sp = NULL;
     cv->off_x = cv->off_d = cv->st_cnt = cv->st_off = NULL;
     cv->st_mask = NULL;
@@ -1450,24 +1467,44 @@ static cnn_status sp_reserve(conv2d *cv, int threads)
     return CNN_OK;
 }
 
-/* The Winograd geometry and per-thread buffers, for the layers it suits */
+/* A Winograd path's buffers for `threads` threads, its plan set */
+static cnn_status wg_alloc(const conv2d *cv, conv_wg *w, int threads)
+{
+    w->wsz = ((size_t)cv->filters * cv->g.c * 9 + 15) / 16 * 16;
+    w->size = w->wsz + w->p.u_size + w->p.scratch;
+    /* zeroed: the GEMMs never write M's lanes past F, which the output
+     * transform reads (and throws away) */
+    w->buf = cnn_alloc(cnn_mul_size(cnn_mul_size(w->size, (size_t)threads), sizeof(float)),
+                       "conv Winograd buffers");
+    w->valid = cnn_alloc(sizeof(int) * WG_VALID_STRIDE * (size_t)threads, "conv Winograd flags");
+    if (!w->buf || !w->valid) return CNN_ERR_NOMEM;
+    w->ok = 1;
+    return CNN_OK;
+}
+
+/* The Winograd plans and per-thread buffers, for the layers they suit:
+ * 3x3, stride 1, enough channels (the forward) or filters (dx, whose
+ * input is dy). dx as a full correlation needs zero padding (reflect and
+ * replicate fold their border taps back, which the GEMM path's col2im
+ * does) of at most 2. */
 static cnn_status wg_reserve(conv2d *cv, int threads)
 {
     const cnn_window *g = &cv->g;
-    cv->wg_ok = 0;
-    if (g->kh != 3 || g->kw != 3 || g->sh != 1 || g->sw != 1 || g->c < WG_MIN_C ||
-        cv->filters < WG_MIN_F)
-        return CNN_OK;
-    cnn_wino_plan(&cv->wg, g->c, cv->filters, g->h, g->w, g->ph, g->pw, g->mode, g->ho, g->wo);
-    cv->wg_wsz = ((size_t)cv->filters * g->c * 9 + 15) / 16 * 16;
-    cv->wg_size = cv->wg_wsz + cv->wg.u_size + cv->wg.scratch;
-    /* zeroed: the GEMMs never write M's lanes past F, which the output
-     * transform reads (and throws away) */
-    cv->wgbuf = cnn_alloc(cnn_mul_size(cnn_mul_size(cv->wg_size, (size_t)threads), sizeof(float)),
-                          "conv Winograd buffers");
-    cv->wg_valid = cnn_alloc(sizeof(int) * WG_VALID_STRIDE * (size_t)threads, "conv Winograd flags");
-    if (!cv->wgbuf || !cv->wg_valid) return CNN_ERR_NOMEM;
-    cv->wg_ok = 1;
+    const int F = cv->filters;
+    cv->wg.ok = cv->wgd.ok = 0;
+    if (g->kh != 3 || g->kw != 3 || g->sh != 1 || g->sw != 1) return CNN_OK;
+    if (g->c >= WG_MIN_C && F >= WG_MIN_F) {
+        cnn_wino_plan(&cv->wg.p, g->c, F, g->h, g->w, g->ph, g->pw, g->mode, g->ho, g->wo);
+        cv->wg.dx = 0;
+        if (wg_alloc(cv, &cv->wg, threads) != CNN_OK) return CNN_ERR_NOMEM;
+    }
+    const int zero = g->mode == CNN_PAD_ZERO || (g->ph == 0 && g->pw == 0);
+    if (F >= WG_MIN_C && g->c >= WG_MIN_F && zero && g->ph <= 2 && g->pw <= 2) {
+        cnn_wino_plan(&cv->wgd.p, F, g->c, g->ho, g->wo, 2 - g->ph, 2 - g->pw, CNN_PAD_ZERO, g->h,
+                      g->w);
+        cv->wgd.dx = 1;
+        if (wg_alloc(cv, &cv->wgd, threads) != CNN_OK) return CNN_ERR_NOMEM;
+    }
     return CNN_OK;
 }
 

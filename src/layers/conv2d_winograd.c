@@ -116,6 +116,44 @@ void cnn_wino_plan(cnn_wino *p, int c, int f, int h, int w, int ph, int pw, cnn_
 
 /* ------------------------------------------------------------ filters */
 
+/* G g G^T for 16 filters: g holds their 9 taps, tap k of filter l at
+ * g[k*L + l] (or at g[(8 - k)*L + l] with flip: the kernel rotated by 180
+ * degrees); the 36 results go to d[xi*plane + l]. */
+static void filter_tile(const float *g, int flip, float *d, size_t plane)
+{
+    float t[6][3][L];
+    /* t = G g: each column (g0, g1, g2) of g -> 6 values */
+    for (int j = 0; j < 3; j++)
+        for (int l = 0; l < L; l++) {
+            const int k0 = flip ? 8 - j : j, k1 = flip ? 5 - j : 3 + j, k2 = flip ? 2 - j : 6 + j;
+            const float g0 = g[k0 * L + l], g1 = g[k1 * L + l], g2 = g[k2 * L + l];
+            const float a = -(g0 + g2) * (1.0f / 6), b = g0 * (1.0f / 24) + g2 * (1.0f / 6);
+            t[0][j][l] = g0 * 0.25f;
+            t[1][j][l] = a - g1 * (1.0f / 6);
+            t[2][j][l] = a + g1 * (1.0f / 6);
+            t[3][j][l] = b + g1 * (1.0f / 12);
+            t[4][j][l] = b - g1 * (1.0f / 12);
+            t[5][j][l] = g2;
+        }
+    /* (G g) G^T: each row of t -> 6 values */
+    float o[36][L];
+    for (int i = 0; i < 6; i++)
+        for (int l = 0; l < L; l++) {
+            const float g0 = t[i][0][l], g1 = t[i][1][l], g2 = t[i][2][l];
+            const float a = -(g0 + g2) * (1.0f / 6), b = g0 * (1.0f / 24) + g2 * (1.0f / 6);
+            o[i * 6 + 0][l] = g0 * 0.25f;
+            o[i * 6 + 1][l] = a - g1 * (1.0f / 6);
+            o[i * 6 + 2][l] = a + g1 * (1.0f / 6);
+            o[i * 6 + 3][l] = b + g1 * (1.0f / 12);
+            o[i * 6 + 4][l] = b - g1 * (1.0f / 12);
+            o[i * 6 + 5][l] = g2;
+        }
+    /* one store stream per position, so the loops vectorise (six stores
+     * into planes of unknown stride would not) */
+    for (int k = 0; k < 36; k++)
+        for (int l = 0; l < L; l++) d[k * plane + l] = o[k][l];
+}
+
 /* u[xi][c][f] = (G g G^T)[xi], 16 filters at a time: their weights first
  * transposed into wt (C*9 x 16), so each tap of 16 filters is one vector */
 void cnn_wino_filters(const cnn_wino *p, const float *w, float *u, float *scratch)
@@ -125,41 +163,24 @@ void cnn_wino_filters(const cnn_wino *p, const float *w, float *u, float *scratc
     float *wt = scratch;
     for (int f0 = 0; f0 < fp; f0 += L) {
         transpose_block(w + (size_t)f0 * ck, ck, F - f0 < L ? F - f0 : L, ck, wt, L, L);
-        for (int c = 0; c < C; c++) {
-            const float *g = wt + (size_t)c * 9 * L;
-            float t[6][3][L];
-            /* t = G g: each column (g0, g1, g2) of g -> 6 values */
-            for (int j = 0; j < 3; j++)
-                for (int l = 0; l < L; l++) {
-                    const float g0 = g[j * L + l], g1 = g[(3 + j) * L + l], g2 = g[(6 + j) * L + l];
-                    const float a = -(g0 + g2) * (1.0f / 6), b = g0 * (1.0f / 24) + g2 * (1.0f / 6);
-                    t[0][j][l] = g0 * 0.25f;
-                    t[1][j][l] = a - g1 * (1.0f / 6);
-                    t[2][j][l] = a + g1 * (1.0f / 6);
-                    t[3][j][l] = b + g1 * (1.0f / 12);
-                    t[4][j][l] = b - g1 * (1.0f / 12);
-                    t[5][j][l] = g2;
-                }
-            /* (G g) G^T: each row of t -> 6 values */
-            float o[36][L];
-            for (int i = 0; i < 6; i++)
-                for (int l = 0; l < L; l++) {
-                    const float g0 = t[i][0][l], g1 = t[i][1][l], g2 = t[i][2][l];
-                    const float a = -(g0 + g2) * (1.0f / 6), b = g0 * (1.0f / 24) + g2 * (1.0f / 6);
-                    o[i * 6 + 0][l] = g0 * 0.25f;
-                    o[i * 6 + 1][l] = a - g1 * (1.0f / 6);
-                    o[i * 6 + 2][l] = a + g1 * (1.0f / 6);
-                    o[i * 6 + 3][l] = b + g1 * (1.0f / 12);
-                    o[i * 6 + 4][l] = b - g1 * (1.0f / 12);
-                    o[i * 6 + 5][l] = g2;
-                }
-            /* one store stream per position, so the loops vectorise (six
-             * stores into planes of unknown stride would not) */
-            float *d = u + (size_t)c * fp + f0;
-            for (int k = 0; k < 36; k++)
-                for (int l = 0; l < L; l++) d[k * plane + l] = o[k][l];
-        }
+        for (int c = 0; c < C; c++)
+            filter_tile(wt + (size_t)c * 9 * L, 0, u + (size_t)c * fp + f0, plane);
     }
+}
+
+/* The filters of dx: p->c is the layer's filter count and p->f its
+ * channel count; u[xi][f][c] = (G rot180(w[f][c]) G^T)[xi], 16 channels at
+ * a time (their 9 taps, contiguous in w, transposed into 9 vectors). */
+void cnn_wino_filters_dx(const cnn_wino *p, const float *w, float *u, float *scratch)
+{
+    const int F = p->c, C = p->f, cp = p->fp;
+    const size_t plane = plane_stride((size_t)F * cp);
+    float *wt = scratch;
+    for (int f = 0; f < F; f++)
+        for (int c0 = 0; c0 < cp; c0 += L) {
+            transpose_block(w + ((size_t)f * C + c0) * 9, 9, C - c0 < L ? C - c0 : L, 9, wt, L, L);
+            filter_tile(wt, 1, u + (size_t)f * cp + c0, plane);
+        }
 }
 
 /* -------------------------------------------------------------- input */

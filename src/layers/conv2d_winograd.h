@@ -39,6 +39,13 @@ void cnn_wino_plan(cnn_wino *p, int c, int f, int h, int w, int ph, int pw, cnn_
  * cnn_wino_image. */
 void cnn_wino_filters(const cnn_wino *p, const float *w, float *u, float *scratch);
 
+/* The filters of the input gradient of a 3x3 stride-1 layer with F filters
+ * over C channels and zero padding (ph, pw) <= 2: dx is the forward of
+ * this path on dy with C and F swapped, padding 2 - ph, and each kernel
+ * rotated by 180 degrees (eq. 3.5 as a full correlation). p is that plan
+ * (p->c = F, p->f = C); w: (F, C, 3, 3) the layer's own weights. */
+void cnn_wino_filters_dx(const cnn_wino *p, const float *w, float *u, float *scratch);
+
 /* x: (C, H, W) one image, u from cnn_wino_filters, b: (F) or NULL
  * -> y: (F, Ho, Wo), the output rows of tile rows [ty0, ty1) only.
  * scratch: p->scratch floats of the calling thread's own. Every output is
