@@ -157,7 +157,9 @@ TEST_P(Gemm, DotPathTileShapes)
     /* A * B^T with M * N <= 1024 and K >= 32 runs as dot products (AVX-512):
      * row tiles of 1..6 (4 below K = 160), columns of 3 or 4, a K tail
      * after the full 16-k chunks; every transpose of the same sizes too */
-    const int Ms[] = {1, 2, 3, 5, 6, 7, 11, 16}, Ns[] = {1, 2, 3, 5, 9, 10, 25},
+    /* M <= 2 (one or two row tiles of 1..2 rows): 8-column tiles while 8
+     * columns are left (N = 7, 8, 9, 16, 17 around them) */
+    const int Ms[] = {1, 2, 3, 5, 6, 7, 11, 16}, Ns[] = {1, 2, 3, 5, 7, 8, 9, 10, 16, 17, 25},
               Ks[] = {32, 47, 159, 160, 177};
     uint32_t seed = 1300;
     int n = 0;
@@ -286,6 +288,42 @@ TEST_P(Gemm, BitIdenticalForAnyThreadCount)
                             << " ta=" << ta << " tb=" << tb;
                 }
             }
+    omp_set_num_threads(2);
+}
+
+TEST_P(Gemm, DotPathThreadsSameBits)
+{
+    /* A * B^T on the dot path above CNN_PARALLEL_MIN_FLOPS: threads in
+     * pairs take chunks of 8 columns from both ends of a range (an odd
+     * thread count leaves the last thread a range alone; fewer chunks than
+     * threads leaves threads idle). Every count gives the bits of one
+     * thread, and the reference's values. */
+    const int shapes[][3] = {{1, 128, 9216}, {2, 17, 20000}, {1, 5, 100000},
+                             {3, 9, 20000},  {1, 40, 13000}, {16, 64, 600}};
+    uint32_t seed = 4100;
+    for (auto &s : shapes) {
+        const int M = s[0], N = s[1], K = s[2];
+        ASSERT_GE(2.0 * M * N * K, CNN_PARALLEL_MIN_FLOPS);
+        std::vector<float> A = randv((size_t)M * K, seed++);
+        std::vector<float> B = randv((size_t)N * K, seed++);
+        std::vector<float> C0 = randv((size_t)M * N, seed++);
+        std::vector<float> first;
+        for (int threads = 1; threads <= 5; threads++) {
+            omp_set_num_threads(threads);
+            std::vector<float> C = C0;
+            cnn_sgemm(0, 1, M, N, K, 1.0f, A.data(), K, B.data(), K, 1.0f, C.data(), N);
+            if (threads == 1) {
+                first = C;
+                std::vector<float> R = C0;
+                cnn_sgemm_ref(0, 1, M, N, K, 1.0f, A.data(), K, B.data(), K, 1.0f, R.data(), N);
+                for (size_t i = 0; i < R.size(); i++)
+                    ASSERT_NEAR(C[i], R[i], kTol * K) << "M=" << M << " N=" << N << " K=" << K;
+            } else {
+                EXPECT_EQ(std::memcmp(first.data(), C.data(), C.size() * sizeof(float)), 0)
+                    << "threads=" << threads << " M=" << M << " N=" << N << " K=" << K;
+            }
+        }
+    }
     omp_set_num_threads(2);
 }
 

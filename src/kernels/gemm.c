@@ -487,6 +487,49 @@ void cnn_sgemm_serial(int transa, int transb, int M, int N, int K, float alpha,
     run_block(&pl, transa, transb, 0, M, 0, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+/* The dot path (A * B^T, few rows: one image through a dense layer) on nt
+ * threads. Such a GEMM only streams B's rows once (pytorchnet.fc1 at batch
+ * 1: 4.7 MB of weights, 2 x 128 FLOPs per 36 KB row), so it runs at the
+ * memory speed of each core, and the cores do not stream alike (the second
+ * vCPU is at times 8-16% slower, FINDINGS F5). A fixed half each waits for
+ * the slower one; instead the threads work in pairs on a range of B's rows,
+ * one from each end, DOT_CHUNK rows per claim, and meet wherever their
+ * speeds put the meeting point. Each thread still reads one contiguous run
+ * of rows (interleaved chunks made the prefetchers fetch the other core's
+ * lines, as for conv bands in bench/NOTES.md), and an element's dot product
+ * does not depend on the chunk it falls in (cnn_gemm_dot_avx512), so the
+ * bits are those of one thread. With an odd count the last thread has a
+ * range of half a pair's size to itself. */
+#define DOT_CHUNK 8
+
+static void dot_threads(int nt, int M, int N, int K, float alpha, const float *A, int lda,
+                        const float *B, int ldb, float beta, float *C, int ldc)
+{
+    /* M * N <= 1024 on the dot path, so at most 256 chunks and 128 pairs */
+    struct {
+        _Alignas(64) int taken; /* chunks claimed in this pair's range */
+    } pair[128];
+    const int nch = (N + DOT_CHUNK - 1) / DOT_CHUNK;
+    if (nt > nch) nt = nch;
+    for (int p = 0; p < (nt + 1) / 2; p++) pair[p].taken = 0;
+#pragma omp parallel num_threads(nt)
+    {
+        const int t = omp_get_thread_num(), T = omp_get_num_threads(), p = t / 2;
+        /* pair p covers the shares of threads 2p and 2p + 1 (if it exists) */
+        const int c0 = (int)((long)nch * (2 * p) / T);
+        const int c1 = (int)((long)nch * (2 * p + 2 < T ? 2 * p + 2 : T) / T);
+        const int forward = t % 2 == 0;
+        for (int mine = 0;; mine++) {
+            int k = __atomic_fetch_add(&pair[p].taken, 1, __ATOMIC_RELAXED);
+            if (k >= c1 - c0) break;
+            int c = forward ? c0 + mine : c1 - 1 - mine;
+            int j0 = c * DOT_CHUNK, nj = N - j0 < DOT_CHUNK ? N - j0 : DOT_CHUNK;
+            cnn_gemm_dot_avx512(M, nj, K, alpha, A, lda, B + (size_t)j0 * ldb, ldb, beta,
+                                C + j0, ldc);
+        }
+    }
+}
+
 void cnn_sgemm(int transa, int transb, int M, int N, int K, float alpha, const float *A,
                int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
@@ -503,6 +546,10 @@ void cnn_sgemm(int transa, int transb, int M, int N, int K, float alpha, const f
         return;
     }
     plan pl = make_plan(M, N, K, transa, transb);
+    if (pl.dot) {
+        dot_threads(nt, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
     /* Split along N in half-sliver units (finer units balance 2 threads on
      * N = 196 better), or along M in tiles when N is too narrow. */
     int un = pl.nr / 2, um = pl.mr;

@@ -460,15 +460,15 @@ TARGET static void dot_finish_half(__m512 y0, __m512 y1, __m512 y2, __m512 y3, i
 }
 
 /* Dot-product tile for C = A * B^T with both operands K-contiguous:
- * MI x NJ dot products (MI <= 6, NJ <= 4), 16 k at a time, then one
- * horizontal sum each, four rows per dot_finish. */
+ * MI x NJ dot products (MI <= 6 and NJ <= 4, or MI <= 2 and NJ = 8), 16 k
+ * at a time, then one horizontal sum each, 4 x 4 of them per dot_finish. */
 KERNEL void dot_tile(const int MI, const int NJ, int K, float alpha, const float *A, long lda,
                      const float *B, long ldb, float beta, float *C, long ldc)
 {
-    __m512 acc[6][4], a[6];
+    __m512 acc[6][8], a[6];
 #pragma GCC unroll 6
     for (int i = 0; i < MI; i++)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int j = 0; j < NJ; j++) acc[i][j] = _mm512_setzero_ps();
     int k = 0;
     for (; k + 16 <= K; k += 16) {
@@ -482,7 +482,7 @@ KERNEL void dot_tile(const int MI, const int NJ, int K, float alpha, const float
         }
         /* one B vector live at a time: 24 accumulators + 6 A rows leave
          * room for just one */
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int j = 0; j < NJ; j++) {
             __m512 bj = _mm512_loadu_ps(B + j * ldb + k);
             __asm__("" : "+v"(bj));
@@ -495,7 +495,7 @@ KERNEL void dot_tile(const int MI, const int NJ, int K, float alpha, const float
         __mmask16 km = (__mmask16)((1u << (K - k)) - 1);
 #pragma GCC unroll 6
         for (int i = 0; i < MI; i++) a[i] = _mm512_maskz_loadu_ps(km, A + i * lda + k);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int j = 0; j < NJ; j++) {
             __m512 bj = _mm512_maskz_loadu_ps(km, B + j * ldb + k);
 #pragma GCC unroll 6
@@ -503,26 +503,31 @@ KERNEL void dot_tile(const int MI, const int NJ, int K, float alpha, const float
         }
     }
 #pragma GCC unroll 2
-    for (int g = 0; g < (MI + 3) / 4; g++) {
-        const int gi = MI - 4 * g < 4 ? MI - 4 * g : 4;
-        /* x[4i + j] = acc[4g + i][j], zero outside the tile */
-        __m512 x[16], y[8];
+    for (int g = 0; g < (MI + 3) / 4; g++)
+#pragma GCC unroll 2
+        for (int h = 0; h < (NJ + 3) / 4; h++) {
+            const int gi = MI - 4 * g < 4 ? MI - 4 * g : 4;
+            const int hj = NJ - 4 * h < 4 ? NJ - 4 * h : 4;
+            /* x[4i + j] = acc[4g + i][4h + j], zero outside the tile */
+            __m512 x[16], y[8];
 #pragma GCC unroll 16
-        for (int q = 0; q < 16; q++)
-            x[q] = q / 4 < gi && q % 4 < NJ ? acc[4 * g + q / 4][q % 4] : _mm512_setzero_ps();
-        /* first level here, so the other eight travel in registers (the ABI
-         * passes eight vector arguments in zmm0-7): per 128-bit lane, y[p]
-         * holds x[2p] at elements 0, 2 and x[2p+1] at 1, 3 */
+            for (int q = 0; q < 16; q++)
+                x[q] = q / 4 < gi && q % 4 < hj ? acc[4 * g + q / 4][4 * h + q % 4]
+                                                : _mm512_setzero_ps();
+            /* first level here, so the other eight travel in registers (the
+             * ABI passes eight vector arguments in zmm0-7): per 128-bit lane,
+             * y[p] holds x[2p] at elements 0, 2 and x[2p+1] at 1, 3 */
 #pragma GCC unroll 8
-        for (int p = 0; p < 8; p++)
-            y[p] = _mm512_add_ps(_mm512_unpacklo_ps(x[2 * p], x[2 * p + 1]),
-                                 _mm512_unpackhi_ps(x[2 * p], x[2 * p + 1]));
-        if (gi <= 2)
-            dot_finish_half(y[0], y[1], y[2], y[3], gi, NJ, alpha, beta, C + 4 * g * ldc, ldc);
-        else
-            dot_finish(y[0], y[1], y[2], y[3], y[4], y[5], y[6], y[7], gi, NJ, alpha, beta,
-                       C + 4 * g * ldc, ldc);
-    }
+            for (int p = 0; p < 8; p++)
+                y[p] = _mm512_add_ps(_mm512_unpacklo_ps(x[2 * p], x[2 * p + 1]),
+                                     _mm512_unpackhi_ps(x[2 * p], x[2 * p + 1]));
+            float *cg = C + 4 * g * ldc + 4 * h;
+            if (gi <= 2)
+                dot_finish_half(y[0], y[1], y[2], y[3], gi, hj, alpha, beta, cg, ldc);
+            else
+                dot_finish(y[0], y[1], y[2], y[3], y[4], y[5], y[6], y[7], gi, hj, alpha, beta,
+                           cg, ldc);
+        }
 }
 
 #define DOTJ(MI)                                                                         \
@@ -548,7 +553,19 @@ TARGET void cnn_gemm_dot_avx512(int M, int N, int K, float alpha, const float *A
     for (int t = 0; t < nrt; t++) {
         int i0 = (int)((long)M * t / nrt), mi = (int)((long)M * (t + 1) / nrt) - i0;
         const float *a = A + i0 * lda;
-        for (int j0 = 0; j0 < N; j0 += wj) {
+        int j0 = 0;
+        if (mi <= 2) {
+            /* one or two rows (a single image through a dense layer): 8
+             * columns per tile, so each A vector serves 8 FMAs instead of
+             * 4 and the loads are mostly the B rows that stream from memory */
+            for (; N - j0 >= 8; j0 += 8) {
+                const float *b = B + j0 * ldb;
+                float *c = C + i0 * ldc + j0;
+                if (mi == 1) dot_tile(1, 8, K, alpha, a, lda, b, ldb, beta, c, ldc);
+                else dot_tile(2, 8, K, alpha, a, lda, b, ldb, beta, c, ldc);
+            }
+        }
+        for (; j0 < N; j0 += wj) {
             int nj = N - j0 < wj ? N - j0 : wj;
             const float *b = B + j0 * ldb;
             float *c = C + i0 * ldc + j0;
