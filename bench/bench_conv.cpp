@@ -9,6 +9,9 @@
  *              parameter gradients together
  *       bwd_w  the same with dx = NULL, which every layer skips: parameter
  *              gradients only (bwd - bwd_w is the cost of dL/dx)
+ *       fwd1   conv layers, fast kernel only: the inference forward of ONE
+ *              image (single-image latency, where one image is split over
+ *              the threads)
  *   kernel ref (the seed report's loops; serial, so run on 1 thread only)
  *          or fast (l->kernels = CNN_KERNELS_FAST).
  * Counters: GFLOPs (a multiply-add = 2; bwd counts dW and dX, 2x forward;
@@ -59,8 +62,8 @@ const Case kCases[] = {
     {"dense", "pytorchnet.fc2", "dense 10", {128, 1, 1}},
 };
 
-enum Op { FWD, BWD, BWD_W };
-const char *kOpName[] = {"fwd", "bwd", "bwd_w"};
+enum Op { FWD, BWD, BWD_W, FWD1 };
+const char *kOpName[] = {"fwd", "bwd", "bwd_w", "fwd1"};
 
 struct Buffers {
     std::vector<float> x, y, dy, dx;
@@ -94,12 +97,13 @@ void run_case(benchmark::State &st, const Case &c, Op op, cnn_kernels k, int thr
         case FWD: l->ops->forward(l, b.x.data(), b.y.data(), kBatch, 1); break;
         case BWD: l->ops->backward(l, b.x.data(), b.y.data(), b.dy.data(), b.dx.data(), kBatch); break;
         case BWD_W: l->ops->backward(l, b.x.data(), b.y.data(), b.dy.data(), nullptr, kBatch); break;
+        case FWD1: l->ops->forward(l, b.x.data(), b.y.data(), 1, 0); break;
         }
         benchmark::ClobberMemory();
     }
     double fwd = l->ops->flops(l) * kBatch;
-    double flop = op == FWD ? fwd : op == BWD ? 2 * fwd : fwd;
-    double bytes = 4.0 * kBatch * (L.in_size() + L.out_size());
+    double flop = op == FWD ? fwd : op == BWD ? 2 * fwd : op == FWD1 ? fwd / kBatch : fwd;
+    double bytes = 4.0 * (op == FWD1 ? 1 : kBatch) * (L.in_size() + L.out_size());
     if (std::string(c.kind) == "pool") {
         st.counters["GBs"] = benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
     } else {
@@ -177,9 +181,10 @@ int main(int argc, char **argv)
 
     for (const Case &c : kCases) {
         bool has_params = std::string(c.kind) != "pool";
-        for (int op = FWD; op <= BWD_W; op++) {
+        for (int op = FWD; op <= FWD1; op++) {
             if (op == BWD_W && !has_params) continue;
-            for (int k = 0; k < 2; k++) {
+            if (op == FWD1 && std::string(c.kind) != "conv") continue;
+            for (int k = op == FWD1 ? 1 : 0; k < 2; k++) {
                 for (int t : threads) {
                     if (k == 0 && t != 1) continue; /* the reference is serial */
                     std::string name = std::string(c.kind) + "/" + c.name + "/" + kOpName[op] + "/" +

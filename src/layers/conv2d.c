@@ -9,7 +9,10 @@
  *  - fast: per image, y = W (F x C*kh*kw) * im2col(x) (C*kh*kw x Ho*Wo), so
  *    all the arithmetic happens inside the cache-blocked GEMM; or, for
  *    layers of at most 32 filters on an AVX-512 CPU, the shifted-plane
- *    kernels below (no im2col, no GEMM: see "fast, small layers").
+ *    kernels below (no im2col, no GEMM: see "fast, small layers"); or, for
+ *    other 3x3 stride-1 layers of at least 8 channels, Winograd F(4x4, 3x3)
+ *    (conv2d_winograd.c: 4x fewer multiplies; the forward, and dx for zero
+ *    padding; see "fast, Winograd").
  *
  * Threads. With a batch at least as large as the thread count each thread
  * takes whole images (its own im2col buffer, serial GEMM); a smaller batch
