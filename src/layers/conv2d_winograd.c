@@ -301,17 +301,22 @@ static void output_transform(const cnn_wino *p, const float *m, const float *b, 
                         t[3][j][l] = d + 8.0f * q + m5;
                     }
                 /* (A^T m) A: along each row i, plus the bias */
+                float o[16][L];
                 for (int i = 0; i < 4; i++)
                     for (int l = 0; l < L; l++) {
                         const float m0 = t[i][0][l], m1 = t[i][1][l], m2 = t[i][2][l],
                                     m3 = t[i][3][l], m4 = t[i][4][l], m5 = t[i][5][l];
                         const float a = m1 + m2, d = m1 - m2, e = m3 + m4, q = m3 - m4;
-                        float *o = dy + (size_t)i * ytw * fp + f0 + l;
-                        o[0 * fp] = (m0 + a + e) + bias[l];
-                        o[1 * fp] = (d + 2.0f * q) + bias[l];
-                        o[2 * fp] = (a + 4.0f * e) + bias[l];
-                        o[3 * fp] = (d + 8.0f * q + m5) + bias[l];
+                        o[i * 4 + 0][l] = (m0 + a + e) + bias[l];
+                        o[i * 4 + 1][l] = (d + 2.0f * q) + bias[l];
+                        o[i * 4 + 2][l] = (a + 4.0f * e) + bias[l];
+                        o[i * 4 + 3][l] = (d + 8.0f * q + m5) + bias[l];
                     }
+                /* one store stream per output, as in filter_tile */
+                for (int i = 0; i < 4; i++)
+                    for (int j = 0; j < 4; j++)
+                        for (int l = 0; l < L; l++)
+                            dy[((size_t)i * ytw + j) * fp + f0 + l] = o[i * 4 + j][l];
             }
         }
     const int oy0 = ty0 * CNN_WINO_M;
