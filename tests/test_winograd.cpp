@@ -290,8 +290,9 @@ struct LayerCase {
 };
 
 /* Layers the fast kernel runs by Winograd at every SIMD level (3x3,
- * stride 1, C >= 8, F > 32 so the AVX-512 shifted planes do not take
- * them), and some it runs by Winograd only off AVX-512 (F <= 32). */
+ * stride 1, C >= 8, and F > 32 or C >= 16 so the AVX-512 shifted planes
+ * do not take the forward), and some it runs by Winograd only off AVX-512
+ * (F <= 32, C < 16). */
 const LayerCase kLayers[] = {
     {"conv 64 3x3", {32, 26, 26}, 1},                           /* pytorchnet.conv2 */
     {"conv 64 3x3", {32, 26, 26}, 3},
@@ -301,6 +302,10 @@ const LayerCase kLayers[] = {
     {"conv 33 3 pad=2", {8, 5, 6}, 1},
     {"conv 20 3 pad=1 padmode=reflect", {12, 10, 9}, 5},
     {"conv 8 3", {8, 7, 7}, 2},
+    /* F <= 32 with C >= 16: on AVX-512 the Winograd forward, then the
+     * shifted planes' backward */
+    {"conv 32 3 pad=1", {16, 14, 14}, 3},
+    {"conv 19 3 pad=1 padmode=replicate", {24, 9, 11}, 2},
 };
 
 /* The fast kernel against the reference, relative to the largest value
@@ -351,6 +356,7 @@ TEST(Winograd, ConvLayerSameBitsAtAnyThreadCount)
         {"conv 48 3 pad=1 padmode=reflect", {16, 9, 12}, 1},
         {"conv 64 3 pad=1", {64, 14, 14}, 3},
         {"conv 40 3", {10, 12, 12}, 16},
+        {"conv 24 3 pad=1", {16, 10, 10}, 5}, /* Winograd forward, shifted-plane backward */
     };
     const int saved = cnn_threads();
     for (const LayerCase &c : cases) {

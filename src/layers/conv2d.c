@@ -67,6 +67,12 @@
  * the shifted planes first on AVX-512 anyway. */
 #define WG_MIN_C 8
 #define WG_MIN_F 4
+/* From this many channels the Winograd forward beats the shifted planes
+ * too (their backward stays: it beats GEMM dW + Winograd dx at every
+ * shape tried). Per image at batch 16, 1 thread, 3x3 pad 1: C=32 F=32
+ * 28x28 43 against 98 us, 16->32 14x14 8.5 against 12.6, 16->16 6.4
+ * against 7.3; at C = 8 the planes win (8->16 28x28: 12.8 against 16.2). */
+#define WG_OVER_SP_MIN_C 16
 #define WG_VALID_STRIDE 16 /* ints: one cache line per thread's flag */ /* sh*sw above this: dx through the GEMM */
 
 /* One Winograd path: its plan and per-thread buffers */
@@ -1151,7 +1157,7 @@ static void conv_forward_fast(conv2d *cv, const float *x, float *y, int n)
 {
     const size_t isz = cnn_shape_size(cv->base.in), osz = cnn_shape_size(cv->base.out);
     const int nt = conv_threads(cv, n);
-    if (sp_active(cv)) {
+    if (sp_active(cv) && !(cv->wg.ok && cv->g.c >= WG_OVER_SP_MIN_C)) {
         if (cv->fwt) { /* wft[t][f] = w[f][t], then the bias; lanes f >= F stay zero */
             const int F = cv->filters, T = cv->g.c * cv->g.kh * cv->g.kw;
             const float *w = weight_of(cv), *b = bias_of(cv);
