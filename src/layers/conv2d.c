@@ -11,8 +11,8 @@
  *    layers of at most 32 filters on an AVX-512 CPU, the shifted-plane
  *    kernels below (no im2col, no GEMM: see "fast, small layers"); or, for
  *    other 3x3 stride-1 layers of at least 8 channels, Winograd F(4x4, 3x3)
- *    (conv2d_winograd.c: 4x fewer multiplies; the forward, and dx for zero
- *    padding; see "fast, Winograd").
+ *    (conv2d_winograd.c: 4x fewer multiplies; the forward, and dx and dW
+ *    for zero padding; see "fast, Winograd").
  *
  * Threads. With a batch at least as large as the thread count each thread
  * takes whole images (its own im2col buffer, serial GEMM); a smaller batch
@@ -124,7 +124,7 @@ typedef struct {
     float *sp;       /* threads x sp_size */
     /* The Winograd paths (3x3, stride 1: conv2d_winograd.c), taken when
      * the shifted planes are not: the forward, and dx */
-    conv_wg wg, wgd;
+    conv_wg wg, wgd, wgw; /* forward, dx, dW */
 } conv2d;
 
 /* Images per gradient chunk: at least CONV_CHUNK, and never more than
@@ -1152,6 +1152,18 @@ static void wg_run(const conv2d *cv, const conv_wg *wg, const float *in, float *
     }
 }
 
+/* Images [i0, i1) of the batch: their dW summed in order (in the
+ * transformed domain) into part, by Winograd (conv2d_winograd.c) */
+static void wg_chunk_dw(const conv2d *cv, const float *x, const float *dy, int i0, int i1,
+                        float *part, int t)
+{
+    const size_t isz = cnn_shape_size(cv->base.in), osz = cnn_shape_size(cv->base.out);
+    float *scratch = wg_part(&cv->wgw, t);
+    for (int i = i0; i < i1; i++)
+        cnn_wino_dw_image(&cv->wgw.p, x + i * isz, dy + i * osz, i == i0, scratch);
+    cnn_wino_dw_finish(&cv->wgw.p, scratch, part);
+}
+
 /* x: (N, C, H, W)  w: (F, C, kh, kw)  y: (N, F, Ho, Wo) */
 static void conv_forward_fast(conv2d *cv, const float *x, float *y, int n)
 {
@@ -1280,7 +1292,20 @@ static void conv_backward_fast(conv2d *cv, const float *x, const float *dy, floa
         /* dx by Winograd in a pass of its own after dW, or by the GEMM
          * with each image's dW */
         float *dxg = cv->wgd.ok ? NULL : dx;
-        if (nt > 1 && nchunks >= nt) {
+        if (cv->wgw.ok && nt > 1 && nchunks >= nt) {
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+            for (int k = 0; k < nchunks; k++) {
+                int i1 = (k + 1) * cs < n ? (k + 1) * cs : n;
+                wg_chunk_dw(cv, x, dy, k * cs, i1, cv->dw_part + k * wsz, omp_get_thread_num());
+            }
+        } else if (cv->wgw.ok) {
+            /* a batch of fewer chunks than threads: one thread (dW by
+             * Winograd is the same arithmetic at any thread count) */
+            for (int k = 0; k < nchunks; k++) {
+                int i1 = (k + 1) * cs < n ? (k + 1) * cs : n;
+                wg_chunk_dw(cv, x, dy, k * cs, i1, cv->dw_part + k * wsz, 0);
+            }
+        } else if (nt > 1 && nchunks >= nt) {
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
             for (int k = 0; k < nchunks; k++) {
                 int i1 = (k + 1) * cs < n ? (k + 1) * cs : n;
@@ -1351,7 +1376,9 @@ static void conv_free_buffers(conv2d *cv)
     cnn_free(cv->st_cnt);
     cnn_free(cv->st_off);
     cnn_free(cv->st_mask);
-    for (conv_wg *w = &cv->wg; w; w = w == &cv->wg ? &cv->wgd : NULL) {
+    conv_wg *const paths[3] = {&cv->wg, &cv->wgd, &cv->wgw};
+    for (int k = 0; k < 3; k++) {
+        conv_wg *w = paths[k];
         cnn_free(w->buf);
         cnn_free(w->valid);
         w->buf = NULL;
@@ -1476,11 +1503,13 @@ static cnn_status sp_reserve(conv2d *cv, int threads)
     return CNN_OK;
 }
 
-/* A Winograd path's buffers for `threads` threads, its plan set */
-static cnn_status wg_alloc(const conv2d *cv, conv_wg *w, int threads)
+/* A Winograd path's buffers for `threads` threads, its plan set: `scratch`
+ * floats each, after a weight copy and the transformed filters if the path
+ * has filters */
+static cnn_status wg_alloc(const conv2d *cv, conv_wg *w, int threads, int filters, size_t scratch)
 {
-    w->wsz = ((size_t)cv->filters * cv->g.c * 9 + 15) / 16 * 16;
-    w->size = w->wsz + w->p.u_size + w->p.scratch;
+    w->wsz = filters ? ((size_t)cv->filters * cv->g.c * 9 + 15) / 16 * 16 : 0;
+    w->size = w->wsz + (filters ? w->p.u_size : 0) + scratch;
     /* zeroed: the GEMMs never write M's lanes past F, which the output
      * transform reads (and throws away) */
     w->buf = cnn_alloc(cnn_mul_size(cnn_mul_size(w->size, (size_t)threads), sizeof(float)),
@@ -1495,24 +1524,30 @@ static cnn_status wg_alloc(const conv2d *cv, conv_wg *w, int threads)
  * 3x3, stride 1, enough channels (the forward) or filters (dx, whose
  * input is dy). dx as a full correlation needs zero padding (reflect and
  * replicate fold their border taps back, which the GEMM path's col2im
- * does) of at most 2. */
+ * does) of at most 2. dW takes the forward's plan; it runs where dx does,
+ * since the GEMM path computes a chunk's dW and dx together. */
 static cnn_status wg_reserve(conv2d *cv, int threads)
 {
     const cnn_window *g = &cv->g;
     const int F = cv->filters;
-    cv->wg.ok = cv->wgd.ok = 0;
+    cv->wg.ok = cv->wgd.ok = cv->wgw.ok = 0;
     if (g->kh != 3 || g->kw != 3 || g->sh != 1 || g->sw != 1) return CNN_OK;
     if (g->c >= WG_MIN_C && F >= WG_MIN_F) {
         cnn_wino_plan(&cv->wg.p, g->c, F, g->h, g->w, g->ph, g->pw, g->mode, g->ho, g->wo);
         cv->wg.dx = 0;
-        if (wg_alloc(cv, &cv->wg, threads) != CNN_OK) return CNN_ERR_NOMEM;
+        if (wg_alloc(cv, &cv->wg, threads, 1, cv->wg.p.scratch) != CNN_OK) return CNN_ERR_NOMEM;
     }
     const int zero = g->mode == CNN_PAD_ZERO || (g->ph == 0 && g->pw == 0);
     if (F >= WG_MIN_C && g->c >= WG_MIN_F && zero && g->ph <= 2 && g->pw <= 2) {
         cnn_wino_plan(&cv->wgd.p, F, g->c, g->ho, g->wo, 2 - g->ph, 2 - g->pw, CNN_PAD_ZERO, g->h,
                       g->w);
         cv->wgd.dx = 1;
-        if (wg_alloc(cv, &cv->wgd, threads) != CNN_OK) return CNN_ERR_NOMEM;
+        if (wg_alloc(cv, &cv->wgd, threads, 1, cv->wgd.p.scratch) != CNN_OK) return CNN_ERR_NOMEM;
+    }
+    if (cv->wg.ok && cv->wgd.ok) {
+        cv->wgw.p = cv->wg.p;
+        if (wg_alloc(cv, &cv->wgw, threads, 0, cv->wgw.p.dw_scratch) != CNN_OK)
+            return CNN_ERR_NOMEM;
     }
     return CNN_OK;
 }

@@ -112,6 +112,10 @@ void cnn_wino_plan(cnn_wino *p, int c, int f, int h, int w, int ph, int pw, cnn_
     p->u_size = CNN_WINO_P * plane_stride((size_t)c * p->fp);
     p->m_offset = (front + L - 1) / L * L;
     p->scratch = p->m_offset + m;
+    /* dW: dy channel-last, then the 36 sums, after the forward's layout */
+    p->dyl_offset = p->scratch;
+    p->mw_offset = p->dyl_offset + yt;
+    p->dw_scratch = p->mw_offset + CNN_WINO_P * plane_stride((size_t)f * p->cp);
 }
 
 /* ------------------------------------------------------------ filters */
@@ -353,4 +357,150 @@ void cnn_wino_image(const cnn_wino *p, const float *u, const float *b, const flo
                              0.0f, m + xi * ms, p->fp);
         output_transform(p, m, b, r0, nrows, y, yt);
     }
+}
+
+/* ------------------------------------------------------- weight gradient
+ *
+ * dW[f][c] = sum over output pixels of dy[f] times the input window under
+ * it (eq. 3.4): a correlation of the padded input with dy. Differentiating
+ * the forward's Y = A^T [(G g G^T) .* (B^T d B)] A with respect to g gives,
+ * per tile, dg = G^T [(A e A^T) .* (B^T d B)] G with e the tile's 4x4 dy
+ * (the transposition principle: the same matrices, used backwards). So
+ *
+ *     Mw[xi] (F x C) = sum over tiles of E[xi]^T (F x tiles) * V[xi] (tiles x C)
+ *     dW[f][c] = G^T Mw[.][f][c] G
+ *
+ * with V the forward's input transform and E[xi][t][f] = (A e A^T)[xi]: 36
+ * GEMMs of K = tiles, 4x fewer multiplies than im2col's (F x C*9 x Ho*Wo).
+ * Overhanging tile positions have e = 0, so they add nothing; padding is
+ * in the packed input, so every mode works.
+ *
+ *   A = | 1  0  0  0 |       G^T = | 1/4 -1/6 -1/6 1/24  1/24 0 |
+ *       | 1  1  1  1 |             |  0  -1/6  1/6 1/12 -1/12 0 |
+ *       | 1 -1  1 -1 |             |  0  -1/6 -1/6 1/6   1/6  1 |
+ *       | 1  2  4  8 |
+ *       | 1 -2  4 -8 |
+ *       | 0  0  0  1 |
+ */
+
+/* Output rows of tile rows [r0, r0 + nrows) of dy (F, Ho, Wo), channel-
+ * last into dyl (4*nrows, 4*tw, fp); zero past Ho, Wo and F */
+static void pack_dy(const cnn_wino *p, const float *dy, int r0, int nrows, float *dyl)
+{
+    const int fp = p->fp, ytw = CNN_WINO_M * p->tw, ho = p->ho, wo = p->wo;
+    const size_t hw = (size_t)ho * wo;
+    for (int r = 0; r < CNN_WINO_M * nrows; r++) {
+        const int oy = CNN_WINO_M * r0 + r;
+        float *d = dyl + (size_t)r * ytw * fp;
+        if (oy >= ho) {
+            memset(d, 0, sizeof(float) * (size_t)ytw * fp);
+            continue;
+        }
+        for (int f0 = 0; f0 < fp; f0 += L)
+            transpose_block(dy + f0 * hw + (size_t)oy * wo, (long)hw, p->f - f0 < L ? p->f - f0 : L,
+                            wo, d + f0, fp, L);
+        memset(d + (size_t)wo * fp, 0, sizeof(float) * (size_t)(ytw - wo) * fp);
+    }
+}
+
+/* e[xi][t][f] = (A e A^T)[xi] for the tiles of dyl, 16 filters at a time */
+static void dy_transform(const cnn_wino *p, const float *dyl, int nrows, float *e)
+{
+    const int fp = p->fp, tw = p->tw, ytw = CNN_WINO_M * tw;
+    const size_t plane = plane_stride((size_t)nrows * tw * fp);
+    for (int ty = 0; ty < nrows; ty++)
+        for (int tx = 0; tx < tw; tx++) {
+            const float *s = dyl + ((size_t)ty * CNN_WINO_M * ytw + (size_t)tx * CNN_WINO_M) * fp;
+            float *de = e + (size_t)(ty * tw + tx) * fp;
+            for (int f0 = 0; f0 < fp; f0 += L) {
+                float t[4][6][L], o[36][L];
+                /* t = e A^T: A along each row i of the tile */
+                for (int i = 0; i < 4; i++)
+                    for (int l = 0; l < L; l++) {
+                        const float *r = s + (size_t)i * ytw * fp + f0 + l;
+                        const float e0 = r[0], e1 = r[fp], e2 = r[2 * fp], e3 = r[3 * fp];
+                        const float a = e0 + e2, b = e1 + e3, c = e0 + 4.0f * e2, d = 2.0f * e1 + 8.0f * e3;
+                        t[i][0][l] = e0;
+                        t[i][1][l] = a + b;
+                        t[i][2][l] = a - b;
+                        t[i][3][l] = c + d;
+                        t[i][4][l] = c - d;
+                        t[i][5][l] = e3;
+                    }
+                /* A (e A^T): down each column j */
+                for (int j = 0; j < 6; j++)
+                    for (int l = 0; l < L; l++) {
+                        const float e0 = t[0][j][l], e1 = t[1][j][l], e2 = t[2][j][l], e3 = t[3][j][l];
+                        const float a = e0 + e2, b = e1 + e3, c = e0 + 4.0f * e2, d = 2.0f * e1 + 8.0f * e3;
+                        o[0 * 6 + j][l] = e0;
+                        o[1 * 6 + j][l] = a + b;
+                        o[2 * 6 + j][l] = a - b;
+                        o[3 * 6 + j][l] = c + d;
+                        o[4 * 6 + j][l] = c - d;
+                        o[5 * 6 + j][l] = e3;
+                    }
+                for (int k = 0; k < 36; k++)
+                    for (int l = 0; l < L; l++) de[k * plane + f0 + l] = o[k][l];
+            }
+        }
+}
+
+void cnn_wino_dw_image(const cnn_wino *p, const float *x, const float *dy, int first,
+                       float *scratch)
+{
+    const int wpp = CNN_WINO_M * p->tw + 2;
+    float *xp = scratch;
+    float *v = xp + (size_t)(CNN_WINO_M * p->block_rows + 2) * wpp * p->cp;
+    float *e = scratch + p->m_offset, *dyl = scratch + p->dyl_offset;
+    float *mw = scratch + p->mw_offset;
+    const size_t ws = plane_stride((size_t)p->f * p->cp);
+    for (int r0 = 0; r0 < p->th; r0 += p->block_rows) {
+        const int nrows = p->th - r0 < p->block_rows ? p->th - r0 : p->block_rows;
+        const int tiles = nrows * p->tw;
+        pack_rows(p, x, r0 * CNN_WINO_M, CNN_WINO_M * nrows + 2, wpp, xp);
+        input_transform(p, xp, nrows, wpp, v);
+        pack_dy(p, dy, r0, nrows, dyl);
+        dy_transform(p, dyl, nrows, e);
+        const size_t vs = plane_stride((size_t)tiles * p->cp), es = plane_stride((size_t)tiles * p->fp);
+        /* the image's blocks, then the chunk's images, add in order */
+        const float beta = first && r0 == 0 ? 0.0f : 1.0f;
+        for (int xi = 0; xi < CNN_WINO_P; xi++)
+            cnn_sgemm_serial(1, 0, p->f, p->c, tiles, 1.0f, e + xi * es, p->fp, v + xi * vs, p->cp,
+                             beta, mw + xi * ws, p->cp);
+    }
+}
+
+void cnn_wino_dw_finish(const cnn_wino *p, const float *scratch, float *dw)
+{
+    const int C = p->c, cp = p->cp;
+    const float *mw = scratch + p->mw_offset;
+    const size_t plane = plane_stride((size_t)p->f * cp);
+    for (int f = 0; f < p->f; f++)
+        for (int c0 = 0; c0 < C; c0 += L) {
+            float in[36][L], t[3][6][L], o[9][L];
+            for (int k = 0; k < 36; k++)
+                for (int l = 0; l < L; l++) in[k][l] = mw[k * plane + (size_t)f * cp + c0 + l];
+            /* t = G^T M: down each column j */
+            for (int j = 0; j < 6; j++)
+                for (int l = 0; l < L; l++) {
+                    const float m0 = in[0 * 6 + j][l], m1 = in[1 * 6 + j][l], m2 = in[2 * 6 + j][l],
+                                m3 = in[3 * 6 + j][l], m4 = in[4 * 6 + j][l], m5 = in[5 * 6 + j][l];
+                    const float a = m1 + m2, b = m3 + m4;
+                    t[0][j][l] = m0 * 0.25f - a * (1.0f / 6) + b * (1.0f / 24);
+                    t[1][j][l] = (m2 - m1) * (1.0f / 6) + (m3 - m4) * (1.0f / 12);
+                    t[2][j][l] = (b - a) * (1.0f / 6) + m5;
+                }
+            /* (G^T M) G: along each row i */
+            for (int i = 0; i < 3; i++)
+                for (int l = 0; l < L; l++) {
+                    const float m0 = t[i][0][l], m1 = t[i][1][l], m2 = t[i][2][l], m3 = t[i][3][l],
+                                m4 = t[i][4][l], m5 = t[i][5][l];
+                    const float a = m1 + m2, b = m3 + m4;
+                    o[i * 3 + 0][l] = m0 * 0.25f - a * (1.0f / 6) + b * (1.0f / 24);
+                    o[i * 3 + 1][l] = (m2 - m1) * (1.0f / 6) + (m3 - m4) * (1.0f / 12);
+                    o[i * 3 + 2][l] = (b - a) * (1.0f / 6) + m5;
+                }
+            /* o (9 taps x 16 channels) -> dw[f][c0 + l][0..9) */
+            transpose_block(&o[0][0], L, 9, C - c0 < L ? C - c0 : L, dw + ((size_t)f * C + c0) * 9, 9, 9);
+        }
 }

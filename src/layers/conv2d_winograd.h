@@ -27,6 +27,8 @@ typedef struct {
     size_t u_size;     /* floats of the transformed filters (36 x c x fp) */
     size_t scratch;    /* floats of one thread's scratch besides them */
     size_t m_offset;   /* where the GEMM products start in the scratch */
+    size_t dyl_offset, mw_offset; /* the weight gradient's parts, after those */
+    size_t dw_scratch; /* floats of one thread's scratch for the weight gradient */
 } cnn_wino;
 
 /* Fill the geometry for a layer with c channels, f filters, a 3x3 kernel
@@ -53,6 +55,14 @@ void cnn_wino_filters_dx(const cnn_wino *p, const float *w, float *u, float *scr
  * rows over threads gives the same bits. */
 void cnn_wino_image(const cnn_wino *p, const float *u, const float *b, const float *x,
                     float *y, int ty0, int ty1, float *scratch);
+
+/* The weight gradient of one image, x: (C, H, W) and dy: (F, Ho, Wo),
+ * added to the transformed sums kept in scratch (p->dw_scratch floats, the
+ * thread's own; first != 0 starts them afresh). Images add in call order. */
+void cnn_wino_dw_image(const cnn_wino *p, const float *x, const float *dy, int first,
+                       float *scratch);
+/* dw: (F, C, 3, 3) = the sums in scratch transformed back (overwritten) */
+void cnn_wino_dw_finish(const cnn_wino *p, const float *scratch, float *dw);
 
 #ifdef __cplusplus
 }
