@@ -1085,7 +1085,9 @@ static void sp_transpose_weights(conv2d *cv)
  * per line when it reads it (bench/NOTES.md). A batch splits by images;
  * fewer images than threads split each image by tile rows. Every output
  * is computed the same way in either case, so the bits do not depend on
- * the thread count. */
+ * the thread count. The backward's dx is the same forward run on dy
+ * (wg_run with the dx plan); dW sums the transformed tiles of each
+ * gradient chunk (wg_chunk_dw), in the chunks of "Determinism" above. */
 
 /* Thread t's part of a path's buffer: a copy of the weights its filters
  * were transformed from, the transformed filters, then its scratch. */
