@@ -178,35 +178,39 @@ __attribute__((target("avx512f,fma"))) void BM_fma_peak(benchmark::State &st)
 
 /* The GEMMs the layers issue now, {group, where, ta, tb, M, N, K}, found
  * by tracing cnn_sgemm/cnn_sgemm_serial through bench_conv's cases (batch
- * 64, forward and backward) and bench_train's train (batch 64 in shards of
- * 16), latency (batch 1) and infer (batch 1000 in shards of 16 and 15)
- * runs of simplecnn, lenet5 and pytorchnet on AVX-512. Groups:
- *   conv     conv layers that still use im2col + GEMM on AVX-512 (more than
- *            32 filters; the smaller ones use the shifted-plane kernel and
- *            no GEMM), per image: fwd y = W*col, dW = dY*col^T, dx (dcol) =
- *            W^T*dY. pytorchnet.conv1's dx only in bench_conv (a model's
- *            first layer skips it); "band" = one image on 2 threads, each
- *            its half of the output rows.
+ * 64, forward and backward, and fwd1: one image) and bench_train's train
+ * (batch 64 in shards of 16), latency (batch 1) and infer (batch 1000 in
+ * shards of 16 and 15) runs of simplecnn, lenet5 and pytorchnet on AVX-512
+ * at commit a408c04. Groups:
+ *   conv     the conv layers' GEMMs. Layers of at most 32 filters use the
+ *            shifted-plane kernel on AVX-512 and no GEMM; 3x3 stride-1
+ *            layers with many channels run their forward and dx by
+ *            Winograd F(4x4, 3x3): one GEMM per transform position of
+ *            (tiles x channels) by (channels x filters), tiles = 4x4 output
+ *            tiles of an image (pytorchnet.conv2: 36 forward, 49 = 35 + 14
+ *            for dx; "half": one image on 2 threads). dW stays im2col:
+ *            dW = dY*col^T per image. pytorchnet.conv1's dx (W^T*dY) only
+ *            in bench_conv (a model's first layer skips it).
  *   dense16  dense layers inside a training/inference shard of 16 images:
  *            fwd x*W^T, dx = dY*W, dW = dY^T*x.
  *   dense1   single-image inference (latency).
- *   legacy   the per-image GEMMs of the small conv layers, which a CPU
- *            without AVX-512 still runs (no shifted-plane kernel there).
- * A Winograd path for pytorchnet.conv2 was being added while this list was
- * made; re-trace when the conv layers change. */
+ *   legacy   the per-image im2col GEMMs of the small conv layers, which a
+ *            CPU without AVX-512 still runs (no shifted-plane kernel there).
+ * Re-trace when the conv layers change. */
 struct Shape {
     const char *group, *where;
     int ta, tb, M, N, K;
 };
 const Shape kShapes[] = {
-    {"conv", "pytorchnet.conv2.fwd", 0, 0, 64, 576, 288},
+    {"conv", "pytorchnet.conv2.fwd_wino", 0, 0, 36, 64, 32},
+    {"conv", "pytorchnet.conv2.fwd_wino_half", 0, 0, 18, 64, 32},
+    {"conv", "pytorchnet.conv2.dx_wino35", 0, 0, 35, 32, 64},
+    {"conv", "pytorchnet.conv2.dx_wino14", 0, 0, 14, 32, 64},
     {"conv", "pytorchnet.conv2.dW", 0, 1, 64, 288, 576},
-    {"conv", "pytorchnet.conv2.dx", 1, 0, 288, 576, 64},
-    {"conv", "pytorchnet.conv2.fwd_band", 0, 0, 64, 288, 288},
     {"conv", "pytorchnet.conv1.dx", 1, 0, 9, 676, 32},
-    {"conv", "deep.conv64.fwd", 0, 0, 64, 196, 576},
+    {"conv", "deep.conv64.fwd_dx_wino", 0, 0, 16, 64, 64},
+    {"conv", "deep.conv64.fwd_wino_half", 0, 0, 8, 64, 64},
     {"conv", "deep.conv64.dW", 0, 1, 64, 576, 196},
-    {"conv", "deep.conv64.dx", 1, 0, 576, 196, 64},
 
     {"dense16", "simplecnn.fc.fwd", 0, 1, 16, 10, 784},
     {"dense16", "simplecnn.fc.dx", 0, 0, 16, 784, 10},

@@ -64,6 +64,10 @@ KERNEL void tile(const int M_, const int NV_, const int AR, int n, int kc, const
         b += ldbk;
     }
 
+    /* C's row addresses from one register here: without this GCC keeps
+     * the tile's 14 row pointers live across the panel's slivers, spills
+     * them and reloads them for every store */
+    __asm__("" : "+r"(c));
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     if (alpha == 1.0f && beta == 0.0f && n >= 16 * NV_) {
         /* the common case; 1 * acc == acc exactly, so skipping the multiply
