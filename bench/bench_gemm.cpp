@@ -181,16 +181,17 @@ __attribute__((target("avx512f,fma"))) void BM_fma_peak(benchmark::State &st)
  * 64, forward and backward, and fwd1: one image) and bench_train's train
  * (batch 64 in shards of 16), latency (batch 1) and infer (batch 1000 in
  * shards of 16 and 15) runs of simplecnn, lenet5 and pytorchnet on AVX-512
- * at commit a408c04. Groups:
+ * at commit 2acf601. Groups:
  *   conv     the conv layers' GEMMs. Layers of at most 32 filters use the
  *            shifted-plane kernel on AVX-512 and no GEMM; 3x3 stride-1
- *            layers with many channels run their forward and dx by
- *            Winograd F(4x4, 3x3): one GEMM per transform position of
- *            (tiles x channels) by (channels x filters), tiles = 4x4 output
+ *            layers with many channels run forward, dx and dW by Winograd
+ *            F(4x4, 3x3): one GEMM per transform position, of (tiles x
+ *            channels) by (channels x filters) with tiles = the 4x4 output
  *            tiles of an image (pytorchnet.conv2: 36 forward, 49 = 35 + 14
- *            for dx; "half": one image on 2 threads). dW stays im2col:
- *            dW = dY*col^T per image. pytorchnet.conv1's dx (W^T*dY) only
- *            in bench_conv (a model's first layer skips it).
+ *            for dx; "half": one image on 2 threads), and for dW (filters x
+ *            channels) = dY^T X over the tiles, accumulated image by image
+ *            (beta 0, then 1). pytorchnet.conv1's dx (W^T*dY) only in
+ *            bench_conv (a model's first layer skips it).
  *   dense16  dense layers inside a training/inference shard of 16 images:
  *            fwd x*W^T, dx = dY*W, dW = dY^T*x.
  *   dense1   single-image inference (latency).
@@ -206,11 +207,11 @@ const Shape kShapes[] = {
     {"conv", "pytorchnet.conv2.fwd_wino_half", 0, 0, 18, 64, 32},
     {"conv", "pytorchnet.conv2.dx_wino35", 0, 0, 35, 32, 64},
     {"conv", "pytorchnet.conv2.dx_wino14", 0, 0, 14, 32, 64},
-    {"conv", "pytorchnet.conv2.dW", 0, 1, 64, 288, 576},
+    {"conv", "pytorchnet.conv2.dW_wino", 1, 0, 64, 32, 36},
     {"conv", "pytorchnet.conv1.dx", 1, 0, 9, 676, 32},
     {"conv", "deep.conv64.fwd_dx_wino", 0, 0, 16, 64, 64},
     {"conv", "deep.conv64.fwd_wino_half", 0, 0, 8, 64, 64},
-    {"conv", "deep.conv64.dW", 0, 1, 64, 576, 196},
+    {"conv", "deep.conv64.dW_wino", 1, 0, 64, 64, 16},
 
     {"dense16", "simplecnn.fc.fwd", 0, 1, 16, 10, 784},
     {"dense16", "simplecnn.fc.dx", 0, 0, 16, 784, 10},

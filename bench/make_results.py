@@ -499,8 +499,8 @@ def main():
         w("")
         w("Shapes traced from the layers' cnn_sgemm calls (bench/bench_gemm.cpp, kShapes): "
           "**conv** = the conv layers' GEMMs on AVX-512 (layers of up to 32 filters use "
-          "no GEMM there): Winograd's per-position products for the forward and dx of "
-          "3x3 stride-1 layers, im2col GEMMs for dW, per image; **dense16** = dense layers inside a 16-image shard "
+          "no GEMM there): Winograd's per-position products for the forward, dx and dW of "
+          "3x3 stride-1 layers, per image; **dense16** = dense layers inside a 16-image shard "
           "(training and batch inference); **dense1** = single-image inference; "
           "**legacy** = the small conv layers' per-image GEMMs, which only a CPU without "
           "AVX-512 still runs. fwd = forward, dx = gradient to the input (col), dW = to "
