@@ -58,7 +58,7 @@
 #define SP_U10(v, N, ...) SP_U8(v, N, __VA_ARGS__) SP_REP(v, N, 8, __VA_ARGS__) SP_REP(v, N, 9, __VA_ARGS__)
 #define SP_U12(v, N, ...) SP_U10(v, N, __VA_ARGS__) SP_REP(v, N, 10, __VA_ARGS__) SP_REP(v, N, 11, __VA_ARGS__)
 
-#define SP_MAX_PHASES 16
+#define SP_MAX_PHASES 16 /* sh*sw above this: dx through the GEMM */
 /* Smallest channel and filter counts for the Winograd path. Measured per
  * image at batch 16, 1 thread, against im2col + GEMM: C >= 8 wins or ties
  * at every F tried (AVX2: 64->8 on 14x14 37 against 80 us, 8->8 8.4
@@ -73,7 +73,7 @@
  * 28x28 43 against 98 us, 16->32 14x14 8.5 against 12.6, 16->16 6.4
  * against 7.3; at C = 8 the planes win (8->16 28x28: 12.8 against 16.2). */
 #define WG_OVER_SP_MIN_C 16
-#define WG_VALID_STRIDE 16 /* ints: one cache line per thread's flag */ /* sh*sw above this: dx through the GEMM */
+#define WG_VALID_STRIDE 16 /* ints: one cache line per thread's flag */
 
 /* One Winograd path: its plan and per-thread buffers */
 typedef struct {
