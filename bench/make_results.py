@@ -373,7 +373,11 @@ def main():
           + ", ".join("%d thread%s %.0f GFLOP/s wall, %.0f per CPU-second" %
                       (t, "s" if t > 1 else "", v[0], v[1]) for t, v in sorted(pk.items()))
           + ". The limit used below is the larger of the two 2-thread figures (%s GFLOP/s)."
-          % fmt(peak2, "%.0f"))
+          % fmt(peak2, "%.0f")
+          + " FLOPs are those of the direct convolution; the 3x3 stride-1 layers of many "
+          "channels (pytorchnet.conv2) run Winograd F(4x4,3x3), which multiplies about 4x "
+          "less, so for such a net the epoch can come closer to this limit than the FMAs "
+          "it actually runs would allow.")
         w("")
     w("| model | threads | epoch (60k images, 938 steps) | img/s | training GFLOP/epoch (3x forward) | achieved GFLOP/s | FMA-limit time | epoch / limit | allocations in the epoch |")
     w("|---|---|---|---|---|---|---|---|---|")
@@ -396,7 +400,9 @@ def main():
     w("")
     w("`bwd` is the backward the model runs (dL/dx and the parameter gradients together); "
       "`bwd_w` the same call with dx = NULL (parameter gradients only); their difference "
-      "is the cost of dL/dx. GFLOP/s counts a multiply-add as 2 (pooling: GB/s moved). "
+      "is the cost of dL/dx. GFLOP/s counts a multiply-add as 2 (pooling: GB/s moved), "
+      "of the direct convolution: for the Winograd layers (pytorchnet.conv2, deep.conv64) "
+      "it is an effective rate that can exceed the FMA peak. "
       "Relative error: max |fast - ref| / max |ref| over y, dx and every gradient, "
       "worst tensor named.")
     w("")

@@ -1,5 +1,6 @@
-/* conv2d_winograd.c — Winograd minimal filtering F(4x4, 3x3) for the
- * forward of 3x3 stride-1 conv layers.
+/* conv2d_winograd.c — Winograd minimal filtering F(4x4, 3x3) for 3x3
+ * stride-1 conv layers: the forward, and with the same machinery dx and dW
+ * (their comments below say how).
  *
  * Reference: A. Lavin and S. Gray, "Fast Algorithms for Convolutional
  * Neural Networks", CVPR 2016, section 4 and the F(4x4, 3x3) matrices of
@@ -31,7 +32,7 @@
  * GEMMs of K = C that do 36 multiplies per 16 outputs where the direct
  * convolution does 16 * 9 = 144 (4x fewer). The price is rounding: the
  * transforms' constants (up to 8 in A, 5 in B) make fp32 errors about 10x
- * those of a direct sum (tests/test_conv.cpp measures them).
+ * those of a direct sum (tests/test_winograd.cpp measures them).
  *
  * Layout. The transforms run 16 channels (input) or 16 filters (filters,
  * output) per vector, as plain C loops of 16 the compiler vectorises on any

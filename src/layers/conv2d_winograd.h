@@ -1,5 +1,6 @@
-/* conv2d_winograd.h — Winograd F(4x4, 3x3) forward for 3x3 stride-1 conv
- * layers (conv2d.c's fast kernel chooses it; see conv2d_winograd.c). */
+/* conv2d_winograd.h — Winograd F(4x4, 3x3) for 3x3 stride-1 conv layers:
+ * the forward, dx and dW (conv2d.c's fast kernel chooses it; see
+ * conv2d_winograd.c). */
 #ifndef CNN_CONV2D_WINOGRAD_H
 #define CNN_CONV2D_WINOGRAD_H
 
