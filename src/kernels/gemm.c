@@ -505,7 +505,8 @@ void cnn_sgemm_serial(int transa, int transb, int M, int N, int K, float alpha,
 static void dot_threads(int nt, int M, int N, int K, float alpha, const float *A, int lda,
                         const float *B, int ldb, float beta, float *C, int ldc)
 {
-    /* M * N <= 1024 on the dot path, so at most 256 chunks and 128 pairs */
+    /* M * N <= 1024 on the dot path, so at most 128 chunks of 8 columns,
+     * and nt <= chunks: at most 64 pairs */
     struct {
         _Alignas(64) int taken; /* chunks claimed in this pair's range */
     } pair[128];

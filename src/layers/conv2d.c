@@ -123,7 +123,8 @@ typedef struct {
     unsigned short *st_mask;
     float *sp;       /* threads x sp_size */
     /* The Winograd paths (3x3, stride 1: conv2d_winograd.c), taken when
-     * the shifted planes are not: the forward, and dx */
+     * the shifted planes are not (the forward also from WG_OVER_SP_MIN_C
+     * channels) */
     conv_wg wg, wgd, wgw; /* forward, dx, dW */
 } conv2d;
 
