@@ -16,6 +16,7 @@
 #include "cnn.h"
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* ---------------------------------------------------------------- errors */
 
@@ -41,6 +42,35 @@ void *cnn_alloc(size_t bytes, const char *what);
 void cnn_free(void *p);
 /* a*b*..., or SIZE_MAX on overflow */
 size_t cnn_mul_size(size_t a, size_t b);
+
+/* ----------------------------------------------------------------- files */
+
+/* Open a file the user named for reading (src/core/file.c). It must be a
+ * regular file: a directory, device or FIFO is refused at once, never
+ * waited on. `what` names the expected kind in messages ("a model file").
+ * *size (may be NULL) gets the file's size. */
+cnn_status cnn_open_input(const char *path, const char *what, int *fd, long long *size);
+cnn_status cnn_fopen_input(const char *path, const char *what, FILE **f, long long *size);
+
+/* An output file written atomically: cnn_out_open creates a temporary file
+ * next to the destination (O_EXCL, never through a link), the caller writes
+ * to o->f, and cnn_out_commit checks every write, fsyncs and renames it
+ * over the destination, or removes it and says why. A character device or
+ * a FIFO with a reader is written in place. cnn_out_abort drops the file. */
+typedef struct {
+    FILE *f;
+    char *dest;   /* where the file lands (a symbolic link's target) */
+    char *tmp;    /* the temporary file; NULL when writing in place */
+    char *shown;  /* the path as the caller gave it, for messages */
+} cnn_outfile;
+cnn_status cnn_out_open(cnn_outfile *o, const char *path);
+cnn_status cnn_out_commit(cnn_outfile *o);
+void cnn_out_abort(cnn_outfile *o);
+/* The whole file at once. */
+cnn_status cnn_out_write(cnn_outfile *o, const char *path, const void *data, size_t len);
+/* Whether `path` can be written, checked by creating (and removing) a file
+ * in its folder: for refusing a run before its work, not after. */
+cnn_status cnn_check_writable(const char *path);
 
 /* ------------------------------------------------------------------- rng */
 

@@ -159,9 +159,10 @@ typedef struct {
     int epoch;          /* 1-based */
     double lr, train_loss, train_acc, val_loss, val_acc, seconds; /* NaN: none */
 } cli_epoch_row;
-/* An SVG with two panels (loss, accuracy) of train and validation curves. */
-int cli_plot_svg(const char *path, const char *title, const cli_epoch_row *rows, int n);
-int cli_history_csv(const char *path, const cli_epoch_row *rows, int n);
+/* An SVG with two panels (loss, accuracy) of train and validation curves,
+ * and the same numbers as CSV; both written atomically. */
+cnn_status cli_plot_svg(const char *path, const char *title, const cli_epoch_row *rows, int n);
+cnn_status cli_history_csv(const char *path, const cli_epoch_row *rows, int n);
 
 /* -------------------------------------------------------------- progress */
 
@@ -181,8 +182,8 @@ void cli_progress_end(cli_progress *p);
 /* ------------------------------------------------------------------ grid */
 
 /* A PNG of n 28x28 images scaled by `scale`, in a grid, each with its label
- * text drawn under it. */
-int cli_grid_png(const char *path, const uint8_t *images, int n, int h, int w,
+ * text drawn under it, written atomically. */
+cnn_status cli_grid_png(const char *path, const uint8_t *images, int n, int h, int w,
                  const char *const *labels, int scale);
 
 #endif

@@ -42,7 +42,6 @@ int cli_eval(int argc, char **argv)
     float *xbuf = NULL, *probs = NULL;
     uint8_t *predicted = NULL;
     cli_confusion conf = {0};
-    FILE *f = NULL;
     if ((rc = cli_load_model(cmd, model, &m))) return rc;
     if (!data && !opts[1].given) {
         /* the data set the model was trained on */
@@ -103,11 +102,12 @@ int cli_eval(int argc, char **argv)
     printf("Evaluated in %.2f s (%.0f images/s)\n", secs, secs > 0 ? n / secs : 0.0);
 
     if (preds) {
-        f = fopen(preds, "w");
-        if (!f) {
-            rc = cli_error(cmd, "--predictions: cannot write %s", preds);
+        cnn_outfile o;
+        if (cnn_out_open(&o, preds) != CNN_OK) {
+            rc = cli_error(cmd, "--predictions: %s", cnn_errmsg());
             goto done;
         }
+        FILE *f = o.f;
         fprintf(f, "index,label,predicted");
         for (int j = 0; j < k; j++) fprintf(f, ",p%d", j);
         fputc('\n', f);
@@ -116,18 +116,14 @@ int cli_eval(int argc, char **argv)
             for (int j = 0; j < k; j++) fprintf(f, ",%.6g", probs[(size_t)i * k + j]);
             fputc('\n', f);
         }
-        int bad = ferror(f);
-        if (fclose(f) != 0 || bad) {
-            f = NULL;
-            rc = cli_error(cmd, "--predictions: error writing %s", preds);
+        if (cnn_out_commit(&o) != CNN_OK) {
+            rc = cli_error(cmd, "--predictions: %s", cnn_errmsg());
             goto done;
         }
-        f = NULL;
         printf("Wrote the predictions to %s\n", preds);
     }
     rc = CLI_OK;
 done:
-    if (f) fclose(f);
     cli_confusion_free(&conf);
     free(probs);
     free(predicted);

@@ -41,10 +41,16 @@ static void draw_text(uint8_t *img, int W, int H, int x, int y, const char *text
     }
 }
 
-int cli_grid_png(const char *path, const uint8_t *images, int n, int h, int w,
+/* stb_image_write's output callback: append to the open file */
+static void write_to_file(void *ctx, void *data, int size)
+{
+    if (size > 0) (void)fwrite(data, 1, (size_t)size, (FILE *)ctx);
+}
+
+cnn_status cli_grid_png(const char *path, const uint8_t *images, int n, int h, int w,
                  const char *const *labels, int scale)
 {
-    if (n < 1) return CLI_EDATA;
+    if (n < 1) return cnn_fail(CNN_ERR_ARG, "%s: no images to draw", path);
     int fs = scale >= 3 ? 2 : 1;  /* font pixel size */
     int text_w = 0;
     char buf[128];
@@ -62,7 +68,7 @@ int cli_grid_png(const char *path, const uint8_t *images, int n, int h, int w,
     int rows = (n + cols - 1) / cols;
     int W = cols * cell_w, H = rows * cell_h;
     uint8_t *img = malloc((size_t)W * (size_t)H);
-    if (!img) return CLI_EDATA;
+    if (!img) return cnn_fail(CNN_ERR_NOMEM, "%s: out of memory for a %dx%d picture", path, W, H);
     memset(img, 255, (size_t)W * H);
     for (int i = 0; i < n; i++) {
         int cx = (i % cols) * cell_w, cy = (i / cols) * cell_h;
@@ -77,7 +83,16 @@ int cli_grid_png(const char *path, const uint8_t *images, int n, int h, int w,
         int tw = stb_easy_font_width(buf) * fs;
         draw_text(img, W, H, cx + (cell_w - tw) / 2, oy + h * scale + 4 * fs, labels[i], fs);
     }
-    int ok = stbi_write_png(path, W, H, 1, img, W);
+    cnn_outfile o;
+    cnn_status st = cnn_out_open(&o, path);
+    if (st == CNN_OK) {
+        if (!stbi_write_png_to_func(write_to_file, o.f, W, H, 1, img, W)) {
+            cnn_out_abort(&o);
+            st = cnn_fail(CNN_ERR_NOMEM, "%s: cannot encode the PNG", path);
+        } else {
+            st = cnn_out_commit(&o);
+        }
+    }
     free(img);
-    return ok ? CLI_OK : CLI_EDATA;
+    return st;
 }

@@ -19,8 +19,10 @@ int cli_build_model(const char *cmd, const char *arch, cnn_model **out)
     if (text) {
         st = cnn_model_from_text(text, arch, out);
     } else {
+        /* a name that is no file is a usage error; a file that cannot be
+         * read (a directory, a FIFO, ...) is refused by the loader */
         struct stat sb;
-        if (stat(arch, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        if (stat(arch, &sb) != 0) {
             char names[256] = "";
             for (const struct cnn_preset *p = cnn_presets; p->name; p++) {
                 if (strlen(names) + strlen(p->name) + 3 >= sizeof names) break;

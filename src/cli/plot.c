@@ -125,10 +125,12 @@ static void draw_panel(FILE *f, panel *p, const char *title, const char *ylabel,
     fprintf(f, "</g>\n");
 }
 
-int cli_plot_svg(const char *path, const char *title, const cli_epoch_row *rows, int n)
+cnn_status cli_plot_svg(const char *path, const char *title, const cli_epoch_row *rows, int n)
 {
-    FILE *f = fopen(path, "w");
-    if (!f) return CLI_EDATA;
+    cnn_outfile o;
+    cnn_status st = cnn_out_open(&o, path);
+    if (st != CNN_OK) return st;
+    FILE *f = o.f;
     const double W = 960, H = 420;
     fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" font-family=\"sans-serif\">\n",
@@ -141,9 +143,7 @@ int cli_plot_svg(const char *path, const char *title, const cli_epoch_row *rows,
     draw_panel(f, &loss, "Loss", "loss", rows, n, 0);
     draw_panel(f, &acc, "Accuracy", "accuracy (%)", rows, n, 1);
     fprintf(f, "</svg>\n");
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad) return CLI_EDATA;
-    return CLI_OK;
+    return cnn_out_commit(&o);
 }
 
 static void csv_num(FILE *f, double v, const char *fmt)
@@ -151,10 +151,12 @@ static void csv_num(FILE *f, double v, const char *fmt)
     if (isfinite(v)) fprintf(f, fmt, v);
 }
 
-int cli_history_csv(const char *path, const cli_epoch_row *rows, int n)
+cnn_status cli_history_csv(const char *path, const cli_epoch_row *rows, int n)
 {
-    FILE *f = fopen(path, "w");
-    if (!f) return CLI_EDATA;
+    cnn_outfile o;
+    cnn_status st = cnn_out_open(&o, path);
+    if (st != CNN_OK) return st;
+    FILE *f = o.f;
     fprintf(f, "epoch,lr,train_loss,train_acc,val_loss,val_acc,seconds\n");
     for (int i = 0; i < n; i++) {
         fprintf(f, "%d,", rows[i].epoch);
@@ -171,7 +173,5 @@ int cli_history_csv(const char *path, const cli_epoch_row *rows, int n)
         csv_num(f, rows[i].seconds, "%.3f");
         fputc('\n', f);
     }
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad) return CLI_EDATA;
-    return CLI_OK;
+    return cnn_out_commit(&o);
 }

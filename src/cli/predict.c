@@ -119,7 +119,7 @@ int cli_predict(int argc, char **argv)
     }
     if (grid && nok > 0) {
         if (cli_grid_png(grid, pix, nok, 28, 28, (const char *const *)labels, scale)) {
-            rc = cli_error(cmd, "--grid: cannot write %s", grid);
+            rc = cli_error(cmd, "--grid: %s", cnn_errmsg());
             goto done;
         }
         printf("Wrote the grid to %s\n", grid);

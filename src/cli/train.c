@@ -629,14 +629,14 @@ int cli_train(int argc, char **argv)
         rs.loss_sum = 0;
         rs.correct = rs.seen = 0;
         if (c.history && cli_history_csv(c.history, rs.hist.rows, rs.hist.n)) {
-            rc = cli_error(CMD, "cannot write --history %s", c.history);
+            rc = cli_error(CMD, "--history: %s", cnn_errmsg());
             goto done;
         }
         if (c.plot) {
             char title[512];
             snprintf(title, sizeof title, "%s on %s", c.arch, dsname);
             if (cli_plot_svg(c.plot, title, rs.hist.rows, rs.hist.n)) {
-                rc = cli_error(CMD, "cannot write --plot %s", c.plot);
+                rc = cli_error(CMD, "--plot: %s", cnn_errmsg());
                 goto done;
             }
         }

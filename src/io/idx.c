@@ -98,19 +98,11 @@ static void describe_count(char *buf, size_t n, const idx_array *a, uint64_t cou
 static cnn_status idx_read(const char *path, int want_ndims, idx_array *a)
 {
     memset(a, 0, sizeof *a);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return cnn_fail(CNN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return cnn_fail(CNN_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
-    }
-    if (S_ISDIR(st.st_mode)) {
-        close(fd);
-        return cnn_fail(CNN_ERR_IO, "%s: is a directory, not an IDX file", path);
-    }
-    if (S_ISREG(st.st_mode) && st.st_size == 0) {
+    int fd;
+    long long fsize;
+    cnn_status ost = cnn_open_input(path, "an IDX file", &fd, &fsize);
+    if (ost != CNN_OK) return ost;
+    if (fsize == 0) {
         close(fd);
         return cnn_fail(CNN_ERR_FORMAT, "%s: empty file", path);
     }
@@ -204,8 +196,8 @@ static cnn_status idx_read(const char *path, int want_ndims, idx_array *a)
     size_t item = need / a->dims[0]; /* bytes per image or label */
 
     /* A raw file's size is known: compare before allocating anything. */
-    if (gzdirect(gz) && S_ISREG(st.st_mode)) {
-        uint64_t have = (uint64_t)st.st_size - 4 - dim_bytes;
+    if (gzdirect(gz)) {
+        uint64_t have = (uint64_t)fsize - 4 - dim_bytes;
         if (have < need) {
             if (a->ndims == 1)
                 st_code = cnn_fail(CNN_ERR_FORMAT,

@@ -310,32 +310,20 @@ static const char *sniff(const uint8_t *b, size_t len)
 cnn_status cnn_image_load_mnist(const char *path, uint8_t out[28 * 28])
 {
     if (!path || !out) return cnn_fail(CNN_ERR_ARG, "cnn_image_load_mnist: NULL argument");
-    FILE *f = fopen(path, "rb");
-    if (!f) return cnn_fail(CNN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0) {
-        int e = errno;
-        fclose(f);
-        return cnn_fail(CNN_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
-    }
-    if (S_ISDIR(st.st_mode)) {
-        fclose(f);
-        return cnn_fail(CNN_ERR_IO, "%s: is a directory, not an image", path);
-    }
-    if (!S_ISREG(st.st_mode)) {
-        fclose(f);
-        return cnn_fail(CNN_ERR_IO, "%s: not a regular file", path);
-    }
-    if (st.st_size == 0) {
+    FILE *f;
+    long long fsize;
+    cnn_status ost = cnn_fopen_input(path, "an image", &f, &fsize);
+    if (ost != CNN_OK) return ost;
+    if (fsize == 0) {
         fclose(f);
         return cnn_fail(CNN_ERR_FORMAT, "%s: empty file", path);
     }
-    if (st.st_size > IMG_MAX_FILE) {
+    if (fsize > IMG_MAX_FILE) {
         fclose(f);
         return cnn_fail(CNN_ERR_FORMAT, "%s: file too large for an image of a digit (%lld "
-                        "bytes, the limit is %lld)", path, (long long)st.st_size, IMG_MAX_FILE);
+                        "bytes, the limit is %lld)", path, fsize, IMG_MAX_FILE);
     }
-    size_t len = (size_t)st.st_size;
+    size_t len = (size_t)fsize;
     uint8_t *buf = malloc(len);
     if (!buf) {
         fclose(f);

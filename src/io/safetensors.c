@@ -237,26 +237,6 @@ static int write_le(FILE *f, const void *data, size_t nbytes, size_t elsize)
     return 1;
 }
 
-/* After the rename, make the directory entry durable too. Some file systems
- * refuse fsync on a directory; the file itself is already complete then,
- * so that is not an error. */
-static void fsync_parent_dir(const char *path)
-{
-    char *dir = strdup(path);
-    if (!dir) return;
-    char *slash = strrchr(dir, '/');
-    const char *d = dir;
-    if (!slash) d = ".";
-    else if (slash == dir) dir[1] = '\0';
-    else *slash = '\0';
-    int fd = open(d, O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-    free(dir);
-}
-
 cnn_status cnn_model_save(cnn_model *m, const char *path, int with_train_state)
 {
     if (!m || !path || !*path) return cnn_fail(CNN_ERR_ARG, "cnn_model_save: no model or path");
@@ -289,59 +269,21 @@ cnn_status cnn_model_save(cnn_model *m, const char *path, int with_train_state)
         return cnn_fail(CNN_ERR_NOMEM, "%s: out of memory building the header", path);
     }
 
-    size_t tlen = strlen(path) + 32;
-    char *tmp = malloc(tlen);
-    if (!tmp) {
-        free(header);
-        free(L.t);
-        return cnn_fail(CNN_ERR_NOMEM, "out of memory");
-    }
-    snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
-
-    const char *doing = "cannot create a temporary file";
-    int err = 0;
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        err = errno;
-    } else {
+    /* written atomically (src/core/file.c): an interrupted save leaves the
+     * previous file whole */
+    cnn_outfile o;
+    st = cnn_out_open(&o, path);
+    if (st == CNN_OK) {
         uint8_t len8[8];
         for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)hlen >> (8 * i));
-        doing = "write failed";
-        int ok = fwrite(len8, 1, 8, f) == 8 && fwrite(header, 1, hlen, f) == hlen;
+        int ok = fwrite(len8, 1, 8, o.f) == 8 && fwrite(header, 1, hlen, o.f) == hlen;
         for (int i = 0; ok && i < L.n; i++)
-            ok = write_le(f, L.t[i].data, L.t[i].nbytes, dtypes[L.t[i].dtype].size);
-        if (ok && fflush(f) != 0) ok = 0;
-        if (ok && fsync(fileno(f)) != 0) {
-            doing = "fsync failed";
-            ok = 0;
-        }
-        if (!ok) err = errno;
-        if (fclose(f) != 0 && ok) {
-            doing = "close failed";
-            err = errno;
-            ok = 0;
-        }
-        if (ok && rename(tmp, path) != 0) {
-            doing = "cannot rename the temporary file over it";
-            err = errno;
-            ok = 0;
-        }
-        if (ok) {
-            fsync_parent_dir(path);
-        } else {
-            remove(tmp);
-            if (!err) err = EIO;
-        }
+            ok = write_le(o.f, L.t[i].data, L.t[i].nbytes, dtypes[L.t[i].dtype].size);
+        st = cnn_out_commit(&o); /* a failed write left the stream's error flag set */
     }
     free(header);
     free(L.t);
-    if (err) {
-        st = cnn_fail(CNN_ERR_IO, "%s: %s (%s): %s", path, doing, tmp, strerror(err));
-        free(tmp);
-        return st;
-    }
-    free(tmp);
-    return CNN_OK;
+    return st;
 }
 
 /* =============================================================== loading */
@@ -480,14 +422,10 @@ static cnn_status st_open(const char *path, st_file *s)
 {
     memset(s, 0, sizeof *s);
     s->path = path;
-    s->f = fopen(path, "rb");
-    if (!s->f) return cnn_fail(CNN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(s->f), &sb) != 0)
-        return cnn_fail(CNN_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
-    if (S_ISDIR(sb.st_mode)) return cnn_fail(CNN_ERR_IO, "%s: is a directory, not a model file", path);
-    if (!S_ISREG(sb.st_mode)) return cnn_fail(CNN_ERR_IO, "%s: not a regular file", path);
-    uint64_t size = (uint64_t)sb.st_size;
+    long long fsize;
+    cnn_status fst = cnn_fopen_input(path, "a model file", &s->f, &fsize);
+    if (fst != CNN_OK) return fst;
+    uint64_t size = (uint64_t)fsize;
     uint8_t len8[8];
     if (size < 8)
         return cnn_fail(CNN_ERR_FORMAT,

@@ -275,8 +275,9 @@ cnn_status cnn_model_from_text_limited(const char *text, const char *name, size_
 cnn_status cnn_model_from_file(const char *path, cnn_model **out)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return cnn_fail(CNN_ERR_IO, "%s: cannot open architecture file", path);
+    FILE *f;
+    cnn_status ost = cnn_fopen_input(path, "an architecture file", &f, NULL);
+    if (ost != CNN_OK) return ost;
     char *buf = malloc(65537);
     if (!buf) {
         fclose(f);
@@ -287,7 +288,7 @@ cnn_status cnn_model_from_file(const char *path, cnn_model **out)
     fclose(f);
     cnn_status st;
     if (err)
-        st = cnn_fail(CNN_ERR_IO, "%s: read error (is it a directory?)", path);
+        st = cnn_fail(CNN_ERR_IO, "%s: read error", path);
     else if (n > 65536)
         st = cnn_fail(CNN_ERR_PARSE, "%s: architecture file larger than 64 KiB", path);
     else if (memchr(buf, '\0', n))
