@@ -67,8 +67,12 @@ const char *cnn_status_name(cnn_status s);
 
 /* --------------------------------------------------------------- runtime */
 
-/* Threads used by the fast kernels (OpenMP). n <= 0 means OMP_NUM_THREADS or
- * the number of cores. Results are bit-identical for any thread count. */
+/* Threads used by the fast kernels (OpenMP). n > 0 fixes the count. n <= 0
+ * (the default) is automatic: up to OMP_NUM_THREADS or the number of cores,
+ * and cnn_model_train_batch times its batches to use fewer threads while
+ * fewer run faster, as on a machine whose other cores are busy (setting
+ * OMP_NUM_THREADS fixes the count too). Results are bit-identical for any
+ * thread count. cnn_get_threads returns the count in use now. */
 void cnn_set_threads(int n);
 int cnn_get_threads(void);
 /* The instruction set the GEMM micro-kernel runs with: "avx512", "avx2" or

@@ -84,13 +84,24 @@ uint32_t cnn_rng_below(cnn_rng *r, uint32_t n); /* [0, n), unbiased */
 
 /* ---------------------------------------------------------------- threads */
 
-/* Threads the fast kernels may use (cnn_set_threads); 1 on a thread that
- * has called cnn_threads_serial(1). */
+/* Threads the fast kernels may use now (src/core/threads.c): the count set
+ * by cnn_set_threads, or in automatic mode the count the tuner chose; 1 on
+ * a thread that has called cnn_threads_serial(1). */
 int cnn_threads(void);
+/* The most threads cnn_threads() can return: what per-thread buffers are
+ * sized for (1 on a serial thread). */
+int cnn_threads_max(void);
 /* Make cnn_threads() return 1 on the calling thread (on = 1) or stop doing
  * so (on = 0): for work that is already split over threads at a higher
  * level, such as one shard of a batch (src/model/shard.c). */
 void cnn_threads_serial(int on);
+/* Bracket one training batch of `images` images: in automatic mode the
+ * batch runs at the thread count the tuner picks for it, and its time
+ * feeds the tuner. No-ops when the count is fixed. */
+void cnn_threads_batch_begin(void);
+void cnn_threads_batch_end(int images);
+/* batch_end with the batch's duration given (tests drive the tuner). */
+void cnn_threads_batch_timed(int images, double seconds);
 /* Below this many FLOPs a kernel runs on one thread: threads must never
  * make a small layer slower. An OpenMP fork/join costs a few microseconds,
  * about 1e6 FLOPs of work at 100-200 GFLOP/s (measured in bench_gemm). */

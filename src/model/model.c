@@ -325,7 +325,9 @@ static size_t largest_activation(const cnn_model *m)
 
 static cnn_status reserve_layers(cnn_model *m)
 {
-    int threads = cnn_threads();
+    /* sized for the most threads: the automatic count may go up and down
+     * between batches without allocating */
+    int threads = cnn_threads_max();
     for (int i = 0; i < m->nlayers; i++) {
         cnn_layer *l = m->layers[i];
         if (l->ops->reserve) {
@@ -477,7 +479,7 @@ static cnn_status check_batch(cnn_model *m, const float *x, int n)
         return cnn_fail(CNN_ERR_ARG, "batch of %d images, but the model was set up for 1 to %d",
                         n, m->max_batch);
     if (!x) return cnn_fail(CNN_ERR_ARG, "no input batch given");
-    if (m->reserved_threads != cnn_threads()) return reserve_layers(m);
+    if (m->reserved_threads != cnn_threads_max()) return reserve_layers(m);
     return CNN_OK;
 }
 
@@ -729,9 +731,11 @@ cnn_status cnn_model_train_batch(cnn_model *m, const float *x, const uint8_t *la
                                  cnn_loss loss, cnn_batch_stats *stats)
 {
     if (!m->has_opt) return cnn_fail(CNN_ERR_ARG, "no optimizer: call cnn_model_set_optimizer first");
+    cnn_threads_batch_begin();
     cnn_status st = cnn_model_compute_grads(m, x, labels, n, loss, stats);
-    if (st != CNN_OK) return st;
-    return cnn_model_step(m);
+    if (st == CNN_OK) st = cnn_model_step(m);
+    cnn_threads_batch_end(st == CNN_OK ? n : 0);
+    return st;
 }
 
 /* -------------------------------------------------------------- metadata */

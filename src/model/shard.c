@@ -97,7 +97,7 @@ static cnn_status new_worker(cnn_model *m, int batch, cnn_model **out)
     cnn_free(w->params);
     cnn_free(w->grads);
     w->params = w->grads = NULL;
-    /* reserve() sizes per-thread scratch by cnn_threads(): one thread here */
+    /* reserve() sizes per-thread scratch by cnn_threads_max(): one thread here */
     cnn_threads_serial(1);
     st = cnn_model_set_batch(w, batch);
     cnn_threads_serial(0);

@@ -1,0 +1,133 @@
+/* test_threads.cpp — the automatic thread count. The tuner is driven with
+ * made-up batch times (cnn_threads_batch_timed), as a quiet and a busy
+ * machine would give them: it must climb to every core when more threads
+ * are faster, stay at one when they are slower (at a bounded cost for the
+ * probes), follow a change of load, and leave a fixed count alone. A model
+ * trained in automatic mode gets the same bits as at one thread. */
+#include "testutil.h"
+
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <cstring>
+#include <functional>
+
+namespace {
+
+/* Per-image seconds at t threads on a machine. */
+using Machine = std::function<double(int)>;
+
+double quiet(int t) { return 1e-5 / (t == 1 ? 1.0 : t == 2 ? 1.8 : t == 4 ? 3.2 : 0.6 * t); }
+double busy(int t) { return 1e-5 * (t == 1 ? 1.0 : 5.0 * t); }
+
+struct Tally {
+    double seconds = 0;
+    long at[5] = {0, 0, 0, 0, 0}; /* batches run at 1, 2, 4 threads (index log2 + 1) */
+};
+
+/* Drive `batches` batches of 64 images through the tuner on machine f. */
+Tally drive(const Machine &f, long batches)
+{
+    Tally r;
+    for (long b = 0; b < batches; b++) {
+        cnn_threads_batch_begin();
+        const int t = cnn_get_threads();
+        const double s = 64 * f(t);
+        r.seconds += s;
+        r.at[t == 1 ? 1 : t == 2 ? 2 : t == 4 ? 3 : 4]++;
+        cnn_threads_batch_timed(64, s);
+    }
+    return r;
+}
+
+class Threads : public ::testing::Test {
+  protected:
+    void SetUp() override
+    {
+        unsetenv("OMP_NUM_THREADS");
+        omp_set_num_threads(4);
+        cnn_set_threads(0); /* automatic, up to 4 */
+    }
+    void TearDown() override { cnn_set_threads(0); }
+};
+
+}  // namespace
+
+TEST_F(Threads, ClimbsToEveryCoreOnAQuietMachine)
+{
+    EXPECT_EQ(cnn_get_threads(), 4) << "outside a batch, before any choice: the most";
+    drive(quiet, 100);
+    EXPECT_EQ(cnn_get_threads(), 4);
+    // then stays there, paying only the rare probe one step down
+    Tally later = drive(quiet, 10000);
+    EXPECT_EQ(cnn_get_threads(), 4);
+    EXPECT_GT(later.at[3], 10000 * 0.99);
+    const double ideal = 10000 * 64 * quiet(4);
+    EXPECT_LT(later.seconds, 1.01 * ideal) << "probes cost more than 1% on a quiet machine";
+}
+
+TEST_F(Threads, StaysAtOneOnABusyMachine)
+{
+    Tally r = drive(busy, 10000);
+    EXPECT_EQ(cnn_get_threads(), 1);
+    const double one = 10000 * 64 * busy(1);
+    EXPECT_LT(r.seconds, 1.02 * one) << "probes on a busy machine cost more than 2%: "
+                                     << r.at[2] << " batches at 2 threads";
+}
+
+TEST_F(Threads, FollowsTheLoadBothWays)
+{
+    drive(quiet, 500);
+    EXPECT_EQ(cnn_get_threads(), 4);
+    drive(busy, 500);
+    EXPECT_EQ(cnn_get_threads(), 1) << "did not come down when the machine got busy";
+    drive(quiet, 8000);
+    EXPECT_EQ(cnn_get_threads(), 4) << "did not climb back when the machine got quiet";
+}
+
+TEST_F(Threads, AFixedCountIsNeverTuned)
+{
+    cnn_set_threads(2);
+    Tally r = drive(busy, 2000);
+    EXPECT_EQ(r.at[2], 2000);
+    setenv("OMP_NUM_THREADS", "3", 1);
+    cnn_set_threads(0);
+    omp_set_num_threads(3);
+    r = drive(busy, 500);
+    EXPECT_EQ(r.at[4], 500) << "OMP_NUM_THREADS fixes the count too";
+    unsetenv("OMP_NUM_THREADS");
+}
+
+TEST_F(Threads, AutomaticTrainingGivesTheBitsOfOneThread)
+{
+    const char *arch = "input 1x12x12\nconv 6 3x3 pad=1\nrelu\nmaxpool 2\nflatten\ndense 5\nsoftmax\n";
+    const int n = 64, px = 144, steps = 30;
+    std::vector<float> x = tu_randn((size_t)n * px * steps, 7);
+    std::vector<uint8_t> y((size_t)n * steps);
+    for (size_t i = 0; i < y.size(); i++) y[i] = (uint8_t)(i * 7 % 5);
+    std::vector<float> w[2];
+    for (int pass = 0; pass < 2; pass++) {
+        cnn_set_threads(pass == 0 ? 1 : 0);
+        cnn_model *m = nullptr;
+        ASSERT_EQ(cnn_model_from_text(arch, "t", &m), CNN_OK) << cnn_errmsg();
+        cnn_model_init(m, CNN_INIT_XAVIER_NORMAL, 3);
+        ASSERT_EQ(cnn_model_set_batch(m, n), CNN_OK) << cnn_errmsg();
+        cnn_optim_config oc = cnn_optim_defaults(CNN_OPT_ADAM);
+        ASSERT_EQ(cnn_model_set_optimizer(m, &oc), CNN_OK);
+        cnn_loss loss = {CNN_LOSS_XENT, 1.0f};
+        for (int s = 0; s < steps; s++)
+            ASSERT_EQ(cnn_model_train_batch(m, x.data() + (size_t)s * n * px, y.data() + (size_t)s * n,
+                                            n, loss, nullptr),
+                      CNN_OK)
+                << cnn_errmsg();
+        for (int i = 0; i < cnn_model_num_tensors(m); i++) {
+            cnn_tensor t;
+            cnn_model_tensor(m, i, &t);
+            w[pass].insert(w[pass].end(), t.data, t.data + t.size);
+        }
+        cnn_model_free(m);
+    }
+    ASSERT_EQ(w[0].size(), w[1].size());
+    EXPECT_EQ(std::memcmp(w[0].data(), w[1].data(), w[0].size() * sizeof(float)), 0);
+}
