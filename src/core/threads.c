@@ -58,12 +58,12 @@ int cnn_threads(void)
  * neighbour on the ladder (double or half), and moves to the neighbour when
  * its median time per image is at least 5% lower. One batch 1.5x faster or
  * slower than the best of the other side decides at once: on a busy
- * machine a two-thread batch can take many times a one-thread one (45x
- * seen at a load of 10 on 2 cores), so a probe must stop before it costs
- * more than it can find, and that is also why the climb starts at one. A
- * probe that finds nothing doubles the wait before the next (PROBE_EVERY
- * up to PROBE_EVERY_MAX batches); a move probes again soon, to keep
- * climbing. */
+ * machine a two-thread batch can take many times a one-thread one (45x to
+ * 95x seen at loads of 10 to 15 on 2 cores), so a probe must stop before it
+ * costs more than it can find, and that is also why the climb starts at
+ * one. A probe that finds nothing doubles the wait before the next
+ * (PROBE_EVERY up to PROBE_EVERY_MAX batches, longer after a far slower
+ * trial); a move probes again soon, to keep climbing. */
 enum {
     PROBE_BATCHES = 8, PROBE_EVERY = 200, PROBE_EVERY_MAX = 3200, PROBE_AFTER_MOVE = 40,
     FIRST_PROBE = 2
@@ -131,7 +131,11 @@ void cnn_threads_batch_begin(void)
     tn.started = now_seconds();
 }
 
-static void probe_done(int move)
+/* End a probe. `slower`: how many times slower the losing side ran; the
+ * next probe waits at least 100 times that many batches, so that a probe
+ * of a count that runs 95x slower (seen at a load of 15 on 2 cores) costs
+ * about 1% of the time between probes. */
+static void probe_done(int move, double slower)
 {
     tn.probing = 0;
     if (move) {
@@ -142,6 +146,8 @@ static void probe_done(int move)
     } else {
         tn.dir = -tn.dir; /* look the other way next time */
         tn.until_probe = tn.every;
+        if (slower > 1.0 && 100.0 * slower > (double)tn.until_probe)
+            tn.until_probe = (long)(100.0 * slower);
         if (tn.every < PROBE_EVERY_MAX) tn.every *= 2;
     }
 }
@@ -169,15 +175,16 @@ void cnn_threads_batch_timed(int images, double seconds)
      * sample whenever this is not the first one */
     if (tn.step > 0) {
         const double other = least(tn.per_image[!side], side ? i + 1 : i);
-        if (t > 1.5 * other) {
-            probe_done(side == 0); /* the side just run is far slower */
+        if (t > 1.5 * other) { /* the side just run is far slower */
+            probe_done(side == 0, t / other);
             return;
         }
         if (1.5 * t < other) {
-            probe_done(side == 1);
+            probe_done(side == 1, other / t);
             return;
         }
     }
     if (++tn.step < PROBE_BATCHES) return;
-    probe_done(median4(tn.per_image[1]) < 0.95 * median4(tn.per_image[0]));
+    const double in_use = median4(tn.per_image[0]), trial = median4(tn.per_image[1]);
+    probe_done(trial < 0.95 * in_use, trial / in_use);
 }
