@@ -412,7 +412,7 @@ int cli_train(int argc, char **argv)
         goto done;
     }
     if (cnn_model_check_loss(m, loss) != CNN_OK) {
-        rc = cli_usage_error(CMD, "--loss %s: %s", c.loss, cnn_errmsg());
+        rc = cli_usage_error(CMD, "--loss: %s", cnn_errmsg());
         goto done;
     }
     if ((rc = cli_parse_kernels(CMD, c.kernels, &kern))) goto done;
