@@ -20,6 +20,7 @@
 
 extern "C" {
 #include "internal.h"
+#include "model/model.h"
 #include "train/train.h"
 }
 
@@ -447,4 +448,29 @@ TEST(LossOfModel, UnknownKindsAndBadDeltasAreRefused)
         EXPECT_NE(std::string(cnn_errmsg()).find("delta"), std::string::npos) << cnn_errmsg();
     }
     EXPECT_EQ(cnn_model_check_loss(p.m, L(CNN_LOSS_HUBER, 0.25f)), CNN_OK);
+}
+
+/* A model that is only a softmax: xent's scores are the input batch itself
+ * (act[0]), on the whole-batch path and on the shard path alike. */
+TEST(LossOfModel, XentOnAModelThatIsOnlyASoftmaxReadsTheInput)
+{
+    const int keep = cnn_get_threads(), n = 40, k = 4;
+    cnn_set_threads(2);
+    Model p;
+    ASSERT_EQ(cnn_model_from_text("input 4x1x1\nsoftmax\n", "softmax-only", &p.m), CNN_OK);
+    ASSERT_EQ(cnn_model_set_batch(p.m, n), CNN_OK);
+    std::vector<float> x = tu_randn((size_t)n * k, 8), t((size_t)n * k, 0.0f);
+    std::vector<uint8_t> y(n);
+    for (int i = 0; i < n; i++) t[(size_t)i * k + (y[i] = (uint8_t)(i % k))] = 1.0f;
+    cnn_batch_stats st;
+    for (int rows : {n, 8}) {
+        ASSERT_EQ(cnn_shards_for(p.m, rows, 1) > 1, rows == n); /* both paths */
+        const double want = cnn_loss_compute(L(CNN_LOSS_XENT), x.data(), t.data(), rows, k, nullptr);
+        ASSERT_EQ(cnn_model_eval_batch(p.m, x.data(), y.data(), rows, L(CNN_LOSS_XENT), &st), CNN_OK);
+        EXPECT_NEAR(st.loss, want, 1e-9) << rows;
+        ASSERT_EQ(cnn_model_compute_grads(p.m, x.data(), y.data(), rows, L(CNN_LOSS_XENT), &st),
+                  CNN_OK);
+        EXPECT_NEAR(st.loss, want, 1e-9) << rows;
+    }
+    cnn_set_threads(keep);
 }
