@@ -139,13 +139,38 @@ cnn_status cnn_model_forward(cnn_model *m, const float *x, int n, int train,
 
 /* -------------------------------------------------------------- losses */
 
+/* Each loss is the PyTorch module a user compares it with, and a model's
+ * training and evaluation calls give it the tensor that module would be
+ * given, whatever the model ends in (targets are one-hot rows; reductions
+ * are PyTorch's default, 'mean'):
+ *
+ *   loss   PyTorch module                    reads
+ *   xent   CrossEntropyLoss                  the scores: the input of a final
+ *                                            softmax, otherwise the output
+ *   cce    -sum t log p (the seed's §2.5)    a final softmax's probabilities;
+ *                                            refused if there is none
+ *   bce    BCEWithLogitsLoss                 the input of a final sigmoid, or
+ *                                            the output if there is no final
+ *                                            softmax/sigmoid
+ *          BCELoss (logs clamped at -100)    a final softmax's probabilities
+ *   hinge  MultiMarginLoss (p=1, margin=1)   the scores: the input of a final
+ *                                            softmax or sigmoid, otherwise
+ *                                            the output
+ *   mse    MSELoss                           the output, after any final
+ *   mae    L1Loss                            activation
+ *   huber  HuberLoss(delta)
+ *
+ * Where a loss reads the input of the final activation, that layer's
+ * backward is skipped (it is part of the loss's formula); where it reads the
+ * output, the gradient flows back through the final activation.
+ * cnn_model_check_loss says whether a model can take a loss. Accuracy is
+ * always the arg-max of the model's output. */
 typedef enum {
-    CNN_LOSS_XENT = 0, /* cross-entropy; fused with a final softmax layer, or
-                          softmax cross-entropy on logits if there is none */
-    CNN_LOSS_CCE,      /* categorical cross-entropy on probabilities (one-hot) */
-    CNN_LOSS_BCE,      /* binary cross-entropy per output (sigmoid fused if the
-                          model ends in sigmoid, else on logits) */
-    CNN_LOSS_HINGE,    /* multiclass hinge, margin 1 */
+    CNN_LOSS_XENT = 0, /* cross-entropy on scores (CrossEntropyLoss) */
+    CNN_LOSS_CCE,      /* categorical cross-entropy on a softmax's probabilities */
+    CNN_LOSS_BCE,      /* binary cross-entropy per output (with logits, or on a
+                          softmax's probabilities) */
+    CNN_LOSS_HINGE,    /* multiclass hinge on scores, margin 1 */
     CNN_LOSS_MSE,      /* mean squared error against one-hot */
     CNN_LOSS_MAE,      /* mean absolute error against one-hot */
     CNN_LOSS_HUBER     /* Huber(delta) against one-hot */
@@ -163,7 +188,8 @@ const char *cnn_loss_name(cnn_loss_kind k);
 
 /* The mean loss over n rows of k outputs, and its gradient d(mean loss)/d(out)
  * written to grad (n x k; may be NULL). `target` is (n x k): one-hot rows for
- * classification. The logits forms (XENT, BCE) take pre-activation outputs. */
+ * classification. `out` is taken as given: XENT, BCE (BCEWithLogitsLoss) and
+ * HINGE expect scores, CCE probabilities. */
 double cnn_loss_compute(cnn_loss loss, const float *out, const float *target,
                         int n, int k, float *grad);
 
@@ -206,6 +232,12 @@ typedef struct {
     double loss;   /* mean loss over the batch */
     int correct;   /* images whose arg-max output equals the label */
 } cnn_batch_stats;
+
+/* CNN_OK if the model can be trained and evaluated with `loss` (the table
+ * above); otherwise CNN_ERR_ARG with a message saying why: cce on a model
+ * without a final softmax, an unknown kind, a Huber delta that is not > 0.
+ * The calls below refuse such a pair the same way, before any work. */
+cnn_status cnn_model_check_loss(const cnn_model *m, cnn_loss loss);
 
 /* One training step on a batch: forward (train mode), loss, backward,
  * optimizer step. labels are class indices < output size. Returns

@@ -50,6 +50,14 @@ expect 2 "--dataset: expected mnist or fashion, got 'cifar'" -- "$CNN" train --d
 expect 2 "--arch: 'nosuchnet' is neither a preset \(.*lenet5.*\) nor an architecture file" -- "$CNN" train --arch nosuchnet
 expect 2 "--opt: expected sgd, momentum, nesterov, adam or adamw, got 'rmsprop'" -- "$CNN" train --opt rmsprop
 expect 2 "--loss: expected .* got 'l3'" -- "$CNN" train --loss l3
+# cce is -sum t log p: a model without a final softmax is refused before any
+# data is read (the --data directory does not exist); xent on the same model,
+# and cce on a preset, get as far as the data
+printf 'input 1x28x28\nconv 4 3x3\nrelu\nflatten\ndense 10\n' > nosoftmax.txt
+expect 2 "^cnn train: --loss: loss cce .* the model ends in 'dense 10' \(line 5\), not softmax: .*use xent" -- \
+    "$CNN" train --arch nosoftmax.txt --loss cce --data "$T/nope"
+expect 1 "--data: '$T/nope' is not a directory" -- "$CNN" train --arch nosoftmax.txt --loss xent --data "$T/nope"
+expect 1 "--data: '$T/nope' is not a directory" -- "$CNN" train --arch simplecnn --loss cce --data "$T/nope"
 expect 2 "--kernels: expected ref or fast, got 'gpu'" -- "$CNN" train --kernels gpu
 expect 2 "--momentum needs --opt momentum or nesterov" -- "$CNN" train --momentum 0.5
 expect 2 "--model FILE is required" -- "$CNN" eval

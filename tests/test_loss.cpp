@@ -1,20 +1,27 @@
 /* test_loss.cpp — every loss: a value worked by hand, PyTorch's value on a
- * small batch, a numerical gradient check, and the parser.
+ * small batch, a numerical gradient check, and the parser; then which
+ * tensor of a model each loss reads, and the pairs a model refuses.
  *
  * The PyTorch values were produced with torch 1.13 (Debian's python3-torch)
  * on z = [[1, -2, 0.5, 3], [0.1, 0.2, -0.3, 0], [-1.5, 2.5, 0.7, -0.2]],
  * labels [3, 0, 2] (one-hot t), default reduction 'mean':
  *   CrossEntropyLoss()(z, y), MultiMarginLoss()(z, y),
  *   BCEWithLogitsLoss()(z, t), MSELoss()(z, t), L1Loss()(z, t),
- *   HuberLoss()(z, t), HuberLoss(delta=0.5)(z, t), printed with %.12g. */
+ *   HuberLoss()(z, t), HuberLoss(delta=0.5)(z, t),
+ *   BCELoss()(softmax(z, 1), t), printed with %.12g. */
+#include "testutil.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
 extern "C" {
 #include "internal.h"
+#include "model/model.h"
+#include "train/train.h"
 }
 
 namespace {
@@ -219,4 +226,251 @@ TEST(Loss, ParseAndNames)
         EXPECT_NE(std::string(cnn_errmsg()).find("'" + std::string(bad) + "'"), std::string::npos)
             << cnn_errmsg();
     }
+}
+
+/* ------------------------------------------- BCE on probabilities (BCELoss) */
+
+/* The mean BCELoss of probabilities p against t, through the row function
+ * a model uses after a final softmax (probs = 1). */
+static double bce_probs(const float *p, const float *t, int n, int k, float *g)
+{
+    cnn_loss l = L(CNN_LOSS_BCE);
+    return cnn_loss_mean(l, cnn_loss_rows(l, 1, p, t, n, k, n, g), n, k);
+}
+
+/* p = [0.25, 0.75], t = [0, 1]: -(ln 0.75 + ln 0.75) / 2 = -ln 0.75; the
+ * gradient (p - t) / (p (1 - p)) / 2 = +-(0.25 / 0.1875) / 2. */
+TEST(Loss, BceOnProbabilitiesByHand)
+{
+    float p[2] = {0.25f, 0.75f}, t[2] = {0, 1}, g[2];
+    EXPECT_NEAR(bce_probs(p, t, 1, 2, g), -std::log(0.75), 1e-7);
+    EXPECT_NEAR(g[0], 2.0 / 3, 1e-6);
+    EXPECT_NEAR(g[1], -2.0 / 3, 1e-6);
+    /* the scores form would be a different number on the same values */
+    EXPECT_GT(std::fabs(cnn_loss_compute(L(CNN_LOSS_BCE), p, t, 1, 2, nullptr) + std::log(0.75)),
+              0.1);
+}
+
+/* torch: BCELoss()(p, t) for p = [0, 1, 0.3, 1e-30, 0.999999] and
+ * t = [1, 0, 1, 1, 0] is 56.8167724609375 and p.grad = [-2e11, 2e11,
+ * -0.666667, -2e11, 1.9738e5]: each log clamped at -100, the gradient's
+ * denominator p (1 - p) at 1e-12. */
+TEST(Loss, BceOnProbabilitiesClampsAsTorch)
+{
+    float p[5] = {0.0f, 1.0f, 0.3f, 1e-30f, 0.999999f}, t[5] = {1, 0, 1, 1, 0}, g[5];
+    EXPECT_NEAR(bce_probs(p, t, 1, 5, g), 56.8167724609375, 1e-4);
+    const double want[5] = {-2e11, 2e11, -0.666667, -2e11, 1.9738e5};
+    for (int j = 0; j < 5; j++) EXPECT_NEAR(g[j], want[j], 1e-4 * std::fabs(want[j])) << j;
+}
+
+TEST(Loss, BceOnSoftmaxMatchesTorch)
+{
+    std::vector<float> p = softmax_rows(Z, 3, 4), g(12);
+    EXPECT_NEAR(bce_probs(p.data(), T, 3, 4, g.data()), 0.51985502243, 1e-6);
+    /* and its gradient matches central differences */
+    for (int i = 0; i < 12; i++) {
+        std::vector<float> q = p;
+        const double eps = 1e-4;
+        q[i] = p[i] + (float)eps;
+        double lp = bce_probs(q.data(), T, 3, 4, nullptr);
+        q[i] = p[i] - (float)eps;
+        double lm = bce_probs(q.data(), T, 3, 4, nullptr);
+        EXPECT_NEAR((lp - lm) / (2 * eps), g[i], 2e-3 * std::fabs(g[i]) + 1e-5) << i;
+    }
+}
+
+/* ----------------------------------------- which tensor a model's loss reads */
+
+namespace {
+
+struct Model {
+    cnn_model *m = nullptr;
+    ~Model() { cnn_model_free(m); }
+};
+
+/* dense 6 on a 1x3x3 input, then `ending` ("softmax", "sigmoid" or ""):
+ * the same weights for any ending (softmax and sigmoid have none). */
+bool build(Model &p, const std::string &ending, int batch)
+{
+    std::string arch = "input 1x3x3\nflatten\ndense 6\n" + ending + "\n";
+    EXPECT_EQ(cnn_model_from_text(arch.c_str(), "loss-test", &p.m), CNN_OK) << cnn_errmsg();
+    if (!p.m) return false;
+    EXPECT_EQ(cnn_model_init(p.m, CNN_INIT_XAVIER_NORMAL, 5), CNN_OK);
+    EXPECT_EQ(cnn_model_set_batch(p.m, batch), CNN_OK);
+    return true;
+}
+
+const int kN = 4, kK = 6;
+const uint8_t kLabels[kN] = {1, 4, 0, 5};
+
+std::vector<float> batch_x() { return tu_randn((size_t)kN * 9, 21, 2.0f); }
+
+std::vector<float> onehot()
+{
+    std::vector<float> t((size_t)kN * kK, 0.0f);
+    for (int i = 0; i < kN; i++) t[(size_t)i * kK + kLabels[i]] = 1.0f;
+    return t;
+}
+
+/* The model's outputs for batch_x(). */
+std::vector<float> outputs(Model &p)
+{
+    std::vector<float> x = batch_x();
+    const float *out = nullptr;
+    EXPECT_EQ(cnn_model_forward(p.m, x.data(), kN, 0, &out), CNN_OK);
+    return out ? std::vector<float>(out, out + kN * kK) : std::vector<float>();
+}
+
+double model_loss(Model &p, cnn_loss loss)
+{
+    std::vector<float> x = batch_x();
+    cnn_batch_stats st;
+    EXPECT_EQ(cnn_model_eval_batch(p.m, x.data(), kLabels, kN, loss, &st), CNN_OK)
+        << cnn_errmsg();
+    return st.loss;
+}
+
+} // namespace
+
+/* Before, hinge read a final softmax's probabilities, where every margin
+ * 1 - p_y + p_j is positive: the loss was sum (1 - p_y) / n, exactly k/2
+ * times the MAE of the same probabilities. It reads the scores now. */
+TEST(LossOfModel, HingeReadsTheScoresNotTheSoftmax)
+{
+    Model sm, raw;
+    ASSERT_TRUE(build(sm, "softmax", kN));
+    ASSERT_TRUE(build(raw, "", kN));
+    std::vector<float> probs = outputs(sm), scores = outputs(raw), t = onehot();
+    const double hinge = model_loss(sm, L(CNN_LOSS_HINGE));
+    EXPECT_NEAR(hinge, cnn_loss_compute(L(CNN_LOSS_HINGE), scores.data(), t.data(), kN, kK, nullptr),
+                1e-6);
+    /* what it used to be: k/2 times the MAE */
+    const double mae = model_loss(sm, L(CNN_LOSS_MAE));
+    const double old = cnn_loss_compute(L(CNN_LOSS_HINGE), probs.data(), t.data(), kN, kK, nullptr);
+    EXPECT_NEAR(old, kK / 2.0 * mae, 1e-6);
+    EXPECT_GT(std::fabs(hinge - old), 0.1 * old) << "hinge " << hinge << ", k/2 MAE " << old;
+    /* a final sigmoid is skipped the same way */
+    Model sg;
+    ASSERT_TRUE(build(sg, "sigmoid", kN));
+    EXPECT_NEAR(model_loss(sg, L(CNN_LOSS_HINGE)), model_loss(raw, L(CNN_LOSS_HINGE)), 1e-9);
+}
+
+/* bce: BCELoss on a final softmax's output, BCEWithLogitsLoss on the scores
+ * going into a final sigmoid or on a raw output. */
+TEST(LossOfModel, BceReadsProbabilitiesAfterSoftmaxAndScoresOtherwise)
+{
+    Model sm, sg, raw;
+    ASSERT_TRUE(build(sm, "softmax", kN));
+    ASSERT_TRUE(build(sg, "sigmoid", kN));
+    ASSERT_TRUE(build(raw, "", kN));
+    std::vector<float> probs = outputs(sm), scores = outputs(raw), t = onehot();
+    EXPECT_NEAR(model_loss(sm, L(CNN_LOSS_BCE)), bce_probs(probs.data(), t.data(), kN, kK, nullptr),
+                1e-9);
+    const double logits = cnn_loss_compute(L(CNN_LOSS_BCE), scores.data(), t.data(), kN, kK, nullptr);
+    EXPECT_NEAR(model_loss(sg, L(CNN_LOSS_BCE)), logits, 1e-9);
+    EXPECT_NEAR(model_loss(raw, L(CNN_LOSS_BCE)), logits, 1e-9);
+}
+
+/* xent reads the scores into a final softmax (the same number as without
+ * it), cce the probabilities out of it (the same number again); mse, mae and
+ * huber read the output after any final activation. */
+TEST(LossOfModel, XentCceAndRegressionLossesReadWhatTheTableSays)
+{
+    Model sm, sg, raw;
+    ASSERT_TRUE(build(sm, "softmax", kN));
+    ASSERT_TRUE(build(sg, "sigmoid", kN));
+    ASSERT_TRUE(build(raw, "", kN));
+    std::vector<float> t = onehot();
+    const double xent = model_loss(raw, L(CNN_LOSS_XENT));
+    EXPECT_NEAR(model_loss(sm, L(CNN_LOSS_XENT)), xent, 1e-9);
+    EXPECT_NEAR(model_loss(sm, L(CNN_LOSS_CCE)), xent, 1e-6);
+    for (cnn_loss l : {L(CNN_LOSS_MSE), L(CNN_LOSS_MAE), L(CNN_LOSS_HUBER, 0.3f)})
+        for (Model *p : {&sm, &sg, &raw}) {
+            std::vector<float> out = outputs(*p);
+            EXPECT_NEAR(model_loss(*p, l),
+                        cnn_loss_compute(l, out.data(), t.data(), kN, kK, nullptr), 1e-9)
+                << cnn_loss_name(l.kind);
+        }
+}
+
+/* cce is -sum t log p: without a final softmax there is no p. The check,
+ * evaluation and training all refuse, name the last layer, and leave the
+ * weights alone. */
+TEST(LossOfModel, CceWithoutAFinalSoftmaxIsRefused)
+{
+    for (const char *ending : {"sigmoid", "", "relu"}) {
+        Model p;
+        ASSERT_TRUE(build(p, ending, kN));
+        cnn_optim_config oc = cnn_optim_defaults(CNN_OPT_SGD);
+        ASSERT_EQ(cnn_model_set_optimizer(p.m, &oc), CNN_OK);
+        const std::string last = *ending ? ending : "dense 6";
+        EXPECT_EQ(cnn_model_check_loss(p.m, L(CNN_LOSS_CCE)), CNN_ERR_ARG) << ending;
+        std::string e = cnn_errmsg();
+        EXPECT_NE(e.find("cce"), std::string::npos) << e;
+        EXPECT_NE(e.find("not softmax"), std::string::npos) << e;
+        EXPECT_NE(e.find("'" + last + "'"), std::string::npos) << e;
+        EXPECT_NE(e.find("xent"), std::string::npos) << e;
+
+        cnn_tensor w;
+        ASSERT_EQ(cnn_model_tensor(p.m, 0, &w), CNN_OK);
+        std::vector<float> before(w.data, w.data + w.size), x = batch_x();
+        cnn_batch_stats st = {-1.0, -1};
+        EXPECT_EQ(cnn_model_eval_batch(p.m, x.data(), kLabels, kN, L(CNN_LOSS_CCE), &st), CNN_ERR_ARG);
+        EXPECT_EQ(cnn_model_compute_grads(p.m, x.data(), kLabels, kN, L(CNN_LOSS_CCE), &st),
+                  CNN_ERR_ARG);
+        EXPECT_EQ(cnn_model_train_batch(p.m, x.data(), kLabels, kN, L(CNN_LOSS_CCE), &st),
+                  CNN_ERR_ARG);
+        EXPECT_NE(std::string(cnn_errmsg()).find("cce"), std::string::npos) << cnn_errmsg();
+        EXPECT_EQ(st.loss, -1.0); /* nothing ran */
+        EXPECT_EQ(std::memcmp(before.data(), w.data, w.size * sizeof(float)), 0);
+        /* every other loss is accepted */
+        for (int k = 0; k < 7; k++)
+            if (k != CNN_LOSS_CCE)
+                EXPECT_EQ(cnn_model_check_loss(p.m, L((cnn_loss_kind)k)), CNN_OK) << k << ending;
+    }
+    Model sm;
+    ASSERT_TRUE(build(sm, "softmax", kN));
+    EXPECT_EQ(cnn_model_check_loss(sm.m, L(CNN_LOSS_CCE)), CNN_OK);
+}
+
+TEST(LossOfModel, UnknownKindsAndBadDeltasAreRefused)
+{
+    Model p;
+    ASSERT_TRUE(build(p, "softmax", kN));
+    std::vector<float> x = batch_x();
+    cnn_batch_stats st;
+    EXPECT_EQ(cnn_model_check_loss(p.m, L((cnn_loss_kind)42)), CNN_ERR_ARG);
+    EXPECT_NE(std::string(cnn_errmsg()).find("unknown loss"), std::string::npos) << cnn_errmsg();
+    EXPECT_EQ(cnn_model_eval_batch(p.m, x.data(), kLabels, kN, L((cnn_loss_kind)-1), &st),
+              CNN_ERR_ARG);
+    for (float d : {0.0f, -1.0f, NAN, INFINITY}) {
+        EXPECT_EQ(cnn_model_check_loss(p.m, L(CNN_LOSS_HUBER, d)), CNN_ERR_ARG) << d;
+        EXPECT_NE(std::string(cnn_errmsg()).find("delta"), std::string::npos) << cnn_errmsg();
+    }
+    EXPECT_EQ(cnn_model_check_loss(p.m, L(CNN_LOSS_HUBER, 0.25f)), CNN_OK);
+}
+
+/* A model that is only a softmax: xent's scores are the input batch itself
+ * (act[0]), on the whole-batch path and on the shard path alike. */
+TEST(LossOfModel, XentOnAModelThatIsOnlyASoftmaxReadsTheInput)
+{
+    const int keep = cnn_get_threads(), n = 40, k = 4;
+    cnn_set_threads(2);
+    Model p;
+    ASSERT_EQ(cnn_model_from_text("input 4x1x1\nsoftmax\n", "softmax-only", &p.m), CNN_OK);
+    ASSERT_EQ(cnn_model_set_batch(p.m, n), CNN_OK);
+    std::vector<float> x = tu_randn((size_t)n * k, 8), t((size_t)n * k, 0.0f);
+    std::vector<uint8_t> y(n);
+    for (int i = 0; i < n; i++) t[(size_t)i * k + (y[i] = (uint8_t)(i % k))] = 1.0f;
+    cnn_batch_stats st;
+    for (int rows : {n, 8}) {
+        ASSERT_EQ(cnn_shards_for(p.m, rows, 1) > 1, rows == n); /* both paths */
+        const double want = cnn_loss_compute(L(CNN_LOSS_XENT), x.data(), t.data(), rows, k, nullptr);
+        ASSERT_EQ(cnn_model_eval_batch(p.m, x.data(), y.data(), rows, L(CNN_LOSS_XENT), &st), CNN_OK);
+        EXPECT_NEAR(st.loss, want, 1e-9) << rows;
+        ASSERT_EQ(cnn_model_compute_grads(p.m, x.data(), y.data(), rows, L(CNN_LOSS_XENT), &st),
+                  CNN_OK);
+        EXPECT_NEAR(st.loss, want, 1e-9) << rows;
+    }
+    cnn_set_threads(keep);
 }

@@ -265,6 +265,15 @@ static const char *about =
     "first N of the rest. Inputs are normalised with the training pixels' mean and std,\n"
     "stored in the model file with the class names.\n"
     "\n"
+    "Each --loss is a PyTorch module and reads the tensor that module would be given:\n"
+    "  xent   CrossEntropyLoss on the scores (the input of a final softmax, else the output)\n"
+    "  cce    -sum t log p on a final softmax's probabilities (refused without one)\n"
+    "  bce    BCEWithLogitsLoss on the input of a final sigmoid, or on the output when the\n"
+    "         model ends in neither softmax nor sigmoid; BCELoss on a final softmax's output\n"
+    "  hinge  MultiMarginLoss on the scores (the input of a final softmax or sigmoid)\n"
+    "  mse, mae, huber[:delta]  MSELoss, L1Loss, HuberLoss(delta) between the output (after\n"
+    "         any final activation) and the one-hot target\n"
+    "\n"
     "The seed report's experiment (section 3.4):\n"
     "  cnn train --arch simplecnn --limit 300 --val 50 --test-limit 100 --batch all \\\n"
     "            --lr 0.07 --epochs 40 --opt sgd --no-shuffle";
@@ -295,7 +304,7 @@ int cli_train(int argc, char **argv)
         {"lr-gamma", CLI_FLOAT, &c.gamma, 0, 1, "X", "step schedule's factor", NULL, 0},
         {"min-lr", CLI_FLOAT, &c.min_lr, 0, 100, "X", "cosine schedule's final rate", NULL, 0},
         {"clip", CLI_FLOAT, &c.clip, 0, 1e9, "X", "clip gradients to this global L2 norm; 0 = off", NULL, 0},
-        {"loss", CLI_STR, &c.loss, 0, 0, "NAME", "xent, cce, bce, hinge, mse, mae, huber[:delta]", NULL, 0},
+        {"loss", CLI_STR, &c.loss, 0, 0, "NAME", "xent, cce, bce, hinge, mse, mae, huber[:delta] (the tensor each reads: above)", NULL, 0},
         {"init-weights", CLI_STR, &c.init_weights, 0, 0, "NAME", "xavier (normal), xavier_uniform, he", NULL, 0},
         {"seed", CLI_U64, &c.seed, 0, 0, "N", "random seed (weights, shuffling, dropout, augmentation)", NULL, 0},
         {"threads", CLI_INT, &c.threads, 0, 1024, "N", "threads for the kernels; 0 = all cores", NULL, 0},
@@ -400,6 +409,10 @@ int cli_train(int argc, char **argv)
     }
     if (cnn_loss_parse(c.loss, &loss) != CNN_OK) {
         rc = cli_usage_error(CMD, "--loss: expected xent, cce, bce, hinge, mse, mae or huber[:delta], got '%s'", c.loss);
+        goto done;
+    }
+    if (cnn_model_check_loss(m, loss) != CNN_OK) {
+        rc = cli_usage_error(CMD, "--loss: %s", cnn_errmsg());
         goto done;
     }
     if ((rc = cli_parse_kernels(CMD, c.kernels, &kern))) goto done;

@@ -466,11 +466,6 @@ cnn_status cnn_model_tensor(cnn_model *m, int i, cnn_tensor *out)
 
 /* --------------------------------------------------------------- forward */
 
-static const float *layer_input(const cnn_model *m, int i)
-{
-    return i == 0 ? m->last_x : m->act[i];
-}
-
 static cnn_status check_batch(cnn_model *m, const float *x, int n)
 {
     if (m->max_batch == 0)
@@ -487,7 +482,7 @@ void cnn_model_run_forward(cnn_model *m, const float *x, int n, int train)
 {
     m->last_x = x;
     for (int i = 0; i < m->nlayers; i++)
-        m->layers[i]->ops->forward(m->layers[i], layer_input(m, i), m->act[i + 1], n, train);
+        m->layers[i]->ops->forward(m->layers[i], cnn_model_act(m, i), m->act[i + 1], n, train);
 }
 
 cnn_status cnn_model_forward(cnn_model *m, const float *x, int n, int train, const float **out)
@@ -508,16 +503,51 @@ cnn_status cnn_model_forward(cnn_model *m, const float *x, int n, int train, con
 
 /* ------------------------------------------------------------------ loss */
 
-/* Which tensor the loss reads, and the last layer backward starts from. A
- * final softmax (sigmoid) with cross-entropy (BCE) is fused: the loss reads
- * the logits and the final layer's own backward is skipped, which is both
- * cheaper and stable where p underflows to 0. */
-int cnn_model_loss_layer(const cnn_model *m, cnn_loss loss)
+/* Which tensor each loss reads: the one its PyTorch module is given (the
+ * table in cnn.h). A loss that reads the scores going into a final softmax
+ * or sigmoid skips that layer's backward (the softmax/sigmoid is in the
+ * loss's own formula, which is cheaper and stays finite where p underflows);
+ * one that reads the model's output backpropagates through whatever the
+ * model ends in. */
+cnn_status cnn_model_loss_plan(const cnn_model *m, cnn_loss loss, cnn_loss_plan *plan)
 {
-    if ((loss.kind == CNN_LOSS_XENT && last_is(m, "softmax")) ||
-        (loss.kind == CNN_LOSS_BCE && last_is(m, "sigmoid")))
-        return m->nlayers - 1; /* the loss reads act[nlayers - 1] */
-    return m->nlayers;
+    const cnn_layer *last = m->layers[m->nlayers - 1];
+    const int softmax = last_is(m, "softmax"), sigmoid = last_is(m, "sigmoid");
+    int scores; /* 1: read the input of the final activation */
+    switch (loss.kind) {
+    case CNN_LOSS_XENT: scores = softmax; break;          /* CrossEntropyLoss */
+    case CNN_LOSS_CCE:                                    /* -sum t log p */
+        if (!softmax)
+            return cnn_fail(CNN_ERR_ARG,
+                            "loss cce is -sum t log p on probabilities, but the model ends in "
+                            "'%s' (line %d), not softmax: add a final softmax layer, or use xent "
+                            "(CrossEntropyLoss on the scores)",
+                            last->desc, last->line);
+        scores = 0;
+        break;
+    case CNN_LOSS_BCE: scores = sigmoid; break;           /* BCEWithLogitsLoss / BCELoss */
+    case CNN_LOSS_HINGE: scores = softmax || sigmoid; break; /* MultiMarginLoss */
+    case CNN_LOSS_HUBER:
+        if (!(loss.delta > 0) || !isfinite(loss.delta))
+            return cnn_fail(CNN_ERR_ARG, "loss huber: delta must be a number > 0, got %g",
+                            (double)loss.delta);
+        scores = 0;
+        break;
+    case CNN_LOSS_MSE:
+    case CNN_LOSS_MAE: scores = 0; break;                 /* MSELoss, L1Loss */
+    default: return cnn_fail(CNN_ERR_ARG, "unknown loss kind %d", (int)loss.kind);
+    }
+    plan->loss = loss;
+    plan->act = scores ? m->nlayers - 1 : m->nlayers;
+    plan->start = plan->act - 1;
+    plan->probs = !scores && (softmax || sigmoid);
+    return CNN_OK;
+}
+
+cnn_status cnn_model_check_loss(const cnn_model *m, cnn_loss loss)
+{
+    cnn_loss_plan plan;
+    return cnn_model_loss_plan(m, loss, &plan);
 }
 
 cnn_status cnn_model_numeric_fault(cnn_model *m, int n, const char *what)
@@ -574,25 +604,31 @@ cnn_status cnn_model_check_activations(cnn_model *m, int n)
 static cnn_status run_batch(cnn_model *m, const float *x, const uint8_t *labels, int n,
                             int train, cnn_loss loss, int grad, cnn_batch_stats *stats)
 {
-    cnn_status st = check_batch(m, x, n);
+    cnn_loss_plan plan;
+    cnn_status st = cnn_model_loss_plan(m, loss, &plan);
     if (st != CNN_OK) return st;
+    if ((st = check_batch(m, x, n)) != CNN_OK) return st;
     int k = cnn_model_output_size(m);
     if (!labels) return cnn_fail(CNN_ERR_ARG, "no labels given");
     if ((st = make_targets(m, labels, n, k)) != CNN_OK) return st;
-    const int li = cnn_model_loss_layer(m, loss);
     const int shards = cnn_shards_for(m, n, grad || train);
     double value;
     if (shards > 1) {
         double total;
-        if ((st = cnn_shards_run(m, x, n, shards, train, &loss, grad, &total)) != CNN_OK)
+        m->last_x = x; /* what the loss reads if it is the input itself */
+        if ((st = cnn_shards_run(m, x, n, shards, train, &plan, grad, &total)) != CNN_OK)
             return st;
         /* without gradients the loss is recomputed over the gathered rows,
          * so evaluation reports the very number a whole-batch run gives */
-        value = grad ? cnn_loss_mean(loss, total, n, k)
-                     : cnn_loss_compute(loss, m->act[li], m->target, n, k, NULL);
+        if (!grad) total = cnn_loss_rows(loss, plan.probs, cnn_model_act(m, plan.act), m->target,
+                                         n, k, n, NULL);
+        value = cnn_loss_mean(loss, total, n, k);
     } else {
         cnn_model_run_forward(m, x, n, train);
-        value = cnn_loss_compute(loss, m->act[li], m->target, n, k, grad ? m->dbuf[0] : NULL);
+        value = cnn_loss_mean(loss,
+                              cnn_loss_rows(loss, plan.probs, cnn_model_act(m, plan.act),
+                                            m->target, n, k, n, grad ? m->dbuf[0] : NULL),
+                              n, k);
     }
     if (stats) {
         stats->loss = value;
@@ -604,7 +640,7 @@ static cnn_status run_batch(cnn_model *m, const float *x, const uint8_t *labels,
     if (!isfinite(value)) return cnn_model_numeric_fault(m, n, "the loss");
     if (!grad) return CNN_OK;
     if ((st = cnn_model_check_activations(m, n)) != CNN_OK) return st;
-    return cnn_model_run_backward(m, li - 1, n);
+    return cnn_model_run_backward(m, plan.start, n);
 }
 
 cnn_status cnn_model_eval_batch(cnn_model *m, const float *x, const uint8_t *labels, int n,
@@ -627,7 +663,7 @@ cnn_status cnn_model_run_backward(cnn_model *m, int start, int n)
     for (int i = start; i >= 0; i--) {
         cnn_layer *l = m->layers[i];
         float *dx = i > 0 ? m->dbuf[1 - cur] : NULL;
-        l->ops->backward(l, layer_input(m, i), m->act[i + 1], m->dbuf[cur], dx, n);
+        l->ops->backward(l, cnn_model_act(m, i), m->act[i + 1], m->dbuf[cur], dx, n);
         for (int j = 0; j < l->nparams; j++) {
             cnn_param *p = &l->params[j];
             if (p->trainable && cnn_first_nonfinite(p->grad, p->size) >= 0)

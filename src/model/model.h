@@ -87,9 +87,28 @@ cnn_status cnn_model_run_backward(cnn_model *m, int start, int n);
 /* CNN_ERR_NUMERIC naming the first layer whose output holds a NaN/Inf. */
 cnn_status cnn_model_check_activations(cnn_model *m, int n);
 cnn_status cnn_model_numeric_fault(cnn_model *m, int n, const char *what);
-/* Which activation the loss reads (nlayers, or nlayers - 1 when a final
- * softmax/sigmoid is fused into the loss). */
-int cnn_model_loss_layer(const cnn_model *m, cnn_loss loss);
+/* act[i] as a layer reads it: act[0] is the batch of the last forward. */
+static inline const float *cnn_model_act(const cnn_model *m, int i)
+{
+    return i == 0 ? m->last_x : m->act[i];
+}
+
+/* Where a loss meets the model: the one place that decides which tensor
+ * each loss reads (see the table in cnn.h), used by the whole-batch path
+ * (model.c) and the shard path (shard.c) alike. */
+typedef struct {
+    cnn_loss loss;
+    int act;    /* the loss reads act[act]: nlayers (the output), or nlayers - 1
+                   (the scores going into a final softmax or sigmoid) */
+    int start;  /* backward starts at layer `start` (act - 1): a final activation
+                   whose input the loss reads is skipped, one whose output it
+                   reads is backpropagated through */
+    int probs;  /* act[act] is the output of a final softmax or sigmoid
+                   (cnn_loss_rows: BCE becomes BCELoss) */
+} cnn_loss_plan;
+/* Fill *plan for `loss` on m, or CNN_ERR_ARG naming why the pair is
+ * refused (cce without a final softmax, an unknown kind, a bad delta). */
+cnn_status cnn_model_loss_plan(const cnn_model *m, cnn_loss loss, cnn_loss_plan *plan);
 
 /* shard.c: a batch cut into shards of about CNN_SHARD images, each run by
  * one thread through every layer (forward, loss, backward) with no barrier
@@ -105,14 +124,14 @@ void cnn_shards_free(cnn_model *m);
 /* How many shards a batch of n runs as (1: the whole batch at once).
  * grad != 0 for training (gradients per shard). */
 int cnn_shards_for(const cnn_model *m, int n, int grad);
-/* Run the batch x (n images) as `shards` shards. Without a loss (loss ==
+/* Run the batch x (n images) as `shards` shards. Without a loss (plan ==
  * NULL) only the forward, leaving the outputs in m->act[nlayers]. With a
- * loss, targets are read from m->target, the loss's input rows are also left
- * in m->act[loss layer], and *total gets the loss as an unreduced sum; with
- * grad, every shard's backward runs too and m->grads gets the batch's
- * gradient. */
+ * loss, targets are read from m->target, the rows the loss reads are also
+ * left in m->act[plan->act], and *total gets the loss as an unreduced sum;
+ * with grad, every shard's backward runs too (from layer plan->start) and
+ * m->grads gets the batch's gradient. */
 cnn_status cnn_shards_run(cnn_model *m, const float *x, int n, int shards, int train,
-                          const cnn_loss *loss, int grad, double *total);
+                          const cnn_loss_plan *plan, int grad, double *total);
 
 /* Serialise / restore the model RNG as 64 hex digits (checkpoints). */
 void cnn_model_rng_to_hex(const cnn_model *m, char out[65]);

@@ -160,7 +160,7 @@ static void point_grads(cnn_model *m, cnn_model *w, int s)
 typedef struct {
     const float *x;
     int n, shards, train, grad;
-    const cnn_loss *loss;
+    const cnn_loss_plan *plan; /* NULL: forward only */
 } shard_job;
 
 /* Shard s of the batch, start to end on worker w, on the calling thread. */
@@ -170,23 +170,27 @@ static void run_shard(cnn_model *m, cnn_model *w, struct cnn_shard_error *err,
     const int i0 = (int)((long)s * job->n / job->shards);
     const int ns = (int)((long)(s + 1) * job->n / job->shards) - i0;
     const int k = cnn_model_output_size(m), L = m->nlayers;
-    const int li = job->loss ? cnn_model_loss_layer(m, *job->loss) : L;
+    const cnn_loss_plan *plan = job->plan;
+    const int li = plan ? plan->act : L;
     cnn_status st = CNN_OK;
 
     if (job->grad) point_grads(m, w, s);
     if (job->train) cnn_rng_seed(&w->rng, m->shard_seed[s]);
     cnn_threads_serial(1);
     cnn_model_run_forward(w, job->x + (size_t)i0 * cnn_shape_size(m->input), ns, job->train);
-    /* the rows the caller reads: outputs, and the loss's input if fused */
+    /* the rows the caller reads: outputs, and the scores if the loss reads
+     * those (act[0], the input itself, is the caller's already) */
     memcpy(m->act[L] + (size_t)i0 * k, w->act[L], sizeof(float) * (size_t)ns * k);
-    if (li != L) memcpy(m->act[li] + (size_t)i0 * k, w->act[li], sizeof(float) * (size_t)ns * k);
-    if (job->loss) {
-        double t = cnn_loss_rows(*job->loss, w->act[li], m->target + (size_t)i0 * k, ns, k,
-                                 job->n, job->grad ? w->dbuf[0] : NULL);
+    if (li != L && li > 0)
+        memcpy(m->act[li] + (size_t)i0 * k, w->act[li], sizeof(float) * (size_t)ns * k);
+    if (plan) {
+        double t = cnn_loss_rows(plan->loss, plan->probs, cnn_model_act(w, li),
+                                 m->target + (size_t)i0 * k, ns, k, job->n,
+                                 job->grad ? w->dbuf[0] : NULL);
         m->shard_loss[s] = t;
         if (!isfinite(t)) st = cnn_model_numeric_fault(w, ns, "the loss");
         else if (job->grad && (st = cnn_model_check_activations(w, ns)) == CNN_OK)
-            st = cnn_model_run_backward(w, li - 1, ns);
+            st = cnn_model_run_backward(w, plan->start, ns);
     }
     cnn_threads_serial(0);
     /* shards reach a thread in increasing order: keep its first failure */
@@ -210,11 +214,11 @@ static void reduce_grads(cnn_model *m, int shards, size_t e0, size_t e1)
 }
 
 cnn_status cnn_shards_run(cnn_model *m, const float *x, int n, int shards, int train,
-                          const cnn_loss *loss, int grad, double *total)
+                          const cnn_loss_plan *plan, int grad, double *total)
 {
     if (shards > m->max_shards || (grad && shards > m->shard_grad_slots))
         return cnn_fail(CNN_ERR_ARG, "internal: %d shards for a batch of %d", shards, n);
-    const shard_job job = {x, n, shards, train, grad && loss, loss};
+    const shard_job job = {x, n, shards, train, grad && plan, plan};
     if (train)
         for (int s = 0; s < shards; s++) m->shard_seed[s] = cnn_rng_next(&m->rng);
     for (int t = 0; t < m->nworkers; t++) m->worker_err[t].shard = -1;

@@ -1,11 +1,14 @@
 /* loss.c — losses over a batch of n rows of k outputs, with their gradient
- * d(mean loss)/d(out). Reductions follow PyTorch's defaults (reduction =
- * 'mean') exactly, because that is what a user compares against:
+ * d(mean loss)/d(out) (the seed report's section 2.5). Each is the PyTorch
+ * module a user compares it with, and reductions follow PyTorch's defaults
+ * (reduction = 'mean') exactly:
  *   CrossEntropyLoss, MultiMarginLoss   -> sum over k, mean over the n rows
  *   MSELoss, L1Loss, HuberLoss,
- *   BCEWithLogitsLoss                   -> mean over all n*k elements
+ *   BCEWithLogitsLoss, BCELoss          -> mean over all n*k elements
  * CCE (cross-entropy on probabilities) is the seed report's loss and reduces
- * like CrossEntropyLoss. Sums are accumulated in double. */
+ * like CrossEntropyLoss. Which tensor of a model each loss reads is chosen
+ * by cnn_model_loss_plan (src/model/model.c). Sums are accumulated in
+ * double. */
 #include "internal.h"
 
 #include <math.h>
@@ -56,8 +59,8 @@ static int row_argmax(const float *t, int k)
     return best;
 }
 
-double cnn_loss_rows(cnn_loss loss, const float *out, const float *target, int rows, int k,
-                     int n, float *grad)
+double cnn_loss_rows(cnn_loss loss, int probs, const float *out, const float *target, int rows,
+                     int k, int n, float *grad)
 {
     if (rows <= 0 || n <= 0 || k <= 0) return 0.0;
     const double inv_n = 1.0 / n;
@@ -99,6 +102,18 @@ double cnn_loss_rows(cnn_loss loss, const float *out, const float *target, int r
             break;
         }
         case CNN_LOSS_BCE: {
+            if (probs) {
+                /* BCELoss: -(t log p + (1 - t) log(1 - p)), each log clamped
+                 * at -100, and PyTorch's gradient (p - t) / max(p (1 - p),
+                 * 1e-12), so a saturated p stays finite as it does there */
+                for (int j = 0; j < k; j++) {
+                    double p = z[j], tj = t[j];
+                    double lp = fmax(log(p), -100.0), lq = fmax(log1p(-p), -100.0);
+                    total -= tj * lp + (1.0 - tj) * lq;
+                    if (g) g[j] = (float)((p - tj) / fmax(p * (1.0 - p), 1e-12) * inv_nk);
+                }
+                break;
+            }
             /* BCEWithLogitsLoss: max(z,0) - z t + log(1 + exp(-|z|)) */
             for (int j = 0; j < k; j++) {
                 double zj = z[j], tj = t[j];
@@ -177,5 +192,5 @@ double cnn_loss_mean(cnn_loss loss, double total, int n, int k)
 double cnn_loss_compute(cnn_loss loss, const float *out, const float *target, int n, int k,
                         float *grad)
 {
-    return cnn_loss_mean(loss, cnn_loss_rows(loss, out, target, n, k, n, grad), n, k);
+    return cnn_loss_mean(loss, cnn_loss_rows(loss, 0, out, target, n, k, n, grad), n, k);
 }

@@ -9,10 +9,13 @@
 /* The loss of `rows` rows of a batch of n (rows <= n) as an unreduced sum,
  * with each row's gradient already divided as the mean over the whole batch
  * requires; cnn_loss_mean turns the sum of all rows' sums into the mean.
- * cnn_loss_compute(out, n) is cnn_loss_mean(cnn_loss_rows(out, n, n)): a
- * batch cut into shards gets the same gradient rows as the whole batch. */
-double cnn_loss_rows(cnn_loss loss, const float *out, const float *target, int rows, int k,
-                     int n, float *grad);
+ * cnn_loss_compute(out, n) is cnn_loss_mean(cnn_loss_rows(0, out, n, n)): a
+ * batch cut into shards gets the same gradient rows as the whole batch.
+ * probs = 1 says `out` is the output of a final softmax or sigmoid: BCE is
+ * then BCELoss on probabilities instead of BCEWithLogitsLoss on scores (no
+ * other loss's formula depends on it). */
+double cnn_loss_rows(cnn_loss loss, int probs, const float *out, const float *target, int rows,
+                     int k, int n, float *grad);
 double cnn_loss_mean(cnn_loss loss, double total, int n, int k);
 
 /* Fill p->data: CNN_PINIT_ZERO / CNN_PINIT_ONE with 0 / 1, CNN_PINIT_WEIGHT
