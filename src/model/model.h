@@ -63,6 +63,8 @@ struct cnn_model {
     uint64_t *shard_seed;     /* per shard: its dropout RNG seed for this batch */
     int max_shards;
 
+    int shapes_only;          /* built without parameters (cnn_model_shapes_from_text) */
+
     /* string metadata */
     int nmeta;
     char **meta_key, **meta_val;
@@ -78,6 +80,11 @@ cnn_status cnn_model_from_text_limited(const char *text, const char *name, size_
                                        cnn_model **out);
 
 /* ------------------------------------------------ parts shared with shard.c */
+
+/* Bytes of the buffers cnn_model_set_batch(m, max_batch) allocates on
+ * `threads` threads: activations, gradient buffers, targets and the layers'
+ * workspaces (not the workers). */
+size_t cnn_model_batch_need(const cnn_model *m, int max_batch, int threads);
 
 /* The layers' forward over a batch of n (no checks; sets last_x). */
 void cnn_model_run_forward(cnn_model *m, const float *x, int n, int train);
@@ -102,6 +109,9 @@ int cnn_model_loss_layer(const cnn_model *m, cnn_loss loss);
 /* Build (or drop) the workers for m's batch size and the thread count. */
 cnn_status cnn_shards_reserve(cnn_model *m);
 void cnn_shards_free(cnn_model *m);
+/* Bytes cnn_shards_reserve allocates for batches of up to max_batch on
+ * `threads` threads: the workers' buffers and the per-shard gradients. */
+size_t cnn_shards_need(const cnn_model *m, int max_batch, int threads);
 /* How many shards a batch of n runs as (1: the whole batch at once).
  * grad != 0 for training (gradients per shard). */
 int cnn_shards_for(const cnn_model *m, int n, int grad);

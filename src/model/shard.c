@@ -83,20 +83,36 @@ void cnn_shards_free(cnn_model *m)
     m->nworkers = m->worker_batch = m->shard_grad_slots = m->max_shards = 0;
 }
 
-/* A worker: the same architecture, its parameters those of m. */
+size_t cnn_shards_need(const cnn_model *m, int max_batch, int threads)
+{
+    if (max_batch < 2 * CNN_SHARD) return 0; /* never sharded */
+    if (threads < 1) threads = 1;
+    int max_shards = ceil_div(max_batch, CNN_SHARD);
+    int train_shards = max_shards < MAX_TRAIN_SHARDS ? max_shards : MAX_TRAIN_SHARDS;
+    if (!trainable_batch(m)) train_shards = 1;
+    size_t total = 0;
+    if (train_shards > 1)
+        total = cnn_alloc_charge(cnn_mul_size(cnn_mul_size((size_t)train_shards - 1, m->nfloats),
+                                              sizeof(float)));
+    /* each worker runs its kernels on one thread */
+    size_t worker = cnn_model_batch_need(m, largest_shard(max_batch), 1);
+    size_t workers = cnn_mul_size(worker, (size_t)threads);
+    return total > SIZE_MAX - workers ? SIZE_MAX : total + workers;
+}
+
+/* A worker: the same architecture, its parameters those of m. It is built
+ * for its shapes, so it never allocates (or draws) parameters of its own. */
 static cnn_status new_worker(cnn_model *m, int batch, cnn_model **out)
 {
     cnn_model *w;
-    cnn_status st = cnn_model_from_text(m->arch, "worker", &w);
+    cnn_status st = cnn_model_shapes_from_text(m->arch, "worker", &w);
     if (st != CNN_OK) return st;
     w->is_worker = 1;
+    w->shapes_only = 0;
     for (int i = 0; i < w->ntensors; i++) {
         w->tensors[i].p->data = m->tensors[i].p->data;
         w->tensors[i].p->grad = NULL; /* pointed at a shard's buffer per batch */
     }
-    cnn_free(w->params);
-    cnn_free(w->grads);
-    w->params = w->grads = NULL;
     /* reserve() sizes per-thread scratch by cnn_threads(): one thread here */
     cnn_threads_serial(1);
     st = cnn_model_set_batch(w, batch);
