@@ -194,7 +194,7 @@ TEST(Limits, BatchOverTheLimitIsRefusedWithItsNeed)
         EXPECT_TRUE(contains(e, "the memory limit is " + bytes_text((double)(model_base + need - 1))))
             << e;
         EXPECT_TRUE(contains(e, "activations")) << e;
-        EXPECT_TRUE(contains(e, "workers of 2 threads")) << e;
+        EXPECT_TRUE(contains(e, "to run in shards on 2 threads")) << e;
         EXPECT_EQ(cnn_memory_used(), before) << "refused before allocating";
         /* the model still runs at its old batch */
         std::vector<float> x(8 * 784, 0.25f);

@@ -428,7 +428,7 @@ static mem_need need_of(const cnn_model *m, int max_batch, int with_optimizer, i
     if (m->pending_m) n.optimizer = add_size(n.optimizer, add_size(one, one));
     if (max_batch > 0) {
         n.batch = cnn_model_batch_need(m, max_batch, threads);
-        if (!m->is_worker) n.shards = cnn_shards_need(m, max_batch, threads);
+        if (!m->is_worker) n.shards = cnn_shards_need(m, max_batch, threads, with_optimizer);
     }
     n.total = add_size(add_size(n.weights, n.optimizer), add_size(n.batch, n.shards));
     return n;
@@ -461,7 +461,9 @@ static cnn_status check_need(const cnn_model *m, int max_batch, int with_optimiz
     cnn_format_bytes(s, sizeof s, (double)n.shards);
     cnn_format_limit(l, sizeof l);
     if (n.optimizer) snprintf(opt, sizeof opt, ", %s of optimizer state", o);
-    if (n.shards) snprintf(sh, sizeof sh, ", %s for the workers of %d threads", s, cnn_threads());
+    if (n.shards)
+        snprintf(sh, sizeof sh, ", %s to run in shards on %d thread%s", s, cnn_threads(),
+                 cnn_threads() == 1 ? "" : "s");
     if (elsewhere) {
         char u[32];
         cnn_format_bytes(u, sizeof u, (double)elsewhere);
@@ -630,10 +632,7 @@ static size_t act_size(const cnn_model *m, int i)
     return cnn_shape_size(i == 0 ? m->input : m->layers[i - 1]->out);
 }
 
-/* CNN_ERR_NUMERIC naming the first layer whose output for image `row` of
- * the last forward holds a NaN or Inf (or the image itself, if its input
- * does). `shown` is the image's index in the caller's batch. */
-static cnn_status image_fault(cnn_model *m, int row, int shown)
+cnn_status cnn_model_image_fault(cnn_model *m, int row, int shown)
 {
     const float *x = m->last_x + (size_t)row * act_size(m, 0);
     if (cnn_first_nonfinite(x, act_size(m, 0)) >= 0)
@@ -662,18 +661,17 @@ static int first_bad_image(const cnn_model *m, int i, int n)
  * the loss's input, act[li], when a final softmax or sigmoid is fused into
  * the loss) after a forward of n images. If a value is NaN or Inf, the
  * fault names the first layer that produced it for the first such image:
- * from the batch's own activations, or, after a sharded run (whose
- * activations stayed with the workers), by running that image again alone,
- * whole. */
-static cnn_status check_outputs(cnn_model *m, const float *x, int n, int sharded, int li)
+ * from the batch's own activations, or, after a run in shards (whose
+ * activations stayed with the workers), by running that image's shard
+ * again, the same way, on a worker. */
+static cnn_status check_outputs(cnn_model *m, const float *x, int n, int shards, int li)
 {
     m->last_x = x; /* act[0], also after a sharded run */
     int row = first_bad_image(m, m->nlayers, n);
     if (row < 0 && li != m->nlayers) row = first_bad_image(m, li, n);
     if (row < 0) return CNN_OK;
-    if (!sharded) return image_fault(m, row, row);
-    cnn_model_run_forward(m, x + (size_t)row * act_size(m, 0), 1, 0);
-    return image_fault(m, 0, row);
+    if (shards > 1) return cnn_shards_image_fault(m, x, n, shards, row);
+    return cnn_model_image_fault(m, row, row);
 }
 
 cnn_status cnn_model_forward(cnn_model *m, const float *x, int n, int train, const float **out)
@@ -689,7 +687,7 @@ cnn_status cnn_model_forward(cnn_model *m, const float *x, int n, int train, con
         cnn_model_run_forward(m, x, n, train);
     }
     if (out) *out = m->act[m->nlayers];
-    return check_outputs(m, x, n, shards > 1, m->nlayers);
+    return check_outputs(m, x, n, shards, m->nlayers);
 }
 
 /* ------------------------------------------------------------------ loss */
@@ -766,6 +764,8 @@ static cnn_status run_batch(cnn_model *m, const float *x, const uint8_t *labels,
     if (!labels) return cnn_fail(CNN_ERR_ARG, "no labels given");
     if ((st = make_targets(m, labels, n, k)) != CNN_OK) return st;
     const int li = cnn_model_loss_layer(m, loss);
+    /* gradients without an optimizer: the shard buffers are made once here */
+    if (grad && (st = cnn_shards_reserve_grads(m)) != CNN_OK) return st;
     const int shards = cnn_shards_for(m, n, grad || train);
     double value;
     if (shards > 1) {
@@ -780,7 +780,7 @@ static cnn_status run_batch(cnn_model *m, const float *x, const uint8_t *labels,
         cnn_model_run_forward(m, x, n, train);
         value = cnn_loss_compute(loss, m->act[li], m->target, n, k, grad ? m->dbuf[0] : NULL);
     }
-    if (!grad && (st = check_outputs(m, x, n, shards > 1, li)) != CNN_OK) return st;
+    if (!grad && (st = check_outputs(m, x, n, shards, li)) != CNN_OK) return st;
     if (stats) {
         stats->loss = value;
         stats->correct = count_correct(m->act[m->nlayers], labels, n, k);
@@ -835,12 +835,14 @@ cnn_status cnn_model_set_optimizer(cnn_model *m, const cnn_optim_config *c)
         return cnn_fail(CNN_ERR_ARG, "learning rate must be a positive number, got %g", c->lr);
     if (need_params(m, "cnn_model_set_optimizer")) return CNN_ERR_ARG;
     if (!m->opt_m) {
-        cnn_status st = check_need(m, m->max_batch, 1);
-        if (st != CNN_OK) return st;
+        cnn_status need = check_need(m, m->max_batch, 1);
+        if (need != CNN_OK) return need;
     }
     if (!m->opt_m) m->opt_m = cnn_alloc(sizeof(float) * m->nfloats, "optimizer state");
     if (!m->opt_v) m->opt_v = cnn_alloc(sizeof(float) * m->nfloats, "optimizer state");
     if (!m->opt_m || !m->opt_v) return CNN_ERR_NOMEM;
+    cnn_status st = cnn_shards_reserve_grads(m);
+    if (st != CNN_OK) return st;
     m->opt = *c;
     m->lr = c->lr;
     m->has_opt = 1;
