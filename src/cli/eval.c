@@ -84,9 +84,10 @@ int cli_eval(int argc, char **argv)
     size_t px = (size_t)ic * ih * iw;
     xbuf = cnn_alloc(sizeof(float) * px * (size_t)batch, "the input batch");
     predicted = malloc(sizeof *predicted * (size_t)n);
-    if (preds) probs = malloc(sizeof(float) * (size_t)n * (size_t)k);
+    /* counted against the memory limit: n x k can be large */
+    if (preds) probs = cnn_alloc(sizeof(float) * (size_t)n * (size_t)k, "--predictions' probabilities");
     if (!xbuf || !predicted || (preds && !probs)) {
-        rc = cli_error(cmd, "out of memory");
+        rc = cli_error(cmd, "%s", !xbuf || (preds && !probs) ? cnn_errmsg() : "out of memory");
         goto done;
     }
     cnn_loss xent = {CNN_LOSS_XENT, 1.0f};
@@ -128,7 +129,7 @@ int cli_eval(int argc, char **argv)
 done:
     cli_classes_free(&names);
     cli_confusion_free(&conf);
-    free(probs);
+    cnn_free(probs);
     free(predicted);
     cnn_free(xbuf);
     cnn_dataset_free(&test);

@@ -75,13 +75,13 @@ int cli_predict(int argc, char **argv)
     const int px = 28 * 28;
     pix = malloc((size_t)nfiles * px);
     x = malloc(sizeof(float) * (size_t)nfiles * px);
-    probs = malloc(sizeof(float) * (size_t)nfiles * k);
+    probs = cnn_alloc(sizeof(float) * (size_t)nfiles * k, "the probabilities"); /* counted */
     ok = calloc((size_t)nfiles, sizeof *ok);
     pred = calloc((size_t)nfiles, sizeof *pred);
     labels = calloc((size_t)nfiles, sizeof *labels);
     order = malloc(sizeof *order * (size_t)k);
     if (!pix || !x || !probs || !ok || !pred || !labels || !order) {
-        rc = cli_error(cmd, "out of memory");
+        rc = cli_error(cmd, "%s", probs ? "out of memory" : cnn_errmsg());
         goto done;
     }
     /* load every image; a bad file is reported and skipped */
@@ -146,7 +146,7 @@ done:
     free(labels);
     free(pred);
     free(ok);
-    free(probs);
+    cnn_free(probs);
     free(x);
     free(pix);
     cnn_model_free(m);

@@ -31,9 +31,15 @@ size_t cnn_mul_size(size_t a, size_t b)
  * its 64-byte alignment. It holds the block's charged size. */
 #define HEADER 64
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define DEFAULT_SOURCE STR(CNN_MEMORY_DEFAULT_PERCENT) "% of the memory"
+
 static atomic_size_t used;  /* bytes handed out and not yet freed */
 static atomic_size_t limit; /* 0: not decided yet (the default, computed once) */
-static char limit_source[96]; /* what messages say about where the limit comes from */
+/* What messages say about where the limit comes from. Set with the limit,
+ * before the work that allocates; read when an allocation is refused. */
+static char limit_source[96] = DEFAULT_SOURCE;
 
 size_t cnn_physical_memory(void)
 {
@@ -62,8 +68,7 @@ static size_t default_limit(void)
 void cnn_set_memory_limit(size_t bytes)
 {
     atomic_store(&limit, bytes ? bytes : default_limit());
-    if (bytes) snprintf(limit_source, sizeof limit_source, "set by the caller");
-    else snprintf(limit_source, sizeof limit_source, "%d%% of the memory", CNN_MEMORY_DEFAULT_PERCENT);
+    snprintf(limit_source, sizeof limit_source, "%s", bytes ? "set by the caller" : DEFAULT_SOURCE);
 }
 
 void cnn_memory_limit_source(const char *text)
@@ -76,10 +81,8 @@ size_t cnn_memory_limit(void)
     size_t l = atomic_load(&limit);
     if (l == 0) {
         /* the first use decides the default; racing threads agree on it */
-        size_t zero = 0, d = default_limit();
-        if (atomic_compare_exchange_strong(&limit, &zero, d) && !limit_source[0])
-            snprintf(limit_source, sizeof limit_source, "%d%% of the memory",
-                     CNN_MEMORY_DEFAULT_PERCENT);
+        size_t zero = 0;
+        atomic_compare_exchange_strong(&limit, &zero, default_limit());
         l = atomic_load(&limit);
     }
     return l;
