@@ -79,6 +79,17 @@ int cnn_get_threads(void);
  * "generic". */
 const char *cnn_simd_name(void);
 
+/* Memory. Every buffer the library allocates counts against a limit: an
+ * allocation that would pass it fails with CNN_ERR_NOMEM, and a model or a
+ * batch size whose estimated need (cnn_model_memory_need) passes it is
+ * refused before anything is allocated, with a message that says how much
+ * is needed and what the limit is. bytes == 0 sets the default: 80% of
+ * the machine's memory (or of the control group's limit, if lower). */
+void cnn_set_memory_limit(size_t bytes);
+size_t cnn_memory_limit(void);
+/* Bytes the library has allocated and not yet freed. */
+size_t cnn_memory_used(void);
+
 /* ----------------------------------------------------------------- model */
 
 typedef struct cnn_model cnn_model;
@@ -107,6 +118,13 @@ cnn_status cnn_model_init(cnn_model *m, cnn_init how, uint64_t seed);
  * before forward/train; may be called again to grow or shrink. */
 cnn_status cnn_model_set_batch(cnn_model *m, int max_batch);
 int cnn_model_max_batch(const cnn_model *m);
+/* What the model needs for batches of up to max_batch at the current
+ * thread count, in bytes, computed from its shapes alone: parameters and
+ * gradients, optimizer state (with_optimizer), activations, the layers'
+ * workspaces and the per-thread workers of a large batch.
+ * cnn_model_set_batch (and cnn_model_set_optimizer) refuse a need above
+ * the memory limit. */
+size_t cnn_model_memory_need(const cnn_model *m, int max_batch, int with_optimizer);
 
 void cnn_model_set_kernels(cnn_model *m, cnn_kernels k);
 cnn_kernels cnn_model_kernels(const cnn_model *m);

@@ -36,10 +36,29 @@ cnn_status cnn_fail_prefix(cnn_status code, const char *fmt, ...)
 /* ---------------------------------------------------------------- memory */
 
 /* 64-byte aligned, zero-filled allocation; NULL (with a message naming
- * `what` and the size) on failure or if bytes exceeds CNN_MAX_ALLOC. */
+ * `what` and the size) on failure, if bytes exceeds CNN_MAX_ALLOC, or if
+ * it would take the bytes in use past the memory limit (src/core/memory.c).
+ * CNN_MAX_ALLOC is a sanity cap on one allocation, far above any model
+ * this trainer is for: it keeps a size computed wrongly from reaching the
+ * allocator whatever the limit. */
 #define CNN_MAX_ALLOC ((size_t)16 << 30)
 void *cnn_alloc(size_t bytes, const char *what);
+/* Frees a block of cnn_alloc (NULL is fine) and gives its bytes back. */
 void cnn_free(void *p);
+/* What cnn_alloc(bytes) counts against the limit: the bytes rounded up to
+ * 64, plus its header. Estimates of a model's need add these. */
+size_t cnn_alloc_charge(size_t bytes);
+/* The default limit: this share of the memory. */
+#define CNN_MEMORY_DEFAULT_PERCENT 80
+/* The machine's memory, or the control group's limit if lower (SIZE_MAX
+ * if unknown). */
+size_t cnn_physical_memory(void);
+/* Where the limit comes from, as messages say it: "80% of the memory",
+ * "--mem-limit 2G". cnn_set_memory_limit resets it. */
+void cnn_memory_limit_source(const char *text);
+/* "19.2 GiB", and the limit as "19.2 GiB (80% of the memory)". */
+void cnn_format_bytes(char *buf, size_t len, double bytes);
+void cnn_format_limit(char *buf, size_t len);
 /* a*b*..., or SIZE_MAX on overflow */
 size_t cnn_mul_size(size_t a, size_t b);
 
@@ -257,6 +276,10 @@ typedef struct {
      * im2col buffers sized for `threads` threads). Called when the batch
      * size or the thread count changes; may be NULL. */
     cnn_status (*reserve)(cnn_layer *l, int max_batch, int threads);
+    /* What reserve(l, max_batch, threads) allocates, in bytes as cnn_alloc
+     * counts them (cnn_alloc_charge of each buffer), from the shapes alone:
+     * the model's memory estimate. NULL if reserve allocates nothing. */
+    size_t (*workspace)(const cnn_layer *l, int max_batch, int threads);
     /* y = f(x). train != 0 in training mode. */
     void (*forward)(cnn_layer *l, const float *x, float *y, int n, int train);
     /* Given x, y = f(x) and dy = dL/dy: write dL/dx into dx (overwrite; dx
@@ -311,6 +334,17 @@ cnn_layer *cnn_layer_new(size_t size, const cnn_layer_ops *ops, cnn_shape in,
 /* Describe a parameter of l (shape only; data is placed by the model). */
 cnn_param *cnn_layer_add_param(cnn_layer *l, const char *name, int ndim, const int *dims,
                                cnn_pinit init, int fan_in, int fan_out, int trainable);
+
+/* ------------------------------------------------- models for their shapes */
+
+/* Build a model's layers, shapes and tensor table without allocating or
+ * drawing its parameters: for reading its layer table (cnn info), its
+ * parameter count and its memory need (cnn_model_memory_need), in a few
+ * kilobytes whatever its size. Tensors' data and grad are NULL, and calls
+ * that need parameters (init, set_batch, set_optimizer, save, loading
+ * weights) refuse it with CNN_ERR_ARG. */
+cnn_status cnn_model_shapes_from_text(const char *text, const char *name, cnn_model **out);
+cnn_status cnn_model_shapes_from_file(const char *path, cnn_model **out);
 
 /* ------------------------------------------------------------------ loss */
 

@@ -30,7 +30,7 @@ done
 # every train flag is documented with its default
 for flag in arch dataset data epochs batch lr opt momentum weight-decay sched clip loss \
             init-weights seed threads kernels val limit test-limit no-shuffle augment init out \
-            checkpoint-every resume history plot; do
+            checkpoint-every resume history plot mem-limit; do
     expect 0 "--$flag .*\(default: " -- "$CNN" train --help
 done
 
@@ -63,7 +63,7 @@ expect 2 "--momentum needs --opt momentum or nesterov" -- "$CNN" train --momentu
 expect 2 "--model FILE is required" -- "$CNN" eval
 expect 2 "give exactly one of --arch and --model" -- "$CNN" info
 expect 2 "give at least one image file" -- "$CNN" predict --model m.safetensors
-expect 2 "--top: expected a whole number from 0 to 256, got 'many'" -- "$CNN" predict --top many --model m x.png
+expect 2 "--top: expected a whole number from 0 to 16777216, got 'many'" -- "$CNN" predict --top many --model m x.png
 
 # data and model errors: exit 1, naming the file
 expect 1 "--data: '$T/nope' is not a directory" -- "$CNN" train --data "$T/nope"

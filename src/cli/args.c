@@ -2,12 +2,14 @@
  * --flag, with range checks and messages that name the flag and the value. */
 #include "cli/cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 {
@@ -167,4 +169,45 @@ void cli_print_help(FILE *f, const char *cmd, const char *synopsis, const char *
         fprintf(f, "  %-26s %s (default: %s)\n", left, o->help, def[0] ? def : "none");
     }
     fprintf(f, "  %-26s %s\n", "-h, --help", "show this help and exit");
+}
+
+/* The multiplier of a size's unit: 1 for "" or "B", 1024^n for K, M, G, T
+ * (any case, alone or followed by B or iB: sizes are binary); 0 for junk. */
+static double unit_multiplier(const char *u)
+{
+    static const char units[] = "KMGT";
+    if (!*u || strcasecmp(u, "B") == 0) return 1;
+    const char *at = strchr(units, toupper((unsigned char)u[0]));
+    if (!at || (u[1] && strcasecmp(u + 1, "B") != 0 && strcasecmp(u + 1, "iB") != 0)) return 0;
+    double m = 1;
+    for (const char *p = units; p <= at; p++) m *= 1024;
+    return m;
+}
+
+int cli_set_mem_limit(const char *cmd, const char *text)
+{
+    if (!text) {
+        cnn_set_memory_limit(0);
+        cnn_memory_limit_source(CLI_MEM_LIMIT_DEFAULT " of the memory; --mem-limit sets it");
+        return CLI_OK;
+    }
+    /* a number (a digit first: no sign, space, hex, inf or nan), then a unit */
+    char *end = NULL;
+    errno = 0;
+    const int number = (isdigit((unsigned char)text[0]) || text[0] == '.') && !strpbrk(text, "xX");
+    double v = number ? strtod(text, &end) : NAN;
+    double bytes = NAN;
+    if (isfinite(v) && !errno && v > 0) {
+        size_t phys = cnn_physical_memory();
+        if (strcmp(end, "%") == 0) bytes = v <= 100 && phys != SIZE_MAX ? (double)phys * v / 100 : NAN;
+        else bytes = v * unit_multiplier(end);
+    }
+    if (!(bytes >= 1.0) || bytes >= 0x1p64)
+        return cli_usage_error(cmd, "--mem-limit: expected a size such as 2G, 512M, 1.5GiB or 50%%, "
+                               "got '%s'", text);
+    cnn_set_memory_limit((size_t)bytes);
+    char source[96];
+    snprintf(source, sizeof source, "--mem-limit %.60s", text);
+    cnn_memory_limit_source(source);
+    return CLI_OK;
 }

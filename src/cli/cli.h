@@ -84,15 +84,35 @@ const char *cli_preset(const char *name);
 int cli_build_model(const char *cmd, const char *arch, cnn_model **out);
 /* Load a model file; 0 or 1 after printing. */
 int cli_load_model(const char *cmd, const char *path, cnn_model **out);
+/* An architecture's layers and shapes without its parameters (for `cnn
+ * info`: a table in a few kilobytes whatever the model's size). */
+int cli_build_shapes(const char *cmd, const char *arch, cnn_model **out);
 /* "--kernels ref|fast" */
 int cli_parse_kernels(const char *cmd, const char *s, cnn_kernels *out);
 
+/* --------------------------------------------------------------- memory */
+
+/* --mem-limit SIZE: bytes ("1073741824"), with a binary unit ("512M",
+ * "1.5G", "2GiB"; K, M, G, T, optionally followed by B or iB), or a share
+ * of the memory ("50%"). Sets the library's limit; NULL sets the default
+ * (80% of the memory). Returns 0, or 2 after printing for junk. */
+int cli_set_mem_limit(const char *cmd, const char *text);
+#define CLI_MEM_LIMIT_HELP "the memory the run may use: bytes, K/M/G/T, or a % of the memory"
+#define CLI_MEM_LIMIT_DEFAULT "80%"
+
 /* ----------------------------------------------------------------- data */
 
-#define CLI_MAX_CLASSES 256
+/* Class names. A model stores them as its "classes" metadata, a comma-
+ * separated list: name i for output i. A name is 1 to CLI_CLASS_NAME_MAX
+ * bytes of UTF-8 text without commas or control characters, kept whole;
+ * outputs past the end of the list are named by their index ("7"). A list
+ * that breaks these rules (more names than outputs, an empty, overlong or
+ * non-UTF-8 name, the same name twice) is refused up front, naming the
+ * entry, so no report ever shows a wrong or ambiguous name. */
+#define CLI_CLASS_NAME_MAX 100
 typedef struct {
-    int n;
-    char names[CLI_MAX_CLASSES][40];
+    int n;          /* names given; the model may have more outputs */
+    char **names;
 } cli_classes;
 
 /* Find a data set: --data DIR if given, else the known set `dataset`
@@ -101,11 +121,19 @@ typedef struct {
  * directory used. Returns 0, or 1 (2 for an unknown name) after printing. */
 int cli_load_dataset(const char *cmd, const char *dataset, const char *dir, int test,
                      cnn_dataset *out, char *shown, size_t shown_len);
-/* Class names of a known data set, or "0".."k-1". */
-void cli_default_classes(const char *dataset, int k, cli_classes *c);
-/* "a,b,c" <-> cli_classes */
-void cli_classes_parse(const char *s, cli_classes *c);
-void cli_classes_join(const cli_classes *c, char *buf, size_t len);
+/* The names of the k classes of a data set: a known one's (fashion), or
+ * "0".."k-1". 0, or -1 if out of memory. */
+int cli_default_classes(const char *dataset, int k, cli_classes *c);
+/* The class names a model stores, checked against its outputs. Returns 0,
+ * or 1 after printing why the list is refused. */
+int cli_classes_from_model(const char *cmd, const cnn_model *m, cli_classes *c);
+/* "a,b,c", malloc'd (NULL if out of memory). */
+char *cli_classes_join(const cli_classes *c);
+void cli_classes_free(cli_classes *c);
+/* Class i's name: the stored one, or its index written into buf. */
+const char *cli_class_name(const cli_classes *c, int i, char buf[16]);
+/* Columns a UTF-8 string takes on a terminal (one per character). */
+int cli_text_width(const char *s);
 
 /* Input normalisation: x = (pixel / 255 - mean) / std, as a 256-entry table
  * so every command converts a pixel to exactly the same float. */
@@ -116,7 +144,10 @@ typedef struct {
 void cli_norm_init(cli_norm *nm, float mean, float std);
 /* Mean and standard deviation of n pixels (as 0..1). */
 void cli_pixel_stats(const uint8_t *px, size_t n, double *mean, double *std);
-/* The model's stored normalisation (defaults 0 / 1 if absent). */
+/* The model's stored normalisation (defaults 0 / 1 if absent). A mean or
+ * std that cannot turn every pixel into a finite input (std zero, denormal
+ * or not a number; a mean so large the division overflows) is refused,
+ * naming the field: returns 1 after printing. */
 int cli_norm_from_model(const char *cmd, const cnn_model *m, cli_norm *nm);
 /* Convert images idx[0..n) (or 0..n if idx is NULL, starting at `first`)
  * into x (n, pixels). */
@@ -133,24 +164,35 @@ void cli_augment(const uint8_t *img, int h, int w, float shift, float degrees, c
 void cli_probabilities(const cnn_model *m, const float *out, int n, int k, float *p);
 
 /* Run the model over a whole data set (eval mode) in batches of the model's
- * max batch. Writes predicted[i] and, if probs != NULL, the n x k
+ * max batch. Writes predicted[i] (a class index: a model may have more
+ * outputs than a byte holds) and, if probs != NULL, the n x k
  * probabilities; returns the mean loss in *loss if non-NULL. */
 int cli_predict_all(const char *cmd, cnn_model *m, const cnn_dataset *d, int count,
-                    const cli_norm *nm, float *xbuf, cnn_loss loss, uint8_t *predicted,
+                    const cli_norm *nm, float *xbuf, cnn_loss loss, int *predicted,
                     float *probs, double *mean_loss, int *correct);
 
 /* ---------------------------------------------------------------- report */
 
+/* Every (true, predicted) pair of a test: memory grows with the images,
+ * not with the square of the classes, so a model of any output size has a
+ * report. */
 typedef struct {
     int k;
-    long *cm;          /* k x k: rows true, columns predicted */
+    int *truth, *pred;
+    long n, cap;
     long total, correct;
+    int lost;          /* pairs dropped for want of memory (the report says so) */
 } cli_confusion;
 int cli_confusion_init(cli_confusion *c, int k);
 void cli_confusion_add(cli_confusion *c, int truth, int predicted);
 void cli_confusion_free(cli_confusion *c);
 /* The seed's table (Class Precision Recall F1-Score Support, Accuracy,
- * Macro avg, Weighted avg) and the confusion matrix. */
+ * Macro avg, Weighted avg) and the confusion matrix. Up to
+ * CLI_REPORT_ALL_CLASSES outputs every class has a row and a column; a
+ * larger model's report lists the classes that occur (as a true class or a
+ * prediction) and, when those are too many for a matrix, the most
+ * frequent confusions instead of it. */
+#define CLI_REPORT_ALL_CLASSES 20
 void cli_report_print(FILE *f, const cli_confusion *c, const cli_classes *names);
 
 /* ---------------------------------------------------------------- plots */

@@ -3,6 +3,7 @@
 #include "cli/cli.h"
 #include "io/idx.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,40 +58,155 @@ int cli_load_dataset(const char *cmd, const char *dataset, const char *dir, int 
     return CLI_OK;
 }
 
-void cli_default_classes(const char *dataset, int k, cli_classes *c)
-{
-    if (k > CLI_MAX_CLASSES) k = CLI_MAX_CLASSES;
-    c->n = k;
-    for (int i = 0; i < k; i++) {
-        if (dataset && strcmp(dataset, "fashion") == 0 && k == 10)
-            snprintf(c->names[i], sizeof c->names[i], "%s", fashion_names[i]);
-        else
-            snprintf(c->names[i], sizeof c->names[i], "%d", i);
-    }
-}
+/* -------------------------------------------------------------- class names */
 
-void cli_classes_parse(const char *s, cli_classes *c)
+void cli_classes_free(cli_classes *c)
 {
+    for (int i = 0; c->names && i < c->n; i++) free(c->names[i]);
+    free(c->names);
+    c->names = NULL;
     c->n = 0;
-    while (s && *s && c->n < CLI_MAX_CLASSES) {
-        const char *comma = strchr(s, ',');
-        size_t len = comma ? (size_t)(comma - s) : strlen(s);
-        if (len >= sizeof c->names[0]) len = sizeof c->names[0] - 1;
-        memcpy(c->names[c->n], s, len);
-        c->names[c->n][len] = '\0';
-        c->n++;
-        if (!comma) break;
-        s = comma + 1;
-    }
 }
 
-void cli_classes_join(const cli_classes *c, char *buf, size_t len)
+int cli_default_classes(const char *dataset, int k, cli_classes *c)
 {
-    size_t used = 0;
-    buf[0] = '\0';
-    for (int i = 0; i < c->n && used + 1 < len; i++)
-        used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? "," : "", c->names[i]);
+    cli_classes_free(c);
+    c->names = calloc(k > 0 ? (size_t)k : 1, sizeof *c->names);
+    if (!c->names) return -1;
+    for (int i = 0; i < k; i++) {
+        char num[16];
+        snprintf(num, sizeof num, "%d", i);
+        int fashion = dataset && strcmp(dataset, "fashion") == 0 && k == 10;
+        if (!(c->names[i] = strdup(fashion ? fashion_names[i] : num))) {
+            c->n = i;
+            cli_classes_free(c);
+            return -1;
+        }
+        c->n = i + 1;
+    }
+    return 0;
 }
+
+char *cli_classes_join(const cli_classes *c)
+{
+    size_t len = 1;
+    for (int i = 0; i < c->n; i++) len += strlen(c->names[i]) + 1;
+    char *s = malloc(len), *p = s;
+    if (!s) return NULL;
+    *p = '\0';
+    for (int i = 0; i < c->n; i++) p += sprintf(p, "%s%s", i ? "," : "", c->names[i]);
+    return s;
+}
+
+const char *cli_class_name(const cli_classes *c, int i, char buf[16])
+{
+    if (i >= 0 && i < c->n) return c->names[i];
+    snprintf(buf, 16, "%d", i);
+    return buf;
+}
+
+int cli_text_width(const char *s)
+{
+    int w = 0;
+    for (; *s; s++) w += ((unsigned char)*s & 0xc0) != 0x80; /* not a continuation byte */
+    return w;
+}
+
+/* Why `s` (len bytes) is not printable UTF-8 text, or NULL if it is:
+ * well-formed sequences (no overlong forms, surrogates or code points past
+ * U+10FFFF) and no control characters (C0, DEL, C1), which a terminal
+ * would act on. */
+static const char *text_problem(const unsigned char *s, size_t len)
+{
+    static const unsigned least[4] = {0, 0x80, 0x800, 0x10000};
+    for (size_t i = 0; i < len;) {
+        const unsigned c = s[i];
+        const int more = c < 0x80 ? 0 : c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : c >= 0xc0 ? 1 : -1;
+        if (more < 0 || c > 0xf4 || (size_t)more >= len - i) return "is not UTF-8 text";
+        unsigned cp = more ? c & (0x3fu >> more) : c;
+        for (int j = 1; j <= more; j++) {
+            if ((s[i + j] & 0xc0) != 0x80) return "is not UTF-8 text";
+            cp = cp << 6 | (s[i + j] & 0x3f);
+        }
+        if (cp < least[more] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return "is not UTF-8 text";
+        if (cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f)) return "holds a control character";
+        i += (size_t)more + 1;
+    }
+    return NULL;
+}
+
+typedef struct {
+    const char *name;
+    int index;
+} named;
+
+static int cmp_named(const void *a, const void *b)
+{
+    const named *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : (x->index > y->index) - (x->index < y->index);
+}
+
+int cli_classes_from_model(const char *cmd, const cnn_model *m, cli_classes *c)
+{
+    cli_classes_free(c);
+    const char *s = cnn_model_get_meta(m, "classes");
+    const int k = cnn_model_output_size(m);
+    if (!s || !*s) return CLI_OK; /* every class named by its index */
+    long count = 1;
+    for (const char *p = s; *p; p++) count += *p == ',';
+    if (count > k)
+        return cli_error(cmd, "the model's 'classes' metadata lists %ld names but the model has %d "
+                         "outputs (is there a comma inside a name?)", count, k);
+    c->names = calloc((size_t)count, sizeof *c->names);
+    named *order = malloc(sizeof *order * (size_t)count);
+    if (!c->names || !order) {
+        free(order);
+        cli_classes_free(c);
+        return cli_error(cmd, "out of memory for %ld class names", count);
+    }
+    char problem[96] = "";
+    for (const char *p = s; c->n < count; c->n++) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        const char *bad = text_problem((const unsigned char *)p, len);
+        if (len == 0) snprintf(problem, sizeof problem, "is empty");
+        else if (len > CLI_CLASS_NAME_MAX)
+            snprintf(problem, sizeof problem, "is %zu bytes long (at most %d)", len, CLI_CLASS_NAME_MAX);
+        else if (bad) snprintf(problem, sizeof problem, "%s", bad);
+        else if (!(c->names[c->n] = strndup(p, len)))
+            snprintf(problem, sizeof problem, "could not be stored (out of memory)");
+        if (problem[0]) break;
+        order[c->n] = (named){c->names[c->n], c->n};
+        p += len + (comma != NULL);
+    }
+    int a = -1, b = -1;
+    if (!problem[0]) {
+        /* the same name twice would make a report ambiguous */
+        qsort(order, (size_t)count, sizeof *order, cmp_named);
+        for (long i = 1; i < count && a < 0; i++)
+            if (strcmp(order[i - 1].name, order[i].name) == 0) {
+                a = order[i - 1].index;
+                b = order[i].index;
+            }
+    }
+    free(order);
+    if (problem[0]) {
+        int at = c->n;
+        cli_classes_free(c);
+        return cli_error(cmd, "the model's 'classes' metadata is refused: the name of class %d %s",
+                         at, problem);
+    }
+    if (a >= 0) {
+        cli_classes_free(c);
+        return cli_error(cmd, "the model's 'classes' metadata is refused: classes %d and %d have "
+                         "the same name", a, b);
+    }
+    return CLI_OK;
+}
+
+/* ----------------------------------------------------------- normalisation */
 
 void cli_norm_init(cli_norm *nm, float mean, float std)
 {
@@ -126,11 +242,18 @@ int cli_norm_from_model(const char *cmd, const cnn_model *m, cli_norm *nm)
         char *e1, *e2;
         mean = strtof(ms, &e1);
         std = strtof(ss, &e2);
-        if (*e1 || *e2 || !isfinite(mean) || !isfinite(std) || !(std > 0.0f))
-            return cli_error(cmd, "the model's norm_mean '%s' / norm_std '%s' are not valid numbers",
-                             ms, ss);
+        if (!*ms || *e1 || !isfinite(mean))
+            return cli_error(cmd, "the model's norm_mean '%.40s' is not a finite number", ms);
+        /* a denormal std divides pixels into infinities */
+        if (!*ss || *e2 || !isfinite(std) || !(std >= FLT_MIN))
+            return cli_error(cmd, "the model's norm_std '%.40s' is not a usable standard deviation "
+                             "(a finite number of at least %g)", ss, FLT_MIN);
     }
     cli_norm_init(nm, mean, std);
+    for (int p = 0; p < 256; p++)
+        if (!isfinite(nm->lut[p]))
+            return cli_error(cmd, "the model's norm_mean '%s' and norm_std '%s' turn pixel value %d "
+                             "into %g: not a finite input", ms, ss, p, nm->lut[p]);
     return CLI_OK;
 }
 

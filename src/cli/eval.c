@@ -10,6 +10,7 @@ int cli_eval(int argc, char **argv)
 {
     const char *cmd = "eval";
     const char *model = NULL, *dataset = "mnist", *data = NULL, *preds = NULL, *kernels = "fast";
+    const char *mem_limit = NULL;
     int test_limit = 0, threads = 0, batch = 256;
     cli_opt opts[] = {
         {"model", CLI_STR, &model, 0, 0, "FILE", "the model file (.safetensors)", "required", 0},
@@ -20,6 +21,7 @@ int cli_eval(int argc, char **argv)
         {"batch", CLI_INT, &batch, 1, 65536, "N", "images per forward pass", NULL, 0},
         {"threads", CLI_INT, &threads, 0, 1024, "N", "threads for the kernels; 0 = all cores", NULL, 0},
         {"kernels", CLI_STR, &kernels, 0, 0, "ref|fast", "textbook loops or im2col + GEMM", NULL, 0},
+        {"mem-limit", CLI_STR, &mem_limit, 0, 0, "SIZE", CLI_MEM_LIMIT_HELP, CLI_MEM_LIMIT_DEFAULT, 0},
         {NULL, 0, NULL, 0, 0, NULL, NULL, NULL, 0},
     };
     int rc = cli_parse(cmd, argc, argv, opts, NULL, 0, NULL);
@@ -36,12 +38,14 @@ int cli_eval(int argc, char **argv)
     if (data && opts[1].given) return cli_usage_error(cmd, "--data and --dataset conflict: give one");
     cnn_kernels kern;
     if ((rc = cli_parse_kernels(cmd, kernels, &kern))) return rc;
+    if ((rc = cli_set_mem_limit(cmd, mem_limit))) return rc;
 
     cnn_model *m = NULL;
     cnn_dataset test = {0};
     float *xbuf = NULL, *probs = NULL;
-    uint8_t *predicted = NULL;
+    int *predicted = NULL;
     cli_confusion conf = {0};
+    cli_classes names = {0};
     if ((rc = cli_load_model(cmd, model, &m))) return rc;
     if (!data && !opts[1].given) {
         /* the data set the model was trained on */
@@ -68,9 +72,7 @@ int cli_eval(int argc, char **argv)
     }
     cli_norm nm;
     if ((rc = cli_norm_from_model(cmd, m, &nm))) goto done;
-    cli_classes names;
-    cli_classes_parse(cnn_model_get_meta(m, "classes"), &names);
-    if (names.n < k) cli_default_classes(NULL, k, &names);
+    if ((rc = cli_classes_from_model(cmd, m, &names))) goto done;
 
     cnn_set_threads(threads);
     cnn_model_set_kernels(m, kern);
@@ -81,10 +83,11 @@ int cli_eval(int argc, char **argv)
     int n = test_limit > 0 && test_limit < test.n ? test_limit : test.n;
     size_t px = (size_t)ic * ih * iw;
     xbuf = cnn_alloc(sizeof(float) * px * (size_t)batch, "the input batch");
-    predicted = malloc((size_t)n);
-    if (preds) probs = malloc(sizeof(float) * (size_t)n * (size_t)k);
+    predicted = malloc(sizeof *predicted * (size_t)n);
+    /* counted against the memory limit: n x k can be large */
+    if (preds) probs = cnn_alloc(sizeof(float) * (size_t)n * (size_t)k, "--predictions' probabilities");
     if (!xbuf || !predicted || (preds && !probs)) {
-        rc = cli_error(cmd, "out of memory");
+        rc = cli_error(cmd, "%s", !xbuf || (preds && !probs) ? cnn_errmsg() : "out of memory");
         goto done;
     }
     cnn_loss xent = {CNN_LOSS_XENT, 1.0f};
@@ -124,8 +127,9 @@ int cli_eval(int argc, char **argv)
     }
     rc = CLI_OK;
 done:
+    cli_classes_free(&names);
     cli_confusion_free(&conf);
-    free(probs);
+    cnn_free(probs);
     free(predicted);
     cnn_free(xbuf);
     cnn_dataset_free(&test);

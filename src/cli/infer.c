@@ -31,7 +31,7 @@ static int argmax(const float *o, int k)
 }
 
 int cli_predict_all(const char *cmd, cnn_model *m, const cnn_dataset *d, int count,
-                    const cli_norm *nm, float *xbuf, cnn_loss loss, uint8_t *predicted,
+                    const cli_norm *nm, float *xbuf, cnn_loss loss, int *predicted,
                     float *probs, double *mean_loss, int *correct)
 {
     int bs = cnn_model_max_batch(m);
@@ -63,7 +63,7 @@ int cli_predict_all(const char *cmd, cnn_model *m, const cnn_dataset *d, int cou
                                  cnn_errmsg());
             for (int i = 0; i < n; i++) {
                 int p = argmax(out + (size_t)i * k, k);
-                if (predicted) predicted[first + i] = (uint8_t)p;
+                if (predicted) predicted[first + i] = p;
                 right += p == labels[i];
             }
             if (probs) cli_probabilities(m, out, n, k, probs + (size_t)first * k);

@@ -75,8 +75,16 @@ static void print_table(cnn_model *m, const char *name)
     human_flops(s2, sizeof s2, flops);
     printf("FLOPs per image:       %s (%sFLOPs forward; a multiply-add counts 2)\n",
            commas((unsigned long long)(flops + 0.5), s1, sizeof s1), s2);
-    printf("Weights memory:        %.1f KiB (float32, %s floats)\n", (double)stored * 4 / 1024.0,
-           commas(stored, s3, sizeof s3));
+    char b1[32], b2[32], lim[160];
+    cnn_format_bytes(b1, sizeof b1, (double)stored * 4);
+    printf("Weights memory:        %s (float32, %s floats)\n", b1, commas(stored, s3, sizeof s3));
+    /* what `cnn train` (batch buffers of 256, an optimizer) and `cnn eval`
+     * (batch 256) set up, from the shapes alone */
+    cnn_format_bytes(b1, sizeof b1, (double)cnn_model_memory_need(m, 256, 1));
+    cnn_format_bytes(b2, sizeof b2, (double)cnn_model_memory_need(m, 256, 0));
+    cnn_format_limit(lim, sizeof lim);
+    printf("Memory at batch 256:   %s to train, %s to evaluate on %d thread%s; the limit is %s\n",
+           b1, b2, cnn_get_threads(), cnn_get_threads() == 1 ? "" : "s", lim);
 }
 
 int cli_info(int argc, char **argv)
@@ -99,8 +107,11 @@ int cli_info(int argc, char **argv)
     }
     if (rc) return rc;
     if (!!arch == !!model) return cli_usage_error(cmd, "give exactly one of --arch and --model");
+    cli_set_mem_limit(cmd, NULL);
+    /* an architecture's table comes from its shapes alone: no parameter is
+     * allocated or drawn, whatever the model's size */
     cnn_model *m = NULL;
-    if (arch) rc = cli_build_model(cmd, arch, &m);
+    if (arch) rc = cli_build_shapes(cmd, arch, &m);
     else rc = cli_load_model(cmd, model, &m);
     if (rc) return rc;
     print_table(m, arch ? arch : model);

@@ -12,12 +12,14 @@ const char *cli_preset(const char *name)
     return NULL;
 }
 
-int cli_build_model(const char *cmd, const char *arch, cnn_model **out)
+/* A preset or an architecture file, with its parameters or for its shapes. */
+static int build(const char *cmd, const char *arch, int shapes, cnn_model **out)
 {
     const char *text = cli_preset(arch);
     cnn_status st;
     if (text) {
-        st = cnn_model_from_text(text, arch, out);
+        st = shapes ? cnn_model_shapes_from_text(text, arch, out)
+                    : cnn_model_from_text(text, arch, out);
     } else {
         /* a name that is no file is a usage error; a file that cannot be
          * read (a directory, a FIFO, ...) is refused by the loader */
@@ -33,10 +35,20 @@ int cli_build_model(const char *cmd, const char *arch, cnn_model **out)
                                    "--arch: '%s' is neither a preset (%s) nor an architecture file",
                                    arch, names);
         }
-        st = cnn_model_from_file(arch, out);
+        st = shapes ? cnn_model_shapes_from_file(arch, out) : cnn_model_from_file(arch, out);
     }
     if (st != CNN_OK) return cli_error(cmd, "%s", cnn_errmsg());
     return CLI_OK;
+}
+
+int cli_build_model(const char *cmd, const char *arch, cnn_model **out)
+{
+    return build(cmd, arch, 0, out);
+}
+
+int cli_build_shapes(const char *cmd, const char *arch, cnn_model **out)
+{
+    return build(cmd, arch, 1, out);
 }
 
 int cli_load_model(const char *cmd, const char *path, cnn_model **out)

@@ -8,17 +8,30 @@
 
 #define MAX_IMAGES 4096
 
+typedef struct {
+    float p;
+    int cls;
+} ranked;
+
+static int cmp_ranked(const void *a, const void *b)
+{
+    const ranked *x = a, *y = b;
+    if (x->p != y->p) return x->p < y->p ? 1 : -1;
+    return (x->cls > y->cls) - (x->cls < y->cls);
+}
+
 int cli_predict(int argc, char **argv)
 {
     const char *cmd = "predict";
-    const char *model = NULL, *grid = NULL;
-    int top = 0, threads = 0, scale = 4;
+    const char *model = NULL, *grid = NULL, *mem_limit = NULL;
+    int top = -1, threads = 0, scale = 4;
     cli_opt opts[] = {
         {"model", CLI_STR, &model, 0, 0, "FILE", "the model file (.safetensors)", "required", 0},
-        {"top", CLI_INT, &top, 0, 256, "K", "print the K most likely classes; 0 = all", "0 (all)", 0},
+        {"top", CLI_INT, &top, 0, 1 << 24, "K", "print the K most likely classes; 0 = all", "all up to 10 classes, else 5", 0},
         {"grid", CLI_STR, &grid, 0, 0, "FILE.png", "draw the preprocessed inputs with their predictions", "none", 0},
         {"scale", CLI_INT, &scale, 1, 16, "N", "--grid: pixels per input pixel", NULL, 0},
         {"threads", CLI_INT, &threads, 0, 1024, "N", "threads for the kernels; 0 = all cores", NULL, 0},
+        {"mem-limit", CLI_STR, &mem_limit, 0, 0, "SIZE", CLI_MEM_LIMIT_HELP, CLI_MEM_LIMIT_DEFAULT, 0},
         {NULL, 0, NULL, 0, 0, NULL, NULL, NULL, 0},
     };
     char *files[MAX_IMAGES];
@@ -36,12 +49,15 @@ int cli_predict(int argc, char **argv)
     if (rc) return rc;
     if (!model) return cli_usage_error(cmd, "--model FILE is required");
     if (nfiles == 0) return cli_usage_error(cmd, "give at least one image file");
+    if ((rc = cli_set_mem_limit(cmd, mem_limit))) return rc;
 
     cnn_model *m = NULL;
     uint8_t *pix = NULL;
     float *x = NULL, *probs = NULL;
     int *ok = NULL, *pred = NULL;
     char **labels = NULL;
+    cli_classes names = {0};
+    ranked *order = NULL;
     if ((rc = cli_load_model(cmd, model, &m))) return rc;
     int ic, ih, iw;
     cnn_model_input_shape(m, &ic, &ih, &iw);
@@ -52,20 +68,20 @@ int cli_predict(int argc, char **argv)
     int k = cnn_model_output_size(m);
     cli_norm nm;
     if ((rc = cli_norm_from_model(cmd, m, &nm))) goto done;
-    cli_classes names;
-    cli_classes_parse(cnn_model_get_meta(m, "classes"), &names);
-    if (names.n < k) cli_default_classes(NULL, k, &names);
-    if (top <= 0 || top > k) top = k;
+    if ((rc = cli_classes_from_model(cmd, m, &names))) goto done;
+    if (top < 0) top = k <= 10 ? k : 5;
+    if (top == 0 || top > k) top = k;
 
     const int px = 28 * 28;
     pix = malloc((size_t)nfiles * px);
     x = malloc(sizeof(float) * (size_t)nfiles * px);
-    probs = malloc(sizeof(float) * (size_t)nfiles * k);
+    probs = cnn_alloc(sizeof(float) * (size_t)nfiles * k, "the probabilities"); /* counted */
     ok = calloc((size_t)nfiles, sizeof *ok);
     pred = calloc((size_t)nfiles, sizeof *pred);
     labels = calloc((size_t)nfiles, sizeof *labels);
-    if (!pix || !x || !probs || !ok || !pred || !labels) {
-        rc = cli_error(cmd, "out of memory");
+    order = malloc(sizeof *order * (size_t)k);
+    if (!pix || !x || !probs || !ok || !pred || !labels || !order) {
+        rc = cli_error(cmd, "%s", probs ? "out of memory" : cnn_errmsg());
         goto done;
     }
     /* load every image; a bad file is reported and skipped */
@@ -96,22 +112,19 @@ int cli_predict(int argc, char **argv)
     }
     for (int i = 0; i < nok; i++) {
         const float *p = probs + (size_t)i * k;
-        int order[CLI_MAX_CLASSES];
-        for (int j = 0; j < k; j++) order[j] = j;
-        /* insertion sort by probability, highest first (k is small) */
-        for (int a = 1; a < k; a++)
-            for (int b = a; b > 0 && p[order[b]] > p[order[b - 1]]; b--) {
-                int t = order[b];
-                order[b] = order[b - 1];
-                order[b - 1] = t;
-            }
-        pred[i] = order[0];
-        printf("%s: %s (%.1f%%)\n ", files[ok[i]], names.names[order[0]], 100.0 * p[order[0]]);
-        for (int j = 0; j < top; j++) printf(" %s %.1f%%", names.names[order[j]], 100.0 * p[order[j]]);
+        for (int j = 0; j < k; j++) order[j] = (ranked){p[j], j};
+        /* by probability, highest first (ties: the lower class) */
+        qsort(order, (size_t)k, sizeof *order, cmp_ranked);
+        pred[i] = order[0].cls;
+        char b[16];
+        const char *best = cli_class_name(&names, order[0].cls, b);
+        printf("%s: %s (%.1f%%)\n ", files[ok[i]], best, 100.0 * order[0].p);
+        for (int j = 0; j < top; j++)
+            printf(" %s %.1f%%", cli_class_name(&names, order[j].cls, b), 100.0 * order[j].p);
         printf("\n");
-        char buf[64];
-        snprintf(buf, sizeof buf, "%s (%.0f%%)", names.names[order[0]], 100.0 * p[order[0]]);
-        labels[i] = strdup(buf);
+        best = cli_class_name(&names, order[0].cls, b);
+        size_t len = strlen(best) + 16;
+        if ((labels[i] = malloc(len))) snprintf(labels[i], len, "%s (%.0f%%)", best, 100.0 * order[0].p);
         if (!labels[i]) {
             rc = cli_error(cmd, "out of memory");
             goto done;
@@ -126,12 +139,14 @@ int cli_predict(int argc, char **argv)
     }
     rc = failed ? CLI_EDATA : CLI_OK;
 done:
+    free(order);
+    cli_classes_free(&names);
     if (labels)
         for (int i = 0; i < nfiles; i++) free(labels[i]);
     free(labels);
     free(pred);
     free(ok);
-    free(probs);
+    cnn_free(probs);
     free(x);
     free(pix);
     cnn_model_free(m);

@@ -289,6 +289,7 @@ int cli_train(int argc, char **argv)
         .lr = 0.01, .momentum = 0.9, .weight_decay = 0, .clip = 0, .gamma = 0.1, .min_lr = 0,
         .seed = 1,
     };
+    const char *mem_limit = NULL; /* not a run option: a resumed run may set its own */
     cli_opt opts[] = {
         {"arch", CLI_STR, &c.arch, 0, 0, "NAME|FILE", "a preset (see `cnn --help`) or an architecture file", NULL, 0},
         {"dataset", CLI_STR, &c.dataset, 0, 0, "mnist|fashion", "a known data set under data/", NULL, 0},
@@ -320,6 +321,7 @@ int cli_train(int argc, char **argv)
         {"resume", CLI_STR, &c.resume, 0, 0, "CKPT", "continue a run from its checkpoint", "none", 0},
         {"history", CLI_STR, &c.history, 0, 0, "FILE.csv", "write per-epoch loss and accuracy as CSV", "none", 0},
         {"plot", CLI_STR, &c.plot, 0, 0, "FILE.svg", "write loss and accuracy curves as SVG", "none", 0},
+        {"mem-limit", CLI_STR, &mem_limit, 0, 0, "SIZE", CLI_MEM_LIMIT_HELP, CLI_MEM_LIMIT_DEFAULT, 0},
         {NULL, 0, NULL, 0, 0, NULL, NULL, NULL, 0},
     };
     int rc = cli_parse(CMD, argc, argv, opts, NULL, 0, NULL);
@@ -328,12 +330,14 @@ int cli_train(int argc, char **argv)
         return CLI_OK;
     }
     if (rc) return rc;
+    if ((rc = cli_set_mem_limit(CMD, mem_limit))) return rc;
 
     cnn_model *m = NULL;
     cnn_dataset train = {0}, test = {0};
     float *xbuf = NULL;
-    uint8_t *lbuf = NULL, *predicted = NULL;
-    int *perm = NULL;
+    uint8_t *lbuf = NULL;
+    int *perm = NULL, *predicted = NULL;
+    cli_classes names = {0};
     run_state rs;
     memset(&rs, 0, sizeof rs);
     rs.cfg = &c;
@@ -474,7 +478,6 @@ int cli_train(int argc, char **argv)
 
     /* ---- normalisation and class names, recorded in the model */
     cli_norm nm;
-    cli_classes names;
     if (c.resume) {
         if ((rc = cli_norm_from_model(CMD, m, &nm))) goto done;
     } else {
@@ -486,15 +489,16 @@ int cli_train(int argc, char **argv)
         rc |= set_meta(m, "norm_mean", buf);
         snprintf(buf, sizeof buf, "%.9g", nm.std);
         rc |= set_meta(m, "norm_std", buf);
-        cli_default_classes(c.data ? NULL : c.dataset, k, &names);
-        char cls[CLI_MAX_CLASSES * 41];
-        cli_classes_join(&names, cls, sizeof cls);
-        rc |= set_meta(m, "classes", cls);
+        /* the data set's classes; outputs past them are named by index */
+        char *cls = NULL;
+        if (cli_default_classes(c.data ? NULL : c.dataset, classes, &names) == 0)
+            cls = cli_classes_join(&names);
+        rc |= cls ? set_meta(m, "classes", cls) : cli_error(CMD, "out of memory");
+        free(cls);
         rc |= set_meta(m, "dataset", dsname);
         if (rc) goto done;
     }
-    cli_classes_parse(cnn_model_get_meta(m, "classes"), &names);
-    if (names.n < k) cli_default_classes(NULL, k, &names);
+    if ((rc = cli_classes_from_model(CMD, m, &names))) goto done;
 
     rs.m = m;
     if ((rc = record_state(&rs))) goto done;
@@ -511,7 +515,7 @@ int cli_train(int argc, char **argv)
     xbuf = cnn_alloc(sizeof(float) * px * (size_t)max_batch, "the input batch");
     lbuf = malloc((size_t)max_batch);
     perm = malloc(sizeof(int) * (size_t)ntrain);
-    predicted = malloc((size_t)ntest);
+    predicted = malloc(sizeof *predicted * (size_t)ntest);
     if (!xbuf || !lbuf || !perm || !predicted) {
         rc = cli_error(CMD, "out of memory for batches of %d images", max_batch);
         goto done;
@@ -700,6 +704,7 @@ int cli_train(int argc, char **argv)
 
 done:
     for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++) free(owned[i]);
+    cli_classes_free(&names);
     cli_confusion_free(&conf);
     free(rs.hist.rows);
     free(predicted);

@@ -240,6 +240,9 @@ static int write_le(FILE *f, const void *data, size_t nbytes, size_t elsize)
 cnn_status cnn_model_save(cnn_model *m, const char *path, int with_train_state)
 {
     if (!m || !path || !*path) return cnn_fail(CNN_ERR_ARG, "cnn_model_save: no model or path");
+    if (m->shapes_only)
+        return cnn_fail(CNN_ERR_ARG, "cnn_model_save: the model was built for its shapes only "
+                        "and has no parameters");
 
     /* the optimizer state: the live one, or the one a checkpoint brought in
      * that no optimizer has claimed yet */
@@ -740,6 +743,9 @@ cnn_status cnn_model_load(const char *path, cnn_model **out)
 cnn_status cnn_model_load_weights(cnn_model *m, const char *path)
 {
     if (!m || !path) return cnn_fail(CNN_ERR_ARG, "cnn_model_load_weights: no model or path");
+    if (m->shapes_only)
+        return cnn_fail(CNN_ERR_ARG, "cnn_model_load_weights: the model was built for its shapes "
+                        "only and has no parameters");
     st_file s;
     cnn_status st = st_open(path, &s);
     if (st == CNN_OK) st = apply_file(&s, m, 0);

@@ -274,6 +274,11 @@ static cnn_status bn_reserve(cnn_layer *l, int max_batch, int threads)
     return CNN_OK;
 }
 
+static size_t bn_workspace(const cnn_layer *l, int max_batch, int threads)
+{
+    return 2 * cnn_alloc_charge(sizeof(float) * ((const bn_layer *)l)->c);
+}
+
 static void bn_destroy(cnn_layer *l)
 {
     bn_layer *b = (bn_layer *)l;
@@ -290,6 +295,7 @@ static double bn_flops(const cnn_layer *l) { return 4.0 * (double)cnn_shape_size
                                        .torch = torchname,                                     \
                                        .batch_coupled = 1,                                     \
                                        .reserve = bn_reserve,                                  \
+                                       .workspace = bn_workspace,                              \
                                        .forward = bn_forward,                                  \
                                        .backward = bn_backward,                                \
                                        .flops = bn_flops,                                      \

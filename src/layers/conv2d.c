@@ -1395,9 +1395,10 @@ static void conv_free_buffers(conv2d *cv)
     cv->max_batch = cv->threads = 0;
 }
 
-/* The shifted-plane geometry, offsets and per-thread scratch, for layers
- * it suits (none of it is allocated otherwise). */
-static cnn_status sp_reserve(conv2d *cv, int threads)
+/* The shifted-plane geometry: sets the fields below and returns 1 for the
+ * layers the path suits, 0 for the others. Allocates nothing (the memory
+ * estimate runs it on a copy of the layer). */
+static int sp_plan(conv2d *cv)
 {
     const cnn_window *g = &cv->g;
     const int F = cv->filters, C = g->c, kh = g->kh, kw = g->kw;
@@ -1408,7 +1409,7 @@ static cnn_status sp_reserve(conv2d *cv, int threads)
     /* small layers only: the planes of a few images stay in L1/L2 */
     double planes = (double)C * g->sh * g->sw * cv->hq * cv->wq;
     if (cv->direct || F > SP_MAX_F || planes > 65536.0 || (double)F * hp * wp > 262144.0)
-        return CNN_OK;
+        return 0;
     cv->qf = round_v(g->ho * cv->wq);
     /* dx as full correlations of dy: phase (pr, pc) of the padded dx,
      * pixels (r*sh + pr, k*sw + pc), gets the taps (pr + sh*a, pc + sw*b)
@@ -1457,19 +1458,48 @@ static cnn_status sp_reserve(conv2d *cv, int threads)
     cv->fwt = 1.3 * (cv->lf / SP_V) * hw < (double)F * (cv->qf / SP_V);
     cv->o_yt = cv->o_out + out;
     cv->sp_size = cv->o_yt + (cv->fwt ? (size_t)hw * cv->lf : 0);
-    cv->off_x = cnn_alloc(sizeof(int) * (size_t)C * kh * kw, "conv tap offsets");
-    cv->off_d = cnn_alloc(sizeof(int) * (size_t)F * kh * kw, "conv dx tap offsets");
-    cv->wt = cnn_alloc(sizeof(float) * (size_t)F * cv->ka * cv->kb * C * nph,
-                       "conv transposed weights");
-    cv->wft = cnn_alloc(sizeof(float) * ((size_t)T + 1) * cv->lf, "conv transposed weights");
-    cv->sp = cnn_alloc(cnn_mul_size(cnn_mul_size(cv->sp_size, (size_t)threads), sizeof(float)),
-                       "conv shifted-plane buffers");
-    /* a vector of 16 grid positions touches at most 16/wq + 2 image rows */
-    const int nv = cv->qf / SP_V;
     cv->st_kmax = SP_V / cv->wq + 2;
-    cv->st_cnt = cnn_alloc(sizeof(int) * (size_t)nv, "conv store table");
-    cv->st_off = cnn_alloc(sizeof(int) * (size_t)nv * cv->st_kmax, "conv store table");
-    cv->st_mask = cnn_alloc(sizeof(unsigned short) * (size_t)nv * cv->st_kmax, "conv store table");
+    return 1;
+}
+
+/* The sizes of the shifted-plane buffers (after sp_plan), in allocation
+ * order: tap offsets, dx tap offsets, two weight copies, per-thread
+ * scratch, the store table's three arrays. */
+static void sp_sizes(const conv2d *cv, int threads, size_t bytes[8])
+{
+    const cnn_window *g = &cv->g;
+    const int F = cv->filters, C = g->c, kh = g->kh, kw = g->kw, T = C * kh * kw;
+    const int nv = cv->qf / SP_V;
+    bytes[0] = sizeof(int) * (size_t)C * kh * kw;
+    bytes[1] = sizeof(int) * (size_t)F * kh * kw;
+    bytes[2] = sizeof(float) * (size_t)F * cv->ka * cv->kb * C * g->sh * g->sw;
+    bytes[3] = sizeof(float) * ((size_t)T + 1) * cv->lf;
+    bytes[4] = cnn_mul_size(cnn_mul_size(cv->sp_size, (size_t)threads), sizeof(float));
+    bytes[5] = sizeof(int) * (size_t)nv;
+    bytes[6] = sizeof(int) * (size_t)nv * cv->st_kmax;
+    bytes[7] = sizeof(unsigned short) * (size_t)nv * cv->st_kmax;
+}
+
+/* The shifted-plane offsets and per-thread scratch, for layers it suits
+ * (none of it is allocated otherwise). */
+static cnn_status sp_reserve(conv2d *cv, int threads)
+{
+    if (!sp_plan(cv)) return CNN_OK;
+    const cnn_window *g = &cv->g;
+    const int F = cv->filters, C = g->c, kh = g->kh, kw = g->kw, T = C * kh * kw;
+    size_t bytes[8];
+    sp_sizes(cv, threads, bytes);
+    cv->off_x = cnn_alloc(bytes[0], "conv tap offsets");
+    cv->off_d = cnn_alloc(bytes[1], "conv dx tap offsets");
+    cv->wt = cnn_alloc(bytes[2], "conv transposed weights");
+    cv->wft = cnn_alloc(bytes[3], "conv transposed weights");
+    cv->sp = cnn_alloc(bytes[4], "conv shifted-plane buffers");
+    /* a vector of 16 grid positions touches at most 16/wq + 2 image rows
+     * (st_kmax, set by sp_plan) */
+    const int nv = cv->qf / SP_V;
+    cv->st_cnt = cnn_alloc(bytes[5], "conv store table");
+    cv->st_off = cnn_alloc(bytes[6], "conv store table");
+    cv->st_mask = cnn_alloc(bytes[7], "conv store table");
     if (!cv->off_x || !cv->off_d || !cv->wt || !cv->wft || !cv->sp || !cv->st_cnt ||
         !cv->st_off || !cv->st_mask)
         return CNN_ERR_NOMEM;
@@ -1506,53 +1536,108 @@ static cnn_status sp_reserve(conv2d *cv, int threads)
     return CNN_OK;
 }
 
-/* A Winograd path's buffers for `threads` threads, its plan set: `scratch`
- * floats each, after a weight copy and the transformed filters if the path
- * has filters */
-static cnn_status wg_alloc(const conv2d *cv, conv_wg *w, int threads, int filters, size_t scratch)
+/* A Winograd path's sizes (its plan set): `scratch` floats per thread,
+ * after a weight copy and the transformed filters if the path has filters.
+ * size > 0 marks the path as planned. */
+static void wg_size(const conv2d *cv, conv_wg *w, int filters, size_t scratch)
 {
     w->wsz = filters ? ((size_t)cv->filters * cv->g.c * 9 + 15) / 16 * 16 : 0;
     w->size = w->wsz + (filters ? w->p.u_size : 0) + scratch;
-    /* zeroed: the GEMMs never write M's lanes past F, which the output
-     * transform reads (and throws away) */
-    w->buf = cnn_alloc(cnn_mul_size(cnn_mul_size(w->size, (size_t)threads), sizeof(float)),
-                       "conv Winograd buffers");
-    w->valid = cnn_alloc(sizeof(int) * WG_VALID_STRIDE * (size_t)threads, "conv Winograd flags");
-    if (!w->buf || !w->valid) return CNN_ERR_NOMEM;
-    w->ok = 1;
-    return CNN_OK;
 }
 
-/* The Winograd plans and per-thread buffers, for the layers they suit:
- * 3x3, stride 1, enough channels (the forward) or filters (dx, whose
- * input is dy). dx as a full correlation needs zero padding (reflect and
- * replicate fold their border taps back, which the GEMM path's col2im
- * does) of at most 2. dW takes the forward's plan; it runs where dx does,
- * since the GEMM path computes a chunk's dW and dx together. */
-static cnn_status wg_reserve(conv2d *cv, int threads)
+/* Bytes of a planned path's buffers for `threads` threads: buf, valid. */
+static void wg_bytes(const conv_wg *w, int threads, size_t bytes[2])
+{
+    bytes[0] = cnn_mul_size(cnn_mul_size(w->size, (size_t)threads), sizeof(float));
+    bytes[1] = sizeof(int) * WG_VALID_STRIDE * (size_t)threads;
+}
+
+/* The Winograd plans, for the layers they suit: 3x3, stride 1, enough
+ * channels (the forward) or filters (dx, whose input is dy). dx as a full
+ * correlation needs zero padding (reflect and replicate fold their border
+ * taps back, which the GEMM path's col2im does) of at most 2. dW takes the
+ * forward's plan; it runs where dx does, since the GEMM path computes a
+ * chunk's dW and dx together. Allocates nothing: a path not planned has
+ * size 0 (the memory estimate runs this on a copy of the layer). */
+static void wg_plan(conv2d *cv)
 {
     const cnn_window *g = &cv->g;
     const int F = cv->filters;
     cv->wg.ok = cv->wgd.ok = cv->wgw.ok = 0;
-    if (g->kh != 3 || g->kw != 3 || g->sh != 1 || g->sw != 1) return CNN_OK;
+    cv->wg.size = cv->wgd.size = cv->wgw.size = 0;
+    if (g->kh != 3 || g->kw != 3 || g->sh != 1 || g->sw != 1) return;
     if (g->c >= WG_MIN_C && F >= WG_MIN_F) {
         cnn_wino_plan(&cv->wg.p, g->c, F, g->h, g->w, g->ph, g->pw, g->mode, g->ho, g->wo);
         cv->wg.dx = 0;
-        if (wg_alloc(cv, &cv->wg, threads, 1, cv->wg.p.scratch) != CNN_OK) return CNN_ERR_NOMEM;
+        wg_size(cv, &cv->wg, 1, cv->wg.p.scratch);
     }
     const int zero = g->mode == CNN_PAD_ZERO || (g->ph == 0 && g->pw == 0);
     if (F >= WG_MIN_C && g->c >= WG_MIN_F && zero && g->ph <= 2 && g->pw <= 2) {
         cnn_wino_plan(&cv->wgd.p, F, g->c, g->ho, g->wo, 2 - g->ph, 2 - g->pw, CNN_PAD_ZERO, g->h,
                       g->w);
         cv->wgd.dx = 1;
-        if (wg_alloc(cv, &cv->wgd, threads, 1, cv->wgd.p.scratch) != CNN_OK) return CNN_ERR_NOMEM;
+        wg_size(cv, &cv->wgd, 1, cv->wgd.p.scratch);
     }
-    if (cv->wg.ok && cv->wgd.ok) {
+    if (cv->wg.size && cv->wgd.size) {
         cv->wgw.p = cv->wg.p;
-        if (wg_alloc(cv, &cv->wgw, threads, 0, cv->wgw.p.dw_scratch) != CNN_OK)
-            return CNN_ERR_NOMEM;
+        wg_size(cv, &cv->wgw, 0, cv->wgw.p.dw_scratch);
+    }
+}
+
+/* The planned Winograd paths' per-thread buffers. */
+static cnn_status wg_reserve(conv2d *cv, int threads)
+{
+    wg_plan(cv);
+    conv_wg *const paths[3] = {&cv->wg, &cv->wgd, &cv->wgw};
+    for (int k = 0; k < 3; k++) {
+        conv_wg *w = paths[k];
+        if (!w->size) continue;
+        size_t bytes[2];
+        wg_bytes(w, threads, bytes);
+        /* zeroed: the GEMMs never write M's lanes past F, which the output
+         * transform reads (and throws away) */
+        w->buf = cnn_alloc(bytes[0], "conv Winograd buffers");
+        w->valid = cnn_alloc(bytes[1], "conv Winograd flags");
+        if (!w->buf || !w->valid) return CNN_ERR_NOMEM;
+        w->ok = 1;
     }
     return CNN_OK;
+}
+
+/* The im2col buffers (one per thread) and the per-chunk partial weight
+ * gradients, in bytes. */
+static void conv_sizes(const conv2d *cv, int max_batch, int threads, size_t bytes[2])
+{
+    const cnn_window *g = &cv->g;
+    int cs = chunk_size(max_batch), nchunks = (max_batch + cs - 1) / cs;
+    size_t wsz = (size_t)cv->filters * g->c * g->kh * g->kw;
+    /* direct layers still get one float each so the pointers are never NULL */
+    size_t col_size = cv->direct ? 1 : (size_t)g->c * g->kh * g->kw * g->ho * g->wo;
+    bytes[0] = cnn_mul_size(cnn_mul_size(col_size, (size_t)threads), sizeof(float));
+    bytes[1] = cnn_mul_size(cnn_mul_size(wsz, (size_t)nchunks), sizeof(float));
+}
+
+/* What conv_reserve allocates, from the same plans, run on a copy. */
+static size_t conv_workspace(const cnn_layer *l, int max_batch, int threads)
+{
+    if (threads < 1) threads = 1;
+    if (max_batch < 1) max_batch = 1;
+    conv2d plan = *(const conv2d *)l;
+    size_t bytes[8], total = 0;
+    conv_sizes(&plan, max_batch, threads, bytes);
+    total += cnn_alloc_charge(bytes[0]) + cnn_alloc_charge(bytes[1]);
+    if (sp_plan(&plan)) {
+        sp_sizes(&plan, threads, bytes);
+        for (int i = 0; i < 8; i++) total += cnn_alloc_charge(bytes[i]);
+    }
+    wg_plan(&plan);
+    const conv_wg *const paths[3] = {&plan.wg, &plan.wgd, &plan.wgw};
+    for (int k = 0; k < 3; k++)
+        if (paths[k]->size) {
+            wg_bytes(paths[k], threads, bytes);
+            total += cnn_alloc_charge(bytes[0]) + cnn_alloc_charge(bytes[1]);
+        }
+    return total;
 }
 
 static cnn_status conv_reserve(cnn_layer *l, int max_batch, int threads)
@@ -1562,14 +1647,11 @@ static cnn_status conv_reserve(cnn_layer *l, int max_batch, int threads)
     conv_free_buffers(cv);
     if (threads < 1) threads = 1;
     if (max_batch < 1) max_batch = 1;
-    int cs = chunk_size(max_batch), nchunks = (max_batch + cs - 1) / cs;
-    size_t wsz = (size_t)cv->filters * g->c * g->kh * g->kw;
-    /* direct layers still get one float each so the pointers are never NULL */
+    size_t bytes[2];
+    conv_sizes(cv, max_batch, threads, bytes);
     cv->col_size = cv->direct ? 1 : (size_t)g->c * g->kh * g->kw * g->ho * g->wo;
-    cv->col = cnn_alloc(cnn_mul_size(cnn_mul_size(cv->col_size, (size_t)threads), sizeof(float)),
-                        "conv im2col buffers");
-    cv->dw_part = cnn_alloc(cnn_mul_size(cnn_mul_size(wsz, (size_t)nchunks), sizeof(float)),
-                            "conv partial weight gradients");
+    cv->col = cnn_alloc(bytes[0], "conv im2col buffers");
+    cv->dw_part = cnn_alloc(bytes[1], "conv partial weight gradients");
     if (!cv->col || !cv->dw_part || sp_reserve(cv, threads) != CNN_OK ||
         wg_reserve(cv, threads) != CNN_OK) {
         conv_free_buffers(cv);
@@ -1586,6 +1668,7 @@ static const cnn_layer_ops conv_ops = {
     .kind = "conv",
     .torch = "Conv2d",
     .reserve = conv_reserve,
+    .workspace = conv_workspace,
     .forward = conv_forward,
     .backward = conv_backward,
     .flops = conv_flops,

@@ -111,6 +111,12 @@ static cnn_status dropout_reserve(cnn_layer *l, int max_batch, int threads)
     return CNN_OK;
 }
 
+static size_t dropout_workspace(const cnn_layer *l, int max_batch, int threads)
+{
+    size_t need = cnn_mul_size((size_t)(max_batch > 0 ? max_batch : 1), cnn_shape_size(l->in));
+    return cnn_alloc_charge(cnn_mul_size(need, sizeof(float)));
+}
+
 static void dropout_destroy(cnn_layer *l)
 {
     dropout_layer *d = (dropout_layer *)l;
@@ -125,6 +131,7 @@ static const cnn_layer_ops dropout_ops = {
     .kind = "dropout",
     .torch = "Dropout",
     .reserve = dropout_reserve,
+    .workspace = dropout_workspace,
     .forward = dropout_forward,
     .backward = dropout_backward,
     .flops = dropout_flops,

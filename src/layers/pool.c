@@ -721,6 +721,12 @@ static cnn_status maxpool_reserve(cnn_layer *l, int max_batch, int threads)
     return CNN_OK;
 }
 
+static size_t maxpool_workspace(const cnn_layer *l, int max_batch, int threads)
+{
+    size_t cells = cnn_mul_size((size_t)(max_batch > 0 ? max_batch : 1), cnn_shape_size(l->out));
+    return cnn_alloc_charge(cnn_mul_size(cells, sizeof(int32_t)));
+}
+
 static void pool_destroy(cnn_layer *l)
 {
     pool2d *p = (pool2d *)l;
@@ -732,6 +738,7 @@ static const cnn_layer_ops maxpool_ops = {
     .kind = "maxpool",
     .torch = "MaxPool2d",
     .reserve = maxpool_reserve,
+    .workspace = maxpool_workspace,
     .forward = pool_forward,
     .backward = pool_backward,
     .flops = pool_flops,

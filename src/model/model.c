@@ -127,11 +127,16 @@ static cnn_status known_kinds_error(cnn_spec_line *s)
                     s->words[0], list);
 }
 
-/* Lay out every parameter in one allocation and every gradient in another.
- * max_floats caps the total before anything is allocated (a loader passes
- * what its file can hold, so a hostile architecture cannot make it allocate
- * gigabytes). */
-static cnn_status place_params(cnn_model *m, const char *name, size_t max_floats)
+/* a + b, or SIZE_MAX if it overflows: sizes of absurd models saturate */
+static size_t add_size(size_t a, size_t b) { return a > SIZE_MAX - b ? SIZE_MAX : a + b; }
+
+/* Lay out every parameter in one allocation and every gradient in another
+ * (with_params), or only describe them (data and grad stay NULL: a model
+ * built for its shapes). max_floats caps the total before anything is
+ * allocated (a loader passes what its file can hold, so a hostile
+ * architecture cannot make it allocate gigabytes). */
+static cnn_status place_params(cnn_model *m, const char *name, size_t max_floats,
+                               int with_params)
 {
     size_t total = 0;
     int ntensors = 0;
@@ -139,8 +144,8 @@ static cnn_status place_params(cnn_model *m, const char *name, size_t max_floats
         for (int j = 0; j < m->layers[i]->nparams; j++) {
             size_t sz = m->layers[i]->params[j].size;
             /* 16-float alignment of each tensor keeps vector loads aligned */
-            total += (sz + 15) & ~(size_t)15;
-            if (total > CNN_MAX_ALLOC / sizeof(float))
+            total = add_size(total, (sz + 15) & ~(size_t)15);
+            if (with_params && total > CNN_MAX_ALLOC / sizeof(float))
                 return cnn_fail(CNN_ERR_NOMEM,
                                 "the model is too large: its parameters would need more than %.0f GiB",
                                 (double)CNN_MAX_ALLOC / (1 << 30));
@@ -151,16 +156,30 @@ static cnn_status place_params(cnn_model *m, const char *name, size_t max_floats
                         "%s: the architecture needs %zu parameters, more than the %zu the file "
                         "can hold", name, total, max_floats);
     m->nfloats = total;
-    m->params = cnn_alloc(total * sizeof(float), "the model's parameters");
-    m->grads = cnn_alloc(total * sizeof(float), "the model's gradients");
+    if (with_params) {
+        /* the whole need, before either allocation */
+        size_t need = add_size(cnn_alloc_charge(total * sizeof(float)),
+                               cnn_alloc_charge(total * sizeof(float)));
+        if (need > cnn_memory_limit()) {
+            char b[32], l[160];
+            cnn_format_bytes(b, sizeof b, (double)need);
+            cnn_format_limit(l, sizeof l);
+            return cnn_fail(CNN_ERR_NOMEM,
+                            "%s: the model's %zu parameters and their gradients need %s; the "
+                            "memory limit is %s", name, total, b, l);
+        }
+        m->params = cnn_alloc(total * sizeof(float), "the model's parameters");
+        m->grads = cnn_alloc(total * sizeof(float), "the model's gradients");
+        if (!m->params || !m->grads) return CNN_ERR_NOMEM;
+    }
     m->tensors = calloc((size_t)ntensors + 1, sizeof *m->tensors);
-    if (!m->params || !m->grads || !m->tensors) return CNN_ERR_NOMEM;
+    if (!m->tensors) return cnn_fail(CNN_ERR_NOMEM, "out of memory building the model");
     size_t off = 0;
     for (int i = 0; i < m->nlayers; i++)
         for (int j = 0; j < m->layers[i]->nparams; j++) {
             cnn_param *p = &m->layers[i]->params[j];
-            p->data = m->params + off;
-            p->grad = p->trainable ? m->grads + off : NULL;
+            p->data = with_params ? m->params + off : NULL;
+            p->grad = with_params && p->trainable ? m->grads + off : NULL;
             off += (p->size + 15) & ~(size_t)15;
             cnn_named_param *t = &m->tensors[m->ntensors++];
             snprintf(t->name, sizeof t->name, "%d.%s", i, p->name);
@@ -170,6 +189,9 @@ static cnn_status place_params(cnn_model *m, const char *name, size_t max_floats
     return CNN_OK;
 }
 
+static cnn_status build(const char *text, const char *name, size_t max_floats, int with_params,
+                        cnn_model **out);
+
 cnn_status cnn_model_from_text(const char *text, const char *name, cnn_model **out)
 {
     return cnn_model_from_text_limited(text, name, SIZE_MAX, out);
@@ -177,6 +199,19 @@ cnn_status cnn_model_from_text(const char *text, const char *name, cnn_model **o
 
 cnn_status cnn_model_from_text_limited(const char *text, const char *name, size_t max_floats,
                                        cnn_model **out)
+{
+    return build(text, name, max_floats, 1, out);
+}
+
+cnn_status cnn_model_shapes_from_text(const char *text, const char *name, cnn_model **out)
+{
+    return build(text, name, SIZE_MAX, 0, out);
+}
+
+/* Parse `text` into layers and shapes; with_params, also allocate and draw
+ * the parameters. */
+static cnn_status build(const char *text, const char *name, size_t max_floats, int with_params,
+                        cnn_model **out)
 {
     *out = NULL;
     if (!text) return cnn_fail(CNN_ERR_ARG, "no architecture text given");
@@ -262,17 +297,19 @@ cnn_status cnn_model_from_text_limited(const char *text, const char *name, size_
                       name, m->layers[m->nlayers - 1]->out.c, m->layers[m->nlayers - 1]->out.h,
                       m->layers[m->nlayers - 1]->out.w);
     if (st == CNN_OK && !m->arch) st = cnn_fail(CNN_ERR_NOMEM, "out of memory");
-    if (st == CNN_OK) st = place_params(m, name, max_floats);
+    if (st == CNN_OK) st = place_params(m, name, max_floats, with_params);
     if (st != CNN_OK) {
         cnn_model_free(m);
         return st;
     }
-    cnn_model_init(m, CNN_INIT_XAVIER_NORMAL, 0);
+    m->shapes_only = !with_params;
+    if (with_params) cnn_model_init(m, CNN_INIT_XAVIER_NORMAL, 0);
     *out = m;
     return CNN_OK;
 }
 
-cnn_status cnn_model_from_file(const char *path, cnn_model **out)
+/* Read an architecture file (at most 64 KiB of text) and build it. */
+static cnn_status build_file(const char *path, int with_params, cnn_model **out)
 {
     *out = NULL;
     FILE *f;
@@ -295,10 +332,29 @@ cnn_status cnn_model_from_file(const char *path, cnn_model **out)
         st = cnn_fail(CNN_ERR_PARSE, "%s: not a text file (contains NUL bytes)", path);
     else {
         buf[n] = '\0';
-        st = cnn_model_from_text(buf, path, out);
+        st = build(buf, path, SIZE_MAX, with_params, out);
     }
     free(buf);
     return st;
+}
+
+cnn_status cnn_model_from_file(const char *path, cnn_model **out)
+{
+    return build_file(path, 1, out);
+}
+
+cnn_status cnn_model_shapes_from_file(const char *path, cnn_model **out)
+{
+    return build_file(path, 0, out);
+}
+
+/* Calls that need the parameters refuse a model built for its shapes. */
+static cnn_status need_params(const cnn_model *m, const char *what)
+{
+    if (m->shapes_only)
+        return cnn_fail(CNN_ERR_ARG, "%s: the model was built for its shapes only and has no "
+                        "parameters", what);
+    return CNN_OK;
 }
 
 const char *cnn_model_arch(const cnn_model *m) { return m->arch; }
@@ -308,6 +364,7 @@ cnn_status cnn_model_init(cnn_model *m, cnn_init how, uint64_t seed)
     if (how != CNN_INIT_XAVIER_NORMAL && how != CNN_INIT_XAVIER_UNIFORM &&
         how != CNN_INIT_HE_NORMAL)
         return cnn_fail(CNN_ERR_ARG, "unknown initialisation %d", (int)how);
+    if (need_params(m, "cnn_model_init")) return CNN_ERR_ARG;
     cnn_rng_seed(&m->rng, seed);
     for (int i = 0; i < m->ntensors; i++) cnn_param_init(m->tensors[i].p, how, &m->rng);
     return CNN_OK;
@@ -340,21 +397,102 @@ static cnn_status reserve_layers(cnn_model *m)
     return m->is_worker ? CNN_OK : cnn_shards_reserve(m);
 }
 
+/* ----------------------------------------------------------------- memory */
+
+size_t cnn_model_batch_need(const cnn_model *m, int max_batch, int threads)
+{
+    const size_t b = (size_t)(max_batch > 0 ? max_batch : 1), f = sizeof(float);
+    size_t total = 0;
+    for (int i = 0; i < m->nlayers; i++) {
+        const cnn_layer *l = m->layers[i];
+        total = add_size(total, cnn_alloc_charge(cnn_mul_size(cnn_mul_size(b, cnn_shape_size(l->out)), f)));
+        if (l->ops->workspace) total = add_size(total, l->ops->workspace(l, (int)b, threads));
+    }
+    size_t dbuf = cnn_alloc_charge(cnn_mul_size(cnn_mul_size(b, largest_activation(m)), f));
+    total = add_size(total, add_size(dbuf, dbuf));
+    return add_size(total, cnn_alloc_charge(cnn_mul_size(b * (size_t)cnn_model_output_size(m), f)));
+}
+
+typedef struct {
+    size_t weights;   /* parameters and gradients */
+    size_t optimizer; /* optimizer state (and a checkpoint's, held until it is used) */
+    size_t batch;     /* activations, gradient buffers, targets, layer workspaces */
+    size_t shards;    /* the shard workers and their gradient buffers */
+    size_t total;
+} mem_need;
+
+static mem_need need_of(const cnn_model *m, int max_batch, int with_optimizer, int threads)
+{
+    mem_need n = {0, 0, 0, 0, 0};
+    const size_t one = cnn_alloc_charge(cnn_mul_size(m->nfloats, sizeof(float)));
+    if (!m->is_worker) n.weights = add_size(one, one); /* a worker shares its model's */
+    if (with_optimizer) n.optimizer = add_size(one, one);
+    if (m->pending_m) n.optimizer = add_size(n.optimizer, add_size(one, one));
+    if (max_batch > 0) {
+        n.batch = cnn_model_batch_need(m, max_batch, threads);
+        if (!m->is_worker) n.shards = cnn_shards_need(m, max_batch, threads, with_optimizer);
+    }
+    n.total = add_size(add_size(n.weights, n.optimizer), add_size(n.batch, n.shards));
+    return n;
+}
+
+size_t cnn_model_memory_need(const cnn_model *m, int max_batch, int with_optimizer)
+{
+    return need_of(m, max_batch, with_optimizer, cnn_threads_max()).total;
+}
+
+/* CNN_ERR_NOMEM if what the model needs for batches of max_batch (with the
+ * optimizer's state or not) does not fit in the memory limit beside what
+ * the process holds elsewhere: the whole need, said before anything is
+ * allocated. What the model holds now is its need at its current batch,
+ * which it gives back (or keeps) on the way. */
+static cnn_status check_need(const cnn_model *m, int max_batch, int with_optimizer)
+{
+    if (m->is_worker) return CNN_OK; /* its model's check counted it */
+    mem_need n = need_of(m, max_batch, with_optimizer, cnn_threads_max());
+    const int held_threads = m->reserved_threads > 0 ? m->reserved_threads : cnn_threads_max();
+    const size_t held = need_of(m, m->max_batch, m->opt_m != NULL, held_threads).total;
+    const size_t used = cnn_memory_used(), limit = cnn_memory_limit();
+    const size_t elsewhere = used > held ? used - held : 0;
+    if (elsewhere <= limit && n.total <= limit - elsewhere) return CNN_OK;
+    char t[32], w[32], o[32], b[32], s[32], l[160], opt[64] = "", sh[96] = "", e[64] = "";
+    cnn_format_bytes(t, sizeof t, (double)n.total);
+    cnn_format_bytes(w, sizeof w, (double)n.weights);
+    cnn_format_bytes(o, sizeof o, (double)n.optimizer);
+    cnn_format_bytes(b, sizeof b, (double)n.batch);
+    cnn_format_bytes(s, sizeof s, (double)n.shards);
+    cnn_format_limit(l, sizeof l);
+    if (n.optimizer) snprintf(opt, sizeof opt, ", %s of optimizer state", o);
+    if (n.shards)
+        snprintf(sh, sizeof sh, ", %s to run in shards on %d thread%s", s, cnn_threads_max(),
+                 cnn_threads_max() == 1 ? "" : "s");
+    if (elsewhere) {
+        char u[32];
+        cnn_format_bytes(u, sizeof u, (double)elsewhere);
+        snprintf(e, sizeof e, ", and %s of it is in use elsewhere", u);
+    }
+    char what[64];
+    if (max_batch < 1) snprintf(what, sizeof what, "this model");
+    else if (with_optimizer) snprintf(what, sizeof what, "training at batch %d, this model", max_batch);
+    else snprintf(what, sizeof what, "batch %d of this model", max_batch);
+    if (max_batch < 1)
+        return cnn_fail(CNN_ERR_NOMEM,
+                        "%s needs %s (%s of parameters and gradients%s); the memory limit is %s%s",
+                        what, t, w, opt, l, e);
+    return cnn_fail(CNN_ERR_NOMEM,
+                    "%s needs %s (%s of parameters and gradients%s, %s of activations and layer "
+                    "workspaces%s); the memory limit is %s%s",
+                    what, t, w, opt, b, sh, l, e);
+}
+
 cnn_status cnn_model_set_batch(cnn_model *m, int max_batch)
 {
     if (max_batch < 1 || max_batch > (1 << 24))
         return cnn_fail(CNN_ERR_ARG, "batch size %d is out of range (1 to %d)", max_batch, 1 << 24);
+    if (need_params(m, "cnn_model_set_batch")) return CNN_ERR_ARG;
+    cnn_status st = check_need(m, max_batch, m->has_opt);
+    if (st != CNN_OK) return st;
     free_batch_buffers(m);
-    size_t need = 0;
-    for (int i = 0; i < m->nlayers; i++)
-        need += cnn_mul_size((size_t)max_batch, cnn_shape_size(m->layers[i]->out));
-    need += 2 * cnn_mul_size((size_t)max_batch, largest_activation(m));
-    if (cnn_mul_size(need, sizeof(float)) > CNN_MAX_ALLOC)
-        return cnn_fail(CNN_ERR_NOMEM,
-                        "batch %d needs %.1f GiB of activations, more than the %.0f GiB limit: "
-                        "use a smaller batch",
-                        max_batch, (double)need * sizeof(float) / (1 << 30),
-                        (double)CNN_MAX_ALLOC / (1 << 30));
     m->act = calloc((size_t)m->nlayers + 1, sizeof *m->act);
     if (!m->act) return cnn_fail(CNN_ERR_NOMEM, "out of memory");
     m->max_batch = max_batch;
@@ -369,7 +507,7 @@ cnn_status cnn_model_set_batch(cnn_model *m, int max_batch)
     }
     m->target = cnn_alloc(sizeof(float) * max_batch * cnn_model_output_size(m), "targets");
     if (!m->target) goto oom;
-    cnn_status st = reserve_layers(m);
+    st = reserve_layers(m);
     if (st != CNN_OK) {
         free_batch_buffers(m);
         return st;
@@ -485,6 +623,54 @@ void cnn_model_run_forward(cnn_model *m, const float *x, int n, int train)
         m->layers[i]->ops->forward(m->layers[i], cnn_model_act(m, i), m->act[i + 1], n, train);
 }
 
+/* Values per image in act[i]: the input's for i = 0, else layer i-1's output. */
+static size_t act_size(const cnn_model *m, int i)
+{
+    return cnn_shape_size(i == 0 ? m->input : m->layers[i - 1]->out);
+}
+
+cnn_status cnn_model_image_fault(cnn_model *m, int row, int shown)
+{
+    const float *x = m->last_x + (size_t)row * act_size(m, 0);
+    if (cnn_first_nonfinite(x, act_size(m, 0)) >= 0)
+        return cnn_fail(CNN_ERR_NUMERIC, "image %d of the batch holds a NaN or Inf in its input",
+                        shown);
+    for (int i = 0; i < m->nlayers; i++) {
+        const size_t size = act_size(m, i + 1);
+        if (cnn_first_nonfinite(m->act[i + 1] + (size_t)row * size, size) >= 0)
+            return cnn_fail(CNN_ERR_NUMERIC,
+                            "non-finite value (NaN or Inf) in the output of layer %d (%s, line %d) "
+                            "for image %d of the batch",
+                            i, m->layers[i]->desc, m->layers[i]->line, shown);
+    }
+    return cnn_fail(CNN_ERR_NUMERIC, "non-finite value (NaN or Inf) in the output for image %d "
+                    "of the batch", shown);
+}
+
+/* The first of n images whose values in act[i] hold a NaN or Inf, or -1. */
+static int first_bad_image(const cnn_model *m, int i, int n)
+{
+    long bad = cnn_first_nonfinite(cnn_model_act(m, i), (size_t)n * act_size(m, i));
+    return bad < 0 ? -1 : (int)(bad / (long)act_size(m, i));
+}
+
+/* Results come from finite outputs only: one scan of the outputs (and of
+ * the loss's input, act[li], when a final softmax or sigmoid is fused into
+ * the loss) after a forward of n images. If a value is NaN or Inf, the
+ * fault names the first layer that produced it for the first such image:
+ * from the batch's own activations, or, after a run in shards (whose
+ * activations stayed with the workers), by running that image's shard
+ * again, the same way, on a worker. */
+static cnn_status check_outputs(cnn_model *m, const float *x, int n, int shards, int li)
+{
+    m->last_x = x; /* act[0], also after a sharded run */
+    int row = first_bad_image(m, m->nlayers, n);
+    if (row < 0 && li != m->nlayers) row = first_bad_image(m, li, n);
+    if (row < 0) return CNN_OK;
+    if (shards > 1) return cnn_shards_image_fault(m, x, n, shards, row);
+    return cnn_model_image_fault(m, row, row);
+}
+
 cnn_status cnn_model_forward(cnn_model *m, const float *x, int n, int train, const float **out)
 {
     cnn_status st = check_batch(m, x, n);
@@ -498,7 +684,7 @@ cnn_status cnn_model_forward(cnn_model *m, const float *x, int n, int train, con
         cnn_model_run_forward(m, x, n, train);
     }
     if (out) *out = m->act[m->nlayers];
-    return CNN_OK;
+    return check_outputs(m, x, n, shards, m->nlayers);
 }
 
 /* ------------------------------------------------------------------ loss */
@@ -611,6 +797,8 @@ static cnn_status run_batch(cnn_model *m, const float *x, const uint8_t *labels,
     int k = cnn_model_output_size(m);
     if (!labels) return cnn_fail(CNN_ERR_ARG, "no labels given");
     if ((st = make_targets(m, labels, n, k)) != CNN_OK) return st;
+    /* gradients without an optimizer: the shard buffers are made once here */
+    if (grad && (st = cnn_shards_reserve_grads(m)) != CNN_OK) return st;
     const int shards = cnn_shards_for(m, n, grad || train);
     double value;
     if (shards > 1) {
@@ -630,6 +818,7 @@ static cnn_status run_batch(cnn_model *m, const float *x, const uint8_t *labels,
                                             m->target, n, k, n, grad ? m->dbuf[0] : NULL),
                               n, k);
     }
+    if (!grad && (st = check_outputs(m, x, n, shards, plan.act)) != CNN_OK) return st;
     if (stats) {
         stats->loss = value;
         stats->correct = count_correct(m->act[m->nlayers], labels, n, k);
@@ -682,9 +871,16 @@ cnn_status cnn_model_set_optimizer(cnn_model *m, const cnn_optim_config *c)
 {
     if (!(c->lr > 0) || !isfinite(c->lr))
         return cnn_fail(CNN_ERR_ARG, "learning rate must be a positive number, got %g", c->lr);
+    if (need_params(m, "cnn_model_set_optimizer")) return CNN_ERR_ARG;
+    if (!m->opt_m) {
+        cnn_status need = check_need(m, m->max_batch, 1);
+        if (need != CNN_OK) return need;
+    }
     if (!m->opt_m) m->opt_m = cnn_alloc(sizeof(float) * m->nfloats, "optimizer state");
     if (!m->opt_v) m->opt_v = cnn_alloc(sizeof(float) * m->nfloats, "optimizer state");
     if (!m->opt_m || !m->opt_v) return CNN_ERR_NOMEM;
+    cnn_status st = cnn_shards_reserve_grads(m);
+    if (st != CNN_OK) return st;
     m->opt = *c;
     m->lr = c->lr;
     m->has_opt = 1;

@@ -63,6 +63,8 @@ struct cnn_model {
     uint64_t *shard_seed;     /* per shard: its dropout RNG seed for this batch */
     int max_shards;
 
+    int shapes_only;          /* built without parameters (cnn_model_shapes_from_text) */
+
     /* string metadata */
     int nmeta;
     char **meta_key, **meta_val;
@@ -79,11 +81,20 @@ cnn_status cnn_model_from_text_limited(const char *text, const char *name, size_
 
 /* ------------------------------------------------ parts shared with shard.c */
 
+/* Bytes of the buffers cnn_model_set_batch(m, max_batch) allocates on
+ * `threads` threads: activations, gradient buffers, targets and the layers'
+ * workspaces (not the workers). */
+size_t cnn_model_batch_need(const cnn_model *m, int max_batch, int threads);
+
 /* The layers' forward over a batch of n (no checks; sets last_x). */
 void cnn_model_run_forward(cnn_model *m, const float *x, int n, int train);
 /* Backward from dbuf[0] = dL/d(output of layer start) down to layer 0,
  * checking every parameter gradient for NaN/Inf. */
 cnn_status cnn_model_run_backward(cnn_model *m, int start, int n);
+/* CNN_ERR_NUMERIC naming the first layer whose output for image `row` of
+ * the last forward holds a NaN or Inf (or the image itself, if its input
+ * does). `shown` is the image's index in the caller's batch. */
+cnn_status cnn_model_image_fault(cnn_model *m, int row, int shown);
 /* CNN_ERR_NUMERIC naming the first layer whose output holds a NaN/Inf. */
 cnn_status cnn_model_check_activations(cnn_model *m, int n);
 cnn_status cnn_model_numeric_fault(cnn_model *m, int n, const char *what);
@@ -121,6 +132,17 @@ cnn_status cnn_model_loss_plan(const cnn_model *m, cnn_loss loss, cnn_loss_plan 
 /* Build (or drop) the workers for m's batch size and the thread count. */
 cnn_status cnn_shards_reserve(cnn_model *m);
 void cnn_shards_free(cnn_model *m);
+/* The fault of image `row` of a batch of n that ran (eval mode) as
+ * `shards` shards: its shard runs again on a worker, the same way, and the
+ * first layer that produced a NaN or Inf for it is named. */
+cnn_status cnn_shards_image_fault(cnn_model *m, const float *x, int n, int shards, int row);
+/* The per-shard gradient buffers of a model set up for batches of
+ * max_batch, for training (made once; nothing if already there). */
+cnn_status cnn_shards_reserve_grads(cnn_model *m);
+/* Bytes cnn_shards_reserve allocates for batches of up to max_batch on
+ * `threads` threads: the workers' buffers, and with_grads the per-shard
+ * gradients (cnn_shards_reserve_grads). */
+size_t cnn_shards_need(const cnn_model *m, int max_batch, int threads, int with_grads);
 /* How many shards a batch of n runs as (1: the whole batch at once).
  * grad != 0 for training (gradients per shard). */
 int cnn_shards_for(const cnn_model *m, int n, int grad);

@@ -23,7 +23,11 @@
  * loops), only for batches of at least two shards, and for training only
  * when no layer mixes the images of a batch (batchnorm's batch statistics).
  * Training uses at most MAX_TRAIN_SHARDS gradient buffers, so a very large
- * batch gets larger shards; inference keeps shards of CNN_SHARD.
+ * batch gets larger shards; inference keeps shards of CNN_SHARD. The
+ * gradient buffers (up to 15 copies of the model's size) are made for
+ * training only: by cnn_model_set_optimizer, or by the first gradient
+ * computation of a model without one; a model that only evaluates never
+ * holds them.
  */
 #include "model/model.h"
 #include "train/train.h"
@@ -83,20 +87,46 @@ void cnn_shards_free(cnn_model *m)
     m->nworkers = m->worker_batch = m->shard_grad_slots = m->max_shards = 0;
 }
 
-/* A worker: the same architecture, its parameters those of m. */
+/* How many shards a training batch of up to max_batch may run as: each
+ * beyond the first needs a gradient buffer of its own. */
+static int train_shards_for(const cnn_model *m, int max_batch)
+{
+    int max_shards = ceil_div(max_batch, CNN_SHARD);
+    if (max_batch < 2 * CNN_SHARD || !trainable_batch(m)) return 1;
+    return max_shards < MAX_TRAIN_SHARDS ? max_shards : MAX_TRAIN_SHARDS;
+}
+
+static size_t shard_grads_bytes(const cnn_model *m, int train_shards)
+{
+    return cnn_mul_size(cnn_mul_size((size_t)train_shards - 1, m->nfloats), sizeof(float));
+}
+
+size_t cnn_shards_need(const cnn_model *m, int max_batch, int threads, int with_grads)
+{
+    if (max_batch < 2 * CNN_SHARD) return 0; /* never sharded */
+    if (threads < 1) threads = 1;
+    const int train_shards = train_shards_for(m, max_batch);
+    size_t total = 0;
+    if (with_grads && train_shards > 1) total = cnn_alloc_charge(shard_grads_bytes(m, train_shards));
+    /* each worker runs its kernels on one thread */
+    size_t worker = cnn_model_batch_need(m, largest_shard(max_batch), 1);
+    size_t workers = cnn_mul_size(worker, (size_t)threads);
+    return total > SIZE_MAX - workers ? SIZE_MAX : total + workers;
+}
+
+/* A worker: the same architecture, its parameters those of m. It is built
+ * for its shapes, so it never allocates (or draws) parameters of its own. */
 static cnn_status new_worker(cnn_model *m, int batch, cnn_model **out)
 {
     cnn_model *w;
-    cnn_status st = cnn_model_from_text(m->arch, "worker", &w);
+    cnn_status st = cnn_model_shapes_from_text(m->arch, "worker", &w);
     if (st != CNN_OK) return st;
     w->is_worker = 1;
+    w->shapes_only = 0;
     for (int i = 0; i < w->ntensors; i++) {
         w->tensors[i].p->data = m->tensors[i].p->data;
         w->tensors[i].p->grad = NULL; /* pointed at a shard's buffer per batch */
     }
-    cnn_free(w->params);
-    cnn_free(w->grads);
-    w->params = w->grads = NULL;
     /* reserve() sizes per-thread scratch by cnn_threads_max(): one thread here */
     cnn_threads_serial(1);
     st = cnn_model_set_batch(w, batch);
@@ -116,18 +146,11 @@ cnn_status cnn_shards_reserve(cnn_model *m)
     if (m->max_batch < 2 * CNN_SHARD) return CNN_OK; /* never sharded */
 
     int max_shards = ceil_div(m->max_batch, CNN_SHARD);
-    int train_shards = max_shards < MAX_TRAIN_SHARDS ? max_shards : MAX_TRAIN_SHARDS;
-    if (!trainable_batch(m)) train_shards = 1;
     m->workers = calloc((size_t)threads, sizeof *m->workers);
     m->worker_err = calloc((size_t)threads, sizeof *m->worker_err);
     m->shard_loss = calloc((size_t)max_shards, sizeof *m->shard_loss);
     m->shard_seed = calloc((size_t)max_shards, sizeof *m->shard_seed);
-    if (train_shards > 1)
-        m->shard_grads = cnn_alloc(cnn_mul_size(cnn_mul_size((size_t)train_shards - 1, m->nfloats),
-                                                sizeof(float)),
-                                   "per-shard gradients");
-    if (!m->workers || !m->worker_err || !m->shard_loss || !m->shard_seed ||
-        (train_shards > 1 && !m->shard_grads)) {
+    if (!m->workers || !m->worker_err || !m->shard_loss || !m->shard_seed) {
         cnn_shards_free(m);
         return cnn_fail(CNN_ERR_NOMEM, "out of memory for the per-thread workers");
     }
@@ -141,8 +164,19 @@ cnn_status cnn_shards_reserve(cnn_model *m)
     }
     m->nworkers = threads;
     m->worker_batch = largest_shard(m->max_batch);
-    m->shard_grad_slots = train_shards;
+    m->shard_grad_slots = 1;
     m->max_shards = max_shards;
+    return m->has_opt ? cnn_shards_reserve_grads(m) : CNN_OK;
+}
+
+cnn_status cnn_shards_reserve_grads(cnn_model *m)
+{
+    if (m->nworkers < 1 || m->shard_grads) return CNN_OK;
+    const int train_shards = train_shards_for(m, m->max_batch);
+    if (train_shards < 2) return CNN_OK;
+    m->shard_grads = cnn_alloc(shard_grads_bytes(m, train_shards), "per-shard gradients");
+    if (!m->shard_grads) return CNN_ERR_NOMEM;
+    m->shard_grad_slots = train_shards;
     return CNN_OK;
 }
 
@@ -200,6 +234,20 @@ static void run_shard(cnn_model *m, cnn_model *w, struct cnn_shard_error *err,
         strncpy(err->msg, cnn_errmsg(), sizeof err->msg - 1);
         err->msg[sizeof err->msg - 1] = '\0';
     }
+}
+
+cnn_status cnn_shards_image_fault(cnn_model *m, const float *x, int n, int shards, int row)
+{
+    /* the shard holding `row`, by the same boundaries as run_shard */
+    int s = 0;
+    while ((long)(s + 1) * n / shards <= row) s++;
+    const int i0 = (int)((long)s * n / shards);
+    const int ns = (int)((long)(s + 1) * n / shards) - i0;
+    cnn_model *w = m->workers[0];
+    cnn_threads_serial(1);
+    cnn_model_run_forward(w, x + (size_t)i0 * cnn_shape_size(m->input), ns, 0);
+    cnn_threads_serial(0);
+    return cnn_model_image_fault(w, row - i0, row);
 }
 
 /* grads[e] = shard 0's + shard 1's + ... in shard order, for e in [e0, e1) */
