@@ -117,6 +117,7 @@ bool jpeg_write_all(jpeg_compress_struct *c, JpegErr *err, int w, int h, const u
     jpeg_set_defaults(c);
     if (o->file_space != JCS_UNKNOWN) jpeg_set_colorspace(c, o->file_space);
     jpeg_set_quality(c, o->quality, TRUE);
+    if (!o->adobe_marker) c->write_Adobe_marker = FALSE;
     if (o->full_chroma)
         for (int i = 0; i < c->num_components; i++)
             c->comp_info[i].h_samp_factor = c->comp_info[i].v_samp_factor = 1;

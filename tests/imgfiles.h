@@ -36,6 +36,7 @@ struct JpegOptions {
     J_COLOR_SPACE in_space = JCS_GRAYSCALE; /* of samples: GRAYSCALE, RGB or CMYK */
     J_COLOR_SPACE file_space = JCS_UNKNOWN; /* UNKNOWN: libjpeg's default (YCbCr for RGB) */
     bool full_chroma = true;                /* 1x1 sampling for every component */
+    bool adobe_marker = true;               /* libjpeg's default for CMYK and YCCK */
     bool progressive = false;               /* libjpeg's standard progression */
     std::vector<jpeg_scan_info> scans;      /* or this scan script */
     Bytes app1;                             /* an APP1 segment's payload */

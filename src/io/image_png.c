@@ -70,6 +70,9 @@ static int png_run(png_job *j)
     png_set_keep_unknown_chunks(j->png, PNG_HANDLE_CHUNK_NEVER, png_ignored_chunks,
                                 PNG_IGNORED_COUNT);
     png_set_chunk_malloc_max(j->png, PNG_CHUNK_MAX);
+    /* a CRC error in any chunk is an error: libpng would drop a damaged
+     * ancillary chunk (say tRNS) and show other pixels than the file's */
+    png_set_crc_action(j->png, PNG_CRC_DEFAULT, PNG_CRC_ERROR_QUIT);
     png_read_info(j->png, j->info);
 
     png_uint_32 w, h;
