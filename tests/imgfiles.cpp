@@ -159,6 +159,124 @@ Bytes jpeg_encode(int w, int h, const Bytes &samples, const JpegOptions &o)
     return out;
 }
 
+namespace {
+
+/* Entropy-coded bits, most significant first, with an FF byte stuffed with
+ * 00; finish() pads the last byte with ones. */
+struct BitWriter {
+    Bytes &out;
+    unsigned acc = 0;
+    int n = 0;
+    void put(unsigned bits, int count)
+    {
+        for (int i = count - 1; i >= 0; i--) {
+            acc = acc << 1 | ((bits >> i) & 1);
+            if (++n == 8) emit();
+        }
+    }
+    void emit()
+    {
+        out.push_back((uint8_t)acc);
+        if (acc == 0xFF) out.push_back(0);
+        acc = 0, n = 0;
+    }
+    void finish()
+    {
+        while (n) put(1, 1);
+    }
+};
+
+void put_segment(Bytes &b, uint8_t marker, const Bytes &body)
+{
+    b.push_back(0xFF), b.push_back(marker);
+    b.push_back((uint8_t)((body.size() + 2) >> 8)), b.push_back((uint8_t)(body.size() + 2));
+    b.insert(b.end(), body.begin(), body.end());
+}
+
+}  // namespace
+
+Bytes jpeg_flat_many_scans(int w, int h)
+{
+    Bytes b = {0xFF, 0xD8};
+    Bytes dqt = {0};
+    dqt.resize(65, 1);
+    put_segment(b, 0xDB, dqt);
+    put_segment(b, 0xC2, {8, (uint8_t)(h >> 8), (uint8_t)h, (uint8_t)(w >> 8), (uint8_t)w, 3,
+                          1, 0x11, 0, 2, 0x11, 0, 3, 0x11, 0});
+    /* DC table 0: one code, "0", for a difference of 0. AC table 0: the 15
+     * end-of-band runs EOB0..EOB14 (symbol r << 4: a run of 2^r blocks
+     * plus r more bits), 4-bit codes 0000..1110. */
+    Bytes dht = {0x00, 1};
+    dht.resize(17, 0);
+    dht.push_back(0x00);
+    Bytes ac = {0x10, 0, 0, 0, 15};
+    ac.resize(17, 0);
+    for (int r = 0; r < 15; r++) ac.push_back((uint8_t)(r << 4));
+    dht.insert(dht.end(), ac.begin(), ac.end());
+    put_segment(b, 0xC4, dht);
+    long blocks = (long)((w + 7) / 8) * ((h + 7) / 8);
+    /* the DC scan: all three components, one 1-bit code per block */
+    put_segment(b, 0xDA, {3, 1, 0x00, 2, 0x00, 3, 0x00, 0, 0, 0x00});
+    {
+        BitWriter bw{b};
+        for (long i = 0; i < 3 * blocks; i++) bw.put(0, 1);
+        bw.finish();
+    }
+    /* AC scans: one component and one coefficient each; the whole scan is
+     * end-of-band runs of at most 32767 blocks */
+    for (int comp = 1; comp <= 3; comp++)
+        for (int k = 1; k < 64; k++)
+            for (int al = 10; al >= 0; al--) {
+                int ah = al == 10 ? 0 : al + 1;
+                put_segment(b, 0xDA, {1, (uint8_t)comp, 0x00, (uint8_t)k, (uint8_t)k,
+                                      (uint8_t)(ah << 4 | al)});
+                BitWriter bw{b};
+                for (long left = blocks; left > 0;) {
+                    long run = std::min(left, 32767L);
+                    int r = 0;
+                    while ((2L << r) <= run) r++;
+                    bw.put((unsigned)r, 4);
+                    if (r) bw.put((unsigned)(run - (1L << r)), r);
+                    left -= run;
+                }
+                bw.finish();
+            }
+    b.push_back(0xFF), b.push_back(0xD9);
+    return b;
+}
+
+namespace {
+
+/* Holds no C++ objects: an error longjmps out. */
+bool jpeg_read_all(jpeg_decompress_struct *c, JpegErr *err, const Bytes *file, JSAMPROW row)
+{
+    if (setjmp(err->jump)) return false;
+    jpeg_mem_src(c, file->data(), (unsigned long)file->size());
+    jpeg_read_header(c, TRUE);
+    jpeg_start_decompress(c);
+    while (c->output_scanline < c->output_height) jpeg_read_scanlines(c, &row, 1);
+    jpeg_finish_decompress(c);
+    return true;
+}
+
+}  // namespace
+
+bool jpeg_plain_decode(const Bytes &file, int *scans, long *warnings)
+{
+    jpeg_decompress_struct c;
+    JpegErr err;
+    c.err = jpeg_std_error(&err.mgr);
+    err.mgr.error_exit = jpeg_err_exit;
+    err.mgr.output_message = [](j_common_ptr) {};
+    jpeg_create_decompress(&c);
+    std::vector<uint8_t> row((size_t)1 << 20); /* wide enough for 65535 x 10 samples */
+    bool ok = jpeg_read_all(&c, &err, &file, row.data());
+    *scans = c.input_scan_number;
+    *warnings = err.mgr.num_warnings;
+    jpeg_destroy_decompress(&c);
+    return ok;
+}
+
 /* ------------------------------------------------------------------ EXIF */
 
 Bytes tiff_orientation(int orientation, bool big_endian)

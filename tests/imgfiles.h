@@ -43,6 +43,15 @@ struct JpegOptions {
 };
 Bytes jpeg_encode(int w, int h, const Bytes &samples, const JpegOptions &o);
 
+/* A progressive colour JPEG written by hand: a flat w x h picture (every
+ * coefficient zero) in one DC scan and then every AC coefficient of every
+ * component in its own scans, sent one bit at a time (Al = 10 .. 0): 2080
+ * scans of a few bytes each, however large the picture. */
+Bytes jpeg_flat_many_scans(int w, int h);
+/* Decode with plain libjpeg, no limits: whether it worked, how many scans
+ * it read and how many warnings it gave. */
+bool jpeg_plain_decode(const Bytes &file, int *scans, long *warnings);
+
 /* A TIFF stream holding IFD0 with an Orientation entry (and a dummy entry
  * before it), in either byte order: a PNG eXIf chunk. */
 Bytes tiff_orientation(int orientation, bool big_endian);

@@ -405,8 +405,7 @@ TEST(Image, BadFilesAreRefusedNamingThem)
 TEST(Image, HugeImagesAreRefusedBeforeDecoding)
 {
     TempDir d;
-    /* a PNG header announcing 20000 x 20000 pixels, then the start of the
-     * pixel data and nothing more */
+    /* a PNG header announcing 20000 x 20000 pixels, and no pixel data */
     auto png_header = [](uint32_t w, uint32_t h) {
         Bytes ihdr = {'I', 'H', 'D', 'R'};
         for (uint32_t v : {w, h})
@@ -416,7 +415,13 @@ TEST(Image, HugeImagesAreRefusedBeforeDecoding)
         Bytes png = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n', 0, 0, 0, 13};
         for (uint8_t b : ihdr) png.push_back(b);
         for (int s = 24; s >= 0; s -= 8) png.push_back((uint8_t)(crc >> s));
-        for (char b : std::string("\0\0\0\0IDAT", 8)) png.push_back((uint8_t)b);
+        /* an empty IDAT and IEND, each with its CRC */
+        for (const char *t : {"IDAT", "IEND"}) {
+            for (int i = 0; i < 4; i++) png.push_back(0);
+            for (int i = 0; i < 4; i++) png.push_back((uint8_t)t[i]);
+            uint32_t c = (uint32_t)crc32(0, (const Bytef *)t, 4);
+            for (int s = 24; s >= 0; s -= 8) png.push_back((uint8_t)(c >> s));
+        }
         return png;
     };
     std::string big = d / "big.png";

@@ -61,6 +61,34 @@ static void png_read_mem(png_structp png, png_bytep dst, size_t n)
     j->pos += n;
 }
 
+/* Every chunk must fit in the file. libpng allocates what a chunk's
+ * length field claims before reading its data (an eXIf chunk claiming
+ * 512 MB in a 45-byte file made it allocate 512 MB: tests/fuzz/FINDINGS.md
+ * F6), so a chunk longer than what is left is refused here first. */
+static cnn_status png_check_chunks(const char *name, const uint8_t *buf, size_t len)
+{
+    size_t p = 8; /* after the signature */
+    while (len - p >= 8) {
+        const uint8_t *c = buf + p;
+        uint32_t n = (uint32_t)c[0] << 24 | (uint32_t)c[1] << 16 | (uint32_t)c[2] << 8 | c[3];
+        if ((uint64_t)n + 4 > len - p - 8) {
+            char type[5];
+            for (int i = 0; i < 4; i++)
+                type[i] = (c[4 + i] >= 'A' && c[4 + i] <= 'Z') || (c[4 + i] >= 'a' && c[4 + i] <= 'z')
+                              ? (char)c[4 + i]
+                              : '?';
+            type[4] = 0;
+            return cnn_fail(CNN_ERR_FORMAT,
+                            "%s: truncated or corrupt PNG: the %s chunk at byte %zu claims %u "
+                            "bytes, the file has %zu left",
+                            name, type, p, (unsigned)n, len - p - 8);
+        }
+        if (!memcmp(c + 4, "IEND", 4)) break;
+        p += 12 + (size_t)n;
+    }
+    return CNN_OK; /* anything else missing is libpng's to find */
+}
+
 /* The decoding proper. Returns 0 after a libpng error (j->msg says which)
  * or with j->status set by one of our checks. */
 static int png_run(png_job *j)
@@ -131,6 +159,8 @@ static int png_run(png_job *j)
 cnn_status cnn_png_decode(const char *name, const uint8_t *buf, size_t len, cnn_image *out,
                           int *orientation)
 {
+    cnn_status s = png_check_chunks(name, buf, len);
+    if (s) return s;
     png_job j = {.name = name, .buf = buf, .len = len, .orientation = 1};
     j.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &j, png_on_error, png_on_warning);
     if (j.png) {
