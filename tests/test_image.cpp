@@ -2,10 +2,11 @@
  * every format gives the same 28x28 result, polarity does not matter, the
  * digit fits 20x20 with its centre of mass at (14, 14), and bad files are
  * refused with a message naming them. */
+#include "imgfiles.h"
 #include "testutil.h"
 
 #include <gtest/gtest.h>
-#include <stb/stb_image_write.h> /* the implementation is in libstb */
+#include <zlib.h>
 
 #include <cmath>
 #include <cstdio>
@@ -16,7 +17,6 @@
 #include <vector>
 
 namespace fs = std::filesystem;
-using Bytes = std::vector<uint8_t>;
 
 namespace {
 
@@ -61,21 +61,49 @@ Gray inverted(const Gray &g)
 
 void write_file(const std::string &path, const Bytes &b)
 {
-    std::ofstream f(path, std::ios::binary);
-    f.write((const char *)b.data(), (std::streamsize)b.size());
-    ASSERT_TRUE(f.good()) << path;
+    write_bytes(path, b);
+    ASSERT_EQ(read_bytes(path), b) << path;
 }
 
-Bytes read_file(const std::string &path)
+Bytes read_file(const std::string &path) { return read_bytes(path); }
+
+/* An 8-bit PNG of 1 (grey), 2 (grey + alpha), 3 (RGB) or 4 (RGBA) channels. */
+std::string write_png_channels(const TempDir &d, const std::string &name, int w, int h,
+                               int channels, const Bytes &px)
 {
-    std::ifstream f(path, std::ios::binary);
-    return Bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    static const int types[5] = {0, PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA,
+                                 PNG_COLOR_TYPE_RGB, PNG_COLOR_TYPE_RGB_ALPHA};
+    PngOptions o;
+    o.color_type = types[channels];
+    Bytes b = png_encode(w, h, std::vector<unsigned>(px.begin(), px.end()), o);
+    EXPECT_FALSE(b.empty()) << name;
+    std::string p = d / name;
+    write_bytes(p, b);
+    return p;
 }
 
 std::string write_png(const TempDir &d, const std::string &name, const Gray &g)
 {
+    return write_png_channels(d, name, g.w, g.h, 1, g.px);
+}
+
+std::string write_jpeg(const TempDir &d, const std::string &name, const Gray &g, int quality)
+{
+    JpegOptions o;
+    o.quality = quality;
+    Bytes b = jpeg_encode(g.w, g.h, g.px, o);
+    EXPECT_FALSE(b.empty()) << name;
     std::string p = d / name;
-    EXPECT_TRUE(stbi_write_png(p.c_str(), g.w, g.h, 1, g.px.data(), g.w));
+    write_bytes(p, b);
+    return p;
+}
+
+std::string write_bmp(const TempDir &d, const std::string &name, const Gray &g)
+{
+    Bytes rgb(g.px.size() * 3);
+    for (size_t i = 0; i < rgb.size(); i++) rgb[i] = g.px[i / 3];
+    std::string p = d / name;
+    write_bytes(p, bmp24(g.w, g.h, rgb));
     return p;
 }
 
@@ -191,27 +219,23 @@ TEST(Image, EveryFormatGivesTheSameField)
     Result png = load(write_png(d, "seven.png", g));
     ASSERT_EQ(png.status, CNN_OK) << png.msg;
 
-    std::string bmp = d / "seven.bmp";
-    ASSERT_TRUE(stbi_write_bmp(bmp.c_str(), g.w, g.h, 1, g.px.data()));
+    std::string bmp = write_bmp(d, "seven.bmp", g);
     /* ink on a transparent background, as drawing programs save it: black
      * with alpha = darkness, which over white paper is the same picture */
-    std::vector<uint8_t> rgba(g.px.size() * 4);
+    Bytes rgba(g.px.size() * 4);
     for (size_t i = 0; i < g.px.size(); i++) {
         rgba[4 * i] = rgba[4 * i + 1] = rgba[4 * i + 2] = 0;
         rgba[4 * i + 3] = (uint8_t)(255 - g.px[i]);
     }
-    std::string alpha = d / "alpha.png";
-    ASSERT_TRUE(stbi_write_png(alpha.c_str(), g.w, g.h, 4, rgba.data(), g.w * 4));
+    std::string alpha = write_png_channels(d, "alpha.png", g.w, g.h, 4, rgba);
     /* the same as grey + alpha */
-    std::vector<uint8_t> ga(g.px.size() * 2);
+    Bytes ga(g.px.size() * 2);
     for (size_t i = 0; i < g.px.size(); i++) ga[2 * i] = 0, ga[2 * i + 1] = (uint8_t)(255 - g.px[i]);
-    std::string gray_alpha = d / "gray-alpha.png";
-    ASSERT_TRUE(stbi_write_png(gray_alpha.c_str(), g.w, g.h, 2, ga.data(), g.w * 2));
+    std::string gray_alpha = write_png_channels(d, "gray-alpha.png", g.w, g.h, 2, ga);
     /* colour: a grey picture stored as RGB */
-    std::vector<uint8_t> rgb(g.px.size() * 3);
+    Bytes rgb(g.px.size() * 3);
     for (size_t i = 0; i < rgb.size(); i++) rgb[i] = g.px[i / 3];
-    std::string colour = d / "colour.png";
-    ASSERT_TRUE(stbi_write_png(colour.c_str(), g.w, g.h, 3, rgb.data(), g.w * 3));
+    std::string colour = write_png_channels(d, "colour.png", g.w, g.h, 3, rgb);
 
     for (const std::string &p : {write_pgm(d, "seven.pgm", g, false),
                                  write_pgm(d, "seven-ascii.pgm", g, true), bmp, alpha,
@@ -224,8 +248,7 @@ TEST(Image, EveryFormatGivesTheSameField)
         EXPECT_EQ(differ, 0);
     }
 
-    std::string jpg = d / "seven.jpg";
-    ASSERT_TRUE(stbi_write_jpg(jpg.c_str(), g.w, g.h, 1, g.px.data(), 90));
+    std::string jpg = write_jpeg(d, "seven.jpg", g, 90);
     Result j = load(jpg);
     ASSERT_EQ(j.status, CNN_OK) << j.msg;
     expect_mnist_like(j.out);
@@ -336,15 +359,13 @@ TEST(Image, BadFilesAreRefusedNamingThem)
     write_file(text, Bytes({'h', 'e', 'l', 'l', 'o', '\n'}));
     expect_refused(text, CNN_ERR_FORMAT, "not a PNG, JPEG, BMP, GIF or PGM/PPM file");
 
-    std::string jpg = d / "good.jpg";
-    ASSERT_TRUE(stbi_write_jpg(jpg.c_str(), g.w, g.h, 1, g.px.data(), 90));
+    std::string jpg = write_jpeg(d, "good.jpg", g, 90);
     Bytes jb = read_file(jpg);
     std::string jcut = d / "cut.jpg";
     write_file(jcut, Bytes(jb.begin(), jb.begin() + jb.size() * 2 / 3));
     expect_refused(jcut, CNN_ERR_FORMAT, "truncated JPEG");
 
-    std::string bmp = d / "good.bmp";
-    ASSERT_TRUE(stbi_write_bmp(bmp.c_str(), g.w, g.h, 1, g.px.data()));
+    std::string bmp = write_bmp(d, "good.bmp", g);
     Bytes bb = read_file(bmp);
     std::string bcut = d / "cut.bmp";
     write_file(bcut, Bytes(bb.begin(), bb.end() - 1000));
@@ -384,15 +405,30 @@ TEST(Image, BadFilesAreRefusedNamingThem)
 TEST(Image, HugeImagesAreRefusedBeforeDecoding)
 {
     TempDir d;
-    /* a PNG header announcing 20000 x 20000 pixels followed by nothing */
-    Bytes png = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R',
-                 0, 0, 0x4E, 0x20, 0, 0, 0x4E, 0x20, 8, 0, 0, 0, 0, 0, 0, 0, 0};
+    /* a PNG header announcing 20000 x 20000 pixels, and no pixel data */
+    auto png_header = [](uint32_t w, uint32_t h) {
+        Bytes ihdr = {'I', 'H', 'D', 'R'};
+        for (uint32_t v : {w, h})
+            for (int s = 24; s >= 0; s -= 8) ihdr.push_back((uint8_t)(v >> s));
+        ihdr.insert(ihdr.end(), {8, 0, 0, 0, 0});
+        uint32_t crc = (uint32_t)crc32(0, ihdr.data(), (uInt)ihdr.size());
+        Bytes png = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n', 0, 0, 0, 13};
+        for (uint8_t b : ihdr) png.push_back(b);
+        for (int s = 24; s >= 0; s -= 8) png.push_back((uint8_t)(crc >> s));
+        /* an empty IDAT and IEND, each with its CRC */
+        for (const char *t : {"IDAT", "IEND"}) {
+            for (int i = 0; i < 4; i++) png.push_back(0);
+            for (int i = 0; i < 4; i++) png.push_back((uint8_t)t[i]);
+            uint32_t c = (uint32_t)crc32(0, (const Bytef *)t, 4);
+            for (int s = 24; s >= 0; s -= 8) png.push_back((uint8_t)(c >> s));
+        }
+        return png;
+    };
     std::string big = d / "big.png";
-    write_file(big, png);
+    write_file(big, png_header(20000, 20000));
     expect_refused(big, CNN_ERR_FORMAT, "image too large (20000x20000");
     /* 10000 x 10000 is within the side limit but over 64 Mpixel */
-    png[18] = 0x27, png[19] = 0x10, png[22] = 0x27, png[23] = 0x10;
-    write_file(big, png);
+    write_file(big, png_header(10000, 10000));
     expect_refused(big, CNN_ERR_FORMAT, "image too large (10000x10000");
     std::string pgm = d / "big.pgm";
     const char *h = "P5 100000 3 255\n";

@@ -49,13 +49,42 @@ for split, n, seed in (("train", 300, 1), ("t10k", 100, 2)):
     with open(os.path.join(dst, split + "-labels-idx1-ubyte"), "wb") as f:
         f.write(struct.pack(">II", 0x801, n) + lab)
 EOF
-# One test digit as a PGM for `predict`.
-python3 - "$work/data" "$work/digit.pgm" <<'EOF'
-import sys
+# One test digit as a PGM for `predict`, and as PNGs through libpng: white
+# ink on a transparent page (RGBA, Adam7-interlaced) and a 2-bit palette
+# with a transparent entry.
+python3 - "$work/data" "$work" <<'EOF'
+import struct, sys, zlib
 with open(sys.argv[1] + "/t10k-images-idx3-ubyte", "rb") as f:
     f.read(16); px = f.read(784)
-open(sys.argv[2], "wb").write(b"P5 28 28 255\n" + px)
+out = sys.argv[2]
+open(out + "/digit.pgm", "wb").write(b"P5 28 28 255\n" + px)
+def chunk(t, d): return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+def png(name, depth, ctype, ch, samples, interlace=False, extra=b""):
+    def rows(x0, y0, dx, dy):
+        out = b""
+        for y in range(y0, 28, dy):
+            vals = [samples[(y * 28 + x) * ch + c] for x in range(x0, 28, dx) for c in range(ch)]
+            if not vals: continue
+            if depth == 8: row = bytes(vals)
+            else:
+                per, row = 8 // depth, bytearray()
+                for i in range(0, len(vals), per):
+                    row.append(sum(v << (8 - depth * (j + 1)) for j, v in enumerate(vals[i:i + per])))
+            out += b"\0" + bytes(row)
+        return out
+    passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+    raw = b"".join(rows(*p) for p in passes) if interlace else rows(0, 0, 1, 1)
+    open(out + "/" + name, "wb").write(b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 28, 28, depth, ctype, 0, 0, int(interlace)))
+        + extra + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+png("white-on-clear.png", 8, 6, 4, [x for v in px for x in (255, 255, 255, v)], interlace=True)
+png("palette.png", 2, 3, 1, [min(3, v // 64) for v in px],
+    extra=chunk(b"PLTE", bytes([250, 250, 250, 160, 160, 160, 80, 80, 80, 0, 0, 90])) + chunk(b"tRNS", b"\0"))
 EOF
+# JPEGs through libjpeg: fuzz seeds (progressive, EXIF-rotated, Adobe CMYK)
+for j in digit_progressive digit_exif6_le digit_cmyk; do
+    cp "$src/tests/fuzz/corpus/image/$j.jpg" "$work/$j.jpg"
+done
 
 vg=(valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite
     --show-leak-kinds=definite --track-origins=yes --quiet)
@@ -78,7 +107,9 @@ run train --arch simplecnn --data "$work/data" --limit 200 --val 50 --test-limit
     --epochs 1 --threads 1 --out "$work/model.safetensors"
 if [ -f "$work/model.safetensors" ]; then
     run eval --model "$work/model.safetensors" --data "$work/data" --test-limit 100 --threads 1
-    run predict --model "$work/model.safetensors" --threads 1 "$work/digit.pgm"
+    run predict --model "$work/model.safetensors" --threads 1 --grid "$work/grid.png" \
+        "$work/digit.pgm" "$work/white-on-clear.png" "$work/palette.png" \
+        "$work/digit_progressive.jpg" "$work/digit_exif6_le.jpg" "$work/digit_cmyk.jpg"
     run info --model "$work/model.safetensors"
 fi
 # A hostile file takes the error paths: they must not leak or read wild.
@@ -90,6 +121,22 @@ if [ "$rc" = 99 ] || [ "$rc" -ge 128 ]; then
     echo "   FAILED (exit $rc):"; tail -n 60 "$work/err.txt"; status=1
 else
     echo "   clean (exit $rc)"
+fi
+# Damaged pictures take the decoders' error paths (libpng's and libjpeg's
+# longjmp back to our cleanup): refused, exit 1, nothing leaked.
+if [ -f "$work/model.safetensors" ]; then
+    head -c 300 "$work/digit_progressive.jpg" > "$work/cut.jpg"
+    head -c 200 "$work/palette.png" > "$work/cut.png"
+    echo "== valgrind: cnn predict (two damaged pictures; exit 1 expected)"
+    "${vg[@]}" --error-exitcode=99 "$cnn" predict --model "$work/model.safetensors" --threads 1 \
+        "$work/cut.jpg" "$work/cut.png" \
+        "$src/tests/fuzz/corpus/image/regress_F6_png_chunk_512mb.png" > /dev/null 2> "$work/err.txt" \
+        && rc=0 || rc=$?
+    if [ "$rc" != 1 ]; then
+        echo "   FAILED (exit $rc):"; tail -n 60 "$work/err.txt"; status=1
+    else
+        echo "   clean (exit $rc)"
+    fi
 fi
 [ $status = 0 ] && echo "valgrind: all runs clean" || echo "valgrind: errors found"
 exit $status

@@ -1,11 +1,12 @@
 /* grid.c — the picture of predictions (the seed's Figure 3.3): each
  * preprocessed input scaled up, in a grid, with its predicted label written
- * under it. Text comes from stb_easy_font's quads, the file from
- * stb_image_write's PNG encoder (both Debian's libstb). */
+ * under it. Text comes from stb_easy_font's quads (a header-only part of
+ * Debian's libstb-dev), the file from libpng (cnn_png_write_gray) through
+ * the atomic writer. */
 #include "cli/cli.h"
+#include "io/image.h"
 
 #include <stb/stb_easy_font.h>
-#include <stb/stb_image_write.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,12 +40,6 @@ static void draw_text(uint8_t *img, int W, int H, int x, int y, const char *text
         int qx0 = (int)v[0].x, qy0 = (int)v[0].y, qx1 = (int)v[2].x, qy1 = (int)v[2].y;
         fill_rect(img, W, H, x + qx0 * fs, y + qy0 * fs, x + qx1 * fs, y + qy1 * fs, 0);
     }
-}
-
-/* stb_image_write's output callback: append to the open file */
-static void write_to_file(void *ctx, void *data, int size)
-{
-    if (size > 0) (void)fwrite(data, 1, (size_t)size, (FILE *)ctx);
 }
 
 cnn_status cli_grid_png(const char *path, const uint8_t *images, int n, int h, int w,
@@ -86,12 +81,11 @@ cnn_status cli_grid_png(const char *path, const uint8_t *images, int n, int h, i
     cnn_outfile o;
     cnn_status st = cnn_out_open(&o, path);
     if (st == CNN_OK) {
-        if (!stbi_write_png_to_func(write_to_file, o.f, W, H, 1, img, W)) {
-            cnn_out_abort(&o);
-            st = cnn_fail(CNN_ERR_NOMEM, "%s: cannot encode the PNG", path);
-        } else {
+        st = cnn_png_write_gray(o.f, path, img, W, H);
+        if (st == CNN_OK)
             st = cnn_out_commit(&o);
-        }
+        else
+            cnn_out_abort(&o);
     }
     free(img);
     return st;

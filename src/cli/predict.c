@@ -1,4 +1,4 @@
-/* predict.c — `cnn predict`: classify PNG, JPEG or PGM images, preprocessed
+/* predict.c — `cnn predict`: classify PNG, JPEG, BMP, GIF or PGM/PPM images, preprocessed
  * the way MNIST was made, and optionally draw them in a grid with their
  * predicted labels (the seed's Figure 3.3). */
 #include "cli/cli.h"
@@ -39,10 +39,10 @@ int cli_predict(int argc, char **argv)
     int rc = cli_parse(cmd, argc, argv, opts, files, MAX_IMAGES, &nfiles);
     if (rc < 0) {
         cli_print_help(stdout, cmd, "--model FILE [options] IMAGE...",
-                       "Classify PNG, JPEG or PGM images. Each is preprocessed the way MNIST was "
-                       "made (grayscale,\ninvert a light background, crop to the ink, fit 20x20, "
-                       "centre of mass at the centre\nof 28x28) and normalised with the model's "
-                       "stored mean and std.",
+                       "Classify PNG, JPEG, BMP, GIF or PGM/PPM images. Each is turned upright "
+                       "(EXIF orientation)\nand preprocessed the way MNIST was made (grayscale, "
+                       "invert a light background,\ncrop to the ink, fit 20x20, centre of mass at "
+                       "the centre of 28x28) and normalised\nwith the model's stored mean and std.",
                        opts);
         return CLI_OK;
     }

@@ -1,39 +1,19 @@
 /*
  * image.c — a user's picture of a digit, made to look like an MNIST image.
  *
- * Decoding: PNG, JPEG, BMP and GIF through stb_image (Debian's libstb); PGM
- * and PPM (P2, P3, P5, P6) by our own small reader, because stb_image has no
- * ASCII PNM and does not notice a truncated binary one. The format is chosen
- * by the file's magic bytes, never by its name, and anything else is refused
- * (stb_image would otherwise take random bytes for a headerless TGA).
- *
- * Preprocessing follows how MNIST was made (LeCun et al.): ink bright on a
- * black background, cropped to the ink, fitted into 20x20 with its aspect
- * ratio kept and antialiased, then placed in a 28x28 field so that its
- * centre of mass sits at the centre.
+ * Decoding is image_decode.c's (any format to upright 8-bit pixels); here
+ * the pixels become grey levels, then go through the preprocessing that
+ * made MNIST (LeCun et al.): ink bright on a black background, cropped to
+ * the ink, fitted into 20x20 with its aspect ratio kept and antialiased,
+ * then placed in a 28x28 field so that its centre of mass sits at the
+ * centre.
  */
-#define _POSIX_C_SOURCE 200809L
-#include "internal.h"
+#include "io/image.h"
 
-#include <errno.h>
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
-#include <stb/stb_image.h>
-
-#define IMG_MAX_SIDE 16384
-#define IMG_MAX_PIXELS ((long long)64 << 20)
-/* No compressed picture of a digit needs more; it bounds what we read. */
-#define IMG_MAX_FILE ((long long)256 << 20)
-/* No format we decode packs more pixels into a byte: deflate stops near
- * 1032:1, GIF's 12-bit LZW codes near 2730:1, a flat JPEG block needs a few
- * bits per 64 pixels. A header promising more is truncated or a
- * decompression bomb (30 bytes of GIF asking for 57 Mpixel took 2.5 s and
- * 280 MB to decode to nothing: tests/fuzz/FINDINGS.md F3). */
-#define IMG_MAX_PIXELS_PER_BYTE 4096
 /* Fewer grey levels between background and ink than this is a blank page. */
 #define IMG_MIN_CONTRAST 24
 /* Pixels fainter than this fraction of the ink's contrast are background. */
@@ -41,317 +21,67 @@
 #define MNIST_SIDE 28
 #define MNIST_BOX 20
 
-static cnn_status check_size(const char *name, long long w, long long h)
+/* ------------------------------------------------------------ grey levels */
+
+/* The luma weights of ITU-R BT.601 in 8-bit fixed point (what stb_image
+ * and most converters use). */
+static unsigned luma(const uint8_t *p, int channels)
 {
-    if (w <= 0 || h <= 0)
-        return cnn_fail(CNN_ERR_FORMAT, "%s: zero-size image (%lldx%lld)", name, w, h);
-    if (w > IMG_MAX_SIDE || h > IMG_MAX_SIDE || w * h > IMG_MAX_PIXELS)
-        return cnn_fail(CNN_ERR_FORMAT,
-                        "%s: image too large (%lldx%lld; the limit is %d pixels a side and "
-                        "%lld Mpixel)",
-                        name, w, h, IMG_MAX_SIDE, IMG_MAX_PIXELS >> 20);
-    return CNN_OK;
+    return channels >= 3 ? (p[0] * 77u + p[1] * 150u + p[2] * 29u) >> 8 : p[0];
 }
 
-/* ------------------------------------------------------------ PGM / PPM */
-
-typedef struct {
-    const uint8_t *p, *end;
-} cursor;
-
-static void pnm_skip_space(cursor *c)
+cnn_status cnn_image_to_gray(const cnn_image *img, uint8_t *gray)
 {
-    while (c->p < c->end) {
-        if (*c->p == '#') {
-            while (c->p < c->end && *c->p != '\n') c->p++;
-        } else if (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r' ||
-                   *c->p == '\v' || *c->p == '\f') {
-            c->p++;
-        } else {
-            break;
+    if (!img || !img->px || !gray) return cnn_fail(CNN_ERR_ARG, "cnn_image_to_gray: NULL argument");
+    if (img->w <= 0 || img->h <= 0 || img->channels < 1 || img->channels > 4)
+        return cnn_fail(CNN_ERR_ARG, "cnn_image_to_gray: bad image (%dx%d, %d channels)", img->w,
+                        img->h, img->channels);
+    size_t n = (size_t)img->w * img->h;
+    int ch = img->channels, alpha = ch == 2 || ch == 4;
+    /* The background behind transparent pixels: ink is what is opaque, so
+     * the background must contrast with it. The mean grey level of the
+     * opaque content (each pixel weighted by its alpha) decides: light
+     * content (white ink on a transparent page) goes over black, dark or
+     * coloured content over white. A fully opaque picture is unchanged
+     * either way; a fully transparent one is blank. */
+    unsigned bg = 255;
+    if (alpha) {
+        double sum = 0, weight = 0;
+        for (size_t i = 0; i < n; i++) {
+            const uint8_t *p = img->px + i * ch;
+            sum += (double)luma(p, ch) * p[ch - 1];
+            weight += p[ch - 1];
         }
-    }
-}
-
-/* A decimal number of at most 9 digits (values are bounded by the caller).
- * Returns -1 at the end of the data, -2 on anything that is not a number. */
-static long pnm_number(cursor *c)
-{
-    pnm_skip_space(c);
-    if (c->p >= c->end) return -1;
-    if (*c->p < '0' || *c->p > '9') return -2;
-    long v = 0;
-    int digits = 0;
-    while (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
-        if (++digits > 9) return -2;
-        v = v * 10 + (*c->p++ - '0');
-    }
-    return v;
-}
-
-/* Decode P2/P3/P5/P6 into a malloc'd grayscale buffer. */
-static cnn_status pnm_decode(const char *name, const uint8_t *buf, size_t len, uint8_t **gray,
-                             int *w, int *h)
-{
-    char kind = (char)buf[1];
-    int channels = (kind == '3' || kind == '6') ? 3 : 1;
-    int ascii = kind == '2' || kind == '3';
-    cursor c = {buf + 2, buf + len};
-    long v[3];
-    static const char *field[3] = {"width", "height", "maximum value"};
-    for (int i = 0; i < 3; i++) {
-        v[i] = pnm_number(&c);
-        if (v[i] == -1)
-            return cnn_fail(CNN_ERR_FORMAT, "%s: truncated P%c header (no %s)", name, kind,
-                            field[i]);
-        if (v[i] < 0)
-            return cnn_fail(CNN_ERR_FORMAT, "%s: corrupt P%c header (bad %s)", name, kind,
-                            field[i]);
-    }
-    cnn_status s = check_size(name, v[0], v[1]);
-    if (s) return s;
-    long maxval = v[2];
-    if (maxval < 1 || maxval > 65535)
-        return cnn_fail(CNN_ERR_FORMAT, "%s: P%c maximum value %ld is not in 1..65535", name,
-                        kind, maxval);
-    size_t npix = (size_t)v[0] * (size_t)v[1];
-    int bytes = maxval > 255 ? 2 : 1;
-    if (!ascii) {
-        /* exactly one whitespace byte separates the header from the pixels */
-        if (c.p >= c.end)
-            return cnn_fail(CNN_ERR_FORMAT, "%s: truncated: P%c file has no pixel data", name,
-                            kind);
-        c.p++;
-        size_t need = npix * channels * bytes;
-        size_t have = (size_t)(c.end - c.p);
-        if (have < need)
-            return cnn_fail(CNN_ERR_FORMAT,
-                            "%s: truncated: %ldx%ld P%c image needs %zu bytes of pixels, file "
-                            "holds %zu",
-                            name, v[0], v[1], kind, need, have);
-    }
-    if (ascii) {
-        /* every sample takes a digit and a separator: a file announcing more
-         * samples than it could hold is refused before the allocation */
-        size_t have = (size_t)(c.end - c.p), least = npix * channels * 2 - 1;
-        if (have < least)
-            return cnn_fail(CNN_ERR_FORMAT,
-                            "%s: truncated: %ldx%ld P%c image needs at least %zu bytes of "
-                            "pixels, file holds %zu",
-                            name, v[0], v[1], kind, least, have);
-    }
-    uint8_t *g = malloc(npix);
-    if (!g) return cnn_fail(CNN_ERR_NOMEM, "%s: out of memory for %zu pixels", name, npix);
-    for (size_t i = 0; i < npix; i++) {
-        long rgb[3];
-        for (int ch = 0; ch < channels; ch++) {
-            long x;
-            if (ascii) {
-                x = pnm_number(&c);
-                if (x == -1) {
-                    free(g);
-                    return cnn_fail(CNN_ERR_FORMAT,
-                                    "%s: truncated: P%c file ends after %zu of %zu pixels", name,
-                                    kind, i, npix);
-                }
-                if (x < 0 || x > maxval) {
-                    free(g);
-                    return cnn_fail(CNN_ERR_FORMAT,
-                                    "%s: corrupt P%c data at pixel %zu (not a number in 0..%ld)",
-                                    name, kind, i, maxval);
-                }
-            } else if (bytes == 2) {
-                x = (long)c.p[0] << 8 | c.p[1];
-                c.p += 2;
-                if (x > maxval) x = maxval;
-            } else {
-                x = *c.p++;
-                if (x > maxval) x = maxval;
-            }
-            rgb[ch] = (x * 255 + maxval / 2) / maxval;
-        }
-        /* the same luma weights stb_image uses for colour files */
-        g[i] = channels == 1 ? (uint8_t)rgb[0]
-                             : (uint8_t)((rgb[0] * 77 + rgb[1] * 150 + rgb[2] * 29) >> 8);
-    }
-    *gray = g;
-    *w = (int)v[0];
-    *h = (int)v[1];
-    return CNN_OK;
-}
-
-/* ------------------------------------------------------ stb_image formats */
-
-static uint32_t le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-/* stb_image fills a truncated BMP or JPEG with whatever it has and reports
- * success, so these two are checked for completeness here. */
-static cnn_status check_complete(const char *name, const char *fmt, const uint8_t *buf,
-                                 size_t len)
-{
-    if (!strcmp(fmt, "JPEG")) {
-        /* Entropy-coded data never holds FF DA or FF D9 (an FF in it is
-         * followed by 00 or a restart marker), so the last start-of-scan is
-         * the main image's, and its end-of-image marker must follow. An EXIF
-         * thumbnail's markers all come earlier. */
-        size_t sos = 0;
-        for (size_t i = 0; i + 1 < len; i++)
-            if (buf[i] == 0xFF && buf[i + 1] == 0xDA) sos = i;
-        for (size_t i = sos; sos && i + 1 < len; i++)
-            if (buf[i] == 0xFF && buf[i + 1] == 0xD9) return CNN_OK;
-        return cnn_fail(CNN_ERR_FORMAT, "%s: truncated JPEG (no end-of-image marker)", name);
-    }
-    if (!strcmp(fmt, "BMP") && len >= 30) {
-        uint32_t off = le32(buf + 10), dib = le32(buf + 14);
-        long long w, h;
-        unsigned bpp, compression = 0;
-        if (dib == 12) { /* OS/2 BITMAPCOREHEADER */
-            w = buf[18] | buf[19] << 8;
-            h = buf[20] | buf[21] << 8;
-            bpp = buf[24] | buf[25] << 8;
-        } else if (dib >= 40 && len >= 34) {
-            w = (int32_t)le32(buf + 18);
-            h = (int32_t)le32(buf + 22);
-            bpp = buf[28] | buf[29] << 8;
-            compression = le32(buf + 30);
-        } else {
-            return CNN_OK; /* stb_image judges the rest */
-        }
-        if (h < 0) h = -h;
-        /* uncompressed rows are padded to 4 bytes; RLE sizes are unknown */
-        if ((compression == 0 || compression == 3) && w > 0 && w <= IMG_MAX_SIDE &&
-            h <= IMG_MAX_SIDE && bpp > 0 && bpp <= 32) {
-            long long need = off + ((bpp * w + 31) / 32) * 4 * h;
-            if ((long long)len < need)
-                return cnn_fail(CNN_ERR_FORMAT,
-                                "%s: truncated BMP: %lldx%lld at %u bits needs %lld bytes, file "
-                                "holds %zu",
-                                name, w, h, bpp, need, len);
-        }
-    }
-    return CNN_OK;
-}
-
-static cnn_status stb_decode(const char *name, const char *fmt, const uint8_t *buf,
-                             size_t len, uint8_t **gray, int *w, int *h)
-{
-    int x, y, comp;
-    /* stbi_info reads only the header, so a huge image is refused before a
-     * single pixel is decoded. */
-    if (!stbi_info_from_memory(buf, (int)len, &x, &y, &comp))
-        return cnn_fail(CNN_ERR_FORMAT, "%s: corrupt %s file (%s)", name, fmt,
-                        stbi_failure_reason() ? stbi_failure_reason() : "unreadable header");
-    cnn_status s = check_size(name, x, y);
-    if (s) return s;
-    if ((long long)x * y > (long long)len * IMG_MAX_PIXELS_PER_BYTE)
-        return cnn_fail(CNN_ERR_FORMAT,
-                        "%s: truncated %s: a %dx%d image cannot fit in %zu bytes", name, fmt, x,
-                        y, len);
-    s = check_complete(name, fmt, buf, len);
-    if (s) return s;
-    /* Keep alpha so a transparent background can become paper (white):
-     * drawing programs save ink on transparency. */
-    int want = comp == 2 ? 2 : comp == 4 ? 4 : 1;
-    int lx, ly, lc;
-    uint8_t *px = stbi_load_from_memory(buf, (int)len, &lx, &ly, &lc, want);
-    if (!px)
-        return cnn_fail(CNN_ERR_FORMAT, "%s: corrupt %s file (%s)", name, fmt,
-                        stbi_failure_reason() ? stbi_failure_reason() : "cannot decode");
-    if (lx != x || ly != y) {
-        stbi_image_free(px);
-        return cnn_fail(CNN_ERR_FORMAT, "%s: corrupt %s file (size changed while decoding)",
-                        name, fmt);
-    }
-    size_t n = (size_t)x * y;
-    uint8_t *g = malloc(n);
-    if (!g) {
-        stbi_image_free(px);
-        return cnn_fail(CNN_ERR_NOMEM, "%s: out of memory for %zu pixels", name, n);
+        if (weight > 0 && sum / weight > 127.5) bg = 0;
     }
     for (size_t i = 0; i < n; i++) {
-        if (want == 1) {
-            g[i] = px[i];
-            continue;
+        const uint8_t *p = img->px + i * ch;
+        unsigned v = luma(p, ch);
+        if (alpha) {
+            unsigned a = p[ch - 1];
+            v = (v * a + bg * (255u - a) + 127u) / 255u;
         }
-        unsigned lum, a;
-        if (want == 2) {
-            lum = px[2 * i];
-            a = px[2 * i + 1];
-        } else {
-            const uint8_t *q = px + 4 * i;
-            lum = (q[0] * 77u + q[1] * 150u + q[2] * 29u) >> 8;
-            a = q[3];
-        }
-        g[i] = (uint8_t)((lum * a + 255u * (255u - a) + 127u) / 255u);
+        gray[i] = (uint8_t)v;
     }
-    stbi_image_free(px);
-    *gray = g;
-    *w = x;
-    *h = y;
     return CNN_OK;
-}
-
-/* The format named by the magic bytes, or NULL. */
-static const char *sniff(const uint8_t *b, size_t len)
-{
-    static const uint8_t png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
-    if (len >= 8 && !memcmp(b, png, 8)) return "PNG";
-    if (len >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF) return "JPEG";
-    if (len >= 2 && b[0] == 'B' && b[1] == 'M') return "BMP";
-    if (len >= 6 && (!memcmp(b, "GIF87a", 6) || !memcmp(b, "GIF89a", 6))) return "GIF";
-    if (len >= 2 && b[0] == 'P' && (b[1] == '2' || b[1] == '3' || b[1] == '5' || b[1] == '6'))
-        return "PNM";
-    return NULL;
 }
 
 cnn_status cnn_image_load_mnist(const char *path, uint8_t out[28 * 28])
 {
     if (!path || !out) return cnn_fail(CNN_ERR_ARG, "cnn_image_load_mnist: NULL argument");
-    FILE *f;
-    long long fsize;
-    cnn_status ost = cnn_fopen_input(path, "an image", &f, &fsize);
-    if (ost != CNN_OK) return ost;
-    if (fsize == 0) {
-        fclose(f);
-        return cnn_fail(CNN_ERR_FORMAT, "%s: empty file", path);
-    }
-    if (fsize > IMG_MAX_FILE) {
-        fclose(f);
-        return cnn_fail(CNN_ERR_FORMAT, "%s: file too large for an image of a digit (%lld "
-                        "bytes, the limit is %lld)", path, fsize, IMG_MAX_FILE);
-    }
-    size_t len = (size_t)fsize;
-    uint8_t *buf = malloc(len);
-    if (!buf) {
-        fclose(f);
-        return cnn_fail(CNN_ERR_NOMEM, "%s: out of memory for %zu bytes", path, len);
-    }
-    size_t got = fread(buf, 1, len, f);
-    int rerr = ferror(f);
-    fclose(f);
-    if (rerr || got != len) {
-        free(buf);
-        return cnn_fail(CNN_ERR_IO, "%s: read error after %zu of %zu bytes", path, got, len);
-    }
-
-    const char *fmt = sniff(buf, len);
-    if (!fmt) {
-        free(buf);
-        return cnn_fail(CNN_ERR_FORMAT,
-                        "%s: not a PNG, JPEG, BMP, GIF or PGM/PPM file (unknown magic bytes)",
-                        path);
-    }
-    uint8_t *gray = NULL;
-    int w = 0, h = 0;
-    cnn_status s = !strcmp(fmt, "PNM") ? pnm_decode(path, buf, len, &gray, &w, &h)
-                                       : stb_decode(path, fmt, buf, len, &gray, &w, &h);
-    free(buf);
+    cnn_image img;
+    cnn_status s = cnn_image_decode_file(path, &img);
     if (s) return s;
-    s = cnn_image_preprocess_mnist(gray, w, h, out);
+    uint8_t *gray = malloc((size_t)img.w * img.h);
+    if (!gray) {
+        cnn_image_free(&img);
+        return cnn_fail(CNN_ERR_NOMEM, "%s: out of memory for %dx%d grey levels", path, img.w,
+                        img.h);
+    }
+    s = cnn_image_to_gray(&img, gray);
+    if (!s) s = cnn_image_preprocess_mnist(gray, img.w, img.h, out);
     free(gray);
+    cnn_image_free(&img);
     if (s) return cnn_fail_prefix(s, "%s", path);
     return CNN_OK;
 }

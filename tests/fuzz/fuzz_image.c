@@ -1,12 +1,16 @@
 /* fuzz_image.c — user images: the decoders behind cnn_image_load_mnist
- * (PNG/JPEG/BMP/GIF via stb_image, PGM/PPM by our reader) and the MNIST
- * preprocessing on arbitrary grayscale pixels.
+ * (PNG via libpng, JPEG via libjpeg-turbo, BMP/GIF via the stb_image built
+ * in our tree, PGM/PPM by our reader), the EXIF orientation parser, the
+ * grey conversion and the MNIST preprocessing on arbitrary grayscale pixels.
  *
- * The whole input is written to a file and loaded. Then the input, read as
- * a grayscale picture (width from the first byte, 1..64, height from the
- * length), goes through cnn_image_preprocess_mnist directly: most inputs
- * never decode, but every one is a picture. */
+ * The whole input is written to a file and loaded. The input also goes to
+ * the EXIF parser twice: as a JPEG whose APP1 is looked for, and as a bare
+ * TIFF stream (a PNG eXIf chunk). Then the input, read as a grayscale
+ * picture (width from the first byte, 1..64, height from the length), goes
+ * through cnn_image_preprocess_mnist directly: most inputs never decode,
+ * but every one is a picture. */
 #include "fuzz_common.h"
+#include "io/image.h"
 
 static fuzz_file image_file;
 static volatile unsigned fuzz_sink;
@@ -31,6 +35,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_check_failure(s, path);
     else
         check_out(out);
+
+    size_t tlen;
+    const uint8_t *tiff = cnn_jpeg_find_exif(data, size, &tlen);
+    if (tiff && (tiff < data || tlen > size || (size_t)(tiff - data) > size - tlen))
+        fuzz_die("the Exif block found lies outside the file");
+    int o1 = tiff ? cnn_exif_orientation(tiff, tlen) : 1;
+    int o2 = cnn_exif_orientation(data, size);
+    if (o1 < 1 || o1 > 8 || o2 < 1 || o2 > 8) fuzz_die("orientation out of 1..8");
 
     if (size < 2) return 0;
     int w = data[0] % 64 + 1;

@@ -3,9 +3,11 @@
 
 Valid small files of each kind (plus a few near-misses), so the fuzzers start
 deep inside the formats. Run from anywhere: python3 tests/fuzz/make_seeds.py
-Needs only the standard library. The corpora are committed; rerun this only
-to change the seeds."""
+Needs the standard library, and Pillow (Debian: python3-pil) for the JPEG
+seeds, which are skipped without it. The corpora are committed; rerun this
+only to change the seeds."""
 import gzip
+import io
 import json
 import os
 import struct
@@ -72,6 +74,79 @@ def png(w, h, px, color_type=0, channels=1):
             + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
+ADAM7 = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+
+
+def png_any(w, h, depth, ctype, samples, palette=None, trns=None, exif=None, interlace=False):
+    """Any PNG: samples are w*h*channels numbers below 2**depth (palette
+    indices for colour type 3), packed and, if asked, Adam7-interlaced here."""
+    ch = CHANNELS[ctype]
+
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+
+    def rows(x0, y0, dx, dy):
+        out = b""
+        for y in range(y0, h, dy):
+            vals = [samples[(y * w + x) * ch + c] for x in range(x0, w, dx) for c in range(ch)]
+            if not vals:
+                continue
+            if depth == 16:
+                row = b"".join(struct.pack(">H", v) for v in vals)
+            elif depth == 8:
+                row = bytes(vals)
+            else:
+                per, row = 8 // depth, bytearray()
+                for i in range(0, len(vals), per):
+                    byte = 0
+                    for j, v in enumerate(vals[i:i + per]):
+                        byte |= v << (8 - depth * (j + 1))
+                    row.append(byte)
+                row = bytes(row)
+            out += b"\0" + row
+        return out
+
+    raw = b"".join(rows(*p) for p in ADAM7) if interlace else rows(0, 0, 1, 1)
+    body = chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, ctype, 0, 0, 1 if interlace else 0))
+    if exif:
+        body += chunk(b"eXIf", exif)
+    if palette:
+        body += chunk(b"PLTE", b"".join(bytes(c) for c in palette))
+    if trns is not None:
+        body += chunk(b"tRNS", trns)
+    return b"\x89PNG\r\n\x1a\n" + body + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def tiff_orientation(o, big_endian):
+    e = ">" if big_endian else "<"
+    return ((b"MM" if big_endian else b"II") + struct.pack(e + "HI", 42, 8) + struct.pack(e + "H", 1)
+            + struct.pack(e + "HHIHH", 0x0112, 3, 1, o, 0) + struct.pack(e + "I", 0))
+
+
+def jpeg_seeds(w, h, px):
+    try:
+        from PIL import Image
+    except ImportError:
+        print("make_seeds: no Pillow (python3-pil): JPEG seeds skipped")
+        return
+    grey = Image.frombytes("L", (w, h), px)
+    colour = Image.merge("RGB", (grey, grey.point(lambda v: v // 2), grey.point(lambda v: 255 - v)))
+
+    def jpeg(img, **kw):
+        b = io.BytesIO()
+        img.save(b, "JPEG", quality=90, **kw)
+        return b.getvalue()
+    put("image", "digit_grey.jpg", jpeg(grey))
+    put("image", "digit_420.jpg", jpeg(colour, subsampling=2))
+    put("image", "digit_progressive.jpg", jpeg(colour, progressive=True))
+    put("image", "digit_grey_progressive.jpg", jpeg(grey, progressive=True))
+    put("image", "digit_restart.jpg", jpeg(colour, subsampling=0, restart_marker_blocks=1))
+    put("image", "digit_exif6_le.jpg", jpeg(grey, exif=b"Exif\0\0" + tiff_orientation(6, False)))
+    put("image", "digit_exif8_be.jpg", jpeg(colour, exif=b"Exif\0\0" + tiff_orientation(8, True)))
+    put("image", "digit_cmyk.jpg", jpeg(Image.merge("CMYK", (grey, grey, grey, grey.point(lambda v: v // 3)))))
+
+
 def bmp8(w, h, px):
     row = (w + 3) & ~3
     data = b"".join(px[(h - 1 - y) * w:(h - y) * w] + b"\0" * (row - w) for y in range(h))
@@ -120,6 +195,23 @@ def image_seeds():
     put("image", "digit.bmp", bmp8(w, h, px))
     put("image", "digit.gif", gif(w, h, px))
     put("image", "blank.pgm", b"P5 4 4 255\n" + b"\x80" * 16)
+    # PNG variants: palettes of every depth (with and without tRNS), grey
+    # below 8 bits and at 16, colour keys, alpha, interlacing, eXIf
+    ink = [1 if v else 0 for v in px]
+    for depth in (1, 2, 4, 8):
+        put("image", "digit_pal%d.png" % depth, png_any(w, h, depth, 3, ink, palette=[(250, 250, 240), (20, 20, 90)]))
+        put("image", "digit_grey%d.png" % depth, png_any(w, h, depth, 0, [v * ((1 << depth) - 1) for v in ink]))
+    put("image", "digit_pal_trns.png", png_any(w, h, 8, 3, ink, palette=[(0, 0, 0), (255, 255, 255)], trns=b"\0"))
+    put("image", "digit_grey16.png", png_any(w, h, 16, 0, [v * 257 for v in px]))
+    put("image", "digit_grey_key.png", png_any(w, h, 8, 0, list(px), trns=struct.pack(">H", 0)))
+    put("image", "digit_rgb16_key.png", png_any(w, h, 16, 2, [v * 257 for v in px for _ in range(3)],
+                                               trns=struct.pack(">HHH", 0, 0, 0)))
+    put("image", "digit_ga.png", png_any(w, h, 8, 4, [x for v in px for x in (255, v)]))
+    put("image", "digit_rgba16.png", png_any(w, h, 16, 6, [x for v in px for x in (65535, 65535, 65535, v * 257)]))
+    put("image", "digit_adam7.png", png_any(w, h, 8, 0, list(dark_on_light), interlace=True))
+    put("image", "digit_adam7_pal2.png", png_any(w, h, 2, 3, ink, palette=[(255, 255, 255), (0, 0, 0)], interlace=True))
+    put("image", "digit_exif6.png", png_any(w, h, 8, 0, list(dark_on_light), exif=tiff_orientation(6, True)))
+    jpeg_seeds(w, h, dark_on_light)
     # Small real-world files of the Python test suite (PSF licence).
     for name in ("python.jpg", "python.gif", "python.bmp", "python.png"):
         p = os.path.join(sysconfig.get_paths()["stdlib"], "test", "test_email", "data", name)
