@@ -29,8 +29,11 @@ static void usage(FILE *f)
             "            --lr 0.07 --epochs 40 --opt sgd --no-shuffle\n");
 }
 
+const char *cli_program = "cnn";
+
 int main(int argc, char **argv)
 {
+    if (argc > 0 && argv[0] && *argv[0]) cli_program = argv[0];
     if (argc < 2) {
         usage(stderr);
         return CLI_EUSAGE;
