@@ -4,55 +4,19 @@
  * Ctrl-C and SIGTERM that save, and the test report at the end.
  *
  * The run's options are recorded in every checkpoint and model file
- * (train.opt.*); a checkpoint adds where the output goes (train.out.*) and
- * the training state (src/cli/checkpoint.c). */
+ * (train.opt.*, src/cli/train_options.c); a checkpoint adds where the output
+ * goes (train.out.*) and the training state (src/cli/checkpoint.c). */
 #include "cli/checkpoint.h"
-#include "cli/cli.h"
+#include "cli/train.h"
 
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-static const char *CMD = "train";
-
-/* The defaults; the learning rate depends on the optimizer. */
-#define DEFAULT_OPT "sgd"
-#define DEFAULT_SCHED "constant"
-#define DEFAULT_LR_SGD 0.01   /* sgd, momentum, nesterov */
-#define DEFAULT_LR_ADAM 0.001 /* adam, adamw */
-
-typedef struct {
-    const char *arch, *dataset, *data, *batch, *opt, *sched, *loss, *init_weights, *kernels;
-    const char *init, *out, *resume, *history, *plot;
-    int epochs, val, limit, test_limit, threads, checkpoint_every, no_shuffle, augment, lr_step;
-    double lr, momentum, weight_decay, clip, gamma, min_lr;
-    uint64_t seed;
-} train_cfg;
-
-/* Options that shape the run or what it reports: a checkpoint and a model
- * file record them (train.opt.NAME), --resume takes them from the
- * checkpoint, and given again they must agree (--epochs may grow: that
- * extends the run). */
-static const char *const run_options[] = {
-    "arch", "dataset", "data", "epochs", "batch", "lr", "opt", "momentum", "weight-decay",
-    "sched", "lr-step", "lr-gamma", "min-lr", "clip", "loss", "init-weights", "seed", "val",
-    "limit", "test-limit", "no-shuffle", "augment", "init", "kernels", NULL};
-/* Options that only say where the output goes or how fast (the weights are
- * the same bits at any thread count): a checkpoint records them
- * (train.out.NAME) and --resume takes them unless they are given anew. */
-static const char *const output_options[] = {"out", "history", "plot", "threads",
-                                             "checkpoint-every", NULL};
-
-static int listed(const char *const *list, const char *name)
-{
-    for (int i = 0; list[i]; i++)
-        if (strcmp(list[i], name) == 0) return 1;
-    return 0;
-}
+static const char *CMD = TRAIN_CMD;
 
 /* ------------------------------------------------------------- signals */
 
@@ -146,315 +110,6 @@ static int meta_set(void *ctx, const char *key, const char *value)
     return cnn_model_set_meta(ctx, key, value) == CNN_OK ? 0 : -1;
 }
 
-/* ------------------------------------------------- where options come from */
-
-/* The command line's options and, with --resume, the checkpoint's. */
-typedef struct {
-    cli_opt *opts;
-    int cmdline[64];     /* given on the command line (by index in opts) */
-    const char *resume;  /* the checkpoint, or NULL */
-    int ckpt_epochs;     /* the epochs the checkpoint's run was set to */
-    char *owned[64];     /* values copied out of the checkpoint */
-} opt_source;
-
-static int opt_index(const opt_source *src, const char *name)
-{
-    for (int i = 0; src->opts[i].name; i++)
-        if (strcmp(src->opts[i].name, name) == 0) return i;
-    return -1;
-}
-
-static int from_cmdline(const opt_source *src, const char *name)
-{
-    int i = opt_index(src, name);
-    return i >= 0 && src->cmdline[i];
-}
-
-/* A bad value of option `name`: a usage error (exit 2) if it was given on
- * the command line, else a data error (exit 1) naming the checkpoint and
- * its field. */
-static int option_error(const opt_source *src, const char *name, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int option_error(const opt_source *src, const char *name, const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (src->resume && !from_cmdline(src, name))
-        return cli_error(CMD, "--resume: %s: train.opt.%s: %s", src->resume, name, msg);
-    return cli_usage_error(CMD, "--%s: %s", name, msg);
-}
-
-/* The value `text` would give option o, formatted as cli_opt_format does:
- * two texts of the same value then compare equal ("0.10" and "0.1"). */
-static int normalised(const cli_opt *o, const char *text, char *out, size_t len, char *msg,
-                      size_t mlen)
-{
-    union {
-        int i;
-        uint64_t u;
-        double d;
-        const char *s;
-    } scratch;
-    cli_opt tmp = *o;
-    tmp.dest = &scratch;
-    if (cli_opt_check(&tmp, text, msg, mlen)) return -1;
-    cli_opt_format(&tmp, out, len);
-    return 0;
-}
-
-/* Take the run's options from a checkpoint. One given on the command line
- * must agree with it, but for --epochs (a different count extends or ends
- * the run elsewhere: checked once the state is read); the output options
- * given anew replace the checkpoint's. */
-static int options_from_checkpoint(cnn_model *ck, opt_source *src)
-{
-    for (int i = 0; src->opts[i].name; i++) {
-        cli_opt *o = &src->opts[i];
-        int run = listed(run_options, o->name);
-        if (!run && !listed(output_options, o->name)) continue;
-        char key[64], mine[4096], theirs[4096], msg[256];
-        snprintf(key, sizeof key, "train.%s.%s", run ? "opt" : "out", o->name);
-        const char *saved = cnn_model_get_meta(ck, key);
-        if (!saved) {
-            if (!run) continue; /* the default, or what the command line says */
-            return cli_error(CMD, "--resume: %s: %s: missing (a checkpoint of `cnn train` records "
-                             "every option of its run)", src->resume, key);
-        }
-        /* an empty text: the option was not set (--data, --init, --history, --plot) */
-        int unset = o->kind == CLI_STR && !saved[0] && o->def && strcmp(o->def, "none") == 0;
-        if (!unset && normalised(o, saved, theirs, sizeof theirs, msg, sizeof msg))
-            return cli_error(CMD, "--resume: %s: %s: %s", src->resume, key, msg);
-        if (unset) theirs[0] = '\0';
-        if (src->cmdline[i]) {
-            if (strcmp(o->name, "epochs") == 0) {
-                src->ckpt_epochs = atoi(theirs); /* checked by normalised() */
-                continue;
-            }
-            if (!run) continue;
-            cli_opt_format(o, mine, sizeof mine);
-            if (strcmp(mine, theirs) != 0 && o->kind == CLI_FLAG)
-                return cli_usage_error(CMD, "--%s conflicts with the checkpoint, which was made "
-                                       "without it (a resumed run keeps the options of the run)",
-                                       o->name);
-            if (strcmp(mine, theirs) != 0)
-                return cli_usage_error(CMD,
-                                       "--%s %s conflicts with the checkpoint, which was made with "
-                                       "--%s %s (a resumed run keeps the options of the run)",
-                                       o->name, mine[0] ? mine : "(none)", o->name,
-                                       theirs[0] ? theirs : "(none)");
-            continue;
-        }
-        if (unset) {
-            *(const char **)o->dest = NULL;
-        } else {
-            /* a copy: the model's metadata strings are replaced as the run
-             * records its progress */
-            src->owned[i] = strdup(saved);
-            if (!src->owned[i]) return cli_error(CMD, "out of memory");
-            (void)cli_opt_check(o, src->owned[i], msg, sizeof msg);
-        }
-        if (strcmp(o->name, "epochs") == 0) src->ckpt_epochs = *(int *)o->dest;
-        o->given = 1;
-    }
-    return CLI_OK;
-}
-
-/* "N", or "all" / "0" for the full batch (returned as 0). */
-static int parse_batch(const char *s, int *out)
-{
-    if (strcmp(s, "all") == 0 || strcmp(s, "0") == 0) {
-        *out = 0;
-        return 0;
-    }
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *s == ' ' || *s == '+' || *end || v < 1 || v > 1000000) return -1;
-    *out = (int)v;
-    return 0;
-}
-
-/* What the option texts mean, checked together. */
-typedef struct {
-    cnn_opt_kind opt;
-    cnn_sched_kind sched;
-    cnn_loss loss;
-    cnn_kernels kern;
-    cnn_init init;
-    int batch; /* 0: the full training set */
-} run_choices;
-
-static int check_options(train_cfg *c, const opt_source *src, run_choices *x)
-{
-    cli_opt *opts = src->opts;
-    if (cnn_optim_parse(c->opt, &x->opt) != CNN_OK)
-        return option_error(src, "opt", "expected sgd, momentum, nesterov, adam or adamw, got '%s'", c->opt);
-    if (cnn_sched_parse(c->sched, &x->sched) != CNN_OK)
-        return option_error(src, "sched", "expected constant, step or cosine, got '%s'", c->sched);
-    if (cnn_loss_parse(c->loss, &x->loss) != CNN_OK)
-        return option_error(src, "loss",
-                            "expected xent, cce, bce, hinge, mse, mae or huber[:delta], got '%s'", c->loss);
-    if (strcmp(c->kernels, "fast") == 0) x->kern = CNN_KERNELS_FAST;
-    else if (strcmp(c->kernels, "ref") == 0) x->kern = CNN_KERNELS_REF;
-    else return option_error(src, "kernels", "expected ref or fast, got '%s'", c->kernels);
-    if (strcmp(c->init_weights, "xavier") == 0) x->init = CNN_INIT_XAVIER_NORMAL;
-    else if (strcmp(c->init_weights, "xavier_uniform") == 0) x->init = CNN_INIT_XAVIER_UNIFORM;
-    else if (strcmp(c->init_weights, "he") == 0) x->init = CNN_INIT_HE_NORMAL;
-    else return option_error(src, "init-weights", "expected xavier, xavier_uniform or he, got '%s'", c->init_weights);
-    if (parse_batch(c->batch, &x->batch))
-        return option_error(src, "batch", "expected a whole number from 1 to 1000000 or 'all', got '%s'", c->batch);
-    if (strcmp(c->dataset, "mnist") != 0 && strcmp(c->dataset, "fashion") != 0)
-        return option_error(src, "dataset", "expected mnist or fashion, got '%s'", c->dataset);
-
-    /* the defaults that depend on the optimizer, resolved here and recorded
-     * so that a checkpoint holds the values used */
-    int sgd_like = x->opt == CNN_OPT_SGD || x->opt == CNN_OPT_MOMENTUM || x->opt == CNN_OPT_NESTEROV;
-    int has_momentum = x->opt == CNN_OPT_MOMENTUM || x->opt == CNN_OPT_NESTEROV;
-    if (!cli_opt_find(opts, "lr")->given) c->lr = sgd_like ? DEFAULT_LR_SGD : DEFAULT_LR_ADAM;
-    if (!cli_opt_find(opts, "momentum")->given) c->momentum = has_momentum ? 0.9 : 0.0;
-    if (!cli_opt_find(opts, "weight-decay")->given) c->weight_decay = x->opt == CNN_OPT_ADAMW ? 0.01 : 0.0;
-    if (!has_momentum && c->momentum != 0)
-        return option_error(src, "momentum", "needs --opt momentum or nesterov (got --opt %s)", c->opt);
-    if (c->min_lr > c->lr)
-        return option_error(src, "min-lr", "%g is above the learning rate %g (--lr): the cosine "
-                            "schedule falls from --lr to --min-lr", c->min_lr, c->lr);
-    return CLI_OK;
-}
-
-/* ------------------------------------------------------------ output files */
-
-/* The file a path names, to tell whether two outputs are one: the folder
- * resolved, plus the name (a link followed, as the writer follows it).
- * NULL if the folder does not exist (cnn_check_writable says so). */
-static char *canonical_path(const char *p)
-{
-    char *r = realpath(p, NULL);
-    if (r) return r;
-    const char *slash = strrchr(p, '/');
-    char *dir = slash ? strndup(p, slash == p ? 1 : (size_t)(slash - p)) : strdup(".");
-    char *rdir = dir ? realpath(dir, NULL) : NULL;
-    free(dir);
-    if (!rdir) return NULL;
-    const char *base = slash ? slash + 1 : p;
-    size_t len = strlen(rdir) + strlen(base) + 2;
-    char *full = malloc(len);
-    if (full) snprintf(full, len, "%s/%s", strcmp(rdir, "/") == 0 ? "" : rdir, base);
-    free(rdir);
-    return full;
-}
-
-/* A device or a FIFO is written in place: two outputs may share one
- * (--history /dev/null --plot /dev/null). */
-static int is_stream(const char *p)
-{
-    struct stat sb;
-    return stat(p, &sb) == 0 && (S_ISCHR(sb.st_mode) || S_ISFIFO(sb.st_mode));
-}
-
-/* Every output is checked before any work: no two name the same file (exit
- * 2), none overwrites the checkpoint or model the run reads, and each can
- * be written (exit 1): a run must not train for an hour and then fail to
- * save. */
-static int check_outputs(const train_cfg *c, const char *ckpt)
-{
-    struct {
-        const char *what, *path;
-        int input;
-    } f[] = {
-        {"--out", c->out, 0},    {"the checkpoint", ckpt, 0}, {"--history", c->history, 0},
-        {"--plot", c->plot, 0},  {"--resume", c->resume, 1},  {"--init", c->init, 1},
-    };
-    enum { N = sizeof f / sizeof f[0] };
-    char *canon[N] = {0};
-    int rc = CLI_OK;
-    for (int i = 0; i < N; i++)
-        if (f[i].path && !is_stream(f[i].path)) canon[i] = canonical_path(f[i].path);
-    for (int i = 0; i < N && !rc; i++)
-        for (int j = i + 1; j < N && !rc; j++) {
-            if (!canon[i] || !canon[j] || strcmp(canon[i], canon[j]) != 0) continue;
-            if (f[i].input && f[j].input) continue;
-            /* resuming from the checkpoint the run writes; training from
-             * the weights of the model it replaces: both fine */
-            if (strcmp(f[i].what, "the checkpoint") == 0 && strcmp(f[j].what, "--resume") == 0) continue;
-            if (strcmp(f[i].what, "--out") == 0 && f[j].input) continue;
-            if (strcmp(f[i].what, "the checkpoint") == 0)
-                rc = cli_usage_error(CMD, "%s %s is the run's checkpoint (--out %s + .ckpt): give "
-                                     "another name", f[j].what, f[j].path, c->out);
-            else if (strcmp(f[j].what, "the checkpoint") == 0)
-                rc = cli_usage_error(CMD, "%s %s is the run's checkpoint (--out %s + .ckpt): give "
-                                     "another name", f[i].what, f[i].path, c->out);
-            else
-                rc = cli_usage_error(CMD, "%s %s and %s %s name the same file: give each output "
-                                     "its own", f[i].what, f[i].path, f[j].what, f[j].path);
-        }
-    for (int i = 0; i < N; i++) free(canon[i]);
-    if (rc) return rc;
-    for (int i = 0; i < N; i++) {
-        if (!f[i].path || f[i].input) continue;
-        if (cnn_check_writable(f[i].path) != CNN_OK) {
-            if (strcmp(f[i].what, "the checkpoint") == 0)
-                return cli_error(CMD, "the checkpoint (--out + .ckpt): %s", cnn_errmsg());
-            return cli_error(CMD, "%s: %s", f[i].what, cnn_errmsg());
-        }
-    }
-    return CLI_OK;
-}
-
-/* ------------------------------------------------------- the resume command */
-
-/* Append s to buf quoted for a POSIX shell: as is when it holds only safe
- * characters, else in single quotes (a ' written as '\''). */
-static void shell_append(char *buf, size_t len, const char *s)
-{
-    size_t used = strlen(buf);
-    int safe = *s != '\0';
-    for (const char *p = s; *p; p++)
-        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@%+=:,./-", *p))
-            safe = 0;
-    if (safe) {
-        snprintf(buf + used, len - used, "%s", s);
-        return;
-    }
-    if (used + 1 < len) buf[used++] = '\'';
-    for (const char *p = s; *p && used + 5 < len; p++) {
-        if (*p == '\'') {
-            memcpy(buf + used, "'\\''", 4);
-            used += 4;
-        } else {
-            buf[used++] = *p;
-        }
-    }
-    if (used + 1 < len) buf[used++] = '\'';
-    buf[used < len ? used : len - 1] = '\0';
-}
-
-/* "cnn train --resume CKPT" with every option given on the command line
- * (they agree with the checkpoint) and every output option in effect. */
-static void resume_command(const opt_source *src, const char *ckpt, char *buf, size_t len)
-{
-    buf[0] = '\0';
-    shell_append(buf, len, cli_program);
-    strncat(buf, " train --resume ", len - strlen(buf) - 1);
-    shell_append(buf, len, ckpt);
-    for (int i = 0; src->opts[i].name; i++) {
-        const cli_opt *o = &src->opts[i];
-        if (strcmp(o->name, "resume") == 0 || strcmp(o->name, "init") == 0) continue;
-        int out = listed(output_options, o->name);
-        char val[4096];
-        cli_opt_format(o, val, sizeof val);
-        int show = src->cmdline[i] ||
-                   (out && (strcmp(o->name, "out") == 0 || (val[0] && strcmp(val, "0") != 0)));
-        if (!show || (o->kind == CLI_FLAG && strcmp(val, "1") != 0)) continue;
-        strncat(buf, " --", len - strlen(buf) - 1);
-        strncat(buf, o->name, len - strlen(buf) - 1);
-        if (o->kind == CLI_FLAG) continue;
-        strncat(buf, " ", len - strlen(buf) - 1);
-        shell_append(buf, len, val);
-    }
-}
-
 /* ------------------------------------------------------ the training run */
 
 typedef struct {
@@ -480,8 +135,8 @@ static int record_state(run_state *rs, int checkpoint)
     rc |= cli_ckpt_state_write(meta_set, rs->m, &rs->st, checkpoint);
     for (int i = 0; rs->src->opts[i].name; i++) {
         const cli_opt *o = &rs->src->opts[i];
-        int run = listed(run_options, o->name);
-        if (!run && !listed(output_options, o->name)) continue;
+        int run = train_listed(train_run_options, o->name);
+        if (!run && !train_listed(train_output_options, o->name)) continue;
         snprintf(key, sizeof key, "train.%s.%s", run ? "opt" : "out", o->name);
         cli_opt_format(o, val, sizeof val);
         rc |= meta_set(rs->m, key, run || checkpoint ? val : NULL);
@@ -539,7 +194,7 @@ static int stop_run(run_state *rs, const char *where)
     if (!rc) rc = save_model(rs);
     if (rc) return rc;
     char cmd[16384];
-    resume_command(rs->src, rs->ckpt_path, cmd, sizeof cmd);
+    train_resume_command(rs->src, rs->ckpt_path, cmd, sizeof cmd);
     fprintf(stderr,
             "\ncnn train: stopped by %s %s; saved the checkpoint to %s and the model so far to %s\n"
             "Resume with: %s\n",
@@ -621,6 +276,7 @@ int cli_train(int argc, char **argv)
     memset(&src, 0, sizeof src);
     src.opts = opts;
     src.resume = c.resume;
+    _Static_assert(sizeof opts / sizeof opts[0] <= TRAIN_MAX_OPTS, "opt_source holds too few options");
     for (int i = 0; opts[i].name; i++) src.cmdline[i] = opts[i].given;
 
     cnn_model *m = NULL;
@@ -656,15 +312,15 @@ int cli_train(int argc, char **argv)
                            c.resume, c.resume);
             goto done;
         }
-        if ((rc = options_from_checkpoint(m, &src))) goto done;
+        if ((rc = train_options_from_checkpoint(m, &src))) goto done;
     }
     run_choices rc_x;
-    if ((rc = check_options(&c, &src, &rc_x))) goto done;
+    if ((rc = train_check_options(&c, &src, &rc_x))) goto done;
     int batch = rc_x.batch;
 
     /* ---- every output, before any work */
     snprintf(rs.ckpt_path, sizeof rs.ckpt_path, "%s.ckpt", c.out);
-    if ((rc = check_outputs(&c, rs.ckpt_path))) goto done;
+    if ((rc = train_check_outputs(&c, rs.ckpt_path))) goto done;
 
     /* ---- the model, built and initialised for a new run */
     if (!c.resume) {
@@ -717,7 +373,7 @@ int cli_train(int argc, char **argv)
         goto done;
     }
     if (c.val >= train.n) {
-        rc = option_error(&src, "val", "%d leaves no training images (the training file holds %d)",
+        rc = train_option_error(&src, "val", "%d leaves no training images (the training file holds %d)",
                           c.val, train.n);
         goto done;
     }
