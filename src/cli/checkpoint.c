@@ -200,7 +200,8 @@ static int history_parse(const char *s, const cli_ckpt_run *run, cli_ckpt_state 
             return fail(msg, len,
                         K_HISTORY ": epoch %d: validation loss %g / accuracy %g %s", row, v[4], v[5],
                         run->has_val ? "out of range" : "given for a run without validation");
-        cli_epoch_row r = {row, v[1], v[2], v[3], v[4], v[5], NAN};
+        /* the rate is a float, which %.9g gives back exactly as a float */
+        cli_epoch_row r = {row, (double)(float)v[1], v[2], v[3], v[4], v[5], NAN};
         if (cli_ckpt_push_row(st, r)) return fail(msg, len, "out of memory");
     }
     if (st->nrows != want)

@@ -219,7 +219,8 @@ static const char *about =
     "\n"
     "The seed report's experiment (section 3.4), every setting explicit:\n"
     "  cnn train --arch simplecnn --limit 300 --val 50 --test-limit 100 --batch all \\\n"
-    "            --opt sgd --lr 0.07 --sched constant --epochs 40 --no-shuffle";
+    "            --opt sgd --lr 0.07 --sched constant --weight-decay 0 --clip 0 \\\n"
+    "            --loss xent --init-weights xavier --seed 1 --epochs 40 --no-shuffle";
 
 int cli_train(int argc, char **argv)
 {
