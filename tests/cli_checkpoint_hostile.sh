@@ -5,7 +5,8 @@
 # epoch, options that do not parse or contradict each other, an RNG state
 # that is not 64 hex digits, a missing key) and `cnn train --resume` must
 # refuse each with exit 1 and a message naming the checkpoint and the
-# field: never crash, hang, or train on.
+# field: never crash, hang, or train on. Output paths a checkpoint holds
+# are never written to.
 # Usage: bash tests/cli_checkpoint_hostile.sh <cnn-binary> <source-dir> <build-dir>
 CNN=$1; SRC=$2; BUILD=$3
 fail=0
@@ -24,6 +25,23 @@ kill -TERM $pid; wait $pid; rc=$?
 # it resumes as it is (for one more epoch), so the edits are what is refused
 "$CNN" train --resume base.safetensors.ckpt --epochs 31 --out good.safetensors > good.txt 2>&1 \
     || { echo "FAIL: the unedited checkpoint does not resume"; cat good.txt; exit 1; }
+
+# Output paths in a checkpoint are never followed: one that names other
+# files still resumes, writing next to the checkpoint and nowhere else
+echo precious > victim.txt
+python3 - <<'PY' || { echo "FAIL: could not write the redirected checkpoint"; exit 1; }
+import json, struct
+b = open("base.safetensors.ckpt", "rb").read(); n = struct.unpack("<Q", b[:8])[0]
+head = json.loads(b[8:8 + n])
+head["__metadata__"].update({"train.out.out": "victim.txt", "train.out.history": "victim.txt",
+                             "train.out.plot": "../victim.svg"})
+js = json.dumps(head, separators=(",", ":")).encode(); js += b" " * (-len(js) % 8)
+open("redirect.safetensors.ckpt", "wb").write(struct.pack("<Q", len(js)) + js + b[8 + n:])
+PY
+"$CNN" train --resume redirect.safetensors.ckpt --epochs 31 > redirect.txt 2>&1 \
+    || { echo "FAIL: a checkpoint naming other outputs does not resume"; cat redirect.txt; fail=1; }
+[ "$(cat victim.txt)" = precious ] && [ ! -e ../victim.svg ] && [ -f redirect.safetensors ] \
+    || { echo "FAIL: --resume wrote where the checkpoint said"; fail=1; }
 
 # Each case: a file badN.ckpt and a line "N<tab>field" in cases.txt
 python3 - <<'PY' || { echo "FAIL: could not write the edited checkpoints"; exit 1; }

@@ -67,6 +67,14 @@ PY
 grep -q "^epoch " e.txt && { echo "FAIL: a finished run trained again"; fail=1; }
 cmp a.safetensors e.safetensors || { echo "FAIL: re-finishing a finished run changed its model"; fail=1; }
 
+# a bare --resume writes the model next to its checkpoint (<out>.ckpt ->
+# <out>), never where the checkpoint's metadata says
+cp c.safetensors.ckpt bare.safetensors.ckpt
+"$CNN" train --resume bare.safetensors.ckpt --epochs 3 > bare.txt 2>&1 || { echo "FAIL: a bare --resume"; cat bare.txt; fail=1; }
+[ -f bare.safetensors ] && [ ! -e model.safetensors ] || { echo "FAIL: a bare --resume did not write bare.safetensors"; ls; fail=1; }
+grep -q "(the run wrote --history c.csv; this one does not: give the option to continue it)" bare.txt \
+    || { echo "FAIL: no note of the history the run wrote"; cat bare.txt; fail=1; }
+
 # 4. refused: options that contradict the checkpoint (exit 2, naming both
 # values), fewer epochs than done (2), a model file instead of a checkpoint (1)
 expect() {

@@ -110,6 +110,13 @@ static int meta_set(void *ctx, const char *key, const char *value)
     return cnn_model_set_meta(ctx, key, value) == CNN_OK ? 0 : -1;
 }
 
+static int opt_index_of(const cli_opt *opts, const char *name)
+{
+    for (int i = 0; opts[i].name; i++)
+        if (strcmp(opts[i].name, name) == 0) return i;
+    return -1;
+}
+
 /* ------------------------------------------------------ the training run */
 
 typedef struct {
@@ -211,9 +218,11 @@ static const char *about =
     "Checkpoints: --checkpoint-every N saves <out>.ckpt every N epochs and at the end of\n"
     "the run; Ctrl-C or SIGTERM saves it and the model so far, and prints the command\n"
     "that resumes. --resume <out>.ckpt continues with the options the run was started\n"
-    "with (given again they must agree; --out, --history, --plot, --threads and\n"
-    "--checkpoint-every may change) and ends with the same bits as an uninterrupted run.\n"
-    "A larger --epochs extends the run, a finished one too:\n"
+    "with (given again they must agree; --threads and --checkpoint-every may change)\n"
+    "and ends with the same bits as an uninterrupted run. It writes the model to <out>\n"
+    "unless --out is given, and --history and --plot only when given (a checkpoint's\n"
+    "own paths are never followed). A larger --epochs extends the run, a finished one\n"
+    "too:\n"
     "  cnn train --arch lenet5 --epochs 5 --checkpoint-every 5 --out m.safetensors\n"
     "  cnn train --resume m.safetensors.ckpt --epochs 8\n"
     "\n"
@@ -290,6 +299,7 @@ int cli_train(int argc, char **argv)
     rs.cfg = &c;
     rs.src = &src;
     cli_confusion conf = {0};
+    char *resume_out = NULL;
 
     /* ---- options that conflict, before any work */
     if (c.resume && c.init) {
@@ -314,6 +324,15 @@ int cli_train(int argc, char **argv)
             goto done;
         }
         if ((rc = train_options_from_checkpoint(m, &src))) goto done;
+        /* the model next to its checkpoint: <out>.ckpt gives <out> */
+        size_t n = strlen(c.resume);
+        if (!src.cmdline[opt_index_of(opts, "out")] && n > 5 && strcmp(c.resume + n - 5, ".ckpt") == 0) {
+            if (!(resume_out = strndup(c.resume, n - 5))) {
+                rc = cli_error(CMD, "out of memory");
+                goto done;
+            }
+            c.out = resume_out;
+        }
     }
     run_choices rc_x;
     if ((rc = train_check_options(&c, &src, &rc_x))) goto done;
@@ -466,6 +485,14 @@ int cli_train(int argc, char **argv)
             printf(" (the run %s from %d to %d epochs)", c.epochs > src.ckpt_epochs ? "extended" : "cut",
                    src.ckpt_epochs, c.epochs);
         printf("\n");
+        /* where the stopped run wrote, if this one does not */
+        for (int i = 0; opts[i].name; i++) {
+            const char *was = src.recorded[i];
+            const char *now = *(const char *const *)opts[i].dest;
+            if (was && (!now || strcmp(was, now) != 0))
+                printf("(the run wrote --%s %s; this one %s%s)\n", opts[i].name, was,
+                       now ? "writes " : "does not: give the option to continue it", now ? now : "");
+        }
     }
     fflush(stdout);
 
@@ -639,7 +666,11 @@ int cli_train(int argc, char **argv)
     rc = CLI_OK;
 
 done:
-    for (size_t i = 0; i < sizeof src.owned / sizeof src.owned[0]; i++) free(src.owned[i]);
+    for (int i = 0; i < TRAIN_MAX_OPTS; i++) {
+        free(src.owned[i]);
+        free(src.recorded[i]);
+    }
+    free(resume_out);
     cli_confusion_free(&conf);
     cli_ckpt_state_free(&rs.st);
     free(predicted);

@@ -29,8 +29,15 @@ typedef struct {
 extern const char *const train_run_options[];
 /* Options that only say where the output goes or how fast (the weights are
  * the same bits at any thread count): a checkpoint records them
- * (train.out.NAME) and --resume takes them unless they are given anew. */
+ * (train.out.NAME) and they may be given anew on --resume. */
 extern const char *const train_output_options[];
+/* Of those, the paths. A checkpoint is hostile input: a path it holds could
+ * name any file the user can write, so --resume never writes where the
+ * checkpoint says. --out defaults to the checkpoint's own name without
+ * ".ckpt"; --history and --plot are written when given (the resume command
+ * printed when a run stops gives them). The other output options
+ * (--threads, --checkpoint-every) are taken from the checkpoint. */
+extern const char *const train_output_paths[];
 /* Whether name is in a NULL-terminated list. */
 int train_listed(const char *const *list, const char *name);
 
@@ -42,6 +49,7 @@ typedef struct {
     const char *resume;          /* the checkpoint, or NULL */
     int ckpt_epochs;             /* the epochs the checkpoint's run was set to */
     char *owned[TRAIN_MAX_OPTS]; /* values copied out of the checkpoint */
+    char *recorded[TRAIN_MAX_OPTS]; /* the checkpoint's output paths (not used) */
 } opt_source;
 
 /* A bad value of option `name`: a usage error (exit 2) if it was given on
@@ -52,8 +60,9 @@ int train_option_error(const opt_source *src, const char *name, const char *fmt,
 
 /* Take the run's options from a checkpoint (a loaded model): each one
  * given on the command line must agree with it, but for --epochs (checked
- * once the state is read); the output options given anew replace the
- * checkpoint's. Returns 0, or the exit code after printing. */
+ * once the state is read); --threads and --checkpoint-every given anew
+ * replace the checkpoint's, and its output paths are only remembered
+ * (src->recorded). Returns 0, or the exit code after printing. */
 int train_options_from_checkpoint(cnn_model *ck, opt_source *src);
 
 /* What the option texts mean, checked together. */

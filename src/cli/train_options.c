@@ -16,6 +16,7 @@ const char *const train_run_options[] = {
     "limit", "test-limit", "no-shuffle", "augment", "init", "kernels", NULL};
 const char *const train_output_options[] = {"out", "history", "plot", "threads",
                                             "checkpoint-every", NULL};
+const char *const train_output_paths[] = {"out", "history", "plot", NULL};
 
 int train_listed(const char *const *list, const char *name)
 {
@@ -88,6 +89,12 @@ int train_options_from_checkpoint(cnn_model *ck, opt_source *src)
         if (!unset && normalised(o, saved, theirs, sizeof theirs, msg, sizeof msg))
             return cli_error(TRAIN_CMD, "--resume: %s: %s: %s", src->resume, key, msg);
         if (unset) theirs[0] = '\0';
+        if (train_listed(train_output_paths, o->name)) {
+            /* where the run wrote: remembered for a note, never followed */
+            if (!unset && !(src->recorded[i] = strdup(saved)))
+                return cli_error(TRAIN_CMD, "out of memory");
+            continue;
+        }
         if (src->cmdline[i]) {
             if (strcmp(o->name, "epochs") == 0) {
                 src->ckpt_epochs = atoi(theirs); /* checked by normalised() */
