@@ -56,6 +56,7 @@ expect 2 "--arch: 'nosuchnet' is neither a preset \(.*lenet5.*\) nor an architec
 expect 2 "--opt: expected sgd, momentum, nesterov, adam or adamw, got 'rmsprop'" -- "$CNN" train --opt rmsprop
 expect 2 "--loss: expected .* got 'l3'" -- "$CNN" train --loss l3
 expect 2 "--kernels: expected ref or fast, got 'gpu'" -- "$CNN" train --kernels gpu
+expect 2 "--momentum: needs --opt momentum or nesterov \(got --opt adam\)" -- "$CNN" train --momentum 0.5
 expect 2 "--momentum: needs --opt momentum or nesterov \(got --opt sgd\)" -- "$CNN" train --opt sgd --momentum 0.5
 expect 2 "--model FILE is required" -- "$CNN" eval
 expect 2 "give exactly one of --arch and --model" -- "$CNN" info

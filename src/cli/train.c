@@ -239,7 +239,7 @@ int cli_train(int argc, char **argv)
         .init = NULL, .out = "model.safetensors", .resume = NULL, .history = NULL, .plot = NULL,
         .epochs = 10, .val = 5000, .limit = 0, .test_limit = 0, .threads = 0,
         .checkpoint_every = 0, .no_shuffle = 0, .augment = 0, .lr_step = 10,
-        .lr = DEFAULT_LR_SGD, .momentum = 0, .weight_decay = 0, .clip = 0, .gamma = 0.1, .min_lr = 0,
+        .lr = DEFAULT_LR_ADAM, .momentum = 0, .weight_decay = 0, .clip = 0, .gamma = 0.1, .min_lr = 0,
         .seed = 1,
     };
     cli_opt opts[] = {
@@ -248,7 +248,7 @@ int cli_train(int argc, char **argv)
         {"data", CLI_STR, &c.data, 0, 0, "DIR", "a directory of IDX files (raw or .gz) instead of --dataset", "none", 0},
         {"epochs", CLI_INT, &c.epochs, 1, 100000, "N", "epochs to train; with --resume, more than the checkpoint's extend the run", NULL, 0},
         {"batch", CLI_STR, &c.batch, 0, 0, "N|all", "images per step; 'all' or 0 = the full training set", NULL, 0},
-        {"lr", CLI_FLOAT_ABOVE, &c.lr, 0, 100, "X", "learning rate", "0.01 for sgd/momentum/nesterov, 0.001 for adam/adamw", 0},
+        {"lr", CLI_FLOAT_ABOVE, &c.lr, 0, 100, "X", "learning rate", "0.005 for adam/adamw, 0.01 for sgd/momentum/nesterov", 0},
         {"opt", CLI_STR, &c.opt, 0, 0, "NAME", "optimizer: sgd, momentum, nesterov, adam, adamw", NULL, 0},
         {"momentum", CLI_FLOAT, &c.momentum, 0, 0.999999, "X", "momentum (momentum, nesterov only)", "0.9 for momentum/nesterov", 0},
         {"weight-decay", CLI_FLOAT, &c.weight_decay, 0, 10, "X", "L2 weight decay (decoupled for adamw)", "0; 0.01 for adamw", 0},
