@@ -76,7 +76,7 @@ cases = [
     ("train.opt.lr", "abc"), ("train.opt.lr", "0"), ("train.opt.lr", "-0.1"), ("train.opt.lr", "1e999"),
     ("train.opt.opt", "rmsprop"), ("train.opt.sched", "sometimes"), ("train.opt.loss", "l3"),
     ("train.opt.batch", "-3"), ("train.opt.batch", "4x"), ("train.opt.epochs", "0"),
-    ("train.opt.epochs", "1"),                           # fewer than the state's epoch
+    ("train.opt.epochs", str(epoch + (step > 0) - 1)),  # fewer than the epochs begun
     ("train.opt.val", "100000000"), ("train.opt.val", "-5"), ("train.opt.momentum", "0.5"),
     ("train.opt.min-lr", "0.5"), ("train.opt.lr-gamma", "0"), ("train.opt.kernels", "gpu"),
     ("train.opt.init-weights", "zeros"), ("train.opt.dataset", "cifar"), ("train.opt.no-shuffle", "yes"),

@@ -267,8 +267,8 @@ static int read_state(cli_meta_get get, const void *ctx, const cli_ckpt_run *run
                     shown(v, q), run->steps);
     st->step = (int)x;
     if (st->epoch == run->epochs && st->step != 0)
-        return fail(msg, len, K_STEP ": %d, but every epoch is done (" K_EPOCH " %d of %d)", st->step,
-                    st->epoch, run->epochs);
+        return fail(msg, len, K_STEP ": %d, but every epoch is done (" K_EPOCH " %d of %d, "
+                    "train.opt.epochs)", st->step, st->epoch, run->epochs);
 
     /* this epoch's sums: seen is what the steps done cover */
     long long images = (long long)st->step * run->batch;

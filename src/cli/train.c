@@ -487,9 +487,10 @@ int cli_train(int argc, char **argv)
         printf("\n");
         /* where the stopped run wrote, if this one does not */
         for (int i = 0; opts[i].name; i++) {
-            const char *was = src.recorded[i];
+            const char *was = src.recorded[i]; /* set for string options only */
+            if (!was) continue;
             const char *now = *(const char *const *)opts[i].dest;
-            if (was && (!now || strcmp(was, now) != 0))
+            if (!now || strcmp(was, now) != 0)
                 printf("(the run wrote --%s %s; this one %s%s)\n", opts[i].name, was,
                        now ? "writes " : "does not: give the option to continue it", now ? now : "");
         }
