@@ -5,6 +5,7 @@
 #     print a resume command carrying every option given (--history,
 #     --threads, --test-limit, ...), shell-quoted: run as printed it ends
 #     with the uninterrupted run's model, byte for byte, and its history.
+#     A stop during the (long) test pass is seen between its batches.
 #  2. Signals arriving while the checkpoint is being written (a library
 #     shim holds the save's rename for a second, so they do) wait for the
 #     save: the process is not killed and the checkpoint resumes exactly.
@@ -83,6 +84,25 @@ for sig in INT TERM; do
     "$CNN" info --model "$out" > info.txt 2>&1 || { echo "FAIL: the model saved at SIG$sig does not load"; cat info.txt; fail=1; }
     resume_as_printed $log "$out"
 done
+
+# 1b. a stop during the test pass (every epoch trained; the test is long:
+# 3000 images through the textbook loops) is seen between its batches; the
+# resumed run only tests
+python3 "$SRC/tests/syn_data.py" big 700 3000 || { echo "FAIL: could not write the big test set"; exit 1; }
+printf 'input 1x28x28\nconv 32 3x3 pad=1\nrelu\nmaxpool 2\nflatten\ndense 10\nsoftmax\n' > net32.txt
+TEST_RUN=(--data big --arch net32.txt --kernels ref --epochs 1 --limit 32 --batch 16 --val 0 --threads 2)
+"$CNN" train "${TEST_RUN[@]}" --out tfull.safetensors > tfull.txt 2>&1 || { echo "FAIL: the run with a long test"; cat tfull.txt; fail=1; }
+"$CNN" train "${TEST_RUN[@]}" --out tint.safetensors > tint.txt 2>&1 &
+pid=$!
+for i in $(seq 1 1500); do grep -q "^epoch 1/1" tint.txt && break; sleep 0.02; done
+kill -INT $pid; wait $pid; rc=$?
+if [ $rc != 130 ] || ! grep -q "stopped by SIGINT (Ctrl-C) testing" tint.txt; then
+    echo "FAIL: a Ctrl-C during the test pass (exit $rc)"; cat tint.txt; fail=1
+else
+    "$CNN" train --resume tint.safetensors.ckpt > tres.txt 2>&1 || { echo "FAIL: resuming before the test"; cat tres.txt; fail=1; }
+    grep -q "^epoch " tres.txt && { echo "FAIL: the resumed run trained again"; fail=1; }
+    cmp tfull.safetensors tint.safetensors || { echo "FAIL: the model resumed at the test differs"; fail=1; }
+fi
 
 # 2. more signals while the checkpoint is written. The shim makes rename()
 # of a *.ckpt file announce itself (a file "saving") and wait a second.
