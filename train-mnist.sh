@@ -15,5 +15,6 @@ bash data/fetch.sh mnist
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)" --target cnn
 mkdir -p out
-exec build/cnn train --arch lenet5 --epochs 5 --opt adam --lr 0.005 --sched cosine \
+# the defaults (Adam at 0.005, annealed by cosine; README, "Defaults")
+exec build/cnn train --arch lenet5 --epochs 5 \
     --out out/lenet5.safetensors --history out/lenet5.csv --plot out/lenet5.svg "$@"

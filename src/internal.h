@@ -91,6 +91,11 @@ cnn_status cnn_out_write(cnn_outfile *o, const char *path, const void *data, siz
  * in its folder: for refusing a run before its work, not after. */
 cnn_status cnn_check_writable(const char *path);
 
+/* -------------------------------------------------------------- metadata */
+
+/* Remove a metadata entry (nothing if absent); the others keep their order. */
+void cnn_model_unset_meta(cnn_model *m, const char *key);
+
 /* ------------------------------------------------------------------- rng */
 
 /* xoshiro256** seeded through splitmix64: our own, reproducible everywhere. */

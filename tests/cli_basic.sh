@@ -37,7 +37,12 @@ done
 # usage errors: exit 2, "cnn <cmd>: --flag: ..." naming the value
 expect 2 "^cnn train: --epochs: expected a whole number from 1 to 100000, got 'x'" -- "$CNN" train --epochs x
 expect 2 "--epochs: expected a whole number from 1 to 100000, got '0'" -- "$CNN" train --epochs 0
-expect 2 "--lr: expected a number from 0 to 100, got 'fast'" -- "$CNN" train --lr fast
+expect 2 "--lr: expected a number above 0 and at most 100, got 'fast'" -- "$CNN" train --lr fast
+expect 2 "--lr: expected a number above 0 and at most 100, got '0'" -- "$CNN" train --lr 0
+expect 2 "--lr: expected a number above 0 and at most 100, got '-1'" -- "$CNN" train --lr -1
+expect 2 "--lr-gamma: expected a number above 0 and at most 1, got '0'" -- "$CNN" train --lr-gamma 0
+expect 2 "--min-lr: 0.5 is above the learning rate 0.1 \(--lr\)" -- "$CNN" train --lr 0.1 --min-lr 0.5
+expect 2 "--min-lr: 0.02 is above the learning rate 0.01" -- "$CNN" train --opt sgd --min-lr 0.02
 expect 2 "--lr: expected a number .* got 'nan'" -- "$CNN" train --lr nan
 expect 2 "--batch: expected a whole number from 1 to 1000000 or 'all', got '-3'" -- "$CNN" train --data . --batch -3
 expect 2 "unknown option '--epoch'" -- "$CNN" train --epoch 3
@@ -59,7 +64,8 @@ expect 2 "^cnn train: --loss: loss cce .* the model ends in 'dense 10' \(line 5\
 expect 1 "--data: '$T/nope' is not a directory" -- "$CNN" train --arch nosoftmax.txt --loss xent --data "$T/nope"
 expect 1 "--data: '$T/nope' is not a directory" -- "$CNN" train --arch simplecnn --loss cce --data "$T/nope"
 expect 2 "--kernels: expected ref or fast, got 'gpu'" -- "$CNN" train --kernels gpu
-expect 2 "--momentum needs --opt momentum or nesterov" -- "$CNN" train --momentum 0.5
+expect 2 "--momentum: needs --opt momentum or nesterov \(got --opt adam\)" -- "$CNN" train --momentum 0.5
+expect 2 "--momentum: needs --opt momentum or nesterov \(got --opt sgd\)" -- "$CNN" train --opt sgd --momentum 0.5
 expect 2 "--model FILE is required" -- "$CNN" eval
 expect 2 "give exactly one of --arch and --model" -- "$CNN" info
 expect 2 "give at least one image file" -- "$CNN" predict --model m.safetensors

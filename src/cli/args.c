@@ -45,7 +45,7 @@ cli_opt *cli_opt_find(cli_opt *opts, const char *name)
 /* %g drops the ".0" of whole numbers, which reads better in messages. */
 static void fmt_num(char *buf, size_t len, double v) { snprintf(buf, len, "%.10g", v); }
 
-int cli_opt_set(const char *cmd, cli_opt *o, const char *text)
+int cli_opt_check(const cli_opt *o, const char *text, char *msg, size_t len)
 {
     char lo[32], hi[32];
     fmt_num(lo, sizeof lo, o->lo);
@@ -55,44 +55,67 @@ int cli_opt_set(const char *cmd, cli_opt *o, const char *text)
         char *end;
         errno = 0;
         long long v = strtoll(text, &end, 10);
-        if (!*text || *end || errno || v < o->lo || v > o->hi)
-            return cli_usage_error(cmd, "--%s: expected a whole number from %s to %s, got '%s'",
-                                   o->name, lo, hi, text);
+        if (!*text || *end || errno || v < o->lo || v > o->hi) {
+            snprintf(msg, len, "expected a whole number from %s to %s, got '%.80s'", lo, hi, text);
+            return -1;
+        }
         *(int *)o->dest = (int)v;
-        return CLI_OK;
+        return 0;
     }
     case CLI_U64: {
         char *end;
         errno = 0;
         unsigned long long v = strtoull(text, &end, 10);
-        if (!*text || *end || errno || text[0] == '-')
-            return cli_usage_error(cmd,
-                                   "--%s: expected a whole number from 0 to 18446744073709551615, got '%s'",
-                                   o->name, text);
+        if (!*text || *end || errno || text[0] == '-') {
+            snprintf(msg, len, "expected a whole number from 0 to 18446744073709551615, got '%.80s'",
+                     text);
+            return -1;
+        }
         *(uint64_t *)o->dest = (uint64_t)v;
-        return CLI_OK;
+        return 0;
     }
-    case CLI_FLOAT: {
+    case CLI_FLOAT:
+    case CLI_FLOAT_ABOVE: {
         char *end;
         errno = 0;
         double v = strtod(text, &end);
-        if (!*text || *end || errno || !isfinite(v) || v < o->lo || v > o->hi)
-            return cli_usage_error(cmd, "--%s: expected a number from %s to %s, got '%s'", o->name,
-                                   lo, hi, text);
+        int low_ok = o->kind == CLI_FLOAT ? v >= o->lo : v > o->lo;
+        if (!*text || *end || errno || !isfinite(v) || !low_ok || v > o->hi) {
+            if (o->kind == CLI_FLOAT)
+                snprintf(msg, len, "expected a number from %s to %s, got '%.80s'", lo, hi, text);
+            else
+                snprintf(msg, len, "expected a number above %s and at most %s, got '%.80s'", lo, hi,
+                         text);
+            return -1;
+        }
         *(double *)o->dest = v;
-        return CLI_OK;
+        return 0;
     }
     case CLI_STR:
-        if (!*text) return cli_usage_error(cmd, "--%s: expected a value, got ''", o->name);
+        if (!*text) {
+            snprintf(msg, len, "expected a value, got ''");
+            return -1;
+        }
         *(const char **)o->dest = text;
-        return CLI_OK;
+        return 0;
     case CLI_FLAG:
         if (strcmp(text, "1") == 0) *(int *)o->dest = 1;
         else if (strcmp(text, "0") == 0) *(int *)o->dest = 0;
-        else return cli_usage_error(cmd, "--%s takes no value, got '%s'", o->name, text);
-        return CLI_OK;
+        else {
+            snprintf(msg, len, "takes no value, got '%.80s'", text);
+            return -1;
+        }
+        return 0;
     }
-    return CLI_EUSAGE;
+    snprintf(msg, len, "unknown kind of option");
+    return -1;
+}
+
+int cli_opt_set(const char *cmd, cli_opt *o, const char *text)
+{
+    char msg[256];
+    if (cli_opt_check(o, text, msg, sizeof msg)) return cli_usage_error(cmd, "--%s: %s", o->name, msg);
+    return CLI_OK;
 }
 
 void cli_opt_format(const cli_opt *o, char *buf, size_t len)
@@ -100,7 +123,17 @@ void cli_opt_format(const cli_opt *o, char *buf, size_t len)
     switch (o->kind) {
     case CLI_INT: snprintf(buf, len, "%d", *(const int *)o->dest); break;
     case CLI_U64: snprintf(buf, len, "%" PRIu64, *(const uint64_t *)o->dest); break;
-    case CLI_FLOAT: snprintf(buf, len, "%.17g", *(const double *)o->dest); break;
+    case CLI_FLOAT:
+    case CLI_FLOAT_ABOVE: {
+        /* the shortest text that reads back as the same double: 0.1, not
+         * 0.10000000000000001 */
+        double v = *(const double *)o->dest;
+        for (int prec = 1; prec <= 17; prec++) {
+            snprintf(buf, len, "%.*g", prec, v);
+            if (strtod(buf, NULL) == v) break;
+        }
+        break;
+    }
     case CLI_STR: {
         const char *s = *(const char *const *)o->dest;
         snprintf(buf, len, "%s", s ? s : "");
@@ -164,7 +197,8 @@ void cli_print_help(FILE *f, const char *cmd, const char *synopsis, const char *
         else snprintf(left, sizeof left, "--%s %s", o->name, o->meta);
         if (o->def) snprintf(def, sizeof def, "%s", o->def);
         else if (o->kind == CLI_FLAG) snprintf(def, sizeof def, "off");
-        else if (o->kind == CLI_FLOAT) fmt_num(def, sizeof def, *(const double *)o->dest);
+        else if (o->kind == CLI_FLOAT || o->kind == CLI_FLOAT_ABOVE)
+            fmt_num(def, sizeof def, *(const double *)o->dest);
         else cli_opt_format(o, def, sizeof def);
         fprintf(f, "  %-26s %s (default: %s)\n", left, o->help, def[0] ? def : "none");
     }

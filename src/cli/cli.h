@@ -2,7 +2,8 @@
  * reporting, data sets, metrics, and the subcommands themselves.
  *
  * Exit codes: 0 success, 1 bad data / model / I/O (or a numeric fault),
- * 2 a usage error (bad flag or value), 130 interrupted by Ctrl-C. */
+ * 2 a usage error (bad flag or value), 128 + the signal when stopped by one
+ * (130 for Ctrl-C, 143 for SIGTERM). */
 #ifndef CNN_CLI_H
 #define CNN_CLI_H
 
@@ -16,6 +17,14 @@
 #define CLI_EDATA 1
 #define CLI_EUSAGE 2
 #define CLI_EINTR 130
+/* Returned by a loop that saw its stop flag set; never an exit code. */
+#define CLI_STOPPED (-2)
+
+#include <signal.h>
+
+/* The program's name as it was run (argv[0]), for commands printed to be
+ * run again. */
+extern const char *cli_program;
 
 /* ------------------------------------------------------------ subcommands */
 
@@ -40,6 +49,7 @@ typedef enum {
     CLI_INT,   /* int *, range [lo, hi] */
     CLI_U64,   /* uint64_t * (seeds) */
     CLI_FLOAT, /* double *, range [lo, hi] */
+    CLI_FLOAT_ABOVE, /* double *, range (lo, hi]: lo itself is refused */
     CLI_STR,   /* const char ** (checked by the command) */
     CLI_FLAG   /* int *, set to 1; takes no value */
 } cli_kind;
@@ -67,6 +77,9 @@ void cli_print_help(FILE *f, const char *cmd, const char *synopsis, const char *
                     const cli_opt *opts);
 /* Set one option from text (the parser's checks and messages). */
 int cli_opt_set(const char *cmd, cli_opt *o, const char *text);
+/* The same checks without printing: 0, or -1 with the reason in msg
+ * ("expected a whole number from 1 to 100000, got 'x'"). */
+int cli_opt_check(const cli_opt *o, const char *text, char *msg, size_t len);
 /* The option's current value as text that cli_opt_set reads back exactly. */
 void cli_opt_format(const cli_opt *o, char *buf, size_t len);
 cli_opt *cli_opt_find(cli_opt *opts, const char *name);
@@ -166,10 +179,13 @@ void cli_probabilities(const cnn_model *m, const float *out, int n, int k, float
 /* Run the model over a whole data set (eval mode) in batches of the model's
  * max batch. Writes predicted[i] (a class index: a model may have more
  * outputs than a byte holds) and, if probs != NULL, the n x k
- * probabilities; returns the mean loss in *loss if non-NULL. */
+ * probabilities; returns the mean loss in *loss if non-NULL. If stop is
+ * not NULL it is looked at between batches: once it is set the pass ends
+ * with CLI_STOPPED (nothing printed). */
 int cli_predict_all(const char *cmd, cnn_model *m, const cnn_dataset *d, int count,
                     const cli_norm *nm, float *xbuf, cnn_loss loss, int *predicted,
-                    float *probs, double *mean_loss, int *correct);
+                    float *probs, double *mean_loss, int *correct,
+                    const volatile sig_atomic_t *stop);
 
 /* ---------------------------------------------------------------- report */
 

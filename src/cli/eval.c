@@ -61,7 +61,7 @@ int cli_eval(int argc, char **argv)
     int ic, ih, iw;
     cnn_model_input_shape(m, &ic, &ih, &iw);
     if (test.c != ic || test.h != ih || test.w != iw) {
-        rc = cli_error(cmd, "the model takes %dx%dx%d images but %s holds %dx%dx%d", ic, ih, iw, dir,
+        rc = cli_error(cmd, "the model takes %dx%dx%d images but the test split in %s holds %dx%dx%d", ic, ih, iw, dir,
                        test.c, test.h, test.w);
         goto done;
     }
@@ -92,7 +92,7 @@ int cli_eval(int argc, char **argv)
     }
     cnn_loss xent = {CNN_LOSS_XENT, 1.0f};
     double t0 = cli_now();
-    if ((rc = cli_predict_all(cmd, m, &test, n, &nm, xbuf, xent, predicted, probs, NULL, NULL)))
+    if ((rc = cli_predict_all(cmd, m, &test, n, &nm, xbuf, xent, predicted, probs, NULL, NULL, NULL)))
         goto done;
     double secs = cli_now() - t0;
     if (cli_confusion_init(&conf, k)) {

@@ -32,7 +32,8 @@ static int argmax(const float *o, int k)
 
 int cli_predict_all(const char *cmd, cnn_model *m, const cnn_dataset *d, int count,
                     const cli_norm *nm, float *xbuf, cnn_loss loss, int *predicted,
-                    float *probs, double *mean_loss, int *correct)
+                    float *probs, double *mean_loss, int *correct,
+                    const volatile sig_atomic_t *stop)
 {
     int bs = cnn_model_max_batch(m);
     int k = cnn_model_output_size(m);
@@ -41,6 +42,7 @@ int cli_predict_all(const char *cmd, cnn_model *m, const cnn_dataset *d, int cou
     uint8_t labels[4096];
     if (bs > 4096) bs = 4096;
     for (int first = 0; first < count; first += bs) {
+        if (stop && *stop) return CLI_STOPPED;
         int n = count - first < bs ? count - first : bs;
         cli_batch(d, NULL, first, n, nm, xbuf, labels);
         cnn_status s;

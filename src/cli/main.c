@@ -24,13 +24,17 @@ static void usage(FILE *f)
             "  cnn --help       this help\n"
             "  cnn --version    the version\n"
             "\n"
-            "The seed report's experiment:\n"
+            "The seed report's experiment, every setting explicit (models/seed-experiment.sh):\n"
             "  cnn train --arch simplecnn --limit 300 --val 50 --test-limit 100 --batch all \\\n"
-            "            --lr 0.07 --epochs 40 --opt sgd --no-shuffle\n");
+            "            --opt sgd --lr 0.07 --sched constant --weight-decay 0 --clip 0 \\\n"
+            "            --loss xent --init-weights xavier --seed 1 --epochs 40 --no-shuffle\n");
 }
+
+const char *cli_program = "cnn";
 
 int main(int argc, char **argv)
 {
+    if (argc > 0 && argv[0] && *argv[0]) cli_program = argv[0];
     if (argc < 2) {
         usage(stderr);
         return CLI_EUSAGE;

@@ -999,6 +999,20 @@ cnn_status cnn_model_set_meta(cnn_model *m, const char *key, const char *value)
     return CNN_OK;
 }
 
+void cnn_model_unset_meta(cnn_model *m, const char *key)
+{
+    for (int i = 0; i < m->nmeta; i++)
+        if (strcmp(m->meta_key[i], key) == 0) {
+            free(m->meta_key[i]);
+            free(m->meta_val[i]);
+            /* the others keep their order: it is the order they are saved in */
+            memmove(m->meta_key + i, m->meta_key + i + 1, sizeof *m->meta_key * (size_t)(m->nmeta - i - 1));
+            memmove(m->meta_val + i, m->meta_val + i + 1, sizeof *m->meta_val * (size_t)(m->nmeta - i - 1));
+            m->nmeta--;
+            return;
+        }
+}
+
 const char *cnn_model_get_meta(const cnn_model *m, const char *key)
 {
     if (strcmp(key, "arch") == 0) return m->arch;

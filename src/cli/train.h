@@ -1,0 +1,97 @@
+/* train.h — what the two files of `cnn train` share: train.c (the run)
+ * and train_options.c (its options: from the command line or a checkpoint,
+ * checked together, the output paths, the command that resumes). */
+#ifndef CNN_CLI_TRAIN_H
+#define CNN_CLI_TRAIN_H
+
+#include "cli/cli.h"
+
+#define TRAIN_CMD "train"
+
+/* The defaults: Adam at 0.005 annealed by cosine every step. Measured,
+ * one epoch of each preset (README, "Defaults"): lenet5 98.6-98.8% over
+ * three seeds where SGD at 0.01 gave 92-95% and Adam at 0.001 constant
+ * 97.3-98.1%; the best of three candidates on lenet5 and simplecnn, within
+ * 0.1% of the best on pytorchnet and best. The learning rate depends on
+ * the optimizer. */
+#define DEFAULT_OPT "adam"
+#define DEFAULT_SCHED "cosine"
+#define DEFAULT_LR_SGD 0.01   /* sgd, momentum, nesterov */
+#define DEFAULT_LR_ADAM 0.005 /* adam, adamw */
+
+typedef struct {
+    const char *arch, *dataset, *data, *batch, *opt, *sched, *loss, *init_weights, *kernels;
+    const char *init, *out, *resume, *history, *plot;
+    int epochs, val, limit, test_limit, threads, checkpoint_every, no_shuffle, augment, lr_step;
+    double lr, momentum, weight_decay, clip, gamma, min_lr;
+    uint64_t seed;
+} train_cfg;
+
+/* Options that shape the run or what it reports: a checkpoint and a model
+ * file record them (train.opt.NAME), --resume takes them from the
+ * checkpoint, and given again they must agree (--epochs may grow: that
+ * extends the run). */
+extern const char *const train_run_options[];
+/* Options that only say where the output goes or how fast (the weights are
+ * the same bits at any thread count): a checkpoint records them
+ * (train.out.NAME) and they may be given anew on --resume. */
+extern const char *const train_output_options[];
+/* Of those, the paths. A checkpoint is hostile input: a path it holds could
+ * name any file the user can write, so --resume never writes where the
+ * checkpoint says. --out defaults to the checkpoint's own name without
+ * ".ckpt"; --history and --plot are written when given (the resume command
+ * printed when a run stops gives them). The other output options
+ * (--threads, --checkpoint-every) are taken from the checkpoint. */
+extern const char *const train_output_paths[];
+/* Whether name is in a NULL-terminated list. */
+int train_listed(const char *const *list, const char *name);
+
+/* The command line's options and, with --resume, the checkpoint's. */
+#define TRAIN_MAX_OPTS 64
+typedef struct {
+    cli_opt *opts;
+    int cmdline[TRAIN_MAX_OPTS]; /* given on the command line (by index in opts) */
+    const char *resume;          /* the checkpoint, or NULL */
+    int ckpt_epochs;             /* the epochs the checkpoint's run was set to */
+    char *owned[TRAIN_MAX_OPTS]; /* values copied out of the checkpoint */
+    char *recorded[TRAIN_MAX_OPTS]; /* the checkpoint's output paths (not used) */
+} opt_source;
+
+/* A bad value of option `name`: a usage error (exit 2) if it was given on
+ * the command line, else a data error (exit 1) naming the checkpoint and
+ * its field. Returns the exit code. */
+int train_option_error(const opt_source *src, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Take the run's options from a checkpoint (a loaded model): each one
+ * given on the command line must agree with it, but for --epochs (checked
+ * once the state is read); --threads and --checkpoint-every given anew
+ * replace the checkpoint's, and its output paths are only remembered
+ * (src->recorded). Returns 0, or the exit code after printing. */
+int train_options_from_checkpoint(cnn_model *ck, opt_source *src);
+
+/* What the option texts mean, checked together. */
+typedef struct {
+    cnn_opt_kind opt;
+    cnn_sched_kind sched;
+    cnn_loss loss;
+    cnn_kernels kern;
+    cnn_init init;
+    int batch; /* 0: the full training set */
+} run_choices;
+/* Parse the named choices, resolve the defaults that depend on the
+ * optimizer (into c, so that they are recorded) and check the options
+ * against each other. Returns 0, or the exit code after printing. */
+int train_check_options(train_cfg *c, const opt_source *src, run_choices *x);
+
+/* Every output (--out, the checkpoint, --history, --plot) before any work:
+ * no two name one file and none overwrites the --resume or --init file
+ * (exit 2), and each can be written (exit 1). */
+int train_check_outputs(const train_cfg *c, const char *ckpt);
+
+/* The command that resumes the run from `ckpt`: the program, --resume, the
+ * options given on the command line and the output options in effect,
+ * quoted for a POSIX shell. */
+void train_resume_command(const opt_source *src, const char *ckpt, char *buf, size_t len);
+
+#endif
