@@ -270,7 +270,7 @@ int cli_train(int argc, char **argv)
         {"loss", CLI_STR, &c.loss, 0, 0, "NAME", "xent, cce, bce, hinge, mse, mae, huber[:delta] (the tensor each reads: above)", NULL, 0},
         {"init-weights", CLI_STR, &c.init_weights, 0, 0, "NAME", "xavier (normal), xavier_uniform, he", NULL, 0},
         {"seed", CLI_U64, &c.seed, 0, 0, "N", "random seed (weights, shuffling, dropout, augmentation)", NULL, 0},
-        {"threads", CLI_INT, &c.threads, 0, 1024, "N", "threads for the kernels; 0 = all cores (the same bits at any count)", NULL, 0},
+        {"threads", CLI_INT, &c.threads, 0, 1024, "N", "threads for the kernels; 0 = automatic: up to every core, fewer while fewer train faster (a busy machine); the same bits at any count", NULL, 0},
         {"kernels", CLI_STR, &c.kernels, 0, 0, "ref|fast", "textbook loops or im2col + GEMM", NULL, 0},
         {"val", CLI_INT, &c.val, 0, 100000000, "N", "validation images, the last N of the training file", NULL, 0},
         {"limit", CLI_INT, &c.limit, 0, 100000000, "N", "train on the first N images only; 0 = all", "0 (all)", 0},
@@ -492,10 +492,18 @@ int cli_train(int argc, char **argv)
 
     printf("cnn train: %s, %zu parameters, on %s (%s): %d training, %d validation, %d test images\n",
            c.arch, cnn_model_num_params(m), dsname, dir, ntrain, c.val, ntest);
-    printf("batch %d, %s lr %g, %s schedule, loss %s, %d epoch%s, %d thread%s, %s kernels (%s)%s%s\n",
-           batch, c.opt, c.lr, c.sched, c.loss, c.epochs, c.epochs == 1 ? "" : "s", cnn_get_threads(),
-           cnn_get_threads() == 1 ? "" : "s", rc_x.kern == CNN_KERNELS_FAST ? "fast" : "ref",
-           cnn_simd_name(), c.augment ? ", augmented" : "", c.no_shuffle ? ", not shuffled" : "");
+    /* with no --threads the count is automatic: steps time themselves and
+     * use fewer threads while fewer run faster (src/core/threads.c) */
+    char threads[64];
+    const int most = cnn_threads_max();
+    if (c.threads > 0 || getenv("OMP_NUM_THREADS") || most == 1)
+        snprintf(threads, sizeof threads, "%d thread%s", most, most == 1 ? "" : "s");
+    else
+        snprintf(threads, sizeof threads, "1 to %d threads (automatic)", most);
+    printf("batch %d, %s lr %g, %s schedule, loss %s, %d epoch%s, %s, %s kernels (%s)%s%s\n",
+           batch, c.opt, c.lr, c.sched, c.loss, c.epochs, c.epochs == 1 ? "" : "s", threads,
+           rc_x.kern == CNN_KERNELS_FAST ? "fast" : "ref", cnn_simd_name(),
+           c.augment ? ", augmented" : "", c.no_shuffle ? ", not shuffled" : "");
     if (c.resume) {
         printf("resuming %s at epoch %d, step %d", c.resume, rs.st.epoch + 1, rs.st.step);
         if (c.epochs != src.ckpt_epochs)
