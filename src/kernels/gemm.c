@@ -52,62 +52,6 @@ void cnn_sgemm_ref(int transa, int transb, int M, int N, int K, float alpha,
     }
 }
 
-/* ----------------------------------------------------------- SIMD level */
-
-static int g_level = -1;
-
-static int cpu_best_level(void)
-{
-#if defined(__x86_64__) && defined(__GNUC__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma"))
-        return CNN_SIMD_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return CNN_SIMD_AVX2;
-#endif
-    return CNN_SIMD_GENERIC;
-}
-
-static int detect_level(void);
-
-int cnn_gemm_set_simd_level(int level)
-{
-    if (level < 0) return detect_level();
-    int best = cpu_best_level();
-    if (level > best) level = best;
-    __atomic_store_n(&g_level, level, __ATOMIC_RELEASE);
-    return level;
-}
-
-int cnn_gemm_simd_level(void)
-{
-    int level = __atomic_load_n(&g_level, __ATOMIC_ACQUIRE);
-    return level >= 0 ? level : detect_level();
-}
-
-static int detect_level(void)
-{
-    int level;
-    /* CNN_SIMD can only lower the level: asking for AVX-512 on a CPU
-     * without it must not crash */
-    level = CNN_SIMD_AVX512;
-    const char *env = getenv("CNN_SIMD");
-    if (env) {
-        if (!strcmp(env, "generic")) level = CNN_SIMD_GENERIC;
-        else if (!strcmp(env, "avx2")) level = CNN_SIMD_AVX2;
-    }
-    return cnn_gemm_set_simd_level(level);
-}
-
-const char *cnn_simd_name(void)
-{
-    switch (cnn_gemm_simd_level()) {
-    case CNN_SIMD_AVX512: return "avx512";
-    case CNN_SIMD_AVX2: return "avx2";
-    default: return "generic";
-    }
-}
-
 /* --------------------------------------------------------------- tiling */
 
 int cnn_gemm_mtiles(int mc, int mr, int *starts)
@@ -151,7 +95,7 @@ static plan make_plan(int M, int N, int K, int transa, int transb)
 {
     plan p;
     int kcmax;
-    switch (cnn_gemm_simd_level()) {
+    switch (cnn_simd_level()) {
     case CNN_SIMD_AVX512:
         /* kc*NR*4 = 40 KB B sliver shared by every tile of the A block
          * (L1 48 KB); mc*kc*4 = 230 KB A block in the 1 MB L2 */
@@ -450,7 +394,7 @@ static int run_small(int transa, int transb, int M, int N, int K, float alpha,
                      const float *A, int lda, const float *B, int ldb, float beta, float *C,
                      int ldc)
 {
-    if (K > SMALL_MAX_K || cnn_gemm_simd_level() != CNN_SIMD_AVX512) return 0;
+    if (K > SMALL_MAX_K || cnn_simd_level() != CNN_SIMD_AVX512) return 0;
     if (!transa && transb && (long)M * N <= 1024 && K >= 32) {
         cnn_gemm_dot_avx512(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return 1;

@@ -16,11 +16,11 @@
 #ifndef CNN_GEMM_INTERNAL_H
 #define CNN_GEMM_INTERNAL_H
 
+#include "internal.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-enum { CNN_SIMD_GENERIC = 0, CNN_SIMD_AVX2 = 1, CNN_SIMD_AVX512 = 2 };
 
 /* Packed A layout: tile t of an mc-row block starts at pa + t*kc*MR; inside
  * it element (row i, k) is at [k*MR + i]. Tile rows come from
@@ -87,13 +87,10 @@ void cnn_gemm_dot_avx512(int M, int N, int K, float alpha, const float *A, long 
 /* The AVX-512 kc block's upper bound: kc*NR*4 = 40 KB of B rows in L1. */
 #define CNN_GEMM_AVX512_MAX_KC 320
 
-/* The level in use; the first call resolves it from the CPU and CNN_SIMD. */
-int cnn_gemm_simd_level(void);
-/* Force a level (tests, benchmarks). A level the CPU lacks is lowered to the
- * best it has; a negative level re-reads the CPU and CNN_SIMD as the first
- * call does. Returns the level now in use. Not for use while another
- * thread is inside cnn_sgemm. */
-int cnn_gemm_set_simd_level(int level);
+/* The SIMD level (src/core/cpu.c) under the names the tests and
+ * benchmarks use. */
+static inline int cnn_gemm_simd_level(void) { return cnn_simd_level(); }
+static inline int cnn_gemm_set_simd_level(int level) { return cnn_simd_set_level(level); }
 
 #ifdef __cplusplus
 }

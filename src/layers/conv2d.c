@@ -140,8 +140,6 @@ static int chunk_size(int n)
     return c < CONV_CHUNK ? CONV_CHUNK : c;
 }
 
-static int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
-
 static float *weight_of(const conv2d *cv) { return cv->base.params[0].data; }
 static float *bias_of(const conv2d *cv) { return cv->has_bias ? cv->base.params[1].data : NULL; }
 
@@ -968,7 +966,7 @@ static AVX512 void sp_untranspose_y(int F, int hw, int lf, const float *yt, floa
 static int sp_active(const conv2d *cv)
 {
 #ifdef CONV_HAVE_AVX512
-    return cv->sp_ok && cnn_gemm_simd_level() == CNN_SIMD_AVX512;
+    return cv->sp_ok && cnn_simd_level() == CNN_SIMD_AVX512;
 #else
     (void)cv;
     return 0;
@@ -1338,7 +1336,7 @@ static void conv_backward_fast(conv2d *cv, const float *x, const float *dy, floa
     if (cv->has_bias) {
         float *db = cv->base.params[1].grad;
 #ifdef CONV_HAVE_AVX512
-        if (nt == 1 && cnn_gemm_simd_level() == CNN_SIMD_AVX512) {
+        if (nt == 1 && cnn_simd_level() == CNN_SIMD_AVX512) {
             /* the same lane sums, so the same bits as the threaded loop below */
             sp_bias_grad(dy, n, F, hw, db);
         } else
@@ -1633,8 +1631,8 @@ cnn_status cnn_conv2d_create(cnn_spec_line *s, cnn_shape in, cnn_layer **out)
         return cnn_spec_error(s, "padmode=reflect needs pad smaller than the input, got pad %dx%d "
                                  "for input %dx%dx%d", ph, pw, in.c, in.h, in.w);
     /* eq. 3.1 / 3.2, with floor for a window larger than the padded input */
-    int ho = floor_div(in.h + 2 * ph - kh, sh) + 1;
-    int wo = floor_div(in.w + 2 * pw - kw, sw) + 1;
+    int ho = cnn_floor_div(in.h + 2 * ph - kh, sh) + 1;
+    int wo = cnn_floor_div(in.w + 2 * pw - kw, sw) + 1;
     if (ho < 1 || wo < 1)
         return cnn_spec_error(s, "output would be %dx%d for input %dx%dx%d", ho < 0 ? 0 : ho,
                               wo < 0 ? 0 : wo, in.c, in.h, in.w);

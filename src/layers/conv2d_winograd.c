@@ -74,7 +74,7 @@ static size_t plane_stride(size_t floats)
 static void transpose_block(const float *src, long ld, int rows, int kc, float *d, long dstride,
                             int lanes)
 {
-    if (cnn_gemm_simd_level() == CNN_SIMD_AVX512) {
+    if (cnn_simd_level() == CNN_SIMD_AVX512) {
         cnn_gemm_pack_t_avx512(src, ld, rows, kc, d, dstride, lanes);
         return;
     }

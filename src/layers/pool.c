@@ -15,7 +15,6 @@
  * other windows go plane by plane.
  */
 #include "internal.h"
-#include "kernels/gemm_internal.h"
 
 #include <omp.h>
 #include <stdio.h>
@@ -506,8 +505,7 @@ AVX512 static void pool2x2_back_rows_avx512(int is_max, const float *dy, const u
 static int use_avx512(void)
 {
 #ifdef POOL_AVX512
-    return cnn_gemm_simd_level() >= CNN_SIMD_AVX512 && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl");
+    return cnn_simd_level() >= CNN_SIMD_AVX512 && cnn_cpu_has_avx512bw();
 #else
     return 0;
 #endif
