@@ -15,7 +15,7 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 
-#include <immintrin.h>
+#include "simd_avx512.h"
 
 #define MR CNN_GEMM_AVX512_MR
 #define NR CNN_GEMM_AVX512_NR
@@ -353,35 +353,6 @@ TARGET void cnn_gemm_macro_avx512_rowa(int mc, int nc, int kc, const float *a, l
     macro(rpanels, mc, nc, kc, a, 0, lda, lda, b, ldbk, bsl, c, ldc, alpha, beta);
 }
 
-/* 16 x 16 transpose in registers: r[i] holds row i on entry, column i on
- * exit. Three shuffle stages: 2x2 within 128-bit lanes, 4x4 within lanes,
- * then 4x4 of lanes. */
-KERNEL void transpose16(__m512 r[16])
-{
-    __m512 a[16], b[16];
-    for (int i = 0; i < 8; i++) {
-        a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    for (int i = 0; i < 4; i++) {
-        b[4 * i + 0] = _mm512_shuffle_ps(a[4 * i], a[4 * i + 2], 0x44);
-        b[4 * i + 1] = _mm512_shuffle_ps(a[4 * i], a[4 * i + 2], 0xEE);
-        b[4 * i + 2] = _mm512_shuffle_ps(a[4 * i + 1], a[4 * i + 3], 0x44);
-        b[4 * i + 3] = _mm512_shuffle_ps(a[4 * i + 1], a[4 * i + 3], 0xEE);
-    }
-    /* b[4g + c], 128-bit lane L = column 4L + c of rows 4g..4g+3 */
-    for (int c = 0; c < 4; c++) {
-        __m512 u0 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0x88);
-        __m512 u1 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0xDD);
-        __m512 u2 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0x88);
-        __m512 u3 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0xDD);
-        r[c] = _mm512_shuffle_f32x4(u0, u2, 0x88);
-        r[4 + c] = _mm512_shuffle_f32x4(u1, u3, 0x88);
-        r[8 + c] = _mm512_shuffle_f32x4(u0, u2, 0xDD);
-        r[12 + c] = _mm512_shuffle_f32x4(u1, u3, 0xDD);
-    }
-}
-
 TARGET void cnn_gemm_pack_t_avx512(const float *src, long ld, int rows, int kc, float *d,
                                    long dstride, int lanes)
 {
@@ -393,7 +364,7 @@ TARGET void cnn_gemm_pack_t_avx512(const float *src, long ld, int rows, int kc, 
 #pragma GCC unroll 16
         for (int i = 0; i < 16; i++)
             r[i] = i < rows ? _mm512_maskz_loadu_ps(km, src + i * ld + k) : _mm512_setzero_ps();
-        transpose16(r);
+        cnn_transpose16_avx512(r);
         for (int q = 0; q < kk; q++) _mm512_mask_storeu_ps(d + (k + q) * dstride, sm, r[q]);
     }
 }

@@ -92,6 +92,41 @@ void cnn_gemm_dot_avx512(int M, int N, int K, float alpha, const float *A, long 
 static inline int cnn_gemm_simd_level(void) { return cnn_simd_level(); }
 static inline int cnn_gemm_set_simd_level(int level) { return cnn_simd_set_level(level); }
 
+/* A micro-kernel of the portable and AVX2 macro-kernels: C (m x n, m <= MR,
+ * n <= NR, row stride ldc) = alpha * A B + beta * C (beta == 0: C not
+ * read) over kc steps, A's element (row i, step k) at a[k*ldak + i], B's
+ * row k at b + k*ldbk (NR floats readable). */
+typedef void (*cnn_gemm_tile_fn)(int m, int n, int kc, const float *a, long ldak,
+                                 const float *b, long ldbk, float *c, long ldc, float alpha,
+                                 float beta);
+
+/* The tile walk those two macro-kernels share (CNN_GEMM_MACRO_ARGS as for
+ * cnn_gemm_macro_fn): every mr x nr tile of the block, sliver by sliver,
+ * rows as cnn_gemm_mtiles cuts them. Inlined into each, so `tile` is a
+ * direct call. (The AVX-512 macro-kernel walks panels and narrow edges its
+ * own way: gemm_avx512.c.) */
+static inline __attribute__((always_inline)) void
+cnn_gemm_walk(cnn_gemm_tile_fn tile, const int mr, const int nr, CNN_GEMM_MACRO_ARGS)
+{
+    int starts[64 + 1];
+    int nt = cnn_gemm_mtiles(mc, mr, starts);
+    int nsl = (nc + nr - 1) / nr;
+    for (int s = 0; s < nsl; s++) {
+        int n = nc - s * nr < nr ? nc - s * nr : nr;
+        const float *bs = b + s * bsl;
+        long ldk = ldbk;
+        if (bedge && n < nr) {
+            bs = bedge;
+            ldk = nr;
+        }
+        for (int t = 0; t < nt; t++) {
+            int r0 = starts[t];
+            tile(starts[t + 1] - r0, n, kc, a + t * atile + r0 * arow, ldak, bs, ldk,
+                 c + r0 * ldc + s * nr, ldc, alpha, beta);
+        }
+    }
+}
+
 #ifdef __cplusplus
 }
 #endif
