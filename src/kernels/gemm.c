@@ -239,7 +239,7 @@ static void pack_a(const plan *pl, int transa, const float *A, int lda, int r, i
         int i0 = r + starts[t], m = starts[t + 1] - starts[t];
         float *d = pa + (size_t)t * kc * mr;
         if (!transa && pl->pack_t) {
-            cnn_gemm_pack_t_avx512(A + (size_t)i0 * lda + p0, lda, m, kc, d, mr, m);
+            cnn_transpose_avx512(A + (size_t)i0 * lda + p0, lda, m, kc, d, mr, m);
         } else if (transa) {
             /* A stored K x M: each k gives m contiguous floats */
             for (int k = 0; k < kc; k++) {
@@ -267,8 +267,8 @@ static void pack_b(const plan *pl, int transb, const float *B, int ldb, int p0, 
         float *restrict d = pb + (size_t)s * kc * nr;
         if (transb && pl->pack_t) {
             const float *bt = B + (size_t)(j0 + s * nr) * ldb + p0;
-            cnn_gemm_pack_t_avx512(bt, ldb, n < 16 ? n : 16, kc, d, nr, 16);
-            cnn_gemm_pack_t_avx512(bt + (size_t)16 * ldb, ldb, n - 16, kc, d + 16, nr, 16);
+            cnn_transpose_avx512(bt, ldb, n < 16 ? n : 16, kc, d, nr, 16);
+            cnn_transpose_avx512(bt + (size_t)16 * ldb, ldb, n - 16, kc, d + 16, nr, 16);
         } else if (transb) {
             /* B stored N x K: column j of op(B) is row j of B */
             for (int j = 0; j < n; j++) {
@@ -359,8 +359,8 @@ static int run(const plan *pl, int transa, int transb, int M, int N, int K, floa
                 } else if (pl->a_kmajor) {
                     for (int i = 0; i < mc; i += 16) {
                         int rows = mc - i < 16 ? mc - i : 16;
-                        cnn_gemm_pack_t_avx512(A + (size_t)(ic + i) * lda + pc, lda, rows, kc,
-                                               pa + i, mc, rows);
+                        cnn_transpose_avx512(A + (size_t)(ic + i) * lda + pc, lda, rows, kc,
+                                             pa + i, mc, rows);
                     }
                     pl->macro(mc, nc, kc, pa, 0, 1, mc, b, ldbk, bsl, bedge, c, ldc, alpha,
                               beta_k);
@@ -405,7 +405,7 @@ static void run_single(const plan *pl, int M, int N, int K, float alpha, const f
         _Alignas(64) float pa[(ROW_A_MIN_K - 1) * DIRECT_MAX_M];
         for (int i = 0; i < M; i += 16) {
             int rows = M - i < 16 ? M - i : 16;
-            cnn_gemm_pack_t_avx512(A + (size_t)i * lda, lda, rows, K, pa + i, M, rows);
+            cnn_transpose_avx512(A + (size_t)i * lda, lda, rows, K, pa + i, M, rows);
         }
         cnn_gemm_macro_avx512(M, N, K, pa, 0, 1, M, B, ldb, nr, NULL, C, ldc, alpha, beta);
     }

@@ -317,7 +317,7 @@ KERNEL void macro(const panel_fn *pf, int mc, int nc, int kc, const float *a, lo
                 int rows = mc - i < EDGE_ROWS ? mc - i : EDGE_ROWS;
                 for (int r = 0; r < rows; r += 16) {
                     int m = rows - r < 16 ? rows - r : 16;
-                    cnn_gemm_pack_t_avx512(a + (i + r) * arow, ldak, m, kc, at + r, rows, m);
+                    cnn_transpose_avx512(a + (i + r) * arow, ldak, m, kc, at + r, rows, m);
                 }
                 edges[ne](rows, kc, at, rows, be, ldbk, c + i * ldc + j0, ldc, alpha, beta);
             }
@@ -353,8 +353,8 @@ TARGET void cnn_gemm_macro_avx512_rowa(int mc, int nc, int kc, const float *a, l
     macro(rpanels, mc, nc, kc, a, 0, lda, lda, b, ldbk, bsl, c, ldc, alpha, beta);
 }
 
-TARGET void cnn_gemm_pack_t_avx512(const float *src, long ld, int rows, int kc, float *d,
-                                   long dstride, int lanes)
+TARGET void cnn_transpose_avx512(const float *src, long ld, int rows, int kc, float *d,
+                                 long dstride, int lanes)
 {
     __mmask16 sm = (__mmask16)((1u << lanes) - 1);
     for (int k = 0; k < kc; k += 16) {
@@ -579,8 +579,8 @@ void cnn_gemm_dot_avx512(int M, int N, int K, float alpha, const float *A, long 
     (void)beta; (void)C; (void)ldc; /* never selected off x86-64 */
 }
 
-void cnn_gemm_pack_t_avx512(const float *src, long ld, int rows, int kc, float *d,
-                            long dstride, int lanes)
+void cnn_transpose_avx512(const float *src, long ld, int rows, int kc, float *d,
+                          long dstride, int lanes)
 {
     for (int k = 0; k < kc; k++)
         for (int i = 0; i < lanes; i++) d[k * dstride + i] = i < rows ? src[i * ld + k] : 0.0f;

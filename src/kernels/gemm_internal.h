@@ -17,6 +17,7 @@
 #define CNN_GEMM_INTERNAL_H
 
 #include "internal.h"
+#include "kernels.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -58,15 +59,6 @@ void cnn_gemm_macro_avx512(CNN_GEMM_MACRO_ARGS);
 void cnn_gemm_macro_avx512_rowa(int mc, int nc, int kc, const float *a, long lda,
                                 const float *b, long ldbk, long bsl, float *c, long ldc,
                                 float alpha, float beta);
-
-/* Transposing pack for AVX-512: d[k*dstride + i] = src[i*ld + k] for
- * k < kc, i < lanes (<= 16), zero for rows <= i < lanes. Used for op(B)
- * slivers when B is stored transposed and op(A) tiles when A is not: a
- * scalar loop stores one float per cycle, as slow as the FMAs it feeds
- * when the other dimension is small. Done with 16 x 16 register
- * transposes. */
-void cnn_gemm_pack_t_avx512(const float *src, long ld, int rows, int kc, float *d,
-                            long dstride, int lanes);
 
 /* C = alpha * A * B^T + beta * C with A (M x K) and B (N x K) both stored
  * K-contiguous, as dot products: no packing at all. For the weight
