@@ -297,6 +297,10 @@ typedef struct {
                      float *dx, int n);
     /* Forward FLOPs per image (a multiply-add counts 2). */
     double (*flops)(const cnn_layer *l);
+    /* The algorithms the fast kernels run for a batch of n images on
+     * `threads` threads, as text ("fwd winograd, dw winograd, dx winograd");
+     * NULL for kinds with one algorithm. */
+    void (*plan)(const cnn_layer *l, int n, int threads, char *buf, size_t len);
     /* Free what reserve/create allocated besides the cnn_layer itself. */
     void (*destroy)(cnn_layer *l);
 } cnn_layer_ops;

@@ -267,6 +267,30 @@ static conv_fwd_algo conv_fwd_algo_for(const conv_plan *p, int n, int nt)
     return nt > 1 && n < nt ? p->fwd_few : p->fwd;
 }
 
+static const char *const fwd_names[] = {
+    [CONV_FWD_IM2COL_GEMM] = "im2col-gemm", [CONV_FWD_IM2COL_BANDS] = "im2col-bands",
+    [CONV_FWD_PLANES] = "planes", [CONV_FWD_PLANES_FILTERS] = "planes-filters",
+    [CONV_FWD_WINOGRAD] = "winograd"};
+static const char *const dw_names[] = {
+    [CONV_DW_IM2COL_GEMM] = "im2col-gemm", [CONV_DW_IM2COL_DOTS] = "im2col-dots",
+    [CONV_DW_PLANES_DOTS] = "planes-dots", [CONV_DW_PLANES_FILTERS] = "planes-filters",
+    [CONV_DW_WINOGRAD] = "winograd"};
+static const char *const dx_names[] = {
+    [CONV_DX_IM2COL_GEMM] = "im2col-gemm", [CONV_DX_PLANES_FOLD] = "planes-fold",
+    [CONV_DX_PLANES_INTERLEAVE] = "planes-interleave", [CONV_DX_PLANES_SCATTER] = "planes-scatter",
+    [CONV_DX_WINOGRAD] = "winograd"};
+
+/* The plan as text for a batch of n on `threads` threads: the reserved
+ * layer's, or the one reserve() would make now. */
+static void conv_plan_text(const cnn_layer *l, int n, int threads, char *buf, size_t len)
+{
+    const conv2d *cv = (const conv2d *)l;
+    const conv_plan p = cv->max_batch > 0 ? cv->plan : conv_choose(cv, cnn_simd_level());
+    const int nt = conv_threads_for(cv, n, threads);
+    snprintf(buf, len, "fwd %s, dw %s, dx %s", fwd_names[conv_fwd_algo_for(&p, n, nt)],
+             dw_names[p.dw], dx_names[p.dx]);
+}
+
 /* ----------------------------------------------------------------- fast */
 
 /* x: (N, C, H, W)  w: (F, C, kh, kw)  y: (N, F, Ho, Wo) */
@@ -453,6 +477,7 @@ static const cnn_layer_ops conv_ops = {
     .forward = conv_forward,
     .backward = conv_backward,
     .flops = conv_flops,
+    .plan = conv_plan_text,
     .destroy = conv_destroy,
 };
 

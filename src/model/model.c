@@ -429,6 +429,12 @@ cnn_status cnn_model_layer_info(const cnn_model *m, int i, cnn_layer_info *out)
     for (int j = 0; j < l->nparams; j++)
         if (l->params[j].trainable) out->params += l->params[j].size;
     out->flops = l->ops->flops ? l->ops->flops(l) : 0.0;
+    out->plan[0] = '\0';
+    if (l->ops->plan) {
+        const int set = m->max_batch > 0;
+        l->ops->plan(l, set ? m->max_batch : 64, set ? m->reserved_threads : cnn_threads_max(),
+                     out->plan, sizeof out->plan);
+    }
     return CNN_OK;
 }
 
