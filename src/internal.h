@@ -343,6 +343,9 @@ cnn_status cnn_batchnorm_create(cnn_spec_line *s, cnn_shape in, cnn_layer **out)
  * with ops, shapes and line set. */
 cnn_layer *cnn_layer_new(size_t size, const cnn_layer_ops *ops, cnn_shape in,
                          cnn_shape out, const cnn_spec_line *s);
+/* "3" for the pair (3, 3), "3x5" for (3, 5): kernel sizes, strides and
+ * pads in a layer's description. */
+void cnn_fmt_pair(char *buf, size_t n, int a, int b);
 /* Describe a parameter of l (shape only; data is placed by the model). */
 cnn_param *cnn_layer_add_param(cnn_layer *l, const char *name, int ndim, const int *dims,
                                cnn_pinit init, int fan_in, int fan_out, int trainable);

@@ -159,14 +159,7 @@ void conv_hashes(const ConvShape &c, int threads, const std::string &tag, Table 
 }
 
 class Bits : public ::testing::Test {
-  protected:
-    int keep_threads_ = cnn_get_threads();
-    int keep_level_ = cnn_gemm_simd_level();
-    void TearDown() override
-    {
-        cnn_set_threads(keep_threads_);
-        cnn_gemm_set_simd_level(keep_level_);
-    }
+    KeepThreadsAndSimd keep_;
 };
 
 /* The hashes at every level and at 1 and 2 threads; "t1"/"t2" are dropped

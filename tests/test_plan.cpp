@@ -47,13 +47,7 @@ std::vector<std::string> plans(const char *name, int batch)
 
 class Plan : public ::testing::Test {
   protected:
-    int keep_threads_ = cnn_get_threads();
-    int keep_level_ = cnn_gemm_simd_level();
-    void TearDown() override
-    {
-        cnn_set_threads(keep_threads_);
-        cnn_gemm_set_simd_level(keep_level_);
-    }
+    KeepThreadsAndSimd keep_;
     /* every preset's conv plans at `level`, unreserved and reserved for 64 */
     void expect_presets(int level, const std::vector<std::vector<std::string>> &want)
     {

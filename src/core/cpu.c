@@ -15,35 +15,27 @@
 #define CPU_X86 1
 #endif
 
-int cnn_cpu_has_avx512(void)
+enum { HAS_AVX512, HAS_AVX512BW, HAS_AVX2 };
+
+static int cpu_has(int what)
 {
 #ifdef CPU_X86
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+    switch (what) {
+    case HAS_AVX512: return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+    case HAS_AVX512BW:
+        return __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+    default: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }
 #else
+    (void)what;
     return 0;
 #endif
 }
 
-int cnn_cpu_has_avx512bw(void)
-{
-#ifdef CPU_X86
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
-#else
-    return 0;
-#endif
-}
-
-int cnn_cpu_has_avx2(void)
-{
-#ifdef CPU_X86
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-    return 0;
-#endif
-}
+int cnn_cpu_has_avx512(void) { return cpu_has(HAS_AVX512); }
+int cnn_cpu_has_avx512bw(void) { return cpu_has(HAS_AVX512BW); }
+int cnn_cpu_has_avx2(void) { return cpu_has(HAS_AVX2); }
 
 static int cpu_best_level(void)
 {

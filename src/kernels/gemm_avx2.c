@@ -1,9 +1,10 @@
 /*
- * gemm_avx2.c — the AVX2 macro-kernel: 6 x 16 register tiles.
+ * gemm_avx2.c — the AVX2 micro-kernel: 6 x 16 register tiles, walked by
+ * cnn_gemm_walk (gemm_internal.h).
  *
  * 6 rows x 2 ymm = 12 accumulators + 2 for the B row + 1 broadcast fit the
  * 16 ymm registers; 12 independent FMA chains cover the FMA latency of
- * two pipes. Same structure and same arithmetic order as the AVX-512 file.
+ * two pipes. The same arithmetic order as the AVX-512 file.
  */
 #include "gemm_internal.h"
 

@@ -370,6 +370,26 @@ TARGET void cnn_transpose_avx512(const float *src, long ld, int rows, int kc, fl
 }
 
 
+/* Rows i < mi (of at most ROWS) and columns j < nj of C from lane 4i + j
+ * of sum: alpha * sum (beta == 0) or fma(sum, alpha, beta * C), as tile()
+ * rounds them. */
+KERNEL void dot_store(const int ROWS, __m512 sum, int mi, int nj, float alpha, float beta,
+                      float *C, long ldc)
+{
+    __m512 vs = _mm512_mul_ps(sum, _mm512_set1_ps(alpha));
+    __mmask8 jm = (__mmask8)((1u << nj) - 1);
+#pragma GCC unroll 4
+    for (int i = 0; i < ROWS; i++) {
+        if (i >= mi) break;
+        float *c = C + i * ldc;
+        __m128 ri = quarter(vs, i);
+        if (beta != 0.0f)
+            ri = _mm_fmadd_ps(quarter(sum, i), _mm_set1_ps(alpha),
+                              _mm_mul_ps(_mm_set1_ps(beta), _mm_maskz_loadu_ps(jm, c)));
+        _mm_mask_storeu_ps(c, jm, ri);
+    }
+}
+
 /* C[i][j] = alpha * (sum of the lanes of x[4i + j]) + beta * C[i][j] for
  * i < mi, j < nj, given y, the first level of the sum (see dot_tile). All
  * 16 horizontal sums at once, four add levels; after
@@ -393,18 +413,7 @@ TARGET static void dot_finish(__m512 y0, __m512 y1, __m512 y2, __m512 y3, __m512
                              _mm512_shuffle_f32x4(q[2 * h], q[2 * h + 1], 0xDD));
     __m512 sum = _mm512_add_ps(_mm512_shuffle_f32x4(r[0], r[1], 0x88),
                                _mm512_shuffle_f32x4(r[0], r[1], 0xDD));
-    __m512 vs = _mm512_mul_ps(sum, _mm512_set1_ps(alpha));
-    __mmask8 jm = (__mmask8)((1u << nj) - 1);
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; i++) {
-        if (i >= mi) break;
-        float *c = C + i * ldc;
-        __m128 ri = quarter(vs, i);
-        if (beta != 0.0f)
-            ri = _mm_fmadd_ps(quarter(sum, i), _mm_set1_ps(alpha),
-                              _mm_mul_ps(_mm_set1_ps(beta), _mm_maskz_loadu_ps(jm, c)));
-        _mm_mask_storeu_ps(c, jm, ri);
-    }
+    dot_store(4, sum, mi, nj, alpha, beta, C, ldc);
 }
 
 /* dot_finish for at most 2 rows (x[0..7], y[0..3]): the same four levels
@@ -420,18 +429,7 @@ TARGET static void dot_finish_half(__m512 y0, __m512 y1, __m512 y2, __m512 y3, i
     /* 128-bit lanes: q0 L0+L1, q0 L2+L3, q1 L0+L1, q1 L2+L3 */
     __m512 r = _mm512_add_ps(_mm512_shuffle_f32x4(q0, q1, 0x88), _mm512_shuffle_f32x4(q0, q1, 0xDD));
     __m512 sum = _mm512_add_ps(_mm512_shuffle_f32x4(r, r, 0x88), _mm512_shuffle_f32x4(r, r, 0xDD));
-    __m512 vs = _mm512_mul_ps(sum, _mm512_set1_ps(alpha));
-    __mmask8 jm = (__mmask8)((1u << nj) - 1);
-#pragma GCC unroll 2
-    for (int i = 0; i < 2; i++) {
-        if (i >= mi) break;
-        float *c = C + i * ldc;
-        __m128 ri = quarter(vs, i);
-        if (beta != 0.0f)
-            ri = _mm_fmadd_ps(quarter(sum, i), _mm_set1_ps(alpha),
-                              _mm_mul_ps(_mm_set1_ps(beta), _mm_maskz_loadu_ps(jm, c)));
-        _mm_mask_storeu_ps(c, jm, ri);
-    }
+    dot_store(2, sum, mi, nj, alpha, beta, C, ldc);
 }
 
 /* Dot-product tile for C = A * B^T with both operands K-contiguous:

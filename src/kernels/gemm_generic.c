@@ -1,5 +1,6 @@
 /*
- * gemm_generic.c — the portable macro-kernel: 6 x 16 tiles in plain C.
+ * gemm_generic.c — the portable micro-kernel: 6 x 16 tiles in plain C,
+ * walked by cnn_gemm_walk (gemm_internal.h).
  *
  * Written so the compiler can vectorise the 16 columns of a tile (fixed
  * trip counts, restrict) on whatever the target is. Every element goes

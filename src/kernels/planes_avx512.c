@@ -296,24 +296,55 @@ void cnn_planes_dwt_avx512(int T, int FV, int G, const float *x, long xgs, const
     }
 }
 
-/* dy: (F, hw) -> dyt: (hw, lf), lanes F..lf written as zeros. 16 x 16
- * register transposes: a gather per position costs several times more. */
-AVX512 void cnn_to_lanes_avx512(int F, int hw, int lf, const float *dy, float *dyt)
+/* One 16 x 16 block of a transposing copy: d[k*dld + i] = s[i*sld + k] for
+ * i < 16, k < cols, rows i >= rows read as zeros. Each row is loaded as
+ * `cols` floats, or whole when `whole` (its 16 are readable); the stores
+ * are whole vectors, or the first `lanes` floats when lanes < 16. */
+AVX512_INLINE void transpose_block(const float *s, long sld, int rows, int cols, int whole,
+                                   float *d, long dld, int lanes)
+{
+    const __mmask16 m = (__mmask16)((1u << cols) - 1), sm = (__mmask16)((1u << lanes) - 1);
+    __m512 r[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i++)
+        r[i] = i >= rows ? _mm512_setzero_ps()
+               : whole   ? _mm512_loadu_ps(s + (size_t)i * sld)
+                         : _mm512_maskz_loadu_ps(m, s + (size_t)i * sld);
+    cnn_transpose16_avx512(r);
+    for (int k = 0; k < cols; k++) {
+        if (lanes >= 16) _mm512_storeu_ps(d + (size_t)k * dld, r[k]);
+        else _mm512_mask_storeu_ps(d + (size_t)k * dld, sm, r[k]);
+    }
+}
+
+/* Between (F, hw) and (hw, lf) in 16 x 16 blocks: dy -> dyt (to_lanes),
+ * lanes F..lf written as zeros, or yt -> y. Register transposes: a gather
+ * per position costs several times more. */
+AVX512_INLINE void lanes_transpose(const int to_lanes, int F, int hw, int lf, const float *s,
+                                   float *d)
 {
     for (int f0 = 0; f0 < F; f0 += SP_V) {
         const int nf = F - f0 < SP_V ? F - f0 : SP_V;
         for (int p0 = 0; p0 < hw; p0 += SP_V) {
             const int np = hw - p0 < SP_V ? hw - p0 : SP_V;
-            const __mmask16 m = (__mmask16)((1u << np) - 1);
-            __m512 r[16];
-#pragma GCC unroll 16
-            for (int f = 0; f < 16; f++)
-                r[f] = f < nf ? _mm512_maskz_loadu_ps(m, dy + (size_t)(f0 + f) * hw + p0)
-                              : _mm512_setzero_ps();
-            cnn_transpose16_avx512(r);
-            for (int k = 0; k < np; k++) _mm512_storeu_ps(dyt + (size_t)(p0 + k) * lf + f0, r[k]);
+            if (to_lanes)
+                transpose_block(s + (size_t)f0 * hw + p0, hw, nf, np, 0, d + (size_t)p0 * lf + f0,
+                                lf, 16);
+            else
+                transpose_block(s + (size_t)p0 * lf + f0, lf, np, nf, 1, d + (size_t)f0 * hw + p0,
+                                hw, np);
         }
     }
+}
+
+AVX512 void cnn_to_lanes_avx512(int F, int hw, int lf, const float *dy, float *dyt)
+{
+    lanes_transpose(1, F, hw, lf, dy, dyt);
+}
+
+AVX512 void cnn_from_lanes_avx512(int F, int hw, int lf, const float *yt, float *y)
+{
+    lanes_transpose(0, F, hw, lf, yt, y);
 }
 
 /* db: conv_bias_grad's fixed-order lane sums in vectors (the same bits),
@@ -398,23 +429,6 @@ void cnn_planes_fwt_avx512(const float *xin, int wq, const int *off, int T, cons
                                     yt + ((size_t)oy * wo + ox0) * lf);
             ox0 += qb;
         }
-}
-
-/* yt: (hw, lf) -> y: (F, hw), through 16 x 16 register transposes */
-AVX512 void cnn_from_lanes_avx512(int F, int hw, int lf, const float *yt, float *y)
-{
-    for (int f0 = 0; f0 < F; f0 += SP_V) {
-        const int nf = F - f0 < SP_V ? F - f0 : SP_V;
-        for (int p0 = 0; p0 < hw; p0 += SP_V) {
-            const int np = hw - p0 < SP_V ? hw - p0 : SP_V;
-            __m512 r[16];
-            for (int k = 0; k < 16; k++)
-                r[k] = k < np ? _mm512_loadu_ps(yt + (size_t)(p0 + k) * lf + f0) : _mm512_setzero_ps();
-            cnn_transpose16_avx512(r);
-            const __mmask16 m = (__mmask16)((1u << np) - 1);
-            for (int k = 0; k < nf; k++) _mm512_mask_storeu_ps(y + (size_t)(f0 + k) * hw + p0, m, r[k]);
-        }
-    }
 }
 
 #else /* not x86-64 GCC/clang: never called (the level is never AVX-512) */

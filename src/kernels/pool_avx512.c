@@ -31,10 +31,9 @@ AVX512 static __m512i packed_index(int wo, int step, int add, int second)
 }
 
 /* Where best stays against v, i.e. not beats(v, best): v is not a NaN and
- * not greater. One compare masked by another, no separate mask OR.
- * Measured alternatives: plain "not greater" compares behind a per-vector
- * NaN test were 1.1x faster on the packed rows but 0.8x on the wide ones,
- * so the one NaN-safe form stays. */
+ * not greater. One compare masked by another, no separate mask OR: a
+ * per-vector NaN test won on packed rows but lost more on wide ones
+ * (bench/NOTES.md, pooling). */
 AVX512 static inline __mmask16 keeps16(__m512 best, __m512 v)
 {
     return _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), v, best, _CMP_NGT_UQ);
@@ -91,7 +90,7 @@ AVX512 void cnn_pool2x2_rows_avx512(int is_max, const float *x, int w, int wo, s
         const __mmask16 kin = lanes(2 * wo), kout2 = lanes(2 * wo), kout1 = lanes(wo);
         size_t r = 0;
         /* Masked loads and stores only: whole-vector ones that run into the
-         * next rows (safe while more rows follow) measured 1.5x slower. */
+         * next rows (safe while more rows follow) were slower. */
         for (; r + 2 <= rows; r += 2)
             packed_fwd(is_max, x + 2 * r * w, w, ia, ib, kin, kout2, y + r * wo,
                        win ? win + r * wo : NULL);
@@ -109,10 +108,8 @@ AVX512 void cnn_pool2x2_rows_avx512(int is_max, const float *x, int w, int wo, s
         return;
     }
     /* whole blocks of 16 windows with plain loads and stores, then the
-     * row's last m windows masked; the masks are per layer, not per row.
-     * Measured and dropped: a plain load for the tail's first input vector
-     * when it is whole (m >= 8) ran 0.5-0.9x, and summing the average's
-     * pairs in-register before one permute (instead of four) 0.85x. */
+     * row's last m windows masked; the masks are per layer, not per row
+     * (the variants tried: bench/NOTES.md, pooling) */
     const __m512i ev = packed_index(8, 2, 0, 16), od = packed_index(8, 2, 1, 16);
     const int blocks = wo / 16, m = wo % 16;
     const __mmask16 klo = lanes(m >= 8 ? 16 : 2 * m), khi = lanes(m > 8 ? 2 * m - 16 : 0),

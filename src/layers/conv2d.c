@@ -481,13 +481,6 @@ static const cnn_layer_ops conv_ops = {
     .destroy = conv_destroy,
 };
 
-/* "3" for 3x3, "3x5" otherwise */
-/* "3" for 3x3, "3x5" otherwise */
-static void fmt_pair(char *buf, size_t n, int a, int b)
-{
-    if (a == b) snprintf(buf, n, "%d", a);
-    else snprintf(buf, n, "%dx%d", a, b);
-}
 
 cnn_status cnn_conv2d_create(cnn_spec_line *s, cnn_shape in, cnn_layer **out)
 {
@@ -549,8 +542,8 @@ cnn_status cnn_conv2d_create(cnn_spec_line *s, cnn_shape in, cnn_layer **out)
     if (bias) cnn_layer_add_param(l, "bias", 1, &F, CNN_PINIT_ZERO, 0, 0, 1);
 
     char stride[24], padw[24];
-    fmt_pair(stride, sizeof stride, sh, sw);
-    fmt_pair(padw, sizeof padw, ph, pw);
+    cnn_fmt_pair(stride, sizeof stride, sh, sw);
+    cnn_fmt_pair(padw, sizeof padw, ph, pw);
     snprintf(l->desc, sizeof l->desc, "conv %d %dx%d stride=%s pad=%s padmode=%s%s", F, kh, kw,
              stride, padw, cnn_padmode_name(mode), bias ? "" : " bias=0");
     *out = l;

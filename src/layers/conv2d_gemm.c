@@ -59,13 +59,10 @@ void conv_gemm_forward(const conv2d *cv, const float *x, float *y, int n, int nt
 /* One image on nt threads (a batch smaller than the thread count: single-
  * image inference). Each thread takes a band of output rows: it builds the
  * im2col columns of its band, in its own contiguous buffer, and multiplies
- * them. Measured on pytorchnet.conv2 at n = 1 (bench/NOTES.md):
- *  - a serial im2col and a split GEMM was slower than one thread (200 vs
- *    140 us): the im2col rewrote lines the other core had just read, a
- *    cross-core invalidation per line (30 -> 175 us);
- *  - bands of one shared col matrix (disjoint cache lines) still ran each
- *    half 3-4x slower than alone, the prefetchers pulling the neighbour's
- *    lines across; a buffer per thread runs at single-thread speed. */
+ * them. A shared im2col split only in the GEMM, or bands of one shared
+ * matrix, ran slower than one thread: cross-core invalidations, and
+ * prefetchers pulling the neighbour's lines across (bench/NOTES.md, one
+ * image on two threads). */
 static void image_forward_bands(const conv2d *cv, const float *x, float *y, int nt)
 {
     const cnn_window *g = &cv->g;

@@ -80,14 +80,9 @@ static int dx_by_planes(conv_dx_algo dx)
 void conv_planes_free(conv2d *cv)
 {
     conv_planes *sp = &cv->sp;
-    cnn_free(sp->off_x);
-    cnn_free(sp->off_d);
-    cnn_free(sp->wt);
-    cnn_free(sp->wft);
-    cnn_free(sp->buf);
-    cnn_free(sp->st_cnt);
-    cnn_free(sp->st_off);
-    cnn_free(sp->st_mask);
+    void *const bufs[] = {sp->off_x, sp->off_d, sp->wt,     sp->wft,
+                          sp->buf,   sp->st_cnt, sp->st_off, sp->st_mask};
+    for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) cnn_free(bufs[k]);
     memset(sp, 0, sizeof *sp);
 }
 

@@ -10,9 +10,10 @@
  * The fast kernels are direct loops, not im2col: a pooling window does a
  * handful of compares or adds per output with no reuse to exploit, so
  * unrolling it into a matrix would only add a copy. The common 2x2
- * stride-2 unpadded case has vector kernels (AVX-512 picked at run time,
- * portable C otherwise) that walk a whole batch as one run of row pairs;
- * other windows go plane by plane.
+ * stride-2 unpadded case has vector kernels (AVX-512 in
+ * src/kernels/pool_avx512.c, picked at run time; portable C here
+ * otherwise, with the same bits) that walk a whole batch as one run of row
+ * pairs; other windows go plane by plane.
  */
 #include "internal.h"
 #include "kernels/kernels.h"
@@ -389,35 +390,23 @@ static void pool_planes_backward(const pool2d *p, int avx512, const float *dy, f
  * the region: one with if(0) or one thread still enters libgomp, which
  * mallocs a one-thread team on every call (bench/FINDINGS.md F1). */
 
-/* x: (N, C, H, W)  y: (N, C, Ho, Wo) */
-static void pool_forward_fast(pool2d *p, const float *x, float *y, int n)
-{
-    const int planes = n * p->g.c, nt = pool_threads(&p->base, n), avx512 = use_avx512();
-    if (nt > 1) {
-#pragma omp parallel num_threads(nt)
-        {
-            const int t = omp_get_thread_num(), T = omp_get_num_threads();
-            pool_planes_forward(p, avx512, x, y, (int)((long)planes * t / T),
-                                (int)((long)planes * (t + 1) / T));
-        }
-    } else {
-        pool_planes_forward(p, avx512, x, y, 0, planes);
-    }
-}
+/* planes [k0, k1) of a batch, from `in` to `out`: pool_planes_forward
+ * (x to y) or pool_planes_backward (dy to dx) */
+typedef void (*pool_planes_fn)(const pool2d *p, int avx512, const float *in, float *out, int k0,
+                               int k1);
 
-/* dy: (N, C, Ho, Wo)  ->  dx: (N, C, H, W) */
-static void pool_backward_fast(pool2d *p, const float *dy, float *dx, int n)
+/* The n * C planes of a batch through `run`, split over the threads */
+static void pool_fast(pool2d *p, pool_planes_fn run, const float *in, float *out, int n)
 {
     const int planes = n * p->g.c, nt = pool_threads(&p->base, n), avx512 = use_avx512();
     if (nt > 1) {
 #pragma omp parallel num_threads(nt)
         {
             const int t = omp_get_thread_num(), T = omp_get_num_threads();
-            pool_planes_backward(p, avx512, dy, dx, (int)((long)planes * t / T),
-                                 (int)((long)planes * (t + 1) / T));
+            run(p, avx512, in, out, (int)((long)planes * t / T), (int)((long)planes * (t + 1) / T));
         }
     } else {
-        pool_planes_backward(p, avx512, dy, dx, 0, planes);
+        run(p, avx512, in, out, 0, planes);
     }
 }
 
@@ -428,7 +417,7 @@ static void pool_forward(cnn_layer *l, const float *x, float *y, int n, int trai
     pool2d *p = (pool2d *)l;
     /* the max's reference backward finds the arg-max again from x */
     if (l->kernels == CNN_KERNELS_REF) pool_forward_ref(p, x, y, n);
-    else pool_forward_fast(p, x, y, n);
+    else pool_fast(p, pool_planes_forward, x, y, n);
 }
 
 static void pool_backward(cnn_layer *l, const float *x, const float *y, const float *dy,
@@ -437,7 +426,7 @@ static void pool_backward(cnn_layer *l, const float *x, const float *y, const fl
     if (!dx) return; /* no parameters: nothing else to compute */
     pool2d *p = (pool2d *)l;
     if (l->kernels == CNN_KERNELS_REF) pool_backward_ref(p, x, dy, dx, n);
-    else pool_backward_fast(p, dy, dx, n);
+    else pool_fast(p, pool_planes_backward, dy, dx, n);
 }
 
 static cnn_status maxpool_reserve(cnn_layer *l, int max_batch, int threads)
@@ -480,11 +469,6 @@ static const cnn_layer_ops avgpool_ops = {
     .destroy = pool_destroy,
 };
 
-static void fmt_pair(char *buf, size_t n, int a, int b)
-{
-    if (a == b) snprintf(buf, n, "%d", a);
-    else snprintf(buf, n, "%dx%d", a, b);
-}
 
 static cnn_status pool_create(cnn_spec_line *s, cnn_shape in, cnn_layer **out, int is_max)
 {
@@ -516,9 +500,9 @@ static cnn_status pool_create(cnn_spec_line *s, cnn_shape in, cnn_layer **out, i
                         .ph = ph, .pw = pw, .mode = CNN_PAD_ZERO, .ho = ho, .wo = wo};
 
     char k[24], st_[24], pd[24];
-    fmt_pair(k, sizeof k, kh, kw);
-    fmt_pair(st_, sizeof st_, sh, sw);
-    fmt_pair(pd, sizeof pd, ph, pw);
+    cnn_fmt_pair(k, sizeof k, kh, kw);
+    cnn_fmt_pair(st_, sizeof st_, sh, sw);
+    cnn_fmt_pair(pd, sizeof pd, ph, pw);
     int n = snprintf(l->desc, sizeof l->desc, "%s %s", is_max ? "maxpool" : "avgpool", k);
     if (sh != kh || sw != kw) n += snprintf(l->desc + n, sizeof l->desc - n, " stride=%s", st_);
     if (ph || pw) snprintf(l->desc + n, sizeof l->desc - n, " pad=%s", pd);
