@@ -98,7 +98,9 @@ typedef struct {
 /* B is read in place up to this M (and A stored transposed) */
 #define DIRECT_MAX_M 640
 
-static plan make_plan(int M, int N, int K, int transa, int transb)
+/* inline: the small GEMMs pay for every instruction here */
+static inline __attribute__((always_inline)) plan make_plan(int M, int N, int K, int transa,
+                                                            int transb)
 {
     plan p;
     int kcmax;
@@ -122,9 +124,14 @@ static plan make_plan(int M, int N, int K, int transa, int transb)
         p.macro = cnn_gemm_macro_generic;
         break;
     }
-    /* kc from K alone (equal blocks): the thread split must not change it */
-    int nb = (K + kcmax - 1) / kcmax;
-    p.kc = K <= kcmax ? K : (K + nb - 1) / nb; /* no division for the common case */
+    /* kc from K alone (equal blocks): the thread split must not change it;
+     * no division in the common case (a few percent of a K = 9 GEMM) */
+    if (K <= kcmax) {
+        p.kc = K;
+    } else {
+        int nb = (K + kcmax - 1) / kcmax;
+        p.kc = (K + nb - 1) / nb;
+    }
     (void)N;
     p.pack_t = avx512;
     /* Reading B in place beat packing it on every conv and dense shape
@@ -392,8 +399,9 @@ static void run_block(const plan *pl, int transa, int transb, int m0, int m1, in
 /* A single-block plan (plan.single): the whole GEMM in one call of the
  * macro-kernel. The k-major packing of A for K < ROW_A_MIN_K goes to a
  * stack buffer of at most ROW_A_MIN_K x DIRECT_MAX_M floats (25 KB). */
-static void run_single(const plan *pl, int M, int N, int K, float alpha, const float *A,
-                       int lda, const float *B, int ldb, float beta, float *C, int ldc)
+static inline __attribute__((always_inline)) void
+run_single(const plan *pl, int M, int N, int K, float alpha, const float *A, int lda,
+           const float *B, int ldb, float beta, float *C, int ldc)
 {
     const int nr = pl->nr;
     if (pl->direct_a) {
