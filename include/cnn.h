@@ -143,6 +143,14 @@ typedef struct {
     int out_c, out_h, out_w;
     size_t params;      /* trainable parameters */
     double flops;       /* forward FLOPs per image (a multiply-add = 2) */
+    /* The algorithms the fast kernels choose for the layer, as
+     * "fwd winograd, dw winograd, dx winograd" (conv); "" for a kind with
+     * one algorithm. For a batch of the model's size on the threads it was
+     * set up for (cnn_model_set_batch); before that, for a batch of 64 on
+     * as many threads as the library may use (cnn_set_threads,
+     * OMP_NUM_THREADS or the cores); at the SIMD level in use
+     * (cnn_simd_name). */
+    char plan[80];
 } cnn_layer_info;
 int cnn_model_num_layers(const cnn_model *m);
 cnn_status cnn_model_layer_info(const cnn_model *m, int i, cnn_layer_info *out);

@@ -105,6 +105,34 @@ uint64_t cnn_rng_next(cnn_rng *r);
 float cnn_rng_uniform(cnn_rng *r);            /* [0, 1) */
 float cnn_rng_normal(cnn_rng *r);             /* N(0, 1), Box-Muller */
 uint32_t cnn_rng_below(cnn_rng *r, uint32_t n); /* [0, n), unbiased */
+/* The state as 64 hex digits (checkpoints), and back: 0, or -1 for text
+ * that is not 64 hex digits (r untouched then). */
+void cnn_rng_to_hex(const cnn_rng *r, char out[65]);
+int cnn_rng_from_hex(const char *hex, cnn_rng *r);
+
+/* ------------------------------------------------------------------- cpu */
+
+/* What the CPU can run (src/core/cpu.c): AVX-512F with FMA; AVX-512BW with
+ * VL (byte masks); AVX2 with FMA. 0 off x86-64. */
+int cnn_cpu_has_avx512(void);
+int cnn_cpu_has_avx512bw(void);
+int cnn_cpu_has_avx2(void);
+
+/* The SIMD level every kernel runs at: the best the CPU has, lowered by
+ * CNN_SIMD=generic|avx2 in the environment. cnn_simd_set_level forces one
+ * (tests, benchmarks): a level the CPU lacks is lowered to the best it
+ * has, a negative one re-reads the CPU and CNN_SIMD; it returns the level
+ * now in use. Not for use while another thread runs a kernel; a conv layer
+ * keeps the plan it made for the level in use at its reserve. */
+enum { CNN_SIMD_GENERIC = 0, CNN_SIMD_AVX2 = 1, CNN_SIMD_AVX512 = 2 };
+int cnn_simd_set_level(int level);
+/* inline: the GEMM asks on every call */
+extern int cnn_simd_level_in_use; /* -1 until the first call */
+static inline int cnn_simd_level(void)
+{
+    int level = __atomic_load_n(&cnn_simd_level_in_use, __ATOMIC_ACQUIRE);
+    return level >= 0 ? level : cnn_simd_set_level(-1);
+}
 
 /* ---------------------------------------------------------------- threads */
 
@@ -169,6 +197,9 @@ static inline int cnn_pad_index(int i, int n, cnn_padmode mode)
     while (i < 0 || i >= n) i = i < 0 ? -i : 2 * (n - 1) - i;
     return i;
 }
+
+/* floor(a / b) for b > 0 and a of either sign */
+static inline int cnn_floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
 /* Geometry of one 2-D window operation (conv or pool). */
 typedef struct {
@@ -294,6 +325,10 @@ typedef struct {
                      float *dx, int n);
     /* Forward FLOPs per image (a multiply-add counts 2). */
     double (*flops)(const cnn_layer *l);
+    /* The algorithms the fast kernels run for a batch of n images on
+     * `threads` threads, as text ("fwd winograd, dw winograd, dx winograd");
+     * NULL for kinds with one algorithm. */
+    void (*plan)(const cnn_layer *l, int n, int threads, char *buf, size_t len);
     /* Free what reserve/create allocated besides the cnn_layer itself. */
     void (*destroy)(cnn_layer *l);
 } cnn_layer_ops;
@@ -336,6 +371,9 @@ cnn_status cnn_batchnorm_create(cnn_spec_line *s, cnn_shape in, cnn_layer **out)
  * with ops, shapes and line set. */
 cnn_layer *cnn_layer_new(size_t size, const cnn_layer_ops *ops, cnn_shape in,
                          cnn_shape out, const cnn_spec_line *s);
+/* "3" for the pair (3, 3), "3x5" for (3, 5): kernel sizes, strides and
+ * pads in a layer's description. */
+void cnn_fmt_pair(char *buf, size_t n, int a, int b);
 /* Describe a parameter of l (shape only; data is placed by the model). */
 cnn_param *cnn_layer_add_param(cnn_layer *l, const char *name, int ndim, const int *dims,
                                cnn_pinit init, int fan_in, int fan_out, int trainable);

@@ -49,6 +49,18 @@ bool tu_make_layer(TestLayer &t, const std::string &line, cnn_shape in, int max_
 /* The status and message of building a layer that should fail. */
 cnn_status tu_layer_error(const std::string &line, cnn_shape in, std::string *msg);
 
+/* Restores the thread count and the SIMD level it found, when it goes:
+ * for tests that change either. */
+struct KeepThreadsAndSimd {
+    int threads = cnn_get_threads();
+    int level = cnn_simd_level();
+    ~KeepThreadsAndSimd()
+    {
+        cnn_set_threads(threads);
+        cnn_simd_set_level(level);
+    }
+};
+
 /* Random floats N(0,1)*scale. */
 std::vector<float> tu_randn(size_t n, uint64_t seed, float scale = 1.0f);
 

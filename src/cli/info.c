@@ -42,11 +42,17 @@ static void print_table(cnn_model *m, const char *name)
         if (cnn_model_layer_info(m, i, &li) == CNN_OK && (int)strlen(li.desc) > dw)
             dw = (int)strlen(li.desc);
     }
+    int pw = 0; /* the plan column: as wide as its longest entry */
+    for (int i = 0; i < nl; i++) {
+        cnn_layer_info li;
+        if (cnn_model_layer_info(m, i, &li) == CNN_OK && (int)strlen(li.plan) > pw)
+            pw = (int)strlen(li.plan);
+    }
     char s1[32], s2[32], s3[32];
     printf("Model: %s\n\n", name);
-    printf("%3s  %-*s  %-12s  %12s  %14s  %s\n", "#", dw, "Layer", "Output shape", "Params",
-           "FLOPs/image", "torch.nn");
-    int total_w = 3 + 2 + dw + 2 + 12 + 2 + 12 + 2 + 14 + 2 + 12;
+    printf("%3s  %-*s  %-12s  %12s  %14s  %-*s%s\n", "#", dw, "Layer", "Output shape", "Params",
+           "FLOPs/image", pw ? 13 : 0, "torch.nn", pw ? "Algorithms (fast kernels)" : "");
+    int total_w = 3 + 2 + dw + 2 + 12 + 2 + 12 + 2 + 14 + 2 + (pw ? 13 + pw : 12);
     for (int i = 0; i < total_w; i++) putchar('-');
     putchar('\n');
     char inp[32], desc[48];
@@ -57,9 +63,9 @@ static void print_table(cnn_model *m, const char *name)
         cnn_layer_info li;
         if (cnn_model_layer_info(m, i, &li) != CNN_OK) continue;
         shape_text(s1, sizeof s1, li.out_c, li.out_h, li.out_w);
-        printf("%3d  %-*s  %-12s  %12s  %14s  %s\n", i, dw, li.desc, s1,
+        printf("%3d  %-*s  %-12s  %12s  %14s  %-*s%s\n", i, dw, li.desc, s1,
                commas(li.params, s2, sizeof s2), commas((unsigned long long)(li.flops + 0.5), s3, sizeof s3),
-               li.torch ? li.torch : "");
+               li.plan[0] ? 13 : 0, li.torch ? li.torch : "", li.plan);
     }
     for (int i = 0; i < total_w; i++) putchar('-');
     putchar('\n');
@@ -85,6 +91,8 @@ static void print_table(cnn_model *m, const char *name)
     cnn_format_limit(lim, sizeof lim);
     printf("Memory at batch 256:   %s to train, %s to evaluate on %d thread%s; the limit is %s\n",
            b1, b2, cnn_get_threads(), cnn_get_threads() == 1 ? "" : "s", lim);
+    if (pw) printf("Algorithms:            as the fast kernels choose them for a batch of 64 (%s)\n",
+                   cnn_simd_name());
 }
 
 int cli_info(int argc, char **argv)

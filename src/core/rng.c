@@ -3,6 +3,9 @@
 #include "internal.h"
 
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 static uint64_t splitmix64(uint64_t *x)
 {
@@ -63,4 +66,24 @@ uint32_t cnn_rng_below(cnn_rng *r, uint32_t n)
         }
     }
     return (uint32_t)(m >> 32);
+}
+
+void cnn_rng_to_hex(const cnn_rng *r, char out[65])
+{
+    for (int i = 0; i < 4; i++) snprintf(out + 16 * i, 17, "%016llx", (unsigned long long)r->s[i]);
+}
+
+int cnn_rng_from_hex(const char *hex, cnn_rng *r)
+{
+    cnn_rng t;
+    if (!hex || strlen(hex) != 64) return -1;
+    for (int i = 0; i < 4; i++) {
+        char part[17], *end;
+        memcpy(part, hex + 16 * i, 16);
+        part[16] = '\0';
+        t.s[i] = strtoull(part, &end, 16);
+        if (*end) return -1;
+    }
+    *r = t;
+    return 0;
 }

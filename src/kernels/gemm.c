@@ -14,7 +14,7 @@
  * which is the common case for conv layers (M = filters). Likewise A stored
  * transposed is read in place (it already has the packed layout, with
  * stride lda), and for K <= 32 A is packed as one K x mc block rather than
- * in MR-row tiles (bench/NOTES.md, session 2).
+ * in MR-row tiles (bench/NOTES.md, 2026-11-25).
  *
  * Threads split C into column (or row) blocks; each thread runs the serial
  * algorithm on its block with its own pack buffers. Since kc depends only
@@ -52,62 +52,6 @@ void cnn_sgemm_ref(int transa, int transb, int M, int N, int K, float alpha,
     }
 }
 
-/* ----------------------------------------------------------- SIMD level */
-
-static int g_level = -1;
-
-static int cpu_best_level(void)
-{
-#if defined(__x86_64__) && defined(__GNUC__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma"))
-        return CNN_SIMD_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return CNN_SIMD_AVX2;
-#endif
-    return CNN_SIMD_GENERIC;
-}
-
-static int detect_level(void);
-
-int cnn_gemm_set_simd_level(int level)
-{
-    if (level < 0) return detect_level();
-    int best = cpu_best_level();
-    if (level > best) level = best;
-    __atomic_store_n(&g_level, level, __ATOMIC_RELEASE);
-    return level;
-}
-
-int cnn_gemm_simd_level(void)
-{
-    int level = __atomic_load_n(&g_level, __ATOMIC_ACQUIRE);
-    return level >= 0 ? level : detect_level();
-}
-
-static int detect_level(void)
-{
-    int level;
-    /* CNN_SIMD can only lower the level: asking for AVX-512 on a CPU
-     * without it must not crash */
-    level = CNN_SIMD_AVX512;
-    const char *env = getenv("CNN_SIMD");
-    if (env) {
-        if (!strcmp(env, "generic")) level = CNN_SIMD_GENERIC;
-        else if (!strcmp(env, "avx2")) level = CNN_SIMD_AVX2;
-    }
-    return cnn_gemm_set_simd_level(level);
-}
-
-const char *cnn_simd_name(void)
-{
-    switch (cnn_gemm_simd_level()) {
-    case CNN_SIMD_AVX512: return "avx512";
-    case CNN_SIMD_AVX2: return "avx2";
-    default: return "generic";
-    }
-}
-
 /* --------------------------------------------------------------- tiling */
 
 int cnn_gemm_mtiles(int mc, int mr, int *starts)
@@ -129,6 +73,9 @@ int cnn_gemm_mtiles(int mc, int mr, int *starts)
 
 /* ----------------------------------------------------------------- plan */
 
+/* Every choice the GEMM makes for a call, made once here from the shape
+ * and the SIMD level; run(), run_single() and the threaded driver only
+ * follow it. */
 typedef struct {
     int mr, nr;     /* register tile */
     int kc, mc, nc; /* cache blocks */
@@ -138,6 +85,8 @@ typedef struct {
     int a_kmajor;   /* pack op(A) as one K x mc block instead of MR-row tiles */
     int row_a;      /* read untransposed A in place (cnn_gemm_macro_avx512_rowa) */
     int dot;        /* A * B^T as dot products (cnn_gemm_dot_avx512) */
+    int pack_t;     /* transposing packs by 16 x 16 register transposes */
+    int single;     /* one block (kc = K, B read in place): run_single */
     cnn_gemm_macro_fn macro;
 } plan;
 
@@ -146,12 +95,17 @@ typedef struct {
  * (16x196x9, 32x676x9) ran 5-7% slower in place than packed k-major (one
  * transpose per 16 rows), K = 10 (64x128x10) 7% faster. */
 #define ROW_A_MIN_K 10
+/* B is read in place up to this M (and A stored transposed) */
+#define DIRECT_MAX_M 640
 
-static plan make_plan(int M, int N, int K, int transa, int transb)
+/* inline: the small GEMMs pay for every instruction here */
+static inline __attribute__((always_inline)) plan make_plan(int M, int N, int K, int transa,
+                                                            int transb)
 {
     plan p;
     int kcmax;
-    switch (cnn_gemm_simd_level()) {
+    const int level = cnn_simd_level(), avx512 = level == CNN_SIMD_AVX512;
+    switch (level) {
     case CNN_SIMD_AVX512:
         /* kc*NR*4 = 40 KB B sliver shared by every tile of the A block
          * (L1 48 KB); mc*kc*4 = 230 KB A block in the 1 MB L2 */
@@ -170,33 +124,45 @@ static plan make_plan(int M, int N, int K, int transa, int transb)
         p.macro = cnn_gemm_macro_generic;
         break;
     }
-    /* kc from K alone (equal blocks): the thread split must not change it */
-    int nb = (K + kcmax - 1) / kcmax;
-    p.kc = K <= kcmax ? K : (K + nb - 1) / nb; /* no division for the common case */
+    /* kc from K alone (equal blocks): the thread split must not change it;
+     * no division in the common case (a few percent of a K = 9 GEMM) */
+    if (K <= kcmax) {
+        p.kc = K;
+    } else {
+        int nb = (K + kcmax - 1) / kcmax;
+        p.kc = (K + nb - 1) / nb;
+    }
     (void)N;
+    p.pack_t = avx512;
     /* Reading B in place beat packing it on every conv and dense shape
      * measured (bench/NOTES.md); packing wins back only on large squares,
      * where TLB and prefetch streams start to matter. */
-    p.direct_b = !transb && M <= 640;
-    p.edge_copy = p.direct_b && p.macro != cnn_gemm_macro_avx512;
+    p.direct_b = !transb && M <= DIRECT_MAX_M;
+    p.edge_copy = p.direct_b && !avx512;
     /* A stored transposed holds each k's rows contiguously, as the packed
      * layout does but with stride lda: copying it only costs time (20% of
      * the 150x100x16 conv dcol GEMM). */
-    p.direct_a = transa && M <= 640;
+    p.direct_a = transa && M <= DIRECT_MAX_M;
     /* With K <= 32 the tile's FMAs are few and packing A in MR-row tiles
      * (one 16 x 16 transpose per tile, even for the 8-row tiles of M = 16)
      * cost 5-8% of a K = 9 conv GEMM. Packed as the K x M matrix that
      * transposed storage would give, it takes one transpose per 16 rows and
      * is read like transposed A; the short k-rows keep the strided reads
      * inside L1. */
-    p.a_kmajor = !transa && p.macro == cnn_gemm_macro_avx512 && K <= 32;
+    p.a_kmajor = !transa && avx512 && K <= 32;
     /* Untransposed A read in place by broadcasts from its rows: the
      * broadcasts cost the same from any address, and packing A was 5-8% of
-     * the small conv GEMMs (bench/NOTES.md, session 3). */
-    p.row_a = !transa && p.direct_b && p.macro == cnn_gemm_macro_avx512 && K >= ROW_A_MIN_K;
+     * the small conv GEMMs (bench/NOTES.md, 2026-11-25). */
+    p.row_a = !transa && p.direct_b && avx512 && K >= ROW_A_MIN_K;
     if (p.row_a) p.a_kmajor = 0;
-    p.dot = !transa && transb && p.macro == cnn_gemm_macro_avx512 && (long)M * N <= 1024 &&
-            K >= 32;
+    p.dot = !transa && transb && avx512 && (long)M * N <= 1024 && K >= 32;
+    /* The single-block GEMMs of small conv and dense layers go straight to
+     * the kernel: no thread buffers, no block loops. For a 16x196x9 GEMM
+     * (~1300 cycles) those cost ~13% (perf, bench/NOTES.md, 2026-11-25). One
+     * kc block, B read in place, and A read in place or packed k-major
+     * (K < ROW_A_MIN_K) on the stack; mc = M, nc = N: the same arithmetic
+     * per element as the blocked loops, so the same bits. */
+    p.single = avx512 && K <= kcmax && p.direct_b;
     return p;
 }
 
@@ -279,8 +245,8 @@ static void pack_a(const plan *pl, int transa, const float *A, int lda, int r, i
     for (int t = 0; t < nt; t++) {
         int i0 = r + starts[t], m = starts[t + 1] - starts[t];
         float *d = pa + (size_t)t * kc * mr;
-        if (!transa && pl->macro == cnn_gemm_macro_avx512) {
-            cnn_gemm_pack_t_avx512(A + (size_t)i0 * lda + p0, lda, m, kc, d, mr, m);
+        if (!transa && pl->pack_t) {
+            cnn_transpose_avx512(A + (size_t)i0 * lda + p0, lda, m, kc, d, mr, m);
         } else if (transa) {
             /* A stored K x M: each k gives m contiguous floats */
             for (int k = 0; k < kc; k++) {
@@ -306,10 +272,10 @@ static void pack_b(const plan *pl, int transb, const float *B, int ldb, int p0, 
     for (int s = 0; s * nr < nc; s++) {
         int n = nc - s * nr < nr ? nc - s * nr : nr;
         float *restrict d = pb + (size_t)s * kc * nr;
-        if (transb && pl->macro == cnn_gemm_macro_avx512) {
+        if (transb && pl->pack_t) {
             const float *bt = B + (size_t)(j0 + s * nr) * ldb + p0;
-            cnn_gemm_pack_t_avx512(bt, ldb, n < 16 ? n : 16, kc, d, nr, 16);
-            cnn_gemm_pack_t_avx512(bt + (size_t)16 * ldb, ldb, n - 16, kc, d + 16, nr, 16);
+            cnn_transpose_avx512(bt, ldb, n < 16 ? n : 16, kc, d, nr, 16);
+            cnn_transpose_avx512(bt + (size_t)16 * ldb, ldb, n - 16, kc, d + 16, nr, 16);
         } else if (transb) {
             /* B stored N x K: column j of op(B) is row j of B */
             for (int j = 0; j < n; j++) {
@@ -349,10 +315,6 @@ static int run(const plan *pl, int transa, int transb, int M, int N, int K, floa
                const float *A, int lda, const float *B, int ldb, float beta, float *C,
                int ldc)
 {
-    if (pl->dot) {
-        cnn_gemm_dot_avx512(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return 0;
-    }
     const int mr = pl->mr, nr = pl->nr, kc0 = pl->kc;
     const int mcb = pl->mc < M ? pl->mc : M;
     const int ncb = pl->direct_b ? N : (pl->nc < N ? pl->nc : N);
@@ -404,8 +366,8 @@ static int run(const plan *pl, int transa, int transb, int M, int N, int K, floa
                 } else if (pl->a_kmajor) {
                     for (int i = 0; i < mc; i += 16) {
                         int rows = mc - i < 16 ? mc - i : 16;
-                        cnn_gemm_pack_t_avx512(A + (size_t)(ic + i) * lda + pc, lda, rows, kc,
-                                               pa + i, mc, rows);
+                        cnn_transpose_avx512(A + (size_t)(ic + i) * lda + pc, lda, rows, kc,
+                                             pa + i, mc, rows);
                     }
                     pl->macro(mc, nc, kc, pa, 0, 1, mc, b, ldbk, bsl, bedge, c, ldc, alpha,
                               beta_k);
@@ -434,43 +396,27 @@ static void run_block(const plan *pl, int transa, int transb, int m0, int m1, in
                       ldc);
 }
 
-/* Largest K and M that run_small takes: one kc block (make_plan's kcmax
- * for AVX-512) and B read in place (make_plan's direct_b). */
-#define SMALL_MAX_K CNN_GEMM_AVX512_MAX_KC
-#define SMALL_MAX_M 640
-
-/* The single-block AVX-512 GEMMs of small conv and dense layers, straight
- * to the kernel: no plan, no thread buffers, no block loops. For a
- * 16x196x9 GEMM (~1300 cycles) those cost ~13% (perf, bench/NOTES.md
- * session 4). Takes exactly the paths make_plan would choose, with the
- * same kc (= K), so the bits are those of run(); returns 0 for anything
- * else. The K < ROW_A_MIN_K packing of A goes to a stack buffer of at most
- * ROW_A_MIN_K x SMALL_MAX_M floats (25 KB). */
-static int run_small(int transa, int transb, int M, int N, int K, float alpha,
-                     const float *A, int lda, const float *B, int ldb, float beta, float *C,
-                     int ldc)
+/* A single-block plan (plan.single): the whole GEMM in one call of the
+ * macro-kernel. The k-major packing of A for K < ROW_A_MIN_K goes to a
+ * stack buffer of at most ROW_A_MIN_K x DIRECT_MAX_M floats (25 KB). */
+static inline __attribute__((always_inline)) void
+run_single(const plan *pl, int M, int N, int K, float alpha, const float *A, int lda,
+           const float *B, int ldb, float beta, float *C, int ldc)
 {
-    if (K > SMALL_MAX_K || cnn_gemm_simd_level() != CNN_SIMD_AVX512) return 0;
-    if (!transa && transb && (long)M * N <= 1024 && K >= 32) {
-        cnn_gemm_dot_avx512(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return 1;
-    }
-    if (transb || M > SMALL_MAX_M) return 0;
-    const int nr = CNN_GEMM_AVX512_NR;
-    if (transa) {
+    const int nr = pl->nr;
+    if (pl->direct_a) {
         cnn_gemm_macro_avx512(M, N, K, A, 0, 1, lda, B, ldb, nr, NULL, C, ldc, alpha, beta);
-    } else if (K >= ROW_A_MIN_K) {
+    } else if (pl->row_a) {
         cnn_gemm_macro_avx512_rowa(M, N, K, A, lda, B, ldb, nr, C, ldc, alpha, beta);
     } else {
         /* a_kmajor: op(A) as one K x M block, one transpose per 16 rows */
-        _Alignas(64) float pa[(ROW_A_MIN_K - 1) * SMALL_MAX_M];
+        _Alignas(64) float pa[(ROW_A_MIN_K - 1) * DIRECT_MAX_M];
         for (int i = 0; i < M; i += 16) {
             int rows = M - i < 16 ? M - i : 16;
-            cnn_gemm_pack_t_avx512(A + (size_t)i * lda, lda, rows, K, pa + i, M, rows);
+            cnn_transpose_avx512(A + (size_t)i * lda, lda, rows, K, pa + i, M, rows);
         }
         cnn_gemm_macro_avx512(M, N, K, pa, 0, 1, M, B, ldb, nr, NULL, C, ldc, alpha, beta);
     }
-    return 1;
 }
 
 void cnn_sgemm_serial(int transa, int transb, int M, int N, int K, float alpha,
@@ -482,9 +428,10 @@ void cnn_sgemm_serial(int transa, int transb, int M, int N, int K, float alpha,
         scale_c(M, N, beta, C, ldc);
         return;
     }
-    if (run_small(transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
-    plan pl = make_plan(M, N, K, transa, transb);
-    run_block(&pl, transa, transb, 0, M, 0, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    const plan pl = make_plan(M, N, K, transa, transb);
+    if (pl.dot) cnn_gemm_dot_avx512(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    else if (pl.single) run_single(&pl, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    else run_block(&pl, transa, transb, 0, M, 0, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 /* The dot path (A * B^T, few rows: one image through a dense layer) on nt

@@ -1,9 +1,10 @@
 /*
- * gemm_avx2.c — the AVX2 macro-kernel: 6 x 16 register tiles.
+ * gemm_avx2.c — the AVX2 micro-kernel: 6 x 16 register tiles, walked by
+ * cnn_gemm_walk (gemm_internal.h).
  *
  * 6 rows x 2 ymm = 12 accumulators + 2 for the B row + 1 broadcast fit the
  * 16 ymm registers; 12 independent FMA chains cover the FMA latency of
- * two pipes. Same structure and same arithmetic order as the AVX-512 file.
+ * two pipes. The same arithmetic order as the AVX-512 file.
  */
 #include "gemm_internal.h"
 
@@ -82,20 +83,8 @@ TARGET static void tile_any(int m, int n, int kc, const float *a, long ldak, con
 
 TARGET void cnn_gemm_macro_avx2(CNN_GEMM_MACRO_ARGS)
 {
-    int starts[64 + 1];
-    int nt = cnn_gemm_mtiles(mc, MR, starts);
-    int nsl = (nc + NR - 1) / NR;
-    for (int s = 0; s < nsl; s++) {
-        int n = nc - s * NR < NR ? nc - s * NR : NR;
-        const float *bs = b + s * bsl;
-        long ldk = ldbk;
-        if (bedge && n < NR) { bs = bedge; ldk = NR; }
-        for (int t = 0; t < nt; t++) {
-            int r0 = starts[t];
-            tile_any(starts[t + 1] - r0, n, kc, a + t * atile + r0 * arow, ldak, bs, ldk,
-                     c + r0 * ldc + s * NR, ldc, alpha, beta);
-        }
-    }
+    cnn_gemm_walk(tile_any, MR, NR, mc, nc, kc, a, atile, arow, ldak, b, ldbk, bsl, bedge, c,
+                  ldc, alpha, beta);
 }
 
 #else

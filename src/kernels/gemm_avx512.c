@@ -15,7 +15,7 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 
-#include <immintrin.h>
+#include "simd_avx512.h"
 
 #define MR CNN_GEMM_AVX512_MR
 #define NR CNN_GEMM_AVX512_NR
@@ -317,7 +317,7 @@ KERNEL void macro(const panel_fn *pf, int mc, int nc, int kc, const float *a, lo
                 int rows = mc - i < EDGE_ROWS ? mc - i : EDGE_ROWS;
                 for (int r = 0; r < rows; r += 16) {
                     int m = rows - r < 16 ? rows - r : 16;
-                    cnn_gemm_pack_t_avx512(a + (i + r) * arow, ldak, m, kc, at + r, rows, m);
+                    cnn_transpose_avx512(a + (i + r) * arow, ldak, m, kc, at + r, rows, m);
                 }
                 edges[ne](rows, kc, at, rows, be, ldbk, c + i * ldc + j0, ldc, alpha, beta);
             }
@@ -353,37 +353,8 @@ TARGET void cnn_gemm_macro_avx512_rowa(int mc, int nc, int kc, const float *a, l
     macro(rpanels, mc, nc, kc, a, 0, lda, lda, b, ldbk, bsl, c, ldc, alpha, beta);
 }
 
-/* 16 x 16 transpose in registers: r[i] holds row i on entry, column i on
- * exit. Three shuffle stages: 2x2 within 128-bit lanes, 4x4 within lanes,
- * then 4x4 of lanes. */
-KERNEL void transpose16(__m512 r[16])
-{
-    __m512 a[16], b[16];
-    for (int i = 0; i < 8; i++) {
-        a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    for (int i = 0; i < 4; i++) {
-        b[4 * i + 0] = _mm512_shuffle_ps(a[4 * i], a[4 * i + 2], 0x44);
-        b[4 * i + 1] = _mm512_shuffle_ps(a[4 * i], a[4 * i + 2], 0xEE);
-        b[4 * i + 2] = _mm512_shuffle_ps(a[4 * i + 1], a[4 * i + 3], 0x44);
-        b[4 * i + 3] = _mm512_shuffle_ps(a[4 * i + 1], a[4 * i + 3], 0xEE);
-    }
-    /* b[4g + c], 128-bit lane L = column 4L + c of rows 4g..4g+3 */
-    for (int c = 0; c < 4; c++) {
-        __m512 u0 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0x88);
-        __m512 u1 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0xDD);
-        __m512 u2 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0x88);
-        __m512 u3 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0xDD);
-        r[c] = _mm512_shuffle_f32x4(u0, u2, 0x88);
-        r[4 + c] = _mm512_shuffle_f32x4(u1, u3, 0x88);
-        r[8 + c] = _mm512_shuffle_f32x4(u0, u2, 0xDD);
-        r[12 + c] = _mm512_shuffle_f32x4(u1, u3, 0xDD);
-    }
-}
-
-TARGET void cnn_gemm_pack_t_avx512(const float *src, long ld, int rows, int kc, float *d,
-                                   long dstride, int lanes)
+TARGET void cnn_transpose_avx512(const float *src, long ld, int rows, int kc, float *d,
+                                 long dstride, int lanes)
 {
     __mmask16 sm = (__mmask16)((1u << lanes) - 1);
     for (int k = 0; k < kc; k += 16) {
@@ -393,11 +364,31 @@ TARGET void cnn_gemm_pack_t_avx512(const float *src, long ld, int rows, int kc, 
 #pragma GCC unroll 16
         for (int i = 0; i < 16; i++)
             r[i] = i < rows ? _mm512_maskz_loadu_ps(km, src + i * ld + k) : _mm512_setzero_ps();
-        transpose16(r);
+        cnn_transpose16_avx512(r);
         for (int q = 0; q < kk; q++) _mm512_mask_storeu_ps(d + (k + q) * dstride, sm, r[q]);
     }
 }
 
+
+/* Rows i < mi (of at most ROWS) and columns j < nj of C from lane 4i + j
+ * of sum: alpha * sum (beta == 0) or fma(sum, alpha, beta * C), as tile()
+ * rounds them. */
+KERNEL void dot_store(const int ROWS, __m512 sum, int mi, int nj, float alpha, float beta,
+                      float *C, long ldc)
+{
+    __m512 vs = _mm512_mul_ps(sum, _mm512_set1_ps(alpha));
+    __mmask8 jm = (__mmask8)((1u << nj) - 1);
+#pragma GCC unroll 4
+    for (int i = 0; i < ROWS; i++) {
+        if (i >= mi) break;
+        float *c = C + i * ldc;
+        __m128 ri = quarter(vs, i);
+        if (beta != 0.0f)
+            ri = _mm_fmadd_ps(quarter(sum, i), _mm_set1_ps(alpha),
+                              _mm_mul_ps(_mm_set1_ps(beta), _mm_maskz_loadu_ps(jm, c)));
+        _mm_mask_storeu_ps(c, jm, ri);
+    }
+}
 
 /* C[i][j] = alpha * (sum of the lanes of x[4i + j]) + beta * C[i][j] for
  * i < mi, j < nj, given y, the first level of the sum (see dot_tile). All
@@ -422,18 +413,7 @@ TARGET static void dot_finish(__m512 y0, __m512 y1, __m512 y2, __m512 y3, __m512
                              _mm512_shuffle_f32x4(q[2 * h], q[2 * h + 1], 0xDD));
     __m512 sum = _mm512_add_ps(_mm512_shuffle_f32x4(r[0], r[1], 0x88),
                                _mm512_shuffle_f32x4(r[0], r[1], 0xDD));
-    __m512 vs = _mm512_mul_ps(sum, _mm512_set1_ps(alpha));
-    __mmask8 jm = (__mmask8)((1u << nj) - 1);
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; i++) {
-        if (i >= mi) break;
-        float *c = C + i * ldc;
-        __m128 ri = quarter(vs, i);
-        if (beta != 0.0f)
-            ri = _mm_fmadd_ps(quarter(sum, i), _mm_set1_ps(alpha),
-                              _mm_mul_ps(_mm_set1_ps(beta), _mm_maskz_loadu_ps(jm, c)));
-        _mm_mask_storeu_ps(c, jm, ri);
-    }
+    dot_store(4, sum, mi, nj, alpha, beta, C, ldc);
 }
 
 /* dot_finish for at most 2 rows (x[0..7], y[0..3]): the same four levels
@@ -449,18 +429,7 @@ TARGET static void dot_finish_half(__m512 y0, __m512 y1, __m512 y2, __m512 y3, i
     /* 128-bit lanes: q0 L0+L1, q0 L2+L3, q1 L0+L1, q1 L2+L3 */
     __m512 r = _mm512_add_ps(_mm512_shuffle_f32x4(q0, q1, 0x88), _mm512_shuffle_f32x4(q0, q1, 0xDD));
     __m512 sum = _mm512_add_ps(_mm512_shuffle_f32x4(r, r, 0x88), _mm512_shuffle_f32x4(r, r, 0xDD));
-    __m512 vs = _mm512_mul_ps(sum, _mm512_set1_ps(alpha));
-    __mmask8 jm = (__mmask8)((1u << nj) - 1);
-#pragma GCC unroll 2
-    for (int i = 0; i < 2; i++) {
-        if (i >= mi) break;
-        float *c = C + i * ldc;
-        __m128 ri = quarter(vs, i);
-        if (beta != 0.0f)
-            ri = _mm_fmadd_ps(quarter(sum, i), _mm_set1_ps(alpha),
-                              _mm_mul_ps(_mm_set1_ps(beta), _mm_maskz_loadu_ps(jm, c)));
-        _mm_mask_storeu_ps(c, jm, ri);
-    }
+    dot_store(2, sum, mi, nj, alpha, beta, C, ldc);
 }
 
 /* Dot-product tile for C = A * B^T with both operands K-contiguous:
@@ -608,8 +577,8 @@ void cnn_gemm_dot_avx512(int M, int N, int K, float alpha, const float *A, long 
     (void)beta; (void)C; (void)ldc; /* never selected off x86-64 */
 }
 
-void cnn_gemm_pack_t_avx512(const float *src, long ld, int rows, int kc, float *d,
-                            long dstride, int lanes)
+void cnn_transpose_avx512(const float *src, long ld, int rows, int kc, float *d,
+                          long dstride, int lanes)
 {
     for (int k = 0; k < kc; k++)
         for (int i = 0; i < lanes; i++) d[k * dstride + i] = i < rows ? src[i * ld + k] : 0.0f;

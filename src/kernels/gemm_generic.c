@@ -1,5 +1,6 @@
 /*
- * gemm_generic.c — the portable macro-kernel: 6 x 16 tiles in plain C.
+ * gemm_generic.c — the portable micro-kernel: 6 x 16 tiles in plain C,
+ * walked by cnn_gemm_walk (gemm_internal.h).
  *
  * Written so the compiler can vectorise the 16 columns of a tile (fixed
  * trip counts, restrict) on whatever the target is. Every element goes
@@ -34,18 +35,6 @@ static void tile(int m, int n, int kc, const float *restrict a, long ldak,
 
 void cnn_gemm_macro_generic(CNN_GEMM_MACRO_ARGS)
 {
-    int starts[64 + 1];
-    int nt = cnn_gemm_mtiles(mc, MR, starts);
-    int nsl = (nc + NR - 1) / NR;
-    for (int s = 0; s < nsl; s++) {
-        int n = nc - s * NR < NR ? nc - s * NR : NR;
-        const float *bs = b + s * bsl;
-        long ldk = ldbk;
-        if (bedge && n < NR) { bs = bedge; ldk = NR; }
-        for (int t = 0; t < nt; t++) {
-            int r0 = starts[t];
-            tile(starts[t + 1] - r0, n, kc, a + t * atile + r0 * arow, ldak, bs, ldk,
-                 c + r0 * ldc + s * NR, ldc, alpha, beta);
-        }
-    }
+    cnn_gemm_walk(tile, MR, NR, mc, nc, kc, a, atile, arow, ldak, b, ldbk, bsl, bedge, c, ldc,
+                  alpha, beta);
 }

@@ -16,11 +16,12 @@
 #ifndef CNN_GEMM_INTERNAL_H
 #define CNN_GEMM_INTERNAL_H
 
+#include "internal.h"
+#include "kernels.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-enum { CNN_SIMD_GENERIC = 0, CNN_SIMD_AVX2 = 1, CNN_SIMD_AVX512 = 2 };
 
 /* Packed A layout: tile t of an mc-row block starts at pa + t*kc*MR; inside
  * it element (row i, k) is at [k*MR + i]. Tile rows come from
@@ -59,15 +60,6 @@ void cnn_gemm_macro_avx512_rowa(int mc, int nc, int kc, const float *a, long lda
                                 const float *b, long ldbk, long bsl, float *c, long ldc,
                                 float alpha, float beta);
 
-/* Transposing pack for AVX-512: d[k*dstride + i] = src[i*ld + k] for
- * k < kc, i < lanes (<= 16), zero for rows <= i < lanes. Used for op(B)
- * slivers when B is stored transposed and op(A) tiles when A is not: a
- * scalar loop stores one float per cycle, as slow as the FMAs it feeds
- * when the other dimension is small. Done with 16 x 16 register
- * transposes. */
-void cnn_gemm_pack_t_avx512(const float *src, long ld, int rows, int kc, float *d,
-                            long dstride, int lanes);
-
 /* C = alpha * A * B^T + beta * C with A (M x K) and B (N x K) both stored
  * K-contiguous, as dot products: no packing at all. For the weight
  * gradients of small conv layers (M = filters, N = C*kh*kw small, K =
@@ -87,13 +79,45 @@ void cnn_gemm_dot_avx512(int M, int N, int K, float alpha, const float *A, long 
 /* The AVX-512 kc block's upper bound: kc*NR*4 = 40 KB of B rows in L1. */
 #define CNN_GEMM_AVX512_MAX_KC 320
 
-/* The level in use; the first call resolves it from the CPU and CNN_SIMD. */
-int cnn_gemm_simd_level(void);
-/* Force a level (tests, benchmarks). A level the CPU lacks is lowered to the
- * best it has; a negative level re-reads the CPU and CNN_SIMD as the first
- * call does. Returns the level now in use. Not for use while another
- * thread is inside cnn_sgemm. */
-int cnn_gemm_set_simd_level(int level);
+/* The SIMD level (src/core/cpu.c) under the names the tests and
+ * benchmarks use. */
+static inline int cnn_gemm_simd_level(void) { return cnn_simd_level(); }
+static inline int cnn_gemm_set_simd_level(int level) { return cnn_simd_set_level(level); }
+
+/* A micro-kernel of the portable and AVX2 macro-kernels: C (m x n, m <= MR,
+ * n <= NR, row stride ldc) = alpha * A B + beta * C (beta == 0: C not
+ * read) over kc steps, A's element (row i, step k) at a[k*ldak + i], B's
+ * row k at b + k*ldbk (NR floats readable). */
+typedef void (*cnn_gemm_tile_fn)(int m, int n, int kc, const float *a, long ldak,
+                                 const float *b, long ldbk, float *c, long ldc, float alpha,
+                                 float beta);
+
+/* The tile walk those two macro-kernels share (CNN_GEMM_MACRO_ARGS as for
+ * cnn_gemm_macro_fn): every mr x nr tile of the block, sliver by sliver,
+ * rows as cnn_gemm_mtiles cuts them. Inlined into each, so `tile` is a
+ * direct call. (The AVX-512 macro-kernel walks panels and narrow edges its
+ * own way: gemm_avx512.c.) */
+static inline __attribute__((always_inline)) void
+cnn_gemm_walk(cnn_gemm_tile_fn tile, const int mr, const int nr, CNN_GEMM_MACRO_ARGS)
+{
+    int starts[64 + 1];
+    int nt = cnn_gemm_mtiles(mc, mr, starts);
+    int nsl = (nc + nr - 1) / nr;
+    for (int s = 0; s < nsl; s++) {
+        int n = nc - s * nr < nr ? nc - s * nr : nr;
+        const float *bs = b + s * bsl;
+        long ldk = ldbk;
+        if (bedge && n < nr) {
+            bs = bedge;
+            ldk = nr;
+        }
+        for (int t = 0; t < nt; t++) {
+            int r0 = starts[t];
+            tile(starts[t + 1] - r0, n, kc, a + t * atile + r0 * arow, ldak, bs, ldk,
+                 c + r0 * ldc + s * nr, ldc, alpha, beta);
+        }
+    }
+}
 
 #ifdef __cplusplus
 }

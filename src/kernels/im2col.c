@@ -24,15 +24,14 @@ const char *cnn_padmode_name(cnn_padmode m)
     return "?";
 }
 
-/* floor(a / b) and ceil(a / b) for b > 0 and any sign of a */
-static inline int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
-static inline int ceil_div(int a, int b) { return -floor_div(-a, b); }
+/* ceil(a / b) for b > 0 and any sign of a */
+static inline int ceil_div(int a, int b) { return -cnn_floor_div(-a, b); }
 
 /* The ox range [lo, hi) whose tap column j lands inside [0, w). */
 static void inside_range(const cnn_window *g, int j, int *lo, int *hi)
 {
     int a = ceil_div(g->pw - j, g->sw);
-    int b = floor_div(g->w - 1 + g->pw - j, g->sw) + 1;
+    int b = cnn_floor_div(g->w - 1 + g->pw - j, g->sw) + 1;
     if (a < 0) a = 0;
     if (b > g->wo) b = g->wo;
     if (b < a) b = a;

@@ -43,8 +43,10 @@
  * padding lanes cost transform work but no multiplies.
  */
 #include "conv2d_winograd.h"
-#include "../kernels/gemm_internal.h"
+#include "conv2d.h"
+#include "kernels/kernels.h"
 
+#include <omp.h>
 #include <string.h>
 
 #define L CNN_WINO_LANES
@@ -64,22 +66,6 @@ static size_t plane_stride(size_t floats)
 {
     size_t lines = (floats + L - 1) / L;
     return (lines | 1) * L;
-}
-
-/* d[k*dstride + i] = src[i*ld + k] for k < kc, i < lanes (<= 16); zero for
- * rows <= i < lanes. The data layout changes (NCHW <-> channel-last) are
- * transposes; a scalar loop stores one float per cycle, which cost more
- * than the GEMMs here, so on AVX-512 the GEMM's 16x16 register transpose
- * does them. Pure data movement: the same bits either way. */
-static void transpose_block(const float *src, long ld, int rows, int kc, float *d, long dstride,
-                            int lanes)
-{
-    if (cnn_gemm_simd_level() == CNN_SIMD_AVX512) {
-        cnn_gemm_pack_t_avx512(src, ld, rows, kc, d, dstride, lanes);
-        return;
-    }
-    for (int k = 0; k < kc; k++)
-        for (int i = 0; i < lanes; i++) d[k * dstride + i] = i < rows ? src[i * ld + k] : 0.0f;
 }
 
 void cnn_wino_plan(cnn_wino *p, int c, int f, int h, int w, int ph, int pw, cnn_padmode mode,
@@ -167,7 +153,7 @@ void cnn_wino_filters(const cnn_wino *p, const float *w, float *u, float *scratc
     const size_t plane = plane_stride((size_t)C * fp); /* one xi of u */
     float *wt = scratch;
     for (int f0 = 0; f0 < fp; f0 += L) {
-        transpose_block(w + (size_t)f0 * ck, ck, F - f0 < L ? F - f0 : L, ck, wt, L, L);
+        cnn_transpose(w + (size_t)f0 * ck, ck, F - f0 < L ? F - f0 : L, ck, wt, L, L);
         for (int c = 0; c < C; c++)
             filter_tile(wt + (size_t)c * 9 * L, 0, u + (size_t)c * fp + f0, plane);
     }
@@ -183,7 +169,7 @@ void cnn_wino_filters_dx(const cnn_wino *p, const float *w, float *u, float *scr
     float *wt = scratch;
     for (int f = 0; f < F; f++)
         for (int c0 = 0; c0 < cp; c0 += L) {
-            transpose_block(w + ((size_t)f * C + c0) * 9, 9, C - c0 < L ? C - c0 : L, 9, wt, L, L);
+            cnn_transpose(w + ((size_t)f * C + c0) * 9, 9, C - c0 < L ? C - c0 : L, 9, wt, L, L);
             filter_tile(wt, 1, u + (size_t)f * cp + c0, plane);
         }
 }
@@ -209,7 +195,7 @@ static void pack_rows(const cnn_wino *p, const float *x, int r0, int nr, int wpp
         }
         /* the image's own columns: a (C x W) -> (W x cp) transpose */
         for (int c0 = 0; c0 < cp; c0 += L)
-            transpose_block(x + c0 * hw + (size_t)sr * p->w, (long)hw, p->c - c0 < L ? p->c - c0 : L,
+            cnn_transpose(x + c0 * hw + (size_t)sr * p->w, (long)hw, p->c - c0 < L ? p->c - c0 : L,
                             p->w, d + (size_t)p->pw * cp + c0, cp, L);
         /* the padding columns copy the column they read */
         for (int col = 0; col < wpp; col++) {
@@ -329,7 +315,7 @@ static void output_transform(const cnn_wino *p, const float *m, const float *b, 
     for (int oy = oy0; oy < oy1; oy++)
         for (int ox = 0; ox < wo; ox += L) {
             const int n = wo - ox < L ? wo - ox : L;
-            transpose_block(yt + ((size_t)(oy - oy0) * ytw + ox) * fp, fp, n, F,
+            cnn_transpose(yt + ((size_t)(oy - oy0) * ytw + ox) * fp, fp, n, F,
                             y + (size_t)oy * wo + ox, (long)hw, n);
         }
 }
@@ -398,7 +384,7 @@ static void pack_dy(const cnn_wino *p, const float *dy, int r0, int nrows, float
             continue;
         }
         for (int f0 = 0; f0 < fp; f0 += L)
-            transpose_block(dy + f0 * hw + (size_t)oy * wo, (long)hw, p->f - f0 < L ? p->f - f0 : L,
+            cnn_transpose(dy + f0 * hw + (size_t)oy * wo, (long)hw, p->f - f0 < L ? p->f - f0 : L,
                             wo, d + f0, fp, L);
         memset(d + (size_t)wo * fp, 0, sizeof(float) * (size_t)(ytw - wo) * fp);
     }
@@ -502,6 +488,159 @@ void cnn_wino_dw_finish(const cnn_wino *p, const float *scratch, float *dw)
                     o[i * 3 + 2][l] = (b - a) * (1.0f / 6) + m5;
                 }
             /* o (9 taps x 16 channels) -> dw[f][c0 + l][0..9) */
-            transpose_block(&o[0][0], L, 9, C - c0 < L ? C - c0 : L, dw + ((size_t)f * C + c0) * 9, 9, 9);
+            cnn_transpose(&o[0][0], L, 9, C - c0 < L ? C - c0 : L, dw + ((size_t)f * C + c0) * 9, 9, 9);
         }
+}
+
+/* ------------------------------------------------------------ the layer
+ *
+ * conv2d.c runs these for the plan's Winograd parts. Each thread
+ * transforms the filters into its own buffer (a few microseconds): a
+ * shared copy written by one core costs the other a cross-core transfer
+ * per line when it reads it (bench/NOTES.md). The backward's dx is the
+ * same forward run on dy (conv_wg_run with cv->wgd); dW sums the
+ * transformed tiles of each gradient chunk (conv_wg_chunk_dw). */
+
+/* Thread t's part of a path's buffer: a copy of the weights its filters
+ * were transformed from, the transformed filters, then its scratch. */
+static float *wg_part(const conv_wg *w, int t) { return w->buf + (size_t)t * w->size; }
+static float *wg_u(const conv_wg *w, float *part) { return part + w->wsz; }
+static float *wg_scratch(const conv_wg *w, float *part) { return part + w->wsz + w->p.u_size; }
+
+/* Thread t's transformed filters, redone only when the weights differ from
+ * the copy they were made from: inference reuses them (the transform costs
+ * a few microseconds per call, the comparison well under one); in training
+ * the weights differ in the first bytes compared. The transform is a pure
+ * function of the weights' bits, so a reused copy is exactly what a new
+ * one would be. */
+static void wg_filters(const conv2d *cv, const conv_wg *wg, int t)
+{
+    float *part = wg_part(wg, t);
+    const float *w = conv_weight(cv);
+    const size_t bytes = sizeof(float) * cv->filters * cv->g.c * 9;
+    int *valid = wg->valid + (size_t)t * WG_VALID_STRIDE;
+    if (*valid && memcmp(part, w, bytes) == 0) return;
+    memcpy(part, w, bytes);
+    if (wg->dx) cnn_wino_filters_dx(&wg->p, w, wg_u(wg, part), wg_scratch(wg, part));
+    else cnn_wino_filters(&wg->p, w, wg_u(wg, part), wg_scratch(wg, part));
+    *valid = 1;
+}
+
+/* A batch splits by images; fewer images than threads split each image by
+ * tile rows. Every output is computed the same way in either case, so the
+ * bits do not depend on the thread count. */
+void conv_wg_run(const conv2d *cv, const conv_wg *wg, const float *in, float *out,
+                 const float *b, int n, int nt)
+{
+    const cnn_wino *p = &wg->p;
+    const size_t isz = (size_t)p->c * p->h * p->w, osz = (size_t)p->f * p->ho * p->wo;
+    if (nt > 1 && n >= nt) {
+#pragma omp parallel num_threads(nt)
+        {
+            const int t = omp_get_thread_num();
+            float *part = wg_part(wg, t);
+            wg_filters(cv, wg, t);
+#pragma omp for schedule(dynamic, 1)
+            for (int i = 0; i < n; i++)
+                cnn_wino_image(p, wg_u(wg, part), b, in + i * isz, out + i * osz, 0, p->th,
+                               wg_scratch(wg, part));
+        }
+    } else if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+        {
+            const int t = omp_get_thread_num(), T = omp_get_num_threads();
+            const int ty0 = p->th * t / T, ty1 = p->th * (t + 1) / T;
+            float *part = wg_part(wg, t);
+            if (ty1 > ty0) {
+                wg_filters(cv, wg, t);
+                for (int i = 0; i < n; i++)
+                    cnn_wino_image(p, wg_u(wg, part), b, in + i * isz, out + i * osz, ty0, ty1,
+                                   wg_scratch(wg, part));
+            }
+        }
+    } else {
+        float *part = wg_part(wg, 0);
+        wg_filters(cv, wg, 0);
+        for (int i = 0; i < n; i++)
+            cnn_wino_image(p, wg_u(wg, part), b, in + i * isz, out + i * osz, 0, p->th,
+                           wg_scratch(wg, part));
+    }
+}
+
+/* The sums stay in the transformed domain until the chunk's last image */
+void conv_wg_chunk_dw(const conv2d *cv, const float *x, const float *dy, int i0, int i1,
+                      float *part, int t)
+{
+    const size_t isz = cnn_shape_size(cv->base.in), osz = cnn_shape_size(cv->base.out);
+    float *scratch = wg_part(&cv->wgw, t);
+    for (int i = i0; i < i1; i++)
+        cnn_wino_dw_image(&cv->wgw.p, x + i * isz, dy + i * osz, i == i0, scratch);
+    cnn_wino_dw_finish(&cv->wgw.p, scratch, part);
+}
+
+/* A path's floats per thread, its geometry set: `scratch` after a weight
+ * copy and the transformed filters if the path has filters */
+static void wg_size(const conv2d *cv, conv_wg *w, int filters, size_t scratch)
+{
+    w->wsz = filters ? ((size_t)cv->filters * cv->g.c * 9 + 15) / 16 * 16 : 0;
+    w->size = w->wsz + (filters ? w->p.u_size : 0) + scratch;
+}
+
+/* dx is the forward on dy with C and F swapped, padding 2 - pad and the
+ * kernels rotated (cnn_wino_filters_dx); dW takes the forward's geometry. */
+void conv_wg_layout(conv2d *cv, int threads, size_t bytes[CONV_WG_BUFS])
+{
+    const cnn_window *g = &cv->g;
+    const int F = cv->filters;
+    conv_wg *const paths[3] = {&cv->wg, &cv->wgd, &cv->wgw};
+    for (int k = 0; k < 3; k++) paths[k]->size = 0;
+    if (cv->plan.fwd == CONV_FWD_WINOGRAD) {
+        cnn_wino_plan(&cv->wg.p, g->c, F, g->h, g->w, g->ph, g->pw, g->mode, g->ho, g->wo);
+        cv->wg.dx = 0;
+        wg_size(cv, &cv->wg, 1, cv->wg.p.scratch);
+    }
+    if (cv->plan.dx == CONV_DX_WINOGRAD) {
+        cnn_wino_plan(&cv->wgd.p, F, g->c, g->ho, g->wo, 2 - g->ph, 2 - g->pw, CNN_PAD_ZERO, g->h,
+                      g->w);
+        cv->wgd.dx = 1;
+        wg_size(cv, &cv->wgd, 1, cv->wgd.p.scratch);
+    }
+    if (cv->plan.dw == CONV_DW_WINOGRAD) {
+        cnn_wino_plan(&cv->wgw.p, g->c, F, g->h, g->w, g->ph, g->pw, g->mode, g->ho, g->wo);
+        wg_size(cv, &cv->wgw, 0, cv->wgw.p.dw_scratch);
+    }
+    /* per path: its buffers for every thread, and their valid flags */
+    for (int k = 0; k < 3; k++) {
+        const int used = paths[k]->size > 0;
+        bytes[2 * k] = used ? cnn_mul_size(cnn_mul_size(paths[k]->size, (size_t)threads),
+                                           sizeof(float))
+                            : 0;
+        bytes[2 * k + 1] = used ? sizeof(int) * WG_VALID_STRIDE * (size_t)threads : 0;
+    }
+}
+
+cnn_status conv_wg_reserve(conv2d *cv, int threads)
+{
+    size_t bytes[CONV_WG_BUFS];
+    conv_wg_layout(cv, threads, bytes);
+    conv_wg *const paths[3] = {&cv->wg, &cv->wgd, &cv->wgw};
+    for (int k = 0; k < 3; k++) {
+        if (!bytes[2 * k]) continue;
+        /* zeroed: the GEMMs never write M's lanes past F, which the output
+         * transform reads (and throws away) */
+        paths[k]->buf = cnn_alloc(bytes[2 * k], "conv Winograd buffers");
+        paths[k]->valid = cnn_alloc(bytes[2 * k + 1], "conv Winograd flags");
+        if (!paths[k]->buf || !paths[k]->valid) return CNN_ERR_NOMEM;
+    }
+    return CNN_OK;
+}
+
+void conv_wg_free(conv2d *cv)
+{
+    conv_wg *const paths[3] = {&cv->wg, &cv->wgd, &cv->wgw};
+    for (int k = 0; k < 3; k++) {
+        cnn_free(paths[k]->buf);
+        cnn_free(paths[k]->valid);
+        memset(paths[k], 0, sizeof *paths[k]);
+    }
 }

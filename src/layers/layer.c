@@ -2,6 +2,7 @@
  * the description of its parameters. */
 #include "internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,4 +40,10 @@ cnn_param *cnn_layer_add_param(cnn_layer *l, const char *name, int ndim, const i
     p->fan_out = fan_out;
     p->trainable = trainable;
     return p;
+}
+
+void cnn_fmt_pair(char *buf, size_t n, int a, int b)
+{
+    if (a == b) snprintf(buf, n, "%d", a);
+    else snprintf(buf, n, "%dx%d", a, b);
 }

@@ -567,6 +567,12 @@ cnn_status cnn_model_layer_info(const cnn_model *m, int i, cnn_layer_info *out)
     for (int j = 0; j < l->nparams; j++)
         if (l->params[j].trainable) out->params += l->params[j].size;
     out->flops = l->ops->flops ? l->ops->flops(l) : 0.0;
+    out->plan[0] = '\0';
+    if (l->ops->plan) {
+        const int set = m->max_batch > 0;
+        l->ops->plan(l, set ? m->max_batch : 64, set ? m->reserved_threads : cnn_threads_max(),
+                     out->plan, sizeof out->plan);
+    }
     return CNN_OK;
 }
 
@@ -1023,24 +1029,12 @@ const char *cnn_model_get_meta(const cnn_model *m, const char *key)
 
 /* ------------------------------------------------------- training state */
 
-void cnn_model_rng_to_hex(const cnn_model *m, char out[65])
-{
-    for (int i = 0; i < 4; i++) snprintf(out + 16 * i, 17, "%016llx", (unsigned long long)m->rng.s[i]);
-}
+void cnn_model_rng_to_hex(const cnn_model *m, char out[65]) { cnn_rng_to_hex(&m->rng, out); }
 
 cnn_status cnn_model_rng_from_hex(cnn_model *m, const char *hex)
 {
-    cnn_rng r;
-    if (strlen(hex) != 64) return cnn_fail(CNN_ERR_FORMAT, "bad RNG state '%s'", hex);
-    for (int i = 0; i < 4; i++) {
-        char part[17];
-        memcpy(part, hex + 16 * i, 16);
-        part[16] = '\0';
-        char *end;
-        r.s[i] = strtoull(part, &end, 16);
-        if (*end) return cnn_fail(CNN_ERR_FORMAT, "bad RNG state '%s'", hex);
-    }
-    m->rng = r;
+    if (cnn_rng_from_hex(hex, &m->rng))
+        return cnn_fail(CNN_ERR_FORMAT, "bad RNG state '%s'", hex ? hex : "");
     return CNN_OK;
 }
 
