@@ -130,14 +130,13 @@ typedef struct {
 } cli_classes;
 
 /* A data set's images as the model reads them (c x h x w bytes each, the
- * model's input shape): in memory (IDX files, converted if their shape is
- * not the model's) or in a cache file (image folders, CSV files). */
+ * model's input shape): in memory (IDX files) or in a cache file (image
+ * folders, CSV files). */
 typedef struct {
     int n, c, h, w;
     const uint8_t *labels;  /* n labels */
     const uint8_t *images;  /* n images in memory, or NULL: read from the cache */
     cnn_dataset idx;        /* what an IDX store owns */
-    uint8_t *converted;     /* IDX images converted to the model's shape */
     cnn_cache cache;        /* what a cached store owns */
     uint8_t *scratch;       /* one image read from the cache file */
     int classes;            /* 1 + the largest label */
@@ -189,7 +188,8 @@ typedef struct {
     int single;             /* 1: one source cut into train and test by test_split */
     int classes;            /* the larger of the splits' label counts */
     cli_classes names;      /* the data set's class names */
-    int native_c, native_h, native_w; /* an IDX data set's own shape */
+    int named;              /* 1: names of its own (folders, a known data set, a cache
+                               file); 0: its labels' numbers (custom IDX, CSV) */
 } cli_data;
 
 /* Find and load a data set (detected by content: a folder of IDX files; a

@@ -264,12 +264,15 @@ int cli_norm_from_model(const char *cmd, const cnn_model *m, cli_norm *nm)
         cnn_model_input_shape(m, &ic, &ih, &iw);
         nmean = parse_floats(ms, mean);
         nstd = parse_floats(ss, std);
-        if (nmean < 0 || (nmean != 1 && nmean != ic))
-            return cli_error(cmd, "the model's norm_mean '%.40s' is not one finite number or one per "
-                             "input channel (%d)", ms, ic);
-        if (nstd < 0 || nstd != nmean)
-            return cli_error(cmd, "the model's norm_std '%.40s' does not match its norm_mean '%.40s' "
-                             "(one number, or one per input channel)", ss, ms);
+        if (nmean < 0)
+            return cli_error(cmd, "the model's norm_mean '%.40s' is not a finite number (or one per "
+                             "input channel, comma-separated)", ms);
+        if (nstd < 0)
+            return cli_error(cmd, "the model's norm_std '%.40s' is not a usable standard deviation "
+                             "(a finite number of at least %g, or one per input channel)", ss, FLT_MIN);
+        if ((nmean != 1 && nmean != ic) || nstd != nmean)
+            return cli_error(cmd, "the model's norm_mean '%.40s' and norm_std '%.40s' are not one "
+                             "number each, or one per input channel (%d)", ms, ss, ic);
         for (int k = 0; k < nmean; k++) {
             if (!isfinite(mean[k]))
                 return cli_error(cmd, "the model's norm_mean '%.40s' is not a finite number", ms);

@@ -96,7 +96,6 @@ int cli_prep_from_model(const char *cmd, const cnn_model *m, cnn_prep *out)
 static void store_free(cli_store *s)
 {
     cnn_dataset_free(&s->idx);
-    free(s->converted);
     if (s->cache.map || s->cache.fd > 0) cnn_cache_close(&s->cache);
     free(s->scratch);
     memset(s, 0, sizeof *s);
@@ -107,7 +106,8 @@ static void warn_line(void *ctx, const char *msg)
     fprintf(stderr, "cnn %s: warning: %s (skipped; --strict refuses it)\n", (const char *)ctx, msg);
 }
 
-/* An IDX split into a store, converted to the model's shape if need be. */
+/* An IDX split into a store. IDX files hold tensors, not pictures: their
+ * shape must be the model's input. */
 static int store_idx(const char *cmd, const char *dir, int test, const cli_data_opts *o,
                      int known, cli_store *s)
 {
@@ -117,28 +117,17 @@ static int store_idx(const char *cmd, const char *dir, int test, const cli_data_
         return cli_error(cmd, "%s", cnn_errmsg());
     }
     const cnn_dataset *d = &s->idx;
+    if (d->c != o->c || d->h != o->h || d->w != o->w)
+        return cli_error(cmd, "the model takes %dx%dx%d images but the %s split in %s holds %dx%dx%d",
+                         o->c, o->h, o->w, test ? "test" : "training", dir, d->c, d->h, d->w);
     snprintf(s->where, sizeof s->where, "%s", dir);
     s->n = d->n;
-    s->c = o->c;
-    s->h = o->h;
-    s->w = o->w;
+    s->c = d->c;
+    s->h = d->h;
+    s->w = d->w;
     s->labels = d->labels;
+    s->images = d->images;
     s->classes = d->classes;
-    if (d->c == o->c && d->h == o->h && d->w == o->w) {
-        s->images = d->images;
-        return CLI_OK;
-    }
-    /* another shape: every image converted once, by the model's policy */
-    size_t px = (size_t)o->c * o->h * o->w;
-    s->converted = malloc(px * (size_t)d->n);
-    if (!s->converted)
-        return cli_error(cmd, "out of memory converting %d images of %s to %dx%dx%d", d->n, dir, o->c,
-                         o->h, o->w);
-    for (int i = 0; i < d->n; i++)
-        if (cnn_planes_prepare(d->images + (size_t)i * d->c * d->h * d->w, d->c, d->h, d->w, o->prep,
-                               o->c, o->h, o->w, s->converted + (size_t)i * px) != CNN_OK)
-            return cli_error(cmd, "%s: %s", dir, cnn_errmsg());
-    s->images = s->converted;
     return CLI_OK;
 }
 
@@ -364,9 +353,6 @@ int cli_data_load(const char *cmd, const cli_data_opts *o, cli_data *d)
         if ((rc = store_idx(cmd, path, 0, o, known, &d->store[0]))) return rc;
         if ((rc = store_idx(cmd, path, 1, o, known, &d->store[1]))) return rc;
         d->nstores = 2;
-        d->native_c = d->store[0].idx.c;
-        d->native_h = d->store[0].idx.h;
-        d->native_w = d->store[0].idx.w;
     } else {
         snprintf(sub[0], sizeof sub[0], "%s/train.csv", path);
         snprintf(sub[1], sizeof sub[1], "%s/test.csv", path);
@@ -416,6 +402,7 @@ int cli_data_load(const char *cmd, const cli_data_opts *o, cli_data *d)
     d->classes = 0;
     for (int i = 0; i < d->nstores; i++)
         if (d->store[i].classes > d->classes) d->classes = d->store[i].classes;
+    d->named = tree || known || strcmp(d->kind, "cache") == 0;
     if (tree) {
         static const char *const split_name[3] = {"train", "test", "val"};
         if (names_from_cache(&d->store[0].cache, &d->names)) return cli_error(cmd, "out of memory");

@@ -74,10 +74,6 @@ int cli_eval(int argc, char **argv)
     if ((rc = cli_data_load(cmd, &dopt, &dset))) goto done;
     const char *dir = dset.where;
     const cli_split *test = &dset.test;
-    if (dset.native_c && (dset.native_c != ic || dset.native_h != ih || dset.native_w != iw))
-        fprintf(stderr, "cnn eval: warning: %s holds %dx%dx%d images, converted to the model's %dx%dx%d "
-                "by '%s'\n", dir, dset.native_c, dset.native_h, dset.native_w, ic, ih, iw,
-                cnn_prep_name(dopt.prep));
     int k = cnn_model_output_size(m);
     if (dset.classes > k) {
         rc = cli_error(cmd, "%s has %d classes but the model has only %d outputs", dir, dset.classes, k);
@@ -86,12 +82,16 @@ int cli_eval(int argc, char **argv)
     cli_norm nm;
     if ((rc = cli_norm_from_model(cmd, m, &nm))) goto done;
     if ((rc = cli_classes_from_model(cmd, m, &names))) goto done;
-    if (names.n > 0) {
+    if (names.n > 0 && dset.named) {
         /* a model of other classes would report the wrong names */
         char what_m[4200], what_d[4200];
         snprintf(what_m, sizeof what_m, "the model %s", model);
         snprintf(what_d, sizeof what_d, "the data set %s", dir);
         if ((rc = cli_classes_agree(cmd, what_m, &names, what_d, &dset.names))) goto done;
+    } else if (names.n > 0 && names.n != dset.classes) {
+        /* labels without names of their own: the model's names stand */
+        fprintf(stderr, "cnn eval: warning: the model %s names %d classes but the labels of %s run to "
+                "%d classes\n", model, names.n, dir, dset.classes);
     }
 
     cnn_set_threads(threads);

@@ -408,9 +408,6 @@ int cli_train(int argc, char **argv)
     (void)cnn_prep_parse(c.fit, &dopt.prep); /* checked with the options */
     if ((rc = cli_data_load(CMD, &dopt, &dset))) goto done;
     const char *dir = dset.where;
-    if (dset.native_c && (dset.native_c != ic || dset.native_h != ih || dset.native_w != iw))
-        printf("data: %s holds %dx%dx%d images, converted to the model's %dx%dx%d by --fit %s\n", dir,
-               dset.native_c, dset.native_h, dset.native_w, ic, ih, iw, c.fit);
     int k = cnn_model_output_size(m);
     int classes = dset.classes;
     if (classes > k) {

@@ -153,6 +153,11 @@ cnn_status cnn_cache_open(const char *path, cnn_cache *out)
         return bad(out, path, "its labels lie outside the file");
     if (names_at < CNN_CACHE_HEADER || names_at > size || names_size > size - names_at)
         return bad(out, path, "its class names lie outside the file");
+    /* version 1 lays the sections end to end: nothing overlaps, nothing is
+     * left between them */
+    if (images_at != CNN_CACHE_HEADER || labels_at != images_at + count * px ||
+        names_at != labels_at + count * 2 || names_at + names_size != size)
+        return bad(out, path, "its sections are not laid out end to end as version 1 writes them");
     out->c = (int)c;
     out->h = (int)h;
     out->w = (int)w;
