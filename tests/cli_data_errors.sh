@@ -8,8 +8,9 @@
 # a model of fewer outputs than classes (before training; more outputs is
 # a warning), a model evaluated on a data set of other classes. Also: the
 # cache is rebuilt when a file changes, goes to the cache folder when the
-# data's own folder cannot take it, and a single tree's --test-split is
-# recorded and reproduced by eval.
+# data's own folder cannot take it, a tree of many files is read under a
+# limit of 12 open files, a tree's val/ folder validates, and a single
+# tree's --test-split is recorded and reproduced by eval.
 # Usage: bash tests/cli_data_errors.sh <cnn-binary> <source-dir> <build-dir>
 CNN=$1; SRC=$2; BUILD=$3
 PY=/usr/bin/python3
@@ -121,6 +122,27 @@ grep -q "5 test images" out.txt || { echo "FAIL: 0.25 of 18 is not 5 test images
 acc=$(sed -n 's/^Test accuracy: \([0-9.]*\)%.*/\1/p' out.txt)
 expect 0 "Test accuracy: $acc%" -- "$CNN" eval --model split.safetensors --data ro
 grep -q "on 5 test images" out.txt || { echo "FAIL: eval did not cut the same 5 images"; cat out.txt; fail=1; }
+
+# DIR/val is the validation set; its classes must be the training tree's
+tree withval/train a b c; tree withval/test a b c; tree withval/val a b c
+expect 0 "18 training, 18 validation, 18 test images" -- "$CNN" train --arch a3.txt --data withval --epochs 1 --threads 1 --out v.safetensors
+tree badval/train a b c; tree badval/test a b c; tree badval/val a b
+expect 1 "the classes differ: badval/train has 3 \(a,b,c\) but badval/val has 2 \(a,b\)" -- "$CNN" train --arch a3.txt --data badval $TR
+# without DIR/test, the training tree is cut by --test-split; DIR/val still validates
+tree notest/train a b c; tree notest/val a b c
+expect 0 "14 training, 18 validation, 4 test images" -- "$CNN" train --arch a3.txt --data notest --epochs 1 --threads 1 --out nt.safetensors
+
+# a tree of many files is read with few files open at a time: 3,000
+# pictures decoded under a limit of 12 open files
+$PY - <<'PY'
+import os
+for k in range(3):
+    os.makedirs("many3k/c%d" % k)
+    for i in range(1000):
+        px = bytearray(64); px[k * 8 + i % 8] = 255
+        open("many3k/c%d/%04d.pgm" % (k, i), "wb").write(b"P5\n8 8\n255\n" + bytes(px))
+PY
+expect 0 "many3k: decoded 3000 images" -- bash -c "ulimit -n 12 && exec \"$CNN\" train --arch a3.txt --data many3k $TR --out m3k.safetensors"
 
 # a model evaluated on a data set of other classes: refused, naming both
 tree other/train x y z; tree other/test x y z

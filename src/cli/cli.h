@@ -182,8 +182,7 @@ typedef struct {
 typedef struct {
     char kind[16];          /* "idx", "folder", "csv", "cache" */
     char where[4096];       /* the --data path or the known data set's folder */
-    cli_store store[3];
-    int nstores;
+    cli_store store[3];     /* train, test, val: n 0 when absent */
     cli_split train, val, test;
     int single;             /* 1: one source cut into train and test by test_split */
     int classes;            /* the larger of the splits' label counts */

@@ -345,14 +345,12 @@ int cli_data_load(const char *cmd, const cli_data_opts *o, cli_data *d)
         const char *kind = starts_with_cache_magic(path) ? "cache" : "csv";
         snprintf(d->kind, sizeof d->kind, "%s", kind);
         if ((rc = store_cached(cmd, path, kind, o, &d->store[0]))) return rc;
-        d->nstores = 1;
     } else if (!S_ISDIR(sb.st_mode)) {
         return cli_error(cmd, "--data: '%s' is neither a folder nor a file", path);
     } else if (has_idx(path)) {
         snprintf(d->kind, sizeof d->kind, "idx");
         if ((rc = store_idx(cmd, path, 0, o, known, &d->store[0]))) return rc;
         if ((rc = store_idx(cmd, path, 1, o, known, &d->store[1]))) return rc;
-        d->nstores = 2;
     } else {
         snprintf(sub[0], sizeof sub[0], "%s/train.csv", path);
         snprintf(sub[1], sizeof sub[1], "%s/test.csv", path);
@@ -374,39 +372,36 @@ int cli_data_load(const char *cmd, const cli_data_opts *o, cli_data *d)
         }
         snprintf(d->kind, sizeof d->kind, "%s", kind);
         if ((rc = store_cached(cmd, sub[0], kind, o, &d->store[0]))) return rc;
-        d->nstores = 1;
-        if (sub[1][0] && (strcmp(kind, "csv") == 0 ? is_file(sub[1]) : is_dir(sub[1]))) {
-            if ((rc = store_cached(cmd, sub[1], kind, o, &d->store[1]))) return rc;
-            d->nstores = 2;
-        }
-        if (val) {
-            if ((rc = store_cached(cmd, sub[2], kind, o, &d->store[2]))) return rc;
-            d->nstores = 3;
-        }
+        if (sub[1][0] && (strcmp(kind, "csv") == 0 ? is_file(sub[1]) : is_dir(sub[1])) &&
+            (rc = store_cached(cmd, sub[1], kind, o, &d->store[1])))
+            return rc;
+        if (val && (rc = store_cached(cmd, sub[2], kind, o, &d->store[2]))) return rc;
     }
 
-    /* the splits */
-    int tree = strcmp(d->kind, "folder") == 0;
-    if (d->nstores == 1) {
+    /* the splits: store 0 trains, store 1 tests (when there is one), store
+     * 2 validates (DIR/val) */
+    int tree = strcmp(d->kind, "folder") == 0, has_test = d->store[1].n > 0;
+    if (!has_test) {
         if ((rc = split_fraction(cmd, &d->store[0], o->test_split, o->split_seed, d))) return rc;
     } else {
         if (strcmp(d->kind, "idx") == 0) whole(&d->store[0], &d->train);
         else if (split_shuffled(&d->store[0], o->split_seed, &d->train))
             return cli_error(cmd, "out of memory");
         whole(&d->store[1], &d->test);
-        if (d->nstores == 3) whole(&d->store[2], &d->val);
     }
+    if (d->store[2].n > 0) whole(&d->store[2], &d->val);
 
     /* the class names: a tree's folders (the same in every split), else
      * the labels' numbers (or Fashion-MNIST's names) */
     d->classes = 0;
-    for (int i = 0; i < d->nstores; i++)
+    for (int i = 0; i < 3; i++)
         if (d->store[i].classes > d->classes) d->classes = d->store[i].classes;
     d->named = tree || known || strcmp(d->kind, "cache") == 0;
     if (tree) {
         static const char *const split_name[3] = {"train", "test", "val"};
         if (names_from_cache(&d->store[0].cache, &d->names)) return cli_error(cmd, "out of memory");
-        for (int i = 1; i < d->nstores; i++) {
+        for (int i = 1; i < 3; i++) {
+            if (d->store[i].n == 0) continue;
             cli_classes other = {0};
             if (names_from_cache(&d->store[i].cache, &other)) {
                 cli_classes_free(&other);
