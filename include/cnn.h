@@ -358,6 +358,33 @@ void cnn_image_free(cnn_image *img);
  * white (dark or coloured ink), so the ink always stays visible. */
 cnn_status cnn_image_to_gray(const cnn_image *img, uint8_t *gray);
 
+/* How a picture becomes a model's input (a model records its choice as the
+ * "prep" metadata, and predict applies it):
+ *   CNN_PREP_DIGIT  MNIST's preparation (cnn_image_preprocess_mnist: grey,
+ *                   ink bright on black, cropped to the ink, 20x20 in a
+ *                   28x28 field), then PAD to the input if it is not 1x28x28;
+ *   CNN_PREP_PAD    resized to fit inside the input keeping the aspect ratio
+ *                   (area averaging when shrinking, bilinear when enlarging),
+ *                   centred, the rest filled with 0 (black);
+ *   CNN_PREP_CROP   the centre cut to the input's aspect ratio, then resized
+ *                   to fill it.
+ * Channels: a grey picture into a colour input is copied to R, G and B; a
+ * colour picture into a grey input becomes its luma (cnn_image_to_gray);
+ * alpha is composited over the background cnn_image_to_gray chooses. */
+typedef enum { CNN_PREP_DIGIT = 0, CNN_PREP_PAD, CNN_PREP_CROP } cnn_prep;
+/* "digit", "pad", "crop"; parse returns CNN_ERR_ARG for anything else. */
+const char *cnn_prep_name(cnn_prep p);
+cnn_status cnn_prep_parse(const char *s, cnn_prep *out);
+/* A decoded picture into c x h x w bytes, planar (all of channel 0, then
+ * channel 1, ...), c = 1 or 3. */
+cnn_status cnn_image_prepare(const cnn_image *img, cnn_prep prep, int c, int h, int w,
+                             uint8_t *out);
+/* The same for planar pixels already in memory (sc x sh x sw bytes: a row
+ * of an IDX or CSV file). DIGIT is taken as PAD here: such data is already
+ * prepared. sc must be c, or 1 or 3. */
+cnn_status cnn_planes_prepare(const uint8_t *src, int sc, int sh, int sw, cnn_prep prep, int c,
+                              int h, int w, uint8_t *out);
+
 /* Load a picture (any format of cnn_image_decode_file) and preprocess it
  * the way MNIST was made: grey levels (cnn_image_to_gray), invert a light
  * background, crop to the ink, fit 20x20 keeping the aspect ratio, centre

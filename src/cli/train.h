@@ -22,8 +22,10 @@
 typedef struct {
     const char *arch, *dataset, *data, *batch, *opt, *sched, *loss, *init_weights, *kernels;
     const char *init, *out, *resume, *history, *plot;
+    const char *fit, *cache_dir; /* how pictures become inputs; where caches go */
     int epochs, val, limit, test_limit, threads, checkpoint_every, no_shuffle, augment, lr_step;
-    double lr, momentum, weight_decay, clip, gamma, min_lr;
+    int strict;
+    double lr, momentum, weight_decay, clip, gamma, min_lr, test_split;
     uint64_t seed;
 } train_cfg;
 
@@ -32,6 +34,9 @@ typedef struct {
  * checkpoint, and given again they must agree (--epochs may grow: that
  * extends the run). */
 extern const char *const train_run_options[];
+/* Run options a checkpoint written before them lacks: their defaults (what
+ * that run did) apply. */
+extern const char *const train_options_since_v1[];
 /* Options that only say where the output goes or how fast (the weights are
  * the same bits at any thread count): a checkpoint records them
  * (train.out.NAME) and they may be given anew on --resume. */

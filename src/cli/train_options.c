@@ -13,7 +13,9 @@
 const char *const train_run_options[] = {
     "arch", "dataset", "data", "epochs", "batch", "lr", "opt", "momentum", "weight-decay",
     "sched", "lr-step", "lr-gamma", "min-lr", "clip", "loss", "init-weights", "seed", "val",
-    "limit", "test-limit", "no-shuffle", "augment", "init", "kernels", NULL};
+    "limit", "test-limit", "no-shuffle", "augment", "init", "kernels", "fit", "test-split",
+    "strict", NULL};
+const char *const train_options_since_v1[] = {"fit", "test-split", "strict", NULL};
 const char *const train_output_options[] = {"out", "history", "plot", "threads",
                                             "checkpoint-every", NULL};
 const char *const train_output_paths[] = {"out", "history", "plot", NULL};
@@ -81,6 +83,8 @@ int train_options_from_checkpoint(cnn_model *ck, opt_source *src)
         const char *saved = cnn_model_get_meta(ck, key);
         if (!saved) {
             if (!run) continue; /* the default, or what the command line says */
+            /* options newer than the checkpoint: their defaults are what it ran with */
+            if (train_listed(train_options_since_v1, o->name)) continue;
             return cli_error(TRAIN_CMD, "--resume: %s: %s: missing (a checkpoint of `cnn train` records "
                              "every option of its run)", src->resume, key);
         }
@@ -164,6 +168,12 @@ int train_check_options(train_cfg *c, const opt_source *src, run_choices *x)
         return train_option_error(src, "batch", "expected a whole number from 1 to 1000000 or 'all', got '%s'", c->batch);
     if (strcmp(c->dataset, "mnist") != 0 && strcmp(c->dataset, "fashion") != 0)
         return train_option_error(src, "dataset", "expected mnist or fashion, got '%s'", c->dataset);
+    /* the preparation depends on the data set; resolved here so that it
+     * is recorded */
+    cnn_prep prep;
+    if (!c->fit) c->fit = cnn_prep_name(cli_default_prep(c->dataset, c->data));
+    if (cnn_prep_parse(c->fit, &prep) != CNN_OK)
+        return train_option_error(src, "fit", "expected digit, pad or crop, got '%s'", c->fit);
 
     /* the defaults that depend on the optimizer, resolved here and recorded
      * so that a checkpoint holds the values used */
