@@ -172,6 +172,20 @@ static int save_model(run_state *rs)
     return rc;
 }
 
+/* The model as it stands after an epoch whose validation loss is the
+ * lowest so far, to --best: like the final model, with the record of the
+ * run so far (its test accuracy not measured). */
+static int save_best(run_state *rs)
+{
+    sigset_t old;
+    block_stops(&old);
+    int rc = record_state(rs, 0);
+    if (!rc && cnn_model_save(rs->m, rs->cfg->best, 0) != CNN_OK)
+        rc = cli_error(CMD, "cannot save the best model: %s", cnn_errmsg());
+    unblock_stops(&old);
+    return rc;
+}
+
 /* The history CSV and the curves, after each epoch. */
 static int save_curves(run_state *rs, const char *dsname)
 {
@@ -234,6 +248,11 @@ static const char *about =
     "  mse, mae, huber[:delta]  MSELoss, L1Loss, HuberLoss(delta) between the output (after\n"
     "         any final activation) and the one-hot target\n"
     "\n"
+    "Like Keras's fit: --val takes a count or a fraction (0.1); --early-stop N stops after N\n"
+    "epochs without a lower validation loss; --best FILE keeps the model of the epoch with\n"
+    "the lowest validation loss (with --early-stop, by default <out stem>.best.safetensors)\n"
+    "while <out> gets the last epoch's.\n"
+    "\n"
     "Checkpoints: --checkpoint-every N saves <out>.ckpt every N epochs and at the end of\n"
     "the run; Ctrl-C or SIGTERM saves it and the model so far, and prints the command\n"
     "that resumes. --resume <out>.ckpt continues with the options the run was started\n"
@@ -256,7 +275,7 @@ int cli_train(int argc, char **argv)
         .arch = "simplecnn", .dataset = "mnist", .data = NULL, .batch = "64", .opt = DEFAULT_OPT,
         .sched = DEFAULT_SCHED, .loss = "xent", .init_weights = "xavier", .kernels = "fast",
         .init = NULL, .out = "model.safetensors", .resume = NULL, .history = NULL, .plot = NULL,
-        .epochs = 10, .val = 5000, .limit = 0, .test_limit = 0, .threads = 0,
+        .epochs = 10, .val = 0, .val_arg = 5000, .early_stop = 0, .best = NULL, .limit = 0, .test_limit = 0, .threads = 0,
         .checkpoint_every = 0, .no_shuffle = 0, .augment = 0, .lr_step = 10,
         .lr = DEFAULT_LR_ADAM, .momentum = 0, .weight_decay = 0, .clip = 0, .gamma = 0.1, .min_lr = 0,
         .seed = 1, .fit = NULL, .cache_dir = NULL, .test_split = 0.2, .strict = 0,
@@ -286,7 +305,9 @@ int cli_train(int argc, char **argv)
         {"seed", CLI_U64, &c.seed, 0, 0, "N", "random seed (weights, shuffling, dropout, augmentation)", NULL, 0},
         {"threads", CLI_INT, &c.threads, 0, 1024, "N", "threads for the kernels; 0 = automatic: up to every core, fewer while fewer train faster (a busy machine); the same bits at any count", NULL, 0},
         {"kernels", CLI_STR, &c.kernels, 0, 0, "ref|fast", "textbook loops or im2col + GEMM", NULL, 0},
-        {"val", CLI_INT, &c.val, 0, 100000000, "N", "validation images, the last N of the training file", NULL, 0},
+        {"val", CLI_FLOAT, &c.val_arg, 0, 100000000, "N|F", "validation images, the last N of the training file, or a fraction F of it (0.1: a tenth, rounded to the nearest image)", NULL, 0},
+        {"early-stop", CLI_INT, &c.early_stop, 0, 100000, "N", "stop after N epochs without a lower validation loss (needs --val); the model saved is the last epoch's, --best keeps the best", "0 (off)", 0},
+        {"best", CLI_STR, &c.best, 0, 0, "FILE", "also save the model of the epoch with the lowest validation loss, whenever one is lower (needs --val); with --early-stop, <out without .safetensors>.best.safetensors unless given", "none", 0},
         {"limit", CLI_INT, &c.limit, 0, 100000000, "N", "train on the first N images only; 0 = all", "0 (all)", 0},
         {"test-limit", CLI_INT, &c.test_limit, 0, 100000000, "N", "test on the first N test images only; 0 = all", "0 (all)", 0},
         {"no-shuffle", CLI_FLAG, &c.no_shuffle, 0, 0, NULL, "keep the file's order (the seed did)", NULL, 0},
@@ -326,7 +347,8 @@ int cli_train(int argc, char **argv)
     rs.cfg = &c;
     rs.src = &src;
     cli_confusion conf = {0};
-    char *resume_out = NULL;
+    char *resume_out = NULL, *best_out = NULL;
+    int best_saved = 0; /* this run wrote --best */
 
     /* ---- options that conflict, before any work */
     if (c.resume && c.init) {
@@ -365,7 +387,15 @@ int cli_train(int argc, char **argv)
     if ((rc = train_check_options(&c, &src, &rc_x))) goto done;
     int batch = rc_x.batch;
 
-    /* ---- every output, before any work */
+    /* ---- every output, before any work; early stopping keeps the best
+     * model next to the last unless --best says where */
+    if (c.early_stop > 0 && !c.best) {
+        if (!(best_out = train_default_best(c.out))) {
+            rc = cli_error(CMD, "out of memory");
+            goto done;
+        }
+        c.best = best_out;
+    }
     snprintf(rs.ckpt_path, sizeof rs.ckpt_path, "%s.ckpt", c.out);
     if ((rc = train_check_outputs(&c, rs.ckpt_path))) goto done;
 
@@ -418,7 +448,9 @@ int cli_train(int argc, char **argv)
     if (classes < k)
         fprintf(stderr, "cnn train: warning: the model has %d outputs but %s has %d classes: outputs %d "
                 "to %d are never a training target\n", k, dir, classes, classes, k - 1);
-    /* validation: DIR/val, or the last --val images of the training split */
+    /* validation: DIR/val, or the last --val images (a count, or a fraction)
+     * of the training split */
+    if (dset.val.n == 0 && (rc = train_val_count(&c, &src, dset.train.n))) goto done;
     int nval = dset.val.n > 0 ? dset.val.n : c.val;
     if (dset.val.n > 0 && cli_opt_find(opts, "val")->given)
         fprintf(stderr, "cnn train: note: %s/val holds the validation images; --val is not used\n", dir);
@@ -440,7 +472,7 @@ int cli_train(int argc, char **argv)
 
     /* ---- where a resumed run stands, checked against the run */
     if (c.resume) {
-        cli_ckpt_run run = {src.ckpt_epochs, steps, batch, ntrain, nval > 0};
+        cli_ckpt_run run = {src.ckpt_epochs, steps, batch, ntrain, nval > 0, c.early_stop};
         char msg[512];
         if (cli_ckpt_state_read(meta_get, m, &run, &rs.st, msg, sizeof msg)) {
             rc = cli_error(CMD, "--resume: %s: %s", c.resume, msg);
@@ -549,6 +581,14 @@ int cli_train(int argc, char **argv)
     double t_start = cli_now(), train_seconds = 0;
     long images_trained = 0;
     while (rs.st.epoch < c.epochs) {
+        /* early stopping: checked here, so that a run resumed after it
+         * stopped stops again */
+        if (cli_ckpt_stops_early(&rs.st, c.early_stop)) {
+            int b = cli_ckpt_best_epoch(&rs.st);
+            printf("Stopped early after epoch %d of %d: no lower validation loss in %d epochs (the lowest, "
+                   "%.4f, at epoch %d)\n", rs.st.epoch, c.epochs, rs.st.epoch - b, rs.st.rows[b - 1].val_loss, b);
+            break;
+        }
         float lr = cnn_optim_lr_at(&oc, rs.st.epoch, c.epochs);
         cnn_model_set_lr(m, lr);
         /* the epoch's order and augmentation follow from the data RNG's
@@ -665,6 +705,11 @@ int cli_train(int argc, char **argv)
         rs.st.correct = rs.st.seen = 0;
         rs.st.epoch_seconds = 0;
         if ((rc = save_curves(&rs, dsname))) goto done;
+        /* the best model so far, when this epoch's validation loss is the lowest */
+        if (c.best && cli_ckpt_best_epoch(&rs.st) == rs.st.epoch) {
+            if ((rc = save_best(&rs))) goto done;
+            best_saved = 1;
+        }
         /* the last epoch's checkpoint is written after the test */
         if (c.checkpoint_every > 0 && rs.st.epoch % c.checkpoint_every == 0 && rs.st.epoch < c.epochs &&
             (rc = save_checkpoint(&rs)))
@@ -706,6 +751,15 @@ int cli_train(int argc, char **argv)
         printf("Saved the checkpoint to %s (a larger --epochs with --resume %s extends the run)\n",
                rs.ckpt_path, rs.ckpt_path);
     }
+    if (c.best) {
+        int b = cli_ckpt_best_epoch(&rs.st);
+        if (b > 0 && (best_saved || file_exists(c.best)))
+            printf("Saved the best model (epoch %d, validation loss %.4f) to %s%s\n", b,
+                   rs.st.rows[b - 1].val_loss, c.best, best_saved ? "" : " (by the run this one resumed)");
+        else if (b > 0)
+            fprintf(stderr, "cnn train: note: the best epoch, %d, came before the checkpoint, and its model is "
+                    "not in %s: the run that made the checkpoint saved it\n", b, c.best);
+    }
     if (c.history) printf("Wrote the history to %s\n", c.history);
     if (c.plot) printf("Wrote the curves to %s\n", c.plot);
     rc = CLI_OK;
@@ -716,6 +770,7 @@ done:
         free(src.recorded[i]);
     }
     free(resume_out);
+    free(best_out);
     cli_classes_free(&names);
     cli_confusion_free(&conf);
     cli_ckpt_state_free(&rs.st);
