@@ -15,8 +15,8 @@ const char *const train_run_options[] = {
     "sched", "lr-step", "lr-gamma", "min-lr", "clip", "loss", "init-weights", "seed", "val",
     "limit", "test-limit", "no-shuffle", "augment", "init", "kernels", NULL};
 const char *const train_output_options[] = {"out", "history", "plot", "threads",
-                                            "checkpoint-every", NULL};
-const char *const train_output_paths[] = {"out", "history", "plot", NULL};
+                                            "checkpoint-every", "report", NULL};
+const char *const train_output_paths[] = {"out", "history", "plot", "report", NULL};
 
 int train_listed(const char *const *list, const char *name)
 {
@@ -219,6 +219,7 @@ int train_check_outputs(const train_cfg *c, const char *ckpt)
     } f[] = {
         {"--out", c->out, 0},    {"the checkpoint", ckpt, 0}, {"--history", c->history, 0},
         {"--plot", c->plot, 0},  {"--resume", c->resume, 1},  {"--init", c->init, 1},
+        {"--report", c->report, 0},
     };
     enum { N = sizeof f / sizeof f[0] };
     char *canon[N] = {0};
