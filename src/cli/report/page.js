@@ -472,8 +472,8 @@
       /* the whole layer: each filter a block of its input channels' kernels
        * side by side, the blocks in rows */
       const cols = Math.min(C, 64), gap = 1, bgap = 3, bw = cols * (kw + gap) - gap;
-      const cell = Math.max(2, Math.min(10, Math.floor(1000 / (bw + bgap) / Math.min(cv.kept, 8))));
-      const per = Math.max(1, Math.min(cv.kept, Math.floor((1000 / cell + bgap) / (bw + bgap))));
+      const cell = Math.max(Math.min(5, Math.floor(1050 / (bw + bgap))), Math.min(12, Math.floor(1050 / (bw + bgap) / Math.min(cv.kept, 8))), 1);
+      const per = Math.max(1, Math.min(cv.kept, Math.floor((1050 / cell + bgap) / (bw + bgap))));
       const nrow = Math.ceil(cv.kept / per), cwid = per * (bw + bgap) - bgap, chgt = nrow * (kh + bgap + 2) - bgap;
       const grid = el('canvas', {class: 'wgrid', width: cwid, height: chgt});
       grid.classList.add('px');
@@ -493,8 +493,8 @@
             }
       }
       ctx.putImageData(im, 0, 0);
-      const info = el('div', {class: 'hoverinfo'}, C > 1 ? 'Each block is one filter: its kernels for input channels 0, 1, \u2026 side by side. Hover for the numbers.'
-                                                          : 'Each square is one filter. Hover for the numbers.');
+      const info = el('div', {class: 'hoverinfo'}, C > 1 ? 'Each block is one filter (filters 0, 1, \u2026 left to right, row by row): its kernels for input channels 0, 1, \u2026 side by side. Hover for the numbers.'
+                                                          : 'Each square is one filter (0, 1, \u2026 left to right). Hover for the numbers.');
       grid.addEventListener('mousemove', e => {
         const r = grid.getBoundingClientRect();
         const gx = Math.floor((e.clientX - r.left) / cell), gy = Math.floor((e.clientY - r.top) / cell);
