@@ -31,10 +31,10 @@
 extern const char cli_report_page_html[], cli_report_page_css[], cli_report_page_js[];
 
 /* Budgets, in raw bytes (base64 adds a third). */
-#define IMG_BUDGET (1200u * 1024)    /* test images shown in the matrix's cells and lists */
-#define EXACT_BUDGET (1536u * 1024)  /* float32 inputs and outputs of conv layers, per image */
-#define MAPS_BUDGET (1536u * 1024)   /* uint8 feature maps of the chosen images */
-#define PATCH_BUDGET (512u * 1024)   /* the strongest test patches of each filter */
+#define IMG_BUDGET (900u * 1024)     /* test images shown in the matrix's cells and lists */
+#define EXACT_BUDGET (1024u * 1024)  /* float32 inputs and outputs of conv layers, per image */
+#define MAPS_BUDGET (1200u * 1024)   /* uint8 feature maps of the chosen images */
+#define PATCH_BUDGET (400u * 1024)   /* the strongest test patches of each filter */
 #define CELL_DIAG 16                 /* images per diagonal cell (correct) at most */
 #define CELL_OFF 40                  /* images per off-diagonal cell (mistakes) at most */
 #define WRONG_SHOWN 32               /* the most confidently wrong images */
@@ -725,7 +725,7 @@ static int write_feature_maps(page *pg, cnn_model *m, test_run *t, const cli_nor
     int exact_images = 0;
     puts_(b, ",\"picks\":[");
     for (int p = 0; p < np; p++) {
-        int exact = exact_per_image > 0 && exact_used + exact_per_image <= (p ? 1 : 4) * EXACT_BUDGET;
+        int exact = exact_per_image > 0 && exact_used + exact_per_image <= (p ? 1 : 2) * EXACT_BUDGET;
         if (exact) exact_used += exact_per_image, exact_images++;
         printf_(b, "%s{\"img\":%d,\"exact\":%d,\"probs\":", p ? "," : "", store_add(t, picks[p]), exact);
         ref_f32(pg, probs + (size_t)p * k, (size_t)k);
