@@ -163,8 +163,10 @@ cnn_status cnn_model_forward(cnn_model *m, const float *x, int n, int train,
  * out_h, out_w) floats in NCHW order (a flat layer's output is (n,
  * features)). The batch runs whole, never in shards (a sharded run keeps
  * its activations with per-thread workers), so every layer's output stays
- * in the model; the numbers are those cnn_model_forward computes. The
- * pointers are the model's and valid until the next call that runs it.
+ * in the model; the outputs are cnn_model_forward's to float rounding (a
+ * whole batch may take other kernels than its shards, summing in another
+ * order). The pointers are the model's and valid until the next call that
+ * runs it.
  * acts must hold cnn_model_num_layers(m) pointers. A NaN or Inf in the
  * output is CNN_ERR_NUMERIC naming the layer and the image, as for
  * cnn_model_forward. */
