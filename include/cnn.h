@@ -163,6 +163,23 @@ double cnn_model_flops(const cnn_model *m); /* forward FLOPs per image */
 cnn_status cnn_model_forward(cnn_model *m, const float *x, int n, int train,
                              const float **out);
 
+/* ------------------------------------------------- looking inside a model */
+
+/* Every layer's output for a batch (feature maps): an eval-mode forward of
+ * the n images x (n <= the max batch) after which acts[i], for i = 0 ..
+ * cnn_model_num_layers(m) - 1, points to layer i's output, (n, out_c,
+ * out_h, out_w) floats in NCHW order (a flat layer's output is (n,
+ * features)). The batch runs whole, never in shards (a sharded run keeps
+ * its activations with per-thread workers), so every layer's output stays
+ * in the model; the outputs are cnn_model_forward's to float rounding (a
+ * whole batch may take other kernels than its shards, summing in another
+ * order). The pointers are the model's and valid until the next call that
+ * runs it.
+ * acts must hold cnn_model_num_layers(m) pointers. A NaN or Inf in the
+ * output is CNN_ERR_NUMERIC naming the layer and the image, as for
+ * cnn_model_forward. */
+cnn_status cnn_model_forward_layers(cnn_model *m, const float *x, int n, const float **acts);
+
 /* -------------------------------------------------------------- losses */
 
 /* Each loss is the PyTorch module a user compares it with, and a model's
@@ -294,6 +311,35 @@ typedef struct {
 } cnn_tensor;
 int cnn_model_num_tensors(const cnn_model *m);
 cnn_status cnn_model_tensor(cnn_model *m, int i, cnn_tensor *out);
+
+/* Layer i's own tensors, by index or by name, in state_dict order: its
+ * parameters ("weight", "bias"; batchnorm's scale and shift are its
+ * "weight" and "bias") and buffers (batchnorm's "running_mean" and
+ * "running_var", grad == NULL). out->name is the state_dict name
+ * ("3.weight"), out->dims the shape: a conv's weight is (filters,
+ * in_channels, kh, kw), a dense layer's (out, in). Activations, pools,
+ * flatten and dropout have none. out->data is NULL for a model built for
+ * its shapes only. */
+int cnn_model_layer_num_tensors(const cnn_model *m, int layer);
+cnn_status cnn_model_layer_tensor(cnn_model *m, int layer, int j, cnn_tensor *out);
+/* The tensor `name` ("weight", or the full "3.weight") of layer i;
+ * CNN_ERR_ARG if the layer has none of that name. */
+cnn_status cnn_model_layer_tensor_by_name(cnn_model *m, int layer, const char *name,
+                                          cnn_tensor *out);
+
+/* The window of a conv, maxpool or avgpool layer: output pixel (oy, ox)
+ * reads input rows oy*sh - ph .. oy*sh - ph + kh - 1 and columns ox*sw - pw
+ * .. ox*sw - pw + kw - 1 (the seed's eq. 3.3); a position outside the
+ * input reads the padding: 0, or for a conv the mirrored ("reflect",
+ * PyTorch's) or nearest ("replicate") input pixel. CNN_ERR_ARG for a
+ * layer of another kind. */
+typedef struct {
+    int kh, kw;            /* the kernel (window) size */
+    int sh, sw;            /* stride */
+    int ph, pw;            /* padding on each side */
+    const char *padmode;   /* "zero", "reflect" or "replicate" */
+} cnn_layer_window;
+cnn_status cnn_model_layer_window(const cnn_model *m, int i, cnn_layer_window *out);
 
 /* ------------------------------------------------------ metadata and files */
 

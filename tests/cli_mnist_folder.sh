@@ -2,8 +2,8 @@
 # Round trip: MNIST written out as an image-folder tree of 70,000 PNG files
 # (tests/data/mnist_to_folder.py) trains lenet5 to the same test accuracy as
 # the IDX files with the same recipe, within 0.2 points; the first run
-# decodes the tree into its cache, the second starts from the cache in
-# under a second (both start times printed: from launch to the first batch).
+# decodes the tree into its cache, the second starts from the cache (both
+# start times printed: from launch to the first batch).
 # The same data as CSV files (Kaggle's layout, with a header) too.
 # Usage: bash tests/cli_mnist_folder.sh <cnn-binary> <source-dir> <build-dir>
 CNN=$1; SRC=$2; BUILD=$3
@@ -51,8 +51,11 @@ for r in idx first second csv; do echo "$r: test accuracy $(acc_of $r)%, first b
 a=$(acc_of idx); b=$(acc_of second); c=$(acc_of csv)
 $PY -c "import sys; sys.exit(0 if abs($a - $b) <= 0.2 and abs($a - $c) <= 0.2 else 1)" \
     || { echo "FAIL: IDX $a%, tree $b%, CSV $c%: more than 0.2 points apart"; fail=1; }
-$PY -c "import sys; sys.exit(0 if 0 <= $(cat second.start) < 1.0 else 1)" \
-    || { echo "FAIL: the second run took $(cat second.start) s to start (the cache should make it < 1 s)"; fail=1; }
+# Start times are measurements, printed above, not asserted against a fixed
+# figure (shared machines are noisy; bench/NOTES.md records them): the
+# cache must only beat decoding the tree by a wide margin.
+$PY -c "import sys; sys.exit(0 if 0 <= $(cat second.start) < $(cat first.start) / 2 else 1)" \
+    || { echo "FAIL: the second run took $(cat second.start) s to start, the first $(cat first.start) s: the cache should start it at least twice as fast"; fail=1; }
 grep -q "^data: tree/train: 60000 images from the cache" second.txt || { echo "FAIL: the second run did not read the cache"; fail=1; }
 [ $fail = 0 ] && echo "PASS: cli_mnist_folder"
 exit $fail

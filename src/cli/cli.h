@@ -33,6 +33,7 @@ int cli_train(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_predict(int argc, char **argv);
 int cli_info(int argc, char **argv);
+int cli_report(int argc, char **argv);
 
 /* ------------------------------------------------------------- messages */
 
@@ -210,6 +211,13 @@ int cli_classes_agree(const char *cmd, const char *what_a, const cli_classes *a,
  * for an older 1x28x28 model without the key, pad for any other. 0, or 1
  * after printing for an unknown value. */
 int cli_prep_from_model(const char *cmd, const cnn_model *m, cnn_prep *out);
+/* Load the data set o names for the model m (file name `model`), as `cnn
+ * eval` reads it: in the model's input shape and preparation, cut as its
+ * training run cut it when split_from_model, with no more classes than its
+ * outputs and class names that agree with its own. 0, or the exit code
+ * after printing. */
+int cli_data_for_model(const char *cmd, const cnn_model *m, const char *model, cli_data_opts *o,
+                       int split_from_model, cli_data *d);
 
 /* The names of the k classes of a data set: a known one's (fashion), or
  * "0".."k-1". 0, or -1 if out of memory. */
@@ -309,6 +317,34 @@ typedef struct {
  * and the same numbers as CSV; both written atomically. */
 cnn_status cli_plot_svg(const char *path, const char *title, const cli_epoch_row *rows, int n);
 cnn_status cli_history_csv(const char *path, const cli_epoch_row *rows, int n);
+
+/* ----------------------------------------------------------- report page */
+
+/* What the report page is made from besides the model (src/cli/report_html.c). */
+typedef struct {
+    const char *model_name;       /* the model file as the user named it (the title) */
+    const cli_split *test;        /* the test images, or NULL: the page says why not */
+    int ntest;                    /* use the first ntest of them (0: all) */
+    const char *data_name;        /* where they come from, e.g. "mnist (data/mnist)" */
+    const char *no_data;          /* why there are none (test == NULL) */
+    const cli_epoch_row *rows;    /* the training history, or NULL */
+    int nrows;
+    const char *history_from;     /* where the history comes from */
+    const char *history_note;     /* why there is none (rows == NULL), or NULL */
+    int progress;                 /* say on stderr what takes time */
+} cli_report_in;
+/* Write the report page of m (one self-contained HTML file) to path,
+ * atomically; *bytes gets its size. m must be ready to run (weights, a
+ * batch set); its class names and normalisation are its metadata's.
+ * Returns 0, or the exit code after printing. */
+int cli_report_html(const char *cmd, cnn_model *m, const cli_report_in *in, const char *path,
+                    size_t *bytes);
+/* A history CSV as cli_history_csv writes it (epoch,lr,train_loss,...),
+ * read back; rows malloc'd. Returns 0, or -1 with the reason in msg. */
+int cli_history_read(const char *path, cli_epoch_row **rows, int *n, char *msg, size_t len);
+/* The history a model file written by cnn train keeps (train.history);
+ * 0 (n = 0 if there is none), or -1 with the reason in msg. */
+int cli_history_from_model(const cnn_model *m, cli_epoch_row **rows, int *n, char *msg, size_t len);
 
 /* -------------------------------------------------------------- progress */
 

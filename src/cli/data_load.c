@@ -425,3 +425,38 @@ int cli_data_load(const char *cmd, const cli_data_opts *o, cli_data *d)
                          d->classes, CNN_MAX_CLASSES);
     return CLI_OK;
 }
+
+int cli_data_for_model(const char *cmd, const cnn_model *m, const char *model, cli_data_opts *o,
+                       int split_from_model, cli_data *d)
+{
+    int rc;
+    cnn_model_input_shape(m, &o->c, &o->h, &o->w);
+    if ((rc = cli_prep_from_model(cmd, m, &o->prep))) return rc;
+    if (split_from_model) {
+        /* the cut the training run made */
+        const char *ts = cnn_model_get_meta(m, "test_split"), *ss = cnn_model_get_meta(m, "split_seed");
+        if (ts) o->test_split = strtod(ts, NULL);
+        if (!(o->test_split > 0 && o->test_split < 1)) o->test_split = 0.2;
+        if (ss) o->split_seed = strtoull(ss, NULL, 10);
+    }
+    if ((rc = cli_data_load(cmd, o, d))) return rc;
+    const int k = cnn_model_output_size(m);
+    if (d->classes > k)
+        return cli_error(cmd, "%s has %d classes but the model has only %d outputs", d->where,
+                         d->classes, k);
+    cli_classes names = {0};
+    if ((rc = cli_classes_from_model(cmd, m, &names))) return rc;
+    if (names.n > 0 && d->named) {
+        /* a model of other classes would report the wrong names */
+        char what_m[4200], what_d[4200];
+        snprintf(what_m, sizeof what_m, "the model %s", model);
+        snprintf(what_d, sizeof what_d, "the data set %s", d->where);
+        rc = cli_classes_agree(cmd, what_m, &names, what_d, &d->names);
+    } else if (names.n > 0 && names.n != d->classes) {
+        /* labels without names of their own: the model's names stand */
+        fprintf(stderr, "cnn %s: warning: the model %s names %d classes but the labels of %s run to "
+                "%d classes\n", cmd, model, names.n, d->where, d->classes);
+    }
+    cli_classes_free(&names);
+    return rc;
+}

@@ -60,39 +60,18 @@ int cli_eval(int argc, char **argv)
         }
         if (ds) dataset = ds;
     }
+    cli_data_opts dopt = {dataset, data, 0, 0, 0, CNN_PREP_PAD, test_split, 1, cache_dir, strict, 0};
+    if ((rc = cli_data_for_model(cmd, m, model, &dopt, !cli_opt_find(opts, "test-split")->given,
+                                 &dset)))
+        goto done;
     int ic, ih, iw;
     cnn_model_input_shape(m, &ic, &ih, &iw);
-    cli_data_opts dopt = {dataset, data, ic, ih, iw, CNN_PREP_PAD, test_split, 1, cache_dir, strict, 0};
-    if ((rc = cli_prep_from_model(cmd, m, &dopt.prep))) goto done;
-    if (!cli_opt_find(opts, "test-split")->given) {
-        /* the cut the training run made */
-        const char *ts = cnn_model_get_meta(m, "test_split"), *ss = cnn_model_get_meta(m, "split_seed");
-        if (ts) dopt.test_split = strtod(ts, NULL);
-        if (!(dopt.test_split > 0 && dopt.test_split < 1)) dopt.test_split = 0.2;
-        if (ss) dopt.split_seed = strtoull(ss, NULL, 10);
-    }
-    if ((rc = cli_data_load(cmd, &dopt, &dset))) goto done;
     const char *dir = dset.where;
     const cli_split *test = &dset.test;
     int k = cnn_model_output_size(m);
-    if (dset.classes > k) {
-        rc = cli_error(cmd, "%s has %d classes but the model has only %d outputs", dir, dset.classes, k);
-        goto done;
-    }
     cli_norm nm;
     if ((rc = cli_norm_from_model(cmd, m, &nm))) goto done;
     if ((rc = cli_classes_from_model(cmd, m, &names))) goto done;
-    if (names.n > 0 && dset.named) {
-        /* a model of other classes would report the wrong names */
-        char what_m[4200], what_d[4200];
-        snprintf(what_m, sizeof what_m, "the model %s", model);
-        snprintf(what_d, sizeof what_d, "the data set %s", dir);
-        if ((rc = cli_classes_agree(cmd, what_m, &names, what_d, &dset.names))) goto done;
-    } else if (names.n > 0 && names.n != dset.classes) {
-        /* labels without names of their own: the model's names stand */
-        fprintf(stderr, "cnn eval: warning: the model %s names %d classes but the labels of %s run to "
-                "%d classes\n", model, names.n, dir, dset.classes);
-    }
 
     cnn_set_threads(threads);
     cnn_model_set_kernels(m, kern);

@@ -275,7 +275,7 @@ int cli_train(int argc, char **argv)
         .arch = "simplecnn", .dataset = "mnist", .data = NULL, .batch = "64", .opt = DEFAULT_OPT,
         .sched = DEFAULT_SCHED, .loss = "xent", .init_weights = "xavier", .kernels = "fast",
         .init = NULL, .out = "model.safetensors", .resume = NULL, .history = NULL, .plot = NULL,
-        .epochs = 10, .val = 0, .val_arg = 5000, .early_stop = 0, .best = NULL, .limit = 0, .test_limit = 0, .threads = 0,
+        .epochs = 10, .val = 0, .val_arg = 5000, .early_stop = 0, .best = NULL, .report = NULL, .limit = 0, .test_limit = 0, .threads = 0,
         .checkpoint_every = 0, .no_shuffle = 0, .augment = 0, .lr_step = 10,
         .lr = DEFAULT_LR_ADAM, .momentum = 0, .weight_decay = 0, .clip = 0, .gamma = 0.1, .min_lr = 0,
         .seed = 1, .fit = NULL, .cache_dir = NULL, .test_split = 0.2, .strict = 0,
@@ -318,6 +318,7 @@ int cli_train(int argc, char **argv)
         {"resume", CLI_STR, &c.resume, 0, 0, "CKPT", "continue a run from its checkpoint (see above)", "none", 0},
         {"history", CLI_STR, &c.history, 0, 0, "FILE.csv", "write per-epoch loss and accuracy as CSV", "none", 0},
         {"plot", CLI_STR, &c.plot, 0, 0, "FILE.svg", "write loss and accuracy curves as SVG", "none", 0},
+        {"report", CLI_STR, &c.report, 0, 0, "FILE.html", "write the report page at the end (see cnn report --help)", "none", 0},
         {"mem-limit", CLI_STR, &mem_limit, 0, 0, "SIZE", CLI_MEM_LIMIT_HELP, CLI_MEM_LIMIT_DEFAULT, 0},
         {NULL, 0, NULL, 0, 0, NULL, NULL, NULL, 0},
     };
@@ -762,6 +763,19 @@ int cli_train(int argc, char **argv)
     }
     if (c.history) printf("Wrote the history to %s\n", c.history);
     if (c.plot) printf("Wrote the curves to %s\n", c.plot);
+    if (c.report) {
+        /* the page of `cnn report`, with this run's history and test set */
+        char data_name[4200], from[64];
+        snprintf(data_name, sizeof data_name, "%s (%s)", dsname, dir);
+        snprintf(from, sizeof from, "this run");
+        cli_report_in in = {.model_name = c.out, .test = test, .ntest = ntest, .data_name = data_name,
+                            .rows = rs.st.rows, .nrows = rs.st.nrows, .history_from = from};
+        double t_report = cli_now();
+        size_t bytes = 0;
+        if ((rc = cli_report_html(CMD, m, &in, c.report, &bytes))) goto done;
+        printf("Wrote the report to %s (%.1f MB) in %.1f s\n", c.report, (double)bytes / 1e6,
+               cli_now() - t_report);
+    }
     rc = CLI_OK;
 
 done:

@@ -23,6 +23,7 @@ typedef struct {
     const char *arch, *dataset, *data, *batch, *opt, *sched, *loss, *init_weights, *kernels;
     const char *init, *out, *resume, *history, *plot;
     const char *fit, *cache_dir; /* how pictures become inputs; where caches go */
+    const char *report; /* the report page (cnn report) at the end, or NULL */
     int epochs, val, limit, test_limit, threads, checkpoint_every, no_shuffle, augment, lr_step;
     int strict;
     double lr, momentum, weight_decay, clip, gamma, min_lr, test_split;

@@ -18,8 +18,8 @@ const char *const train_run_options[] = {
     "strict", "early-stop", NULL};
 const char *const train_run_options_added[] = {"fit", "test-split", "strict", "early-stop", NULL};
 const char *const train_output_options[] = {"out", "history", "plot", "threads",
-                                            "checkpoint-every", "best", NULL};
-const char *const train_output_paths[] = {"out", "history", "plot", "best", NULL};
+                                            "checkpoint-every", "best", "report", NULL};
+const char *const train_output_paths[] = {"out", "history", "plot", "best", "report", NULL};
 
 int train_listed(const char *const *list, const char *name)
 {
@@ -264,6 +264,7 @@ int train_check_outputs(const train_cfg *c, const char *ckpt)
         {"--out", c->out, 0},    {"the checkpoint", ckpt, 0}, {"--history", c->history, 0},
         {"--plot", c->plot, 0},  {"--resume", c->resume, 1},  {"--init", c->init, 1},
         {"--best", c->best, 0},
+        {"--report", c->report, 0},
     };
     enum { N = sizeof f / sizeof f[0] };
     char *canon[N] = {0};
