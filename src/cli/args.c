@@ -11,6 +11,8 @@
 #include <string.h>
 #include <strings.h>
 
+const char *cli_program = "cnn";
+
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
@@ -218,6 +220,26 @@ static double unit_multiplier(const char *u)
     return m;
 }
 
+int cli_mem_limit_parse(const char *text, double *bytes, double *percent)
+{
+    *bytes = *percent = 0;
+    /* a number (a digit first: no sign, space, hex, inf or nan), then a unit */
+    char *end = NULL;
+    errno = 0;
+    const int number = (isdigit((unsigned char)text[0]) || text[0] == '.') && !strpbrk(text, "xX");
+    double v = number ? strtod(text, &end) : NAN;
+    if (!isfinite(v) || errno || !(v > 0)) return -1;
+    if (strcmp(end, "%") == 0) {
+        if (!(v <= 100)) return -1;
+        *percent = v;
+        return 0;
+    }
+    double b = v * unit_multiplier(end);
+    if (!(b >= 1.0) || b >= 0x1p64) return -1;
+    *bytes = b;
+    return 0;
+}
+
 int cli_set_mem_limit(const char *cmd, const char *text)
 {
     if (!text) {
@@ -225,16 +247,12 @@ int cli_set_mem_limit(const char *cmd, const char *text)
         cnn_memory_limit_source(CLI_MEM_LIMIT_DEFAULT " of the memory; --mem-limit sets it");
         return CLI_OK;
     }
-    /* a number (a digit first: no sign, space, hex, inf or nan), then a unit */
-    char *end = NULL;
-    errno = 0;
-    const int number = (isdigit((unsigned char)text[0]) || text[0] == '.') && !strpbrk(text, "xX");
-    double v = number ? strtod(text, &end) : NAN;
-    double bytes = NAN;
-    if (isfinite(v) && !errno && v > 0) {
+    double bytes = NAN, percent = 0;
+    if (cli_mem_limit_parse(text, &bytes, &percent) != 0) {
+        bytes = NAN;
+    } else if (percent > 0) {
         size_t phys = cnn_physical_memory();
-        if (strcmp(end, "%") == 0) bytes = v <= 100 && phys != SIZE_MAX ? (double)phys * v / 100 : NAN;
-        else bytes = v * unit_multiplier(end);
+        bytes = phys != SIZE_MAX ? (double)phys * percent / 100 : NAN;
     }
     if (!(bytes >= 1.0) || bytes >= 0x1p64)
         return cli_usage_error(cmd, "--mem-limit: expected a size such as 2G, 512M, 1.5GiB or 50%%, "
