@@ -828,9 +828,33 @@ int parse_checked(const std::string &what, const char *cmd, std::vector<char *> 
     }
     EXPECT_EQ(p.err, "") << what;
     if (rc) return rc;
+    /* the text that set each option last (the parse succeeded) */
+    std::vector<const char *> text(64, nullptr);
+    for (size_t i = 1, only_pos = 0; i < argv.size(); i++) {
+        const char *a = argv[i];
+        if (only_pos || a[0] != '-' || a[1] == '\0') continue;
+        if (strcmp(a, "--") == 0) {
+            only_pos = 1;
+            continue;
+        }
+        const char *eq = strchr(a + 2, '=');
+        size_t n = eq ? (size_t)(eq - (a + 2)) : strlen(a + 2);
+        for (int j = 0; opts[j].name; j++)
+            if (strlen(opts[j].name) == n && strncmp(opts[j].name, a + 2, n) == 0)
+                text[j] = opts[j].kind == CLI_FLAG ? "1" : eq ? eq + 1 : argv[++i];
+    }
     for (int i = 0; opts[i].name; i++) {
         const cli_opt &o = opts[i];
         if (!o.given) continue;
+        EXPECT_NE(text[i], nullptr) << what << ": --" << o.name;
+        if (!text[i]) continue;
+        /* a number's text starts as one (F7) */
+        const char *t = text[i];
+        if (o.kind == CLI_U64) EXPECT_TRUE(isdigit((unsigned char)t[0])) << what << ": --" << o.name << " '" << t << "'";
+        if (o.kind == CLI_INT) EXPECT_TRUE(isdigit((unsigned char)t[t[0] == '-'])) << what << ": --" << o.name << " '" << t << "'";
+        if (o.kind == CLI_FLOAT || o.kind == CLI_FLOAT_ABOVE)
+            EXPECT_TRUE(isdigit((unsigned char)t[t[0] == '-']) || t[t[0] == '-'] == '.')
+                << what << ": --" << o.name << " '" << t << "'";
         if (o.kind == CLI_INT) {
             int v = *(const int *)o.dest;
             EXPECT_TRUE(v >= o.lo && v <= o.hi) << what << ": --" << o.name << " " << v;
@@ -914,6 +938,87 @@ void replay_cli(const std::string &what, const Bytes &in)
             parse_checked(what, "info", argv, opts, nullptr, 0, nullptr);
         }
     }
+}
+
+/* F7: strtoll, strtoull and strtod skip white space and take a sign, so
+ * `--seed " -15"` was the seed 18446744073709551601 (and " 5", "+5" were
+ * taken as 5, "\t8" as --batch 8). A number's text starts as one. */
+TEST_F(Hostile, OptionNumbersStartAsNumbers)
+{
+    struct Case {
+        const char *flag, *value, *says;
+    } refused[] = {
+        {"--seed", " -15", "expected a whole number from 0 to 18446744073709551615, got ' -15'"},
+        {"--seed", "+15", "got '+15'"},
+        {"--seed", "\t15", "got '\t15'"},
+        {"--epochs", " 5", "expected a whole number from 1 to 100000, got ' 5'"},
+        {"--epochs", "+5", "got '+5'"},
+        {"--epochs", "- 5", "got '- 5'"},
+        {"--lr", " 0.1", "expected a number above 0 and at most 100, got ' 0.1'"},
+        {"--momentum", "+0.5", "expected a number from 0 to 0.999999, got '+0.5'"},
+        {"--batch", "\t8", "--batch: expected a whole number from 1 to 1000000 or 'all', got '\t8'"},
+        {"--batch", "\n8", "got '\n8'"},
+    };
+    for (const Case &c : refused) {
+        train_cfg cfg;
+        const char *mem;
+        cli_opt opts[TRAIN_NOPTS + 1];
+        train_options_init(&cfg, &mem, opts);
+        std::string flag = c.flag, value = c.value;
+        std::vector<char *> argv{(char *)"train", flag.data(), value.data()};
+        Printed p;
+        int rc = captured(p, [&] { return cli_parse("train", 3, argv.data(), opts, nullptr, 0, nullptr); });
+        if (rc == CLI_OK) {
+            /* --batch is a text, read by train_check_options */
+            opt_source src{};
+            src.opts = opts;
+            for (int i = 0; opts[i].name; i++) src.cmdline[i] = opts[i].given;
+            run_choices x;
+            rc = captured(p, [&] { return train_check_options(&cfg, &src, &x); });
+        }
+        EXPECT_EQ(rc, CLI_EUSAGE) << c.flag << " '" << c.value << "'";
+        EXPECT_NE(p.err.find(c.says), std::string::npos) << c.flag << ": " << p.err;
+    }
+    /* what still reads: negative whole numbers where the range has them,
+     * fractions without a leading digit */
+    train_cfg cfg;
+    const char *mem;
+    cli_opt opts[TRAIN_NOPTS + 1];
+    train_options_init(&cfg, &mem, opts);
+    std::vector<std::string> args{"train", "--seed", "18446744073709551615", "--lr", ".5", "--epochs", "007",
+                                  "--min-lr", "0", "--clip", "-0"};
+    std::vector<char *> argv;
+    for (auto &a : args) argv.push_back(a.data());
+    Printed p;
+    ASSERT_EQ(captured(p, [&] { return cli_parse("train", (int)argv.size(), argv.data(), opts, nullptr, 0, nullptr); }),
+              CLI_OK)
+        << p.err;
+    EXPECT_EQ(cfg.seed, 18446744073709551615ull);
+    EXPECT_EQ(cfg.lr, 0.5);
+    EXPECT_EQ(cfg.epochs, 7);
+    /* and a checkpoint's options are read by the same checks */
+    cnn_model *m = nullptr;
+    ASSERT_EQ(cnn_model_shapes_from_text("input 1x28x28\nflatten\ndense 10\nsoftmax\n", "arch", &m), CNN_OK);
+    train_options_init(&cfg, &mem, opts);
+    for (int i = 0; opts[i].name; i++) {
+        int run = train_listed(train_run_options, opts[i].name);
+        if (!run) continue;
+        char key[64], val[256];
+        snprintf(key, sizeof key, "train.opt.%s", opts[i].name);
+        cli_opt_format(&opts[i], val, sizeof val);
+        ASSERT_EQ(cnn_model_set_meta(m, key, strcmp(opts[i].name, "seed") == 0 ? " -1" : val), CNN_OK);
+    }
+    opt_source src{};
+    src.opts = opts;
+    src.resume = "x.ckpt";
+    int rc = captured(p, [&] { return train_options_from_checkpoint(m, &src); });
+    EXPECT_EQ(rc, CLI_EDATA);
+    EXPECT_NE(p.err.find("x.ckpt: train.opt.seed: expected a whole number"), std::string::npos) << p.err;
+    for (int i = 0; i < TRAIN_MAX_OPTS; i++) {
+        free(src.owned[i]);
+        free(src.recorded[i]);
+    }
+    cnn_model_free(m);
 }
 
 TEST_F(Hostile, ReplayCliCorpus)

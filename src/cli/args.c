@@ -44,6 +44,16 @@ cli_opt *cli_opt_find(cli_opt *opts, const char *name)
     return NULL;
 }
 
+/* Whether a number's text starts as one: a digit, or '-' then a digit
+ * (signed kinds), or '.' (fractions). strtoll, strtoull and strtod skip
+ * leading white space and take a '+' or '-' there: unchecked, " -15" would
+ * read as the seed 18446744073709551601. */
+static int number_start(const char *t, int minus, int dot)
+{
+    if (minus && *t == '-') t++;
+    return isdigit((unsigned char)*t) || (dot && *t == '.');
+}
+
 /* %g drops the ".0" of whole numbers, which reads better in messages. */
 static void fmt_num(char *buf, size_t len, double v) { snprintf(buf, len, "%.10g", v); }
 
@@ -57,7 +67,7 @@ int cli_opt_check(const cli_opt *o, const char *text, char *msg, size_t len)
         char *end;
         errno = 0;
         long long v = strtoll(text, &end, 10);
-        if (!*text || *end || errno || v < o->lo || v > o->hi) {
+        if (!number_start(text, 1, 0) || *end || errno || v < o->lo || v > o->hi) {
             snprintf(msg, len, "expected a whole number from %s to %s, got '%.80s'", lo, hi, text);
             return -1;
         }
@@ -68,7 +78,7 @@ int cli_opt_check(const cli_opt *o, const char *text, char *msg, size_t len)
         char *end;
         errno = 0;
         unsigned long long v = strtoull(text, &end, 10);
-        if (!*text || *end || errno || text[0] == '-') {
+        if (!number_start(text, 0, 0) || *end || errno) {
             snprintf(msg, len, "expected a whole number from 0 to 18446744073709551615, got '%.80s'",
                      text);
             return -1;
@@ -82,7 +92,7 @@ int cli_opt_check(const cli_opt *o, const char *text, char *msg, size_t len)
         errno = 0;
         double v = strtod(text, &end);
         int low_ok = o->kind == CLI_FLOAT ? v >= o->lo : v > o->lo;
-        if (!*text || *end || errno || !isfinite(v) || !low_ok || v > o->hi) {
+        if (!number_start(text, 1, 1) || *end || errno || !isfinite(v) || !low_ok || v > o->hi) {
             if (o->kind == CLI_FLOAT)
                 snprintf(msg, len, "expected a number from %s to %s, got '%.80s'", lo, hi, text);
             else

@@ -5,6 +5,7 @@
  * any work, and the command that resumes a stopped run. */
 #include "cli/train.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -189,9 +190,10 @@ static int parse_batch(const char *s, int *out)
         *out = 0;
         return 0;
     }
+    /* a digit first: strtol would skip any white space and take a sign */
     char *end;
     long v = strtol(s, &end, 10);
-    if (!*s || *s == ' ' || *s == '+' || *end || v < 1 || v > 1000000) return -1;
+    if (!isdigit((unsigned char)*s) || *end || v < 1 || v > 1000000) return -1;
     *out = (int)v;
     return 0;
 }

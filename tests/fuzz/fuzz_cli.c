@@ -14,8 +14,9 @@
  * nothing on stdout, and on stderr exactly one "cnn CMD: ... Try 'cnn CMD
  * --help'." message for a usage error, nothing otherwise; it never calls
  * exit() nor touches a file. A value accepted is in its option's range,
- * says what its text says (whole numbers: the digits given, with the sign
- * given) and reads back through cli_opt_format + cli_opt_check to the same
+ * says what its text says (a number's text starts as one: a digit, or
+ * '-' or '.' where they fit; whole numbers are the digits given) and reads
+ * back through cli_opt_format + cli_opt_check to the same
  * value; options not given keep their defaults; a string value is the
  * argument's own text. For train, every option a run records (what a
  * checkpoint stores) reads back the same, and the run's shape covers the
@@ -77,14 +78,12 @@ static void replay(int argc, char **argv, const cli_opt *opts, seen_args *s)
 
 /* ------------------------------------------------------- value checks */
 
-/* The whole number a text says, read plainly: optional spaces (as strtoll
- * skips them), a sign, digits. 0 if the text is no such number or does not
- * fit in 64 bits with its sign. */
+/* The whole number a text says, read plainly: an optional '-', digits.
+ * 0 if the text is no such number or does not fit in 64 bits. */
 static int plain_integer(const char *t, int *neg, unsigned long long *mag)
 {
-    while (isspace((unsigned char)*t)) t++;
     *neg = *t == '-';
-    if (*t == '-' || *t == '+') t++;
+    if (*neg) t++;
     if (!isdigit((unsigned char)*t)) return 0;
     unsigned long long v = 0;
     for (; isdigit((unsigned char)*t); t++) {
@@ -150,7 +149,7 @@ static void check_given(const char *cmd, const cli_opt *o, const char *text, int
         uint64_t v = *(const uint64_t *)o->dest;
         int neg;
         unsigned long long mag;
-        if (!plain_integer(text, &neg, &mag) || (neg && mag != 0) || mag != v)
+        if (!plain_integer(text, &neg, &mag) || neg || mag != v)
             fz_fail("%s --%s '%s': accepted as %llu", cmd, o->name, text, (unsigned long long)v);
         break;
     }
@@ -163,7 +162,8 @@ static void check_given(const char *cmd, const cli_opt *o, const char *text, int
                     o->kind == CLI_FLOAT ? "[" : "(", o->lo, o->hi);
         char *end;
         double w = strtod(text, &end);
-        if (*end || memcmp(&v, &w, sizeof v) != 0)
+        int start = isdigit((unsigned char)text[text[0] == '-']) || text[text[0] == '-'] == '.';
+        if (!start || *end || memcmp(&v, &w, sizeof v) != 0)
             fz_fail("%s --%s '%s': accepted as %.17g", cmd, o->name, text, v);
         break;
     }
@@ -348,7 +348,7 @@ static void run_train(int argc, char **argv)
         int neg;
         unsigned long long mag;
         if (!plain_integer(c.batch, &neg, &mag) || neg || (long long)mag != x.batch || x.batch < 1 ||
-            x.batch > 1000000 || isspace((unsigned char)c.batch[0]))
+            x.batch > 1000000)
             fz_fail("--batch '%s' accepted as %d", c.batch, x.batch);
     }
     int has_momentum = x.opt == CNN_OPT_MOMENTUM || x.opt == CNN_OPT_NESTEROV;
