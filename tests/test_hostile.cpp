@@ -1271,11 +1271,45 @@ Table parse_table(const Bytes &in)
     return t;
 }
 
+/* fuzz_checkpoint's state reader alone on a table: against its "fuzz.run"
+ * (epochs,steps,batch,images,validation) or the seeds' run; an accepted
+ * state written back reads back the same. Returns whether it was accepted. */
+bool state_alone(const std::string &what, cnn_model *m)
+{
+    cli_ckpt_run run = {2, 5, 8, 40, 1};
+    if (const char *r = cnn_model_get_meta(m, "fuzz.run")) {
+        int v[5];
+        if (sscanf(r, "%d,%d,%d,%d,%d", &v[0], &v[1], &v[2], &v[3], &v[4]) != 5) return false;
+        if (v[0] < 1 || v[0] > 100000 || v[2] < 1 || v[3] < 1 || v[2] > v[3] || v[3] > 100000000 ||
+            v[1] != (v[3] + v[2] - 1) / v[2])
+            return false;
+        run = cli_ckpt_run{v[0], v[1], v[2], v[3], v[4] != 0};
+    }
+    cli_ckpt_state st, again;
+    char msg[512] = "";
+    if (cli_ckpt_state_read(meta_get, m, &run, &st, msg, sizeof msg)) {
+        EXPECT_TRUE(starts(msg, "train.")) << what << ": " << msg;
+        EXPECT_EQ(st.rows, nullptr) << what;
+        return false;
+    }
+    EXPECT_TRUE(st.epoch <= run.epochs && st.step <= run.steps && st.nrows == st.epoch) << what;
+    EXPECT_EQ(cli_ckpt_state_write(meta_set, m, &st, 1), 0) << what;
+    EXPECT_EQ(cli_ckpt_state_read(meta_get, m, &run, &again, msg, sizeof msg), 0) << what << ": " << msg;
+    EXPECT_EQ(st.epoch, again.epoch) << what;
+    EXPECT_EQ(st.step, again.step) << what;
+    EXPECT_EQ(st.seen, again.seen) << what;
+    EXPECT_EQ(st.loss_sum, again.loss_sum) << what;
+    EXPECT_EQ(st.nrows, again.nrows) << what;
+    cli_ckpt_state_free(&st);
+    cli_ckpt_state_free(&again);
+    return true;
+}
+
 TEST_F(Hostile, ReplayCheckpointCorpus)
 {
     auto files = corpus_files("checkpoint");
     ASSERT_FALSE(files.empty()) << kCorpus / "checkpoint";
-    int files_ok = 0, tables_ok = 0;
+    int files_ok = 0, tables_ok = 0, states_ok = 0;
     for (const auto &f : files) {
         std::string what = f.filename().string();
         cnn_model *m = nullptr;
@@ -1293,10 +1327,12 @@ TEST_F(Hostile, ReplayCheckpointCorpus)
             ASSERT_EQ(cnn_model_shapes_from_text("input 1x28x28\nflatten\ndense 10\nsoftmax\n", "arch", &m), CNN_OK);
         for (const auto &kv : t.meta) ASSERT_EQ(cnn_model_set_meta(m, kv.first.c_str(), kv.second.c_str()), CNN_OK);
         tables_ok += resume_twice(what + " (table)", m, "table.ckpt", t.extra);
+        states_ok += state_alone(what + " (state)", m);
         cnn_model_free(m);
     }
     EXPECT_GT(files_ok, 0) << "no checkpoint in the corpus resumes";
     EXPECT_GT(tables_ok, 0) << "no table in the corpus resumes";
+    EXPECT_GT(states_ok, 0) << "no table's state reads alone";
 }
 
 } // namespace

@@ -9,7 +9,8 @@
  *     break, so "arch" can hold an architecture), put into a model built
  *     from that "arch" (or a fixed one); lines that begin with "--" are
  *     arguments given next to --resume ("--epochs=8"). This reaches the
- *     field checks without a valid safetensors file around them.
+ *     field checks without a valid safetensors file around them; and the
+ *     state reader alone reads the table too (see state_alone).
  * The run is resumed on a training file of TRAIN_IMAGES images (the
  * checkpoint's options give its shape: --limit, --val, --batch).
  *
@@ -395,6 +396,51 @@ static void as_file(const uint8_t *data, size_t size)
     cnn_model_free(m);
 }
 
+/* The state reader alone on the table, against the run a "fuzz.run" line
+ * describes (epochs,steps,batch,images,validation) or the seeds' run (2
+ * epochs of 5 steps of 8 of 40 images, with validation): the fields are
+ * reached even when an option of the table would stop the resume first.
+ * An accepted state keeps its promises and, written back, reads back the
+ * same. */
+static void state_alone(cnn_model *m)
+{
+    cli_ckpt_run run = {2, 5, 8, 40, 1};
+    const char *r = cnn_model_get_meta(m, "fuzz.run");
+    if (r) {
+        int v[5];
+        if (sscanf(r, "%d,%d,%d,%d,%d", &v[0], &v[1], &v[2], &v[3], &v[4]) != 5) return;
+        /* a run cli_train could describe: its steps cover its images */
+        if (v[0] < 1 || v[0] > 100000 || v[2] < 1 || v[3] < 1 || v[2] > v[3] || v[3] > 100000000 ||
+            v[1] != (v[3] + v[2] - 1) / v[2])
+            return;
+        run = (cli_ckpt_run){v[0], v[1], v[2], v[3], v[4] != 0};
+    }
+    static cli_ckpt_state st, again;
+    char msg[512];
+    fz_begin("cli_ckpt_state_read", 1);
+    int rc = cli_ckpt_state_read(meta_get, m, &run, &st, msg, sizeof msg);
+    fz_end();
+    if (fz_out_len || fz_err_len) fz_fail("cli_ckpt_state_read printed");
+    if (rc) {
+        if (rc != -1 || st.rows || st.nrows) fz_fail("a refused state is not empty");
+        if (!fz_starts(msg, "train.") && strcmp(msg, "out of memory") != 0)
+            fz_fail("cli_ckpt_state_read's message names no key: %s", msg);
+        return;
+    }
+    check_state(&st, &run);
+    fz_begin("cli_ckpt_state_write", 1);
+    rc = cli_ckpt_state_write(meta_set, m, &st, 1);
+    fz_end();
+    if (rc) fz_fail("writing the state failed");
+    fz_begin("cli_ckpt_state_read", 1);
+    rc = cli_ckpt_state_read(meta_get, m, &run, &again, msg, sizeof msg);
+    fz_end();
+    if (rc) fz_fail("the state written does not read back: %s", msg);
+    same_state(&st, &again);
+    cli_ckpt_state_free(&st);
+    cli_ckpt_state_free(&again);
+}
+
 /* "\n" (backslash, n) in a value is a line break. */
 static void unescape(char *s)
 {
@@ -444,6 +490,7 @@ static void as_table(const uint8_t *data, size_t size)
     for (int i = 0; i < n; i++)
         if (cnn_model_set_meta(m, key[i], val[i]) != CNN_OK) fuzz_die("cnn_model_set_meta failed");
     resume_twice(m, TABLE_NAME, extra, nextra);
+    state_alone(m);
     cnn_model_free(m);
     free(text);
 }

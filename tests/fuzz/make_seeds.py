@@ -343,6 +343,10 @@ def ckpt_seeds(cnn):
             "adamw_cce": ["--epochs", "1", "--batch", "12", "--val", "5", "--opt", "adamw", "--loss", "cce",
                           "--min-lr", "0.0001", "--init-weights", "he", "--kernels", "ref", "--test-limit", "10"],
         }
+        # the run fuzz_checkpoint's state reader alone checks a table
+        # against: epochs, steps, batch, images, validation
+        shapes = {"adam_val": "2,5,8,40,1", "sgd_noval": "3,3,16,40,0", "nesterov_step": "2,1,40,40,1",
+                  "adamw_cce": "1,4,12,40,1"}
         found = {}
         for name, args in runs.items():
             out = os.path.join(tmp, name + ".safetensors")
@@ -353,6 +357,7 @@ def ckpt_seeds(cnn):
             put("checkpoint", name + ".ckpt", ck)
             head, _ = read_st(ck)
             put("checkpoint", name + ".table", table(head["__metadata__"]))
+            put("checkpoint", name + "_run.table", table(dict(head["__metadata__"], **{"fuzz.run": shapes[name]})))
             found[name] = ck
             # the final model file: not a checkpoint
             put("checkpoint", name + "_model.safetensors", open(out, "rb").read())
