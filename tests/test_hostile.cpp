@@ -1021,6 +1021,40 @@ TEST_F(Hostile, OptionNumbersStartAsNumbers)
     cnn_model_free(m);
 }
 
+/* A checkpoint whose model cannot take its recorded loss (cce, but the model
+ * ends without a softmax) is the checkpoint's fault: exit 1 naming it and
+ * train.opt.loss. Only a --loss the command line gave is a usage error. */
+TEST_F(Hostile, CheckpointLossTheModelCannotTakeIsTheCheckpoints)
+{
+    cnn_model *m = nullptr;
+    ASSERT_EQ(cnn_model_shapes_from_text("input 1x28x28\nflatten\ndense 10\nflatten\n", "arch", &m), CNN_OK);
+    for (int given = 0; given < 2; given++) {
+        train_cfg cfg;
+        const char *mem;
+        cli_opt opts[TRAIN_NOPTS + 1];
+        train_options_init(&cfg, &mem, opts);
+        opt_source src{};
+        src.opts = opts;
+        src.resume = "x.ckpt";
+        for (int i = 0; opts[i].name; i++)
+            if (strcmp(opts[i].name, "loss") == 0) src.cmdline[i] = given;
+        cnn_loss cce{};
+        ASSERT_EQ(cnn_loss_parse("cce", &cce), CNN_OK);
+        Printed p;
+        int rc = captured(p, [&] { return train_check_loss(m, &src, cce); });
+        EXPECT_EQ(p.out, "");
+        if (given) {
+            EXPECT_EQ(rc, CLI_EUSAGE);
+            EXPECT_TRUE(starts(p.err, "cnn train: --loss: ")) << p.err;
+        } else {
+            EXPECT_EQ(rc, CLI_EDATA);
+            EXPECT_TRUE(starts(p.err, "cnn train: --resume: x.ckpt: train.opt.loss: ")) << p.err;
+            EXPECT_EQ(p.err.find("Try 'cnn train --help'"), std::string::npos) << p.err;
+        }
+    }
+    cnn_model_free(m);
+}
+
 TEST_F(Hostile, ReplayCliCorpus)
 {
     auto files = corpus_files("cli");

@@ -259,9 +259,11 @@ int train_record_options(const cli_opt *opts, cli_meta_set set, void *ctx, int c
     return rc ? -1 : 0;
 }
 
+/* A loss the model cannot feed is the fault of whoever chose it: the
+ * command line (exit 2), or the checkpoint being resumed (exit 1). */
 int train_check_loss(const cnn_model *m, const opt_source *src, cnn_loss loss)
 {
-    if (cnn_model_check_loss(m, loss) != CNN_OK) return cli_usage_error(TRAIN_CMD, "--loss: %s", cnn_errmsg());
+    if (cnn_model_check_loss(m, loss) != CNN_OK) return train_option_error(src, "loss", "%s", cnn_errmsg());
     return CLI_OK;
 }
 
