@@ -1089,6 +1089,7 @@ struct Resumed {
     cli_norm nm{};
     cli_classes names{};
     std::string stage, message; /* where and why it was refused */
+    std::vector<std::string> args; /* the arguments next to --resume: options point into them */
     Resumed() = default;
     ~Resumed()
     {
@@ -1134,9 +1135,9 @@ const int kTrainImages = 60000;
 int resume_checked(cnn_model *m, const char *name, const std::vector<std::string> &extra, Resumed &r)
 {
     train_options_init(&r.c, &r.mem_limit, r.opts);
-    std::vector<std::string> args = extra;
+    r.args = extra;
     std::vector<char *> argv{(char *)"train", (char *)"--resume", (char *)name};
-    for (auto &a : args) argv.push_back(a.data());
+    for (auto &a : r.args) argv.push_back(a.data());
     Printed p;
     r.stage = "cli_parse";
     int rc = captured(p, [&] { return cli_parse(TRAIN_CMD, (int)argv.size(), argv.data(), r.opts, nullptr, 0, nullptr); });
