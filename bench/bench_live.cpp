@@ -20,9 +20,6 @@ extern "C" {
 #include <cstdlib>
 #include <vector>
 
-extern "C" const char *cli_program;
-const char *cli_program = "bench_live";
-
 namespace {
 
 const int kSide = 64;

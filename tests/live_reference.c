@@ -13,8 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *cli_program = "live_reference";
-
 int main(int argc, char **argv)
 {
     if (argc != 6) {
@@ -22,6 +20,7 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = "live_reference";
+    cli_program = "live_reference";
     int n = atoi(argv[4]);
     cnn_model *m = NULL;
     cnn_dataset d = {0};
