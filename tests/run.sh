@@ -14,7 +14,7 @@ bash data/fetch.sh all
 echo "== Release build and tests"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$jobs"
-ctest --test-dir build --output-on-failure -j1
+ctest --test-dir build --output-on-failure -j"$jobs"
 
 echo "== valgrind memcheck: train, eval, predict and info on a small slice"
 # a portable build: valgrind cannot run AVX-512 instructions
@@ -27,4 +27,4 @@ echo "== AddressSanitizer + UndefinedBehaviorSanitizer build and tests"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCNN_SANITIZE=ON -DCNN_BENCH=OFF
 cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  ctest --test-dir build-asan --output-on-failure -j1 -LE slow
+  ctest --test-dir build-asan --output-on-failure -j"$jobs" -LE slow
