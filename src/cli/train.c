@@ -8,6 +8,7 @@
  * goes (train.out.*) and the training state (src/cli/checkpoint.c). */
 #include "cli/checkpoint.h"
 #include "cli/train.h"
+#include "dist/dist.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -153,6 +154,7 @@ static int record_state(run_state *rs, int checkpoint)
 
 static int save_checkpoint(run_state *rs)
 {
+    if (!cnn_dist_root()) return CLI_OK; /* under MPI rank 0 writes */
     sigset_t old;
     block_stops(&old);
     int rc = record_state(rs, 1);
@@ -164,6 +166,7 @@ static int save_checkpoint(run_state *rs)
 
 static int save_model(run_state *rs)
 {
+    if (!cnn_dist_root()) return CLI_OK; /* under MPI rank 0 writes */
     sigset_t old;
     block_stops(&old);
     int rc = record_state(rs, 0);
@@ -176,6 +179,7 @@ static int save_model(run_state *rs)
 /* The history CSV and the curves, after each epoch. */
 static int save_curves(run_state *rs, const char *dsname)
 {
+    if (!cnn_dist_root()) return CLI_OK;
     const train_cfg *c = rs->cfg;
     sigset_t old;
     block_stops(&old);
@@ -353,7 +357,7 @@ int cli_train(int argc, char **argv)
 
     /* ---- every output, before any work */
     snprintf(rs.ckpt_path, sizeof rs.ckpt_path, "%s.ckpt", c.out);
-    if ((rc = train_check_outputs(&c, rs.ckpt_path))) goto done;
+    if (cnn_dist_root() && (rc = train_check_outputs(&c, rs.ckpt_path))) goto done;
 
     /* ---- the model, built and initialised for a new run */
     if (!c.resume) {
@@ -490,6 +494,10 @@ int cli_train(int argc, char **argv)
         goto done;
     }
 
+    const long long run[] = {ntrain, c.val, ntest, batch, steps, c.epochs, rs.st.epoch, rs.st.step};
+    if ((rc = train_mpi_check(CMD, m, &train, &test, run, (int)(sizeof run / sizeof run[0]))))
+        goto done;
+
     printf("cnn train: %s, %zu parameters, on %s (%s): %d training, %d validation, %d test images\n",
            c.arch, cnn_model_num_params(m), dsname, dir, ntrain, c.val, ntest);
     /* with no --threads the count is automatic: steps time themselves and
@@ -500,8 +508,11 @@ int cli_train(int argc, char **argv)
         snprintf(threads, sizeof threads, "%d thread%s", most, most == 1 ? "" : "s");
     else
         snprintf(threads, sizeof threads, "1 to %d threads (automatic)", most);
-    printf("batch %d, %s lr %g, %s schedule, loss %s, %d epoch%s, %s, %s kernels (%s)%s%s\n",
-           batch, c.opt, c.lr, c.sched, c.loss, c.epochs, c.epochs == 1 ? "" : "s", threads,
+    char ranks[40] = ""; /* under mpirun: "2 MPI ranks x 1 thread" */
+    if (cnn_dist_active())
+        snprintf(ranks, sizeof ranks, "%d MPI rank%s x ", cnn_dist_size(), cnn_dist_size() == 1 ? "" : "s");
+    printf("batch %d, %s lr %g, %s schedule, loss %s, %d epoch%s, %s%s, %s kernels (%s)%s%s\n",
+           batch, c.opt, c.lr, c.sched, c.loss, c.epochs, c.epochs == 1 ? "" : "s", ranks, threads,
            rc_x.kern == CNN_KERNELS_FAST ? "fast" : "ref", cnn_simd_name(),
            c.augment ? ", augmented" : "", c.no_shuffle ? ", not shuffled" : "");
     if (c.resume) {
@@ -522,7 +533,8 @@ int cli_train(int argc, char **argv)
     }
     fflush(stdout);
 
-    install_stop_handlers();
+    /* under mpirun a signal ends every rank (mpirun passes it on) */
+    if (cnn_dist_size() < 2) install_stop_handlers();
     /* a resumed run's history file holds the earlier epochs at once */
     if (c.resume && rs.st.nrows > 0 && (rc = save_curves(&rs, dsname))) goto done;
 
