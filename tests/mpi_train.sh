@@ -1,10 +1,10 @@
 #!/bin/bash
 # Data-parallel training over MPI (a build with -DCNN_MPI=ON):
-#  1. mpirun -np N for N = 1, 2, 3, 4 trains the tensors of one process,
-#     byte for byte, and reports the same loss and accuracy; only rank 0
-#     prints and writes. lenet5 (batches of 4 shards and a tail of one)
-#     and pytorchnet (dropout: per-shard masks), batch 32 too (2 shards:
-#     3 and 4 ranks leave a rank without shards).
+#  1. mpirun -np N for N = 1, 2, 3, 4 (and 2 ranks of 2 threads) trains the
+#     tensors of one process, byte for byte, and reports the same loss and
+#     accuracy; only rank 0 prints and writes. lenet5 (batches of 4 shards
+#     and a tail of one) and pytorchnet (dropout: per-shard masks), batch
+#     32 too (2 shards: 3 and 4 ranks leave a rank without shards).
 #  2. A run checkpointed at 2 ranks resumes at 3 and ends as one process's
 #     run does.
 #  3. A killed rank ends the job within seconds; a rank that cannot read
@@ -46,7 +46,15 @@ check_same() {  # name, then the run's options
             || { echo "FAIL: $name: -np $n: more than one rank printed"; fail=1; }
         [ "$(grep -c '^Saved the model' "$out.txt")" = 1 ] || { echo "FAIL: $name: -np $n: saved twice?"; fail=1; }
     done
-    echo "ok: $name: -np 1..4 byte-identical to one process"
+    # ranks of two threads each (shards shared by threads within a rank)
+    if timeout 300 "${MPIRUN[@]}" --bind-to none -np 2 "$CNN" train "$@" --threads 2 \
+            --out "$name-2x2.safetensors" > "$name-2x2.txt" 2>&1; then
+        msg=$("${EQ[@]}" "$name-ref.safetensors" "$name-2x2.safetensors" 2>&1) \
+            || { echo "FAIL: $name: 2 ranks x 2 threads: $msg"; fail=1; }
+    else
+        echo "FAIL: $name: 2 ranks x 2 threads"; sed 's/^/    /' "$name-2x2.txt" | head -20; fail=1
+    fi
+    echo "ok: $name: -np 1..4 x 1 thread and -np 2 x 2 threads byte-identical to one process"
 }
 SYN=(--data syn --val 100 --test-limit 150 --epochs 1 --seed 3)
 check_same lenet5 "${SYN[@]}" --arch lenet5 --limit 600 --batch 64
