@@ -27,7 +27,15 @@ int train_mpi_check(const char *cmd, cnn_model *m, const cnn_dataset *train,
     static const char *const names[PARTS] = {"options", "training data", "test data",
                                              "weights or optimizer state"};
     uint64_t h[PARTS];
-    h[RUN] = cnn_dist_hash(0, run, sizeof *run * (size_t)nrun);
+    /* the run's values, the architecture and the record of the options
+     * (train.opt.* in the metadata: learning rate, loss, seed, ...) */
+    uint64_t o = cnn_dist_hash(0, run, sizeof *run * (size_t)nrun);
+    if (m->arch) o = cnn_dist_hash(o, m->arch, strlen(m->arch));
+    for (int i = 0; i < m->nmeta; i++) {
+        o = cnn_dist_hash(o, m->meta_key[i], strlen(m->meta_key[i]) + 1);
+        o = cnn_dist_hash(o, m->meta_val[i], strlen(m->meta_val[i]) + 1);
+    }
+    h[RUN] = o;
     const cnn_dataset *sets[2] = {train, test};
     for (int i = 0; i < 2; i++) {
         const cnn_dataset *d = sets[i];
