@@ -163,6 +163,23 @@ double cnn_model_flops(const cnn_model *m); /* forward FLOPs per image */
 cnn_status cnn_model_forward(cnn_model *m, const float *x, int n, int train,
                              const float **out);
 
+/* ------------------------------------------------- looking inside a model */
+
+/* Every layer's output for a batch (feature maps): an eval-mode forward of
+ * the n images x (n <= the max batch) after which acts[i], for i = 0 ..
+ * cnn_model_num_layers(m) - 1, points to layer i's output, (n, out_c,
+ * out_h, out_w) floats in NCHW order (a flat layer's output is (n,
+ * features)). The batch runs whole, never in shards (a sharded run keeps
+ * its activations with per-thread workers), so every layer's output stays
+ * in the model; the outputs are cnn_model_forward's to float rounding (a
+ * whole batch may take other kernels than its shards, summing in another
+ * order). The pointers are the model's and valid until the next call that
+ * runs it.
+ * acts must hold cnn_model_num_layers(m) pointers. A NaN or Inf in the
+ * output is CNN_ERR_NUMERIC naming the layer and the image, as for
+ * cnn_model_forward. */
+cnn_status cnn_model_forward_layers(cnn_model *m, const float *x, int n, const float **acts);
+
 /* -------------------------------------------------------------- losses */
 
 /* Each loss is the PyTorch module a user compares it with, and a model's
@@ -295,6 +312,35 @@ typedef struct {
 int cnn_model_num_tensors(const cnn_model *m);
 cnn_status cnn_model_tensor(cnn_model *m, int i, cnn_tensor *out);
 
+/* Layer i's own tensors, by index or by name, in state_dict order: its
+ * parameters ("weight", "bias"; batchnorm's scale and shift are its
+ * "weight" and "bias") and buffers (batchnorm's "running_mean" and
+ * "running_var", grad == NULL). out->name is the state_dict name
+ * ("3.weight"), out->dims the shape: a conv's weight is (filters,
+ * in_channels, kh, kw), a dense layer's (out, in). Activations, pools,
+ * flatten and dropout have none. out->data is NULL for a model built for
+ * its shapes only. */
+int cnn_model_layer_num_tensors(const cnn_model *m, int layer);
+cnn_status cnn_model_layer_tensor(cnn_model *m, int layer, int j, cnn_tensor *out);
+/* The tensor `name` ("weight", or the full "3.weight") of layer i;
+ * CNN_ERR_ARG if the layer has none of that name. */
+cnn_status cnn_model_layer_tensor_by_name(cnn_model *m, int layer, const char *name,
+                                          cnn_tensor *out);
+
+/* The window of a conv, maxpool or avgpool layer: output pixel (oy, ox)
+ * reads input rows oy*sh - ph .. oy*sh - ph + kh - 1 and columns ox*sw - pw
+ * .. ox*sw - pw + kw - 1 (the seed's eq. 3.3); a position outside the
+ * input reads the padding: 0, or for a conv the mirrored ("reflect",
+ * PyTorch's) or nearest ("replicate") input pixel. CNN_ERR_ARG for a
+ * layer of another kind. */
+typedef struct {
+    int kh, kw;            /* the kernel (window) size */
+    int sh, sw;            /* stride */
+    int ph, pw;            /* padding on each side */
+    const char *padmode;   /* "zero", "reflect" or "replicate" */
+} cnn_layer_window;
+cnn_status cnn_model_layer_window(const cnn_model *m, int i, cnn_layer_window *out);
+
 /* ------------------------------------------------------ metadata and files */
 
 /* String metadata stored in the model file's __metadata__ ("classes",
@@ -357,6 +403,33 @@ void cnn_image_free(cnn_image *img);
  * opaque is mostly light (white ink on a transparent page), else over
  * white (dark or coloured ink), so the ink always stays visible. */
 cnn_status cnn_image_to_gray(const cnn_image *img, uint8_t *gray);
+
+/* How a picture becomes a model's input (a model records its choice as the
+ * "prep" metadata, and predict applies it):
+ *   CNN_PREP_DIGIT  MNIST's preparation (cnn_image_preprocess_mnist: grey,
+ *                   ink bright on black, cropped to the ink, 20x20 in a
+ *                   28x28 field), then PAD to the input if it is not 1x28x28;
+ *   CNN_PREP_PAD    resized to fit inside the input keeping the aspect ratio
+ *                   (area averaging when shrinking, bilinear when enlarging),
+ *                   centred, the rest filled with 0 (black);
+ *   CNN_PREP_CROP   the centre cut to the input's aspect ratio, then resized
+ *                   to fill it.
+ * Channels: a grey picture into a colour input is copied to R, G and B; a
+ * colour picture into a grey input becomes its luma (cnn_image_to_gray);
+ * alpha is composited over the background cnn_image_to_gray chooses. */
+typedef enum { CNN_PREP_DIGIT = 0, CNN_PREP_PAD, CNN_PREP_CROP } cnn_prep;
+/* "digit", "pad", "crop"; parse returns CNN_ERR_ARG for anything else. */
+const char *cnn_prep_name(cnn_prep p);
+cnn_status cnn_prep_parse(const char *s, cnn_prep *out);
+/* A decoded picture into c x h x w bytes, planar (all of channel 0, then
+ * channel 1, ...), c = 1 or 3. */
+cnn_status cnn_image_prepare(const cnn_image *img, cnn_prep prep, int c, int h, int w,
+                             uint8_t *out);
+/* The same for planar pixels already in memory (sc x sh x sw bytes: a row
+ * of an IDX or CSV file). DIGIT is taken as PAD here: such data is already
+ * prepared. sc must be c, or 1 or 3. */
+cnn_status cnn_planes_prepare(const uint8_t *src, int sc, int sh, int sw, cnn_prep prep, int c,
+                              int h, int w, uint8_t *out);
 
 /* Load a picture (any format of cnn_image_decode_file) and preprocess it
  * the way MNIST was made: grey levels (cnn_image_to_gray), invert a light

@@ -344,6 +344,9 @@ struct cnn_layer {
     cnn_rng *rng;          /* the model's RNG (dropout, ...) */
     char desc[96];         /* one-line description, as it would be written */
     int line;              /* line in the architecture text */
+    /* conv and pool layers: their geometry, set by the constructor (NULL
+     * for other kinds; cnn_model_layer_window) */
+    const cnn_window *window;
 };
 
 /* A layer kind's constructor: read the spec line (consuming every word it

@@ -61,8 +61,8 @@ expect 2 "--loss: expected .* got 'l3'" -- "$CNN" train --loss l3
 printf 'input 1x28x28\nconv 4 3x3\nrelu\nflatten\ndense 10\n' > nosoftmax.txt
 expect 2 "^cnn train: --loss: loss cce .* the model ends in 'dense 10' \(line 5\), not softmax: .*use xent" -- \
     "$CNN" train --arch nosoftmax.txt --loss cce --data "$T/nope"
-expect 1 "--data: '$T/nope' is not a directory" -- "$CNN" train --arch nosoftmax.txt --loss xent --data "$T/nope"
-expect 1 "--data: '$T/nope' is not a directory" -- "$CNN" train --arch simplecnn --loss cce --data "$T/nope"
+expect 1 "--data: '$T/nope' does not exist" -- "$CNN" train --arch nosoftmax.txt --loss xent --data "$T/nope"
+expect 1 "--data: '$T/nope' does not exist" -- "$CNN" train --arch simplecnn --loss cce --data "$T/nope"
 expect 2 "--kernels: expected ref or fast, got 'gpu'" -- "$CNN" train --kernels gpu
 expect 2 "--momentum: needs --opt momentum or nesterov \(got --opt adam\)" -- "$CNN" train --momentum 0.5
 expect 2 "--momentum: needs --opt momentum or nesterov \(got --opt sgd\)" -- "$CNN" train --opt sgd --momentum 0.5
@@ -72,7 +72,7 @@ expect 2 "give at least one image file" -- "$CNN" predict --model m.safetensors
 expect 2 "--top: expected a whole number from 0 to 16777216, got 'many'" -- "$CNN" predict --top many --model m x.png
 
 # data and model errors: exit 1, naming the file
-expect 1 "--data: '$T/nope' is not a directory" -- "$CNN" train --data "$T/nope"
+expect 1 "--data: '$T/nope' does not exist" -- "$CNN" train --data "$T/nope"
 mkdir empty
 expect 1 "train-images" -- "$CNN" train --data empty
 expect 1 "cannot load the model: .*missing.safetensors" -- "$CNN" eval --model missing.safetensors

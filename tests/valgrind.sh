@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A short training run, an evaluation, a prediction and `info` under valgrind
+# A short training run, an evaluation, a prediction, `info` and `report` under valgrind
 # memcheck: no invalid reads or writes, no use of uninitialised values, no
 # definite leaks. Not a ctest (it takes minutes); run it by hand or in CI:
 #
@@ -111,6 +111,8 @@ if [ -f "$work/model.safetensors" ]; then
         "$work/digit.pgm" "$work/white-on-clear.png" "$work/palette.png" \
         "$work/digit_progressive.jpg" "$work/digit_exif6_le.jpg" "$work/digit_cmyk.jpg"
     run info --model "$work/model.safetensors"
+    run report --model "$work/model.safetensors" --data "$work/data" --test-limit 100 --threads 1 \
+        --out "$work/report.html"
 fi
 # A hostile file takes the error paths: they must not leak or read wild.
 printf 'not a model at all' > "$work/bad.safetensors"

@@ -126,8 +126,12 @@ void cli_opt_format(const cli_opt *o, char *buf, size_t len)
     case CLI_FLOAT:
     case CLI_FLOAT_ABOVE: {
         /* the shortest text that reads back as the same double: 0.1, not
-         * 0.10000000000000001 */
+         * 0.10000000000000001; whole numbers in full (5000, not 5e+03) */
         double v = *(const double *)o->dest;
+        if (v == floor(v) && fabs(v) < 1e15) {
+            snprintf(buf, len, "%.0f", v);
+            break;
+        }
         for (int prec = 1; prec <= 17; prec++) {
             snprintf(buf, len, "%.*g", prec, v);
             if (strtod(buf, NULL) == v) break;

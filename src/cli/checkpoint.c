@@ -210,6 +210,43 @@ static int history_parse(const char *s, const cli_ckpt_run *run, cli_ckpt_state 
     return 0;
 }
 
+int cli_ckpt_best_epoch(const cli_ckpt_state *st)
+{
+    int best = 0;
+    for (int i = 0; i < st->nrows; i++)
+        if (isfinite(st->rows[i].val_loss) && (!best || st->rows[i].val_loss < st->rows[best - 1].val_loss))
+            best = i + 1;
+    return best;
+}
+
+int cli_ckpt_stops_early(const cli_ckpt_state *st, int patience)
+{
+    int best = cli_ckpt_best_epoch(st);
+    return patience > 0 && best > 0 && st->nrows - best >= patience;
+}
+
+/* A run that stops early trains no epoch past the one where it stopped:
+ * no shorter history may have stopped it, and where the whole history
+ * does, the next epoch has not begun. */
+static int early_stop_check(const cli_ckpt_run *run, cli_ckpt_state *st, char *msg, size_t len)
+{
+    if (run->early_stop <= 0) return 0;
+    int all = st->nrows;
+    for (int n = 1; n < all; n++) {
+        st->nrows = n;
+        int best = cli_ckpt_best_epoch(st), stops = cli_ckpt_stops_early(st, run->early_stop);
+        st->nrows = all;
+        if (stops)
+            return fail(msg, len, K_HISTORY ": no lower validation loss in the %d epoch%s after epoch %d, "
+                        "so a run with train.opt.early-stop %d stops after epoch %d, not %d",
+                        n - best, n - best == 1 ? "" : "s", best, run->early_stop, n, all);
+    }
+    if (cli_ckpt_stops_early(st, run->early_stop) && st->step != 0)
+        return fail(msg, len, K_STEP ": %d, but the run stopped early after epoch %d (train.opt.early-stop %d)",
+                    st->step, all, run->early_stop);
+    return 0;
+}
+
 /* The finished epochs' wall times: one finite, non-negative number each. */
 static int seconds_parse(const char *s, cli_ckpt_state *st, char *msg, size_t len)
 {
@@ -296,6 +333,7 @@ static int read_state(cli_meta_get get, const void *ctx, const cli_ckpt_run *run
     /* the finished epochs and their wall times */
     if (!(v = need(get, ctx, K_HISTORY, msg, len))) return -1;
     if (history_parse(v, run, st, msg, len)) return -1;
+    if (early_stop_check(run, st, msg, len)) return -1;
     if (!(v = need(get, ctx, K_SECONDS, msg, len))) return -1;
     if (seconds_parse(v, st, msg, len)) return -1;
     if (!(v = need(get, ctx, K_EPOCH_SECONDS, msg, len))) return -1;

@@ -18,6 +18,8 @@ typedef struct {
     int batch;    /* images per step (the last step may take fewer) */
     int ntrain;   /* training images per epoch */
     int has_val;  /* a validation set is held out: the history has its columns */
+    int early_stop; /* --early-stop: stop after this many epochs without a lower
+                     * validation loss (0: never) */
 } cli_ckpt_run;
 
 /* Where a run stands: the next batch to train is step `step` of epoch
@@ -54,6 +56,15 @@ int cli_ckpt_state_read(cli_meta_get get, const void *ctx, const cli_ckpt_run *r
  * a final model's record, without the wall times (which differ from run to
  * run): those keys are removed. Returns 0, or -1 if set failed. */
 int cli_ckpt_state_write(cli_meta_set set, void *ctx, const cli_ckpt_state *st, int checkpoint);
+
+/* Early stopping and the best model follow from the history alone, so a
+ * checkpoint needs nothing more to resume them: */
+/* The finished epoch (from 1) with the lowest validation loss, the first of
+ * equals; 0 when no epoch has one. */
+int cli_ckpt_best_epoch(const cli_ckpt_state *st);
+/* Whether a run stopping after `patience` epochs without a lower validation
+ * loss (0: never) stops after its finished epochs. */
+int cli_ckpt_stops_early(const cli_ckpt_state *st, int patience);
 
 /* Add a finished epoch to the history; 0 or -1 (out of memory). */
 int cli_ckpt_push_row(cli_ckpt_state *st, cli_epoch_row row);

@@ -9,6 +9,7 @@
 
 #include "cnn.h"
 #include "internal.h"
+#include "io/dataset.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -32,6 +33,7 @@ int cli_train(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_predict(int argc, char **argv);
 int cli_info(int argc, char **argv);
+int cli_report(int argc, char **argv);
 
 /* ------------------------------------------------------------- messages */
 
@@ -128,12 +130,95 @@ typedef struct {
     char **names;
 } cli_classes;
 
-/* Find a data set: --data DIR if given, else the known set `dataset`
- * (mnist, fashion) under data/ of the current directory or of the source
- * tree. Loads the training (test == 0) or test split. `shown` receives the
- * directory used. Returns 0, or 1 (2 for an unknown name) after printing. */
-int cli_load_dataset(const char *cmd, const char *dataset, const char *dir, int test,
-                     cnn_dataset *out, char *shown, size_t shown_len);
+/* A data set's images as the model reads them (c x h x w bytes each, the
+ * model's input shape): in memory (IDX files) or in a cache file (image
+ * folders, CSV files). */
+typedef struct {
+    int n, c, h, w;
+    const uint8_t *labels;  /* n labels */
+    const uint8_t *images;  /* n images in memory, or NULL: read from the cache */
+    cnn_dataset idx;        /* what an IDX store owns */
+    cnn_cache cache;        /* what a cached store owns */
+    uint8_t *scratch;       /* one image read from the cache file */
+    int classes;            /* 1 + the largest label */
+    char where[4096];       /* the folder or file it came from */
+} cli_store;
+
+/* Part of a store: n images, by index. */
+typedef struct {
+    cli_store *store;
+    int n;
+    int *idx;   /* n indices into the store (owned), or NULL: first, first + 1, ... */
+    int first;
+} cli_split;
+
+/* Store index of image i of a split. */
+static inline int cli_split_index(const cli_split *s, int i)
+{
+    return s->idx ? s->idx[i] : s->first + i;
+}
+/* Image i of a split (valid until the next call: it may be read into the
+ * store's scratch buffer) and its label. */
+const uint8_t *cli_split_image(const cli_split *s, int i);
+static inline int cli_split_label(const cli_split *s, int i)
+{
+    return s->store->labels[cli_split_index(s, i)];
+}
+
+/* What to load: the source, the model's input and how to convert to it. */
+typedef struct {
+    const char *dataset;   /* --dataset (used when data is NULL) */
+    const char *data;      /* --data: a folder or a file, or NULL */
+    int c, h, w;           /* the model's input */
+    cnn_prep prep;
+    double test_split;     /* a single source: the share held out for testing */
+    uint64_t split_seed;   /* and the seed of that cut */
+    const char *cache_dir; /* --cache-dir, or NULL */
+    int strict;            /* --strict: refuse an undecodable picture */
+    int quiet;             /* print no line about the cache */
+} cli_data_opts;
+
+/* A data set found and loaded: its training, validation (DIR/val only)
+ * and test splits and its class names. */
+typedef struct {
+    char kind[16];          /* "idx", "folder", "csv", "cache" */
+    char where[4096];       /* the --data path or the known data set's folder */
+    cli_store store[3];     /* train, test, val: n 0 when absent */
+    cli_split train, val, test;
+    int single;             /* 1: one source cut into train and test by test_split */
+    int classes;            /* the larger of the splits' label counts */
+    cli_classes names;      /* the data set's class names */
+    int named;              /* 1: names of its own (folders, a known data set, a cache
+                               file); 0: its labels' numbers (custom IDX, CSV) */
+} cli_data;
+
+/* Find and load a data set (detected by content: a folder of IDX files; a
+ * folder of train.csv and test.csv; a folder with train/ and test/ (and
+ * val/) image-folder trees; an image-folder tree; a CSV file; a cache
+ * file) and convert it to the model's input. Prints a line per cache
+ * opened or built unless quiet. Returns 0, or 1 (2 for a usage error)
+ * after printing. */
+int cli_data_load(const char *cmd, const cli_data_opts *o, cli_data *d);
+void cli_data_free(cli_data *d);
+/* The preparation a data set is read with when the model or the command
+ * line does not say: digit for --dataset mnist, pad for anything else. */
+cnn_prep cli_default_prep(const char *dataset, const char *data);
+/* 0 if the two class lists agree; else 1 after printing both, naming
+ * `what_a` and `what_b`. */
+int cli_classes_agree(const char *cmd, const char *what_a, const cli_classes *a,
+                      const char *what_b, const cli_classes *b);
+/* The model's preparation ("prep" metadata): what it records, or digit
+ * for an older 1x28x28 model without the key, pad for any other. 0, or 1
+ * after printing for an unknown value. */
+int cli_prep_from_model(const char *cmd, const cnn_model *m, cnn_prep *out);
+/* Load the data set o names for the model m (file name `model`), as `cnn
+ * eval` reads it: in the model's input shape and preparation, cut as its
+ * training run cut it when split_from_model, with no more classes than its
+ * outputs and class names that agree with its own. 0, or the exit code
+ * after printing. */
+int cli_data_for_model(const char *cmd, const cnn_model *m, const char *model, cli_data_opts *o,
+                       int split_from_model, cli_data *d);
+
 /* The names of the k classes of a data set: a known one's (fashion), or
  * "0".."k-1". 0, or -1 if out of memory. */
 int cli_default_classes(const char *dataset, int k, cli_classes *c);
@@ -148,28 +233,39 @@ const char *cli_class_name(const cli_classes *c, int i, char buf[16]);
 /* Columns a UTF-8 string takes on a terminal (one per character). */
 int cli_text_width(const char *s);
 
-/* Input normalisation: x = (pixel / 255 - mean) / std, as a 256-entry table
- * so every command converts a pixel to exactly the same float. */
+/* Input normalisation: x = (pixel / 255 - mean) / std, per channel, as
+ * 256-entry tables so every command converts a pixel to exactly the same
+ * float. One channel's values apply to every channel. */
+#define CLI_NORM_MAX 4
 typedef struct {
-    float mean, std;
-    float lut[256];
+    int channels;
+    float mean[CLI_NORM_MAX], std[CLI_NORM_MAX];
+    float lut[CLI_NORM_MAX][256];
 } cli_norm;
 void cli_norm_init(cli_norm *nm, float mean, float std);
+void cli_norm_init_channels(cli_norm *nm, int channels, const float *mean, const float *std);
 /* Mean and standard deviation of n pixels (as 0..1). */
 void cli_pixel_stats(const uint8_t *px, size_t n, double *mean, double *std);
-/* The model's stored normalisation (defaults 0 / 1 if absent). A mean or
- * std that cannot turn every pixel into a finite input (std zero, denormal
- * or not a number; a mean so large the division overflows) is refused,
- * naming the field: returns 1 after printing. */
+/* Per channel over every image of a split (the training pixels). */
+void cli_split_stats(const cli_split *s, cli_norm *nm);
+/* The model's stored normalisation (defaults 0 / 1 if absent): one value,
+ * or one per input channel, comma-separated. A mean or std that cannot turn
+ * every pixel into a finite input (std zero, denormal or not a number; a
+ * mean so large the division overflows) is refused, naming the field:
+ * returns 1 after printing. */
 int cli_norm_from_model(const char *cmd, const cnn_model *m, cli_norm *nm);
-/* Convert images idx[0..n) (or 0..n if idx is NULL, starting at `first`)
- * into x (n, pixels). */
-void cli_batch(const cnn_dataset *d, const int *idx, int first, int n, const cli_norm *nm,
+/* Record nm as the model's norm_mean and norm_std. 0, or 1 after printing. */
+int cli_norm_to_model(const char *cmd, cnn_model *m, const cli_norm *nm);
+/* Images pos[first .. first + n) of a split (pos NULL: first .. first + n)
+ * into x (n, c, h, w), normalised, and their labels. */
+void cli_batch(const cli_split *s, const int *pos, int first, int n, const cli_norm *nm,
                float *x, uint8_t *labels);
+/* One image's c planes of h x w pixels, normalised. */
+void cli_normalise(const uint8_t *img, int c, size_t plane, const cli_norm *nm, float *x);
 
 /* Random shift (up to `shift` px) and rotation (up to `degrees`) of one
  * h x w image, bilinear, written normalised into out. */
-void cli_augment(const uint8_t *img, int h, int w, float shift, float degrees, cnn_rng *r,
+void cli_augment(const uint8_t *img, int c, int h, int w, float shift, float degrees, cnn_rng *r,
                  const cli_norm *nm, float *out);
 
 /* Probabilities from model outputs: copies if the model ends in softmax, else
@@ -182,7 +278,7 @@ void cli_probabilities(const cnn_model *m, const float *out, int n, int k, float
  * probabilities; returns the mean loss in *loss if non-NULL. If stop is
  * not NULL it is looked at between batches: once it is set the pass ends
  * with CLI_STOPPED (nothing printed). */
-int cli_predict_all(const char *cmd, cnn_model *m, const cnn_dataset *d, int count,
+int cli_predict_all(const char *cmd, cnn_model *m, const cli_split *d, int count,
                     const cli_norm *nm, float *xbuf, cnn_loss loss, int *predicted,
                     float *probs, double *mean_loss, int *correct,
                     const volatile sig_atomic_t *stop);
@@ -221,6 +317,34 @@ typedef struct {
  * and the same numbers as CSV; both written atomically. */
 cnn_status cli_plot_svg(const char *path, const char *title, const cli_epoch_row *rows, int n);
 cnn_status cli_history_csv(const char *path, const cli_epoch_row *rows, int n);
+
+/* ----------------------------------------------------------- report page */
+
+/* What the report page is made from besides the model (src/cli/report_html.c). */
+typedef struct {
+    const char *model_name;       /* the model file as the user named it (the title) */
+    const cli_split *test;        /* the test images, or NULL: the page says why not */
+    int ntest;                    /* use the first ntest of them (0: all) */
+    const char *data_name;        /* where they come from, e.g. "mnist (data/mnist)" */
+    const char *no_data;          /* why there are none (test == NULL) */
+    const cli_epoch_row *rows;    /* the training history, or NULL */
+    int nrows;
+    const char *history_from;     /* where the history comes from */
+    const char *history_note;     /* why there is none (rows == NULL), or NULL */
+    int progress;                 /* say on stderr what takes time */
+} cli_report_in;
+/* Write the report page of m (one self-contained HTML file) to path,
+ * atomically; *bytes gets its size. m must be ready to run (weights, a
+ * batch set); its class names and normalisation are its metadata's.
+ * Returns 0, or the exit code after printing. */
+int cli_report_html(const char *cmd, cnn_model *m, const cli_report_in *in, const char *path,
+                    size_t *bytes);
+/* A history CSV as cli_history_csv writes it (epoch,lr,train_loss,...),
+ * read back; rows malloc'd. Returns 0, or -1 with the reason in msg. */
+int cli_history_read(const char *path, cli_epoch_row **rows, int *n, char *msg, size_t len);
+/* The history a model file written by cnn train keeps (train.history);
+ * 0 (n = 0 if there is none), or -1 with the reason in msg. */
+int cli_history_from_model(const cnn_model *m, cli_epoch_row **rows, int *n, char *msg, size_t len);
 
 /* -------------------------------------------------------------- progress */
 

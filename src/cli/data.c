@@ -1,5 +1,6 @@
-/* data.c — finding a data set on disk, class names, input normalisation and
- * turning uint8 images into the float batches the model reads. */
+/* data.c — class names, input normalisation and turning uint8 images into
+ * the float batches the model reads. Finding and loading a data set is
+ * data_load.c's. */
 #include "cli/cli.h"
 #include "io/idx.h"
 
@@ -12,51 +13,6 @@
 static const char *const fashion_names[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress",
                                               "Coat",        "Sandal",  "Shirt",    "Sneaker",
                                               "Bag",         "Ankle boot"};
-
-static int is_dir(const char *p)
-{
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
-
-int cli_load_dataset(const char *cmd, const char *dataset, const char *dir, int test,
-                     cnn_dataset *out, char *shown, size_t shown_len)
-{
-    char path[4096];
-    if (dir) {
-        snprintf(path, sizeof path, "%s", dir);
-        if (!is_dir(path)) return cli_error(cmd, "--data: '%s' is not a directory", dir);
-    } else {
-        if (strcmp(dataset, "mnist") != 0 && strcmp(dataset, "fashion") != 0)
-            return cli_usage_error(cmd, "--dataset: expected mnist or fashion, got '%s'", dataset);
-        /* data/ of the current directory first (a checkout), then of the
-         * source tree the program was built from (running from a build dir) */
-        snprintf(path, sizeof path, "data/%s", dataset);
-#ifdef CNN_SOURCE_DIR
-        if (!is_dir(path)) snprintf(path, sizeof path, "%s/data/%s", CNN_SOURCE_DIR, dataset);
-#endif
-        if (!is_dir(path))
-            return cli_error(cmd,
-                             "the %s data set is not in data/%s (looked in the current directory"
-#ifdef CNN_SOURCE_DIR
-                             " and in " CNN_SOURCE_DIR
-#endif
-                             "); run data/fetch.sh to download it, or point --data at a "
-                             "directory of IDX files",
-                             dataset, dataset);
-    }
-    if (shown) snprintf(shown, shown_len, "%s", path);
-    cnn_status st = cnn_dataset_open_dir(path, test, out);
-    if (st != CNN_OK) {
-        if (!dir) return cli_error(cmd, "%s (run data/fetch.sh to fetch it)", cnn_errmsg());
-        return cli_error(cmd, "%s", cnn_errmsg());
-    }
-    if (out->n < 1) {
-        cnn_dataset_free(out);
-        return cli_error(cmd, "the %s split in %s holds no images", test ? "test" : "training", path);
-    }
-    return CLI_OK;
-}
 
 /* -------------------------------------------------------------- class names */
 
@@ -208,64 +164,173 @@ int cli_classes_from_model(const char *cmd, const cnn_model *m, cli_classes *c)
 
 /* ----------------------------------------------------------- normalisation */
 
-void cli_norm_init(cli_norm *nm, float mean, float std)
+void cli_norm_init_channels(cli_norm *nm, int channels, const float *mean, const float *std)
 {
-    if (!(std > 0.0f)) std = 1.0f;
-    nm->mean = mean;
-    nm->std = std;
-    for (int p = 0; p < 256; p++) nm->lut[p] = ((float)p / 255.0f - mean) / std;
+    memset(nm, 0, sizeof *nm);
+    if (channels < 1) channels = 1;
+    if (channels > CLI_NORM_MAX) channels = CLI_NORM_MAX;
+    nm->channels = channels;
+    for (int k = 0; k < channels; k++) {
+        float m = mean[k], sd = std[k];
+        if (!(sd > 0.0f)) sd = 1.0f;
+        nm->mean[k] = m;
+        nm->std[k] = sd;
+        for (int p = 0; p < 256; p++) nm->lut[k][p] = ((float)p / 255.0f - m) / sd;
+    }
 }
 
-void cli_pixel_stats(const uint8_t *px, size_t n, double *mean, double *std)
+void cli_norm_init(cli_norm *nm, float mean, float std)
 {
-    /* a histogram makes the sums exact and the order irrelevant */
-    uint64_t hist[256] = {0};
-    for (size_t i = 0; i < n; i++) hist[px[i]]++;
-    double s = 0.0, s2 = 0.0;
+    cli_norm_init_channels(nm, 1, &mean, &std);
+}
+
+/* Mean and std from a histogram of pixel values (exact sums, any order). */
+static void hist_stats(const uint64_t hist[256], double *mean, double *std)
+{
+    double s = 0.0, s2 = 0.0, n = 0.0;
     for (int p = 0; p < 256; p++) {
         double v = p / 255.0;
         s += v * (double)hist[p];
         s2 += v * v * (double)hist[p];
+        n += (double)hist[p];
     }
-    double m = n ? s / (double)n : 0.0;
-    double var = n ? s2 / (double)n - m * m : 1.0;
+    double m = n > 0 ? s / n : 0.0;
+    double var = n > 0 ? s2 / n - m * m : 1.0;
     *mean = m;
     *std = var > 0.0 ? sqrt(var) : 1.0;
+}
+
+void cli_pixel_stats(const uint8_t *px, size_t n, double *mean, double *std)
+{
+    uint64_t hist[256] = {0};
+    for (size_t i = 0; i < n; i++) hist[px[i]]++;
+    hist_stats(hist, mean, std);
+}
+
+void cli_split_stats(const cli_split *s, cli_norm *nm)
+{
+    const int c = s->store->c > CLI_NORM_MAX ? CLI_NORM_MAX : s->store->c;
+    const size_t plane = (size_t)s->store->h * s->store->w;
+    uint64_t (*hist)[256] = calloc((size_t)c, sizeof *hist);
+    float mean[CLI_NORM_MAX] = {0}, std[CLI_NORM_MAX] = {1, 1, 1, 1};
+    if (!hist) { /* out of memory: no normalisation rather than none at all */
+        cli_norm_init_channels(nm, c, mean, std);
+        return;
+    }
+    for (int i = 0; i < s->n; i++) {
+        const uint8_t *img = cli_split_image(s, i);
+        for (int k = 0; k < c; k++) {
+            const uint8_t *p = img + (size_t)k * plane;
+            uint64_t *h = hist[k];
+            for (size_t j = 0; j < plane; j++) h[p[j]]++;
+        }
+    }
+    for (int k = 0; k < c; k++) {
+        double m, sd;
+        hist_stats(hist[k], &m, &sd);
+        mean[k] = (float)m;
+        std[k] = (float)sd;
+    }
+    free(hist);
+    cli_norm_init_channels(nm, c, mean, std);
+}
+
+/* Up to CLI_NORM_MAX comma-separated floats; the count, or -1 if one is not
+ * a number or there are too many. */
+static int parse_floats(const char *s, float *out)
+{
+    int n = 0;
+    const char *p = s;
+    while (1) {
+        if (n == CLI_NORM_MAX) return -1;
+        char *end;
+        if (!*p || *p == ',') return -1;
+        out[n++] = strtof(p, &end);
+        if (end == p) return -1;
+        if (*end == '\0') return n;
+        if (*end != ',') return -1;
+        p = end + 1;
+    }
 }
 
 int cli_norm_from_model(const char *cmd, const cnn_model *m, cli_norm *nm)
 {
     const char *ms = cnn_model_get_meta(m, "norm_mean");
     const char *ss = cnn_model_get_meta(m, "norm_std");
-    float mean = 0.0f, std = 1.0f;
+    float mean[CLI_NORM_MAX] = {0}, std[CLI_NORM_MAX] = {1, 1, 1, 1};
+    int nmean = 1, nstd = 1;
     if (ms && ss) {
-        char *e1, *e2;
-        mean = strtof(ms, &e1);
-        std = strtof(ss, &e2);
-        if (!*ms || *e1 || !isfinite(mean))
-            return cli_error(cmd, "the model's norm_mean '%.40s' is not a finite number", ms);
-        /* a denormal std divides pixels into infinities */
-        if (!*ss || *e2 || !isfinite(std) || !(std >= FLT_MIN))
+        int ic, ih, iw;
+        cnn_model_input_shape(m, &ic, &ih, &iw);
+        nmean = parse_floats(ms, mean);
+        nstd = parse_floats(ss, std);
+        if (nmean < 0)
+            return cli_error(cmd, "the model's norm_mean '%.40s' is not a finite number (or one per "
+                             "input channel, comma-separated)", ms);
+        if (nstd < 0)
             return cli_error(cmd, "the model's norm_std '%.40s' is not a usable standard deviation "
-                             "(a finite number of at least %g)", ss, FLT_MIN);
+                             "(a finite number of at least %g, or one per input channel)", ss, FLT_MIN);
+        if ((nmean != 1 && nmean != ic) || nstd != nmean)
+            return cli_error(cmd, "the model's norm_mean '%.40s' and norm_std '%.40s' are not one "
+                             "number each, or one per input channel (%d)", ms, ss, ic);
+        for (int k = 0; k < nmean; k++) {
+            if (!isfinite(mean[k]))
+                return cli_error(cmd, "the model's norm_mean '%.40s' is not a finite number", ms);
+            /* a denormal std divides pixels into infinities */
+            if (!isfinite(std[k]) || !(std[k] >= FLT_MIN))
+                return cli_error(cmd, "the model's norm_std '%.40s' is not a usable standard deviation "
+                                 "(a finite number of at least %g)", ss, FLT_MIN);
+        }
     }
-    cli_norm_init(nm, mean, std);
-    for (int p = 0; p < 256; p++)
-        if (!isfinite(nm->lut[p]))
-            return cli_error(cmd, "the model's norm_mean '%s' and norm_std '%s' turn pixel value %d "
-                             "into %g: not a finite input", ms, ss, p, nm->lut[p]);
+    cli_norm_init_channels(nm, nmean, mean, std);
+    for (int k = 0; k < nm->channels; k++)
+        for (int p = 0; p < 256; p++)
+            if (!isfinite(nm->lut[k][p]))
+                return cli_error(cmd, "the model's norm_mean '%s' and norm_std '%s' turn pixel value %d "
+                                 "into %g: not a finite input", ms, ss, p, nm->lut[k][p]);
     return CLI_OK;
 }
 
-void cli_batch(const cnn_dataset *d, const int *idx, int first, int n, const cli_norm *nm,
+int cli_norm_to_model(const char *cmd, cnn_model *m, const cli_norm *nm)
+{
+    char mean[160] = "", std[160] = "";
+    for (int k = 0; k < nm->channels; k++) {
+        size_t a = strlen(mean), b = strlen(std);
+        snprintf(mean + a, sizeof mean - a, "%s%.9g", k ? "," : "", nm->mean[k]);
+        snprintf(std + b, sizeof std - b, "%s%.9g", k ? "," : "", nm->std[k]);
+    }
+    if (cnn_model_set_meta(m, "norm_mean", mean) != CNN_OK ||
+        cnn_model_set_meta(m, "norm_std", std) != CNN_OK)
+        return cli_error(cmd, "%s", cnn_errmsg());
+    return CLI_OK;
+}
+
+const uint8_t *cli_split_image(const cli_split *s, int i)
+{
+    const cli_store *st = s->store;
+    int j = cli_split_index(s, i);
+    if (st->images) return st->images + (size_t)j * st->c * st->h * st->w;
+    return cnn_cache_image(&st->cache, j, st->scratch);
+}
+
+void cli_normalise(const uint8_t *img, int c, size_t plane, const cli_norm *nm, float *x)
+{
+    for (int k = 0; k < c; k++) {
+        const float *lut = nm->lut[nm->channels == 1 || k >= nm->channels ? 0 : k];
+        const uint8_t *src = img + (size_t)k * plane;
+        float *dst = x + (size_t)k * plane;
+        for (size_t p = 0; p < plane; p++) dst[p] = lut[src[p]];
+    }
+}
+
+void cli_batch(const cli_split *s, const int *pos, int first, int n, const cli_norm *nm,
                float *x, uint8_t *labels)
 {
-    size_t px = (size_t)d->c * d->h * d->w;
+    const cli_store *st = s->store;
+    const size_t plane = (size_t)st->h * st->w, px = plane * st->c;
     for (int i = 0; i < n; i++) {
-        int j = idx ? idx[first + i] : first + i;
-        const uint8_t *src = d->images + (size_t)j * px;
-        float *dst = x + (size_t)i * px;
-        for (size_t p = 0; p < px; p++) dst[p] = nm->lut[src[p]];
-        if (labels) labels[i] = d->labels[j];
+        int j = pos ? pos[first + i] : first + i;
+        cli_normalise(cli_split_image(s, j), st->c, plane, nm, x + (size_t)i * px);
+        if (labels) labels[i] = (uint8_t)cli_split_label(s, j);
     }
 }

@@ -10,12 +10,16 @@ int cli_eval(int argc, char **argv)
 {
     const char *cmd = "eval";
     const char *model = NULL, *dataset = "mnist", *data = NULL, *preds = NULL, *kernels = "fast";
-    const char *mem_limit = NULL;
-    int test_limit = 0, threads = 0, batch = 256;
+    const char *mem_limit = NULL, *cache_dir = NULL;
+    int test_limit = 0, threads = 0, batch = 256, strict = 0;
+    double test_split = 0.2;
     cli_opt opts[] = {
         {"model", CLI_STR, &model, 0, 0, "FILE", "the model file (.safetensors)", "required", 0},
         {"dataset", CLI_STR, &dataset, 0, 0, "mnist|fashion", "a known data set under data/", "the model's", 0},
-        {"data", CLI_STR, &data, 0, 0, "DIR", "a directory of IDX files instead of --dataset", "none", 0},
+        {"data", CLI_STR, &data, 0, 0, "PATH", "a data set instead of --dataset: a folder of IDX files, CSV files or class folders, or a CSV file (see `cnn train --help`)", "none", 0},
+        {"test-split", CLI_FLOAT_ABOVE, &test_split, 0, 0.99, "X", "a data set without a test split: the share tested, drawn as the model's training run drew it", "the model's, else 0.2", 0},
+        {"cache-dir", CLI_STR, &cache_dir, 0, 0, "DIR", "where decoded data sets are cached when their own folder cannot be written", "$XDG_CACHE_HOME/cnn or ~/.cache/cnn", 0},
+        {"strict", CLI_FLAG, &strict, 0, 0, NULL, "refuse a picture that cannot be decoded instead of skipping it", NULL, 0},
         {"test-limit", CLI_INT, &test_limit, 0, 100000000, "N", "evaluate the first N test images only; 0 = all", "0 (all)", 0},
         {"predictions", CLI_STR, &preds, 0, 0, "FILE.csv", "write index,label,predicted,p0,... per image", "none", 0},
         {"batch", CLI_INT, &batch, 1, 65536, "N", "images per forward pass", NULL, 0},
@@ -41,7 +45,7 @@ int cli_eval(int argc, char **argv)
     if ((rc = cli_set_mem_limit(cmd, mem_limit))) return rc;
 
     cnn_model *m = NULL;
-    cnn_dataset test = {0};
+    cli_data dset = {0};
     float *xbuf = NULL, *probs = NULL;
     int *predicted = NULL;
     cli_confusion conf = {0};
@@ -56,20 +60,15 @@ int cli_eval(int argc, char **argv)
         }
         if (ds) dataset = ds;
     }
-    char dir[4096];
-    if ((rc = cli_load_dataset(cmd, dataset, data, 1, &test, dir, sizeof dir))) goto done;
+    cli_data_opts dopt = {dataset, data, 0, 0, 0, CNN_PREP_PAD, test_split, 1, cache_dir, strict, 0};
+    if ((rc = cli_data_for_model(cmd, m, model, &dopt, !cli_opt_find(opts, "test-split")->given,
+                                 &dset)))
+        goto done;
     int ic, ih, iw;
     cnn_model_input_shape(m, &ic, &ih, &iw);
-    if (test.c != ic || test.h != ih || test.w != iw) {
-        rc = cli_error(cmd, "the model takes %dx%dx%d images but the test split in %s holds %dx%dx%d", ic, ih, iw, dir,
-                       test.c, test.h, test.w);
-        goto done;
-    }
+    const char *dir = dset.where;
+    const cli_split *test = &dset.test;
     int k = cnn_model_output_size(m);
-    if (test.classes > k) {
-        rc = cli_error(cmd, "%s has %d classes but the model has only %d outputs", dir, test.classes, k);
-        goto done;
-    }
     cli_norm nm;
     if ((rc = cli_norm_from_model(cmd, m, &nm))) goto done;
     if ((rc = cli_classes_from_model(cmd, m, &names))) goto done;
@@ -80,7 +79,7 @@ int cli_eval(int argc, char **argv)
         rc = cli_error(cmd, "%s", cnn_errmsg());
         goto done;
     }
-    int n = test_limit > 0 && test_limit < test.n ? test_limit : test.n;
+    int n = test_limit > 0 && test_limit < test->n ? test_limit : test->n;
     size_t px = (size_t)ic * ih * iw;
     xbuf = cnn_alloc(sizeof(float) * px * (size_t)batch, "the input batch");
     predicted = malloc(sizeof *predicted * (size_t)n);
@@ -92,14 +91,14 @@ int cli_eval(int argc, char **argv)
     }
     cnn_loss xent = {CNN_LOSS_XENT, 1.0f};
     double t0 = cli_now();
-    if ((rc = cli_predict_all(cmd, m, &test, n, &nm, xbuf, xent, predicted, probs, NULL, NULL, NULL)))
+    if ((rc = cli_predict_all(cmd, m, test, n, &nm, xbuf, xent, predicted, probs, NULL, NULL, NULL)))
         goto done;
     double secs = cli_now() - t0;
     if (cli_confusion_init(&conf, k)) {
         rc = cli_error(cmd, "out of memory");
         goto done;
     }
-    for (int i = 0; i < n; i++) cli_confusion_add(&conf, test.labels[i], predicted[i]);
+    for (int i = 0; i < n; i++) cli_confusion_add(&conf, cli_split_label(test, i), predicted[i]);
     printf("Model %s on %d test images of %s\n\n", model, n, dir);
     cli_report_print(stdout, &conf, &names);
     printf("Evaluated in %.2f s (%.0f images/s)\n", secs, secs > 0 ? n / secs : 0.0);
@@ -115,7 +114,7 @@ int cli_eval(int argc, char **argv)
         for (int j = 0; j < k; j++) fprintf(f, ",p%d", j);
         fputc('\n', f);
         for (int i = 0; i < n; i++) {
-            fprintf(f, "%d,%d,%d", i, test.labels[i], predicted[i]);
+            fprintf(f, "%d,%d,%d", i, cli_split_label(test, i), predicted[i]);
             for (int j = 0; j < k; j++) fprintf(f, ",%.6g", probs[(size_t)i * k + j]);
             fputc('\n', f);
         }
@@ -132,7 +131,7 @@ done:
     cnn_free(probs);
     free(predicted);
     cnn_free(xbuf);
-    cnn_dataset_free(&test);
+    cli_data_free(&dset);
     cnn_model_free(m);
     return rc;
 }

@@ -30,7 +30,7 @@ static int argmax(const float *o, int k)
     return best;
 }
 
-int cli_predict_all(const char *cmd, cnn_model *m, const cnn_dataset *d, int count,
+int cli_predict_all(const char *cmd, cnn_model *m, const cli_split *d, int count,
                     const cli_norm *nm, float *xbuf, cnn_loss loss, int *predicted,
                     float *probs, double *mean_loss, int *correct,
                     const volatile sig_atomic_t *stop)

@@ -16,6 +16,7 @@ static void usage(FILE *f)
             "  eval      the classification report and confusion matrix of a model\n"
             "  predict   classify PNG, JPEG or PGM images with a model\n"
             "  info      the layer table of an architecture or a model file\n"
+            "  report    one HTML page that shows what a trained model learned\n"
             "\n"
             "Presets (--arch NAME):");
     for (const struct cnn_preset *p = cnn_presets; p->name; p++) fprintf(f, " %s", p->name);
@@ -57,7 +58,8 @@ int main(int argc, char **argv)
     if (strcmp(c, "eval") == 0) return cli_eval(argc - 1, argv + 1);
     if (strcmp(c, "predict") == 0) return cli_predict(argc - 1, argv + 1);
     if (strcmp(c, "info") == 0) return cli_info(argc - 1, argv + 1);
-    fprintf(stderr, "cnn: unknown command '%s' (commands: train, eval, predict, info)\n"
+    if (strcmp(c, "report") == 0) return cli_report(argc - 1, argv + 1);
+    fprintf(stderr, "cnn: unknown command '%s' (commands: train, eval, predict, info, report)\n"
                     "Try 'cnn --help'.\n", c);
     return CLI_EUSAGE;
 }

@@ -1,6 +1,7 @@
-/* predict.c — `cnn predict`: classify PNG, JPEG, BMP, GIF or PGM/PPM images, preprocessed
- * the way MNIST was made, and optionally draw them in a grid with their
- * predicted labels (the seed's Figure 3.3). */
+/* predict.c — `cnn predict`: classify PNG, JPEG, BMP, GIF or PGM/PPM images, prepared
+ * the way the model's training data was (its "prep" metadata: MNIST's
+ * digit preparation, pad or crop), and optionally draw them in a grid with
+ * their predicted labels (the seed's Figure 3.3). */
 #include "cli/cli.h"
 
 #include <stdlib.h>
@@ -23,11 +24,12 @@ static int cmp_ranked(const void *a, const void *b)
 int cli_predict(int argc, char **argv)
 {
     const char *cmd = "predict";
-    const char *model = NULL, *grid = NULL, *mem_limit = NULL;
+    const char *model = NULL, *grid = NULL, *mem_limit = NULL, *prep_s = NULL;
     int top = -1, threads = 0, scale = 4;
     cli_opt opts[] = {
         {"model", CLI_STR, &model, 0, 0, "FILE", "the model file (.safetensors)", "required", 0},
         {"top", CLI_INT, &top, 0, 1 << 24, "K", "print the K most likely classes; 0 = all", "all up to 10 classes, else 5", 0},
+        {"prep", CLI_STR, &prep_s, 0, 0, "digit|pad|crop", "how pictures become inputs (see above)", "the model's", 0},
         {"grid", CLI_STR, &grid, 0, 0, "FILE.png", "draw the preprocessed inputs with their predictions", "none", 0},
         {"scale", CLI_INT, &scale, 1, 16, "N", "--grid: pixels per input pixel", NULL, 0},
         {"threads", CLI_INT, &threads, 0, 1024, "N", "threads for the kernels; 0 = all cores", NULL, 0},
@@ -40,9 +42,14 @@ int cli_predict(int argc, char **argv)
     if (rc < 0) {
         cli_print_help(stdout, cmd, "--model FILE [options] IMAGE...",
                        "Classify PNG, JPEG, BMP, GIF or PGM/PPM images. Each is turned upright "
-                       "(EXIF orientation)\nand preprocessed the way MNIST was made (grayscale, "
-                       "invert a light background,\ncrop to the ink, fit 20x20, centre of mass at "
-                       "the centre of 28x28) and normalised\nwith the model's stored mean and std.",
+                       "(EXIF orientation),\nprepared as the model's training data was (its 'prep' "
+                       "metadata) and normalised\nwith the model's stored mean and std:\n"
+                       "  digit  the way MNIST was made (grayscale, invert a light background, crop "
+                       "to the ink,\n         fit 20x20, centre of mass at the centre of 28x28)\n"
+                       "  pad    resized to fit the input keeping the aspect ratio, padded with black\n"
+                       "  crop   the centre cut to the input's aspect ratio, resized to fill it\n"
+                       "Models without 'prep' (older files) use digit if they take 1x28x28 "
+                       "inputs, else pad.",
                        opts);
         return CLI_OK;
     }
@@ -61,8 +68,18 @@ int cli_predict(int argc, char **argv)
     if ((rc = cli_load_model(cmd, model, &m))) return rc;
     int ic, ih, iw;
     cnn_model_input_shape(m, &ic, &ih, &iw);
-    if (ic != 1 || ih != 28 || iw != 28) {
-        rc = cli_error(cmd, "the model takes %dx%dx%d inputs; predict handles 1x28x28 models", ic, ih, iw);
+    cnn_prep prep;
+    if (prep_s) {
+        if (cnn_prep_parse(prep_s, &prep) != CNN_OK) {
+            rc = cli_usage_error(cmd, "--prep: expected digit, pad or crop, got '%s'", prep_s);
+            goto done;
+        }
+    } else if ((rc = cli_prep_from_model(cmd, m, &prep))) {
+        goto done;
+    }
+    if (ic != 1 && ic != 3) {
+        rc = cli_error(cmd, "the model takes %dx%dx%d inputs; pictures become inputs of 1 or 3 channels",
+                       ic, ih, iw);
         goto done;
     }
     int k = cnn_model_output_size(m);
@@ -72,29 +89,44 @@ int cli_predict(int argc, char **argv)
     if (top < 0) top = k <= 10 ? k : 5;
     if (top == 0 || top > k) top = k;
 
-    const int px = 28 * 28;
-    pix = malloc((size_t)nfiles * px);
+    const size_t plane = (size_t)ih * iw, px = plane * ic;
+    pix = malloc((size_t)nfiles * plane); /* what the grid shows: the inputs' grey levels */
+    uint8_t *input = malloc(px);
     x = malloc(sizeof(float) * (size_t)nfiles * px);
     probs = cnn_alloc(sizeof(float) * (size_t)nfiles * k, "the probabilities"); /* counted */
     ok = calloc((size_t)nfiles, sizeof *ok);
     pred = calloc((size_t)nfiles, sizeof *pred);
     labels = calloc((size_t)nfiles, sizeof *labels);
     order = malloc(sizeof *order * (size_t)k);
-    if (!pix || !x || !probs || !ok || !pred || !labels || !order) {
+    if (!pix || !input || !x || !probs || !ok || !pred || !labels || !order) {
+        free(input);
         rc = cli_error(cmd, "%s", probs ? "out of memory" : cnn_errmsg());
         goto done;
     }
     /* load every image; a bad file is reported and skipped */
     int nok = 0, failed = 0;
     for (int i = 0; i < nfiles; i++) {
-        if (cnn_image_load_mnist(files[i], pix + (size_t)nok * px) != CNN_OK) {
+        cnn_image img;
+        cnn_status st = cnn_image_decode_file(files[i], &img);
+        if (st == CNN_OK) {
+            st = cnn_image_prepare(&img, prep, ic, ih, iw, input);
+            if (st) cnn_fail_prefix(st, "%s", files[i]);
+            cnn_image_free(&img);
+        }
+        if (st != CNN_OK) {
             cli_error(cmd, "%s", cnn_errmsg());
             failed = 1;
             continue;
         }
-        for (int p = 0; p < px; p++) x[(size_t)nok * px + p] = nm.lut[pix[(size_t)nok * px + p]];
+        cli_normalise(input, ic, plane, &nm, x + (size_t)nok * px);
+        uint8_t *g = pix + (size_t)nok * plane;
+        if (ic == 1) memcpy(g, input, plane);
+        else
+            for (size_t p = 0; p < plane; p++)
+                g[p] = (uint8_t)((input[p] * 77u + input[plane + p] * 150u + input[2 * plane + p] * 29u) >> 8);
         ok[nok++] = i;
     }
+    free(input);
     cnn_set_threads(threads);
     int bs = nok < 256 ? (nok ? nok : 1) : 256;
     if (cnn_model_set_batch(m, bs) != CNN_OK) {
@@ -131,7 +163,7 @@ int cli_predict(int argc, char **argv)
         }
     }
     if (grid && nok > 0) {
-        if (cli_grid_png(grid, pix, nok, 28, 28, (const char *const *)labels, scale)) {
+        if (cli_grid_png(grid, pix, nok, ih, iw, (const char *const *)labels, scale)) {
             rc = cli_error(cmd, "--grid: %s", cnn_errmsg());
             goto done;
         }

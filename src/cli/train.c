@@ -86,13 +86,12 @@ static void fmt_lr(char *buf, size_t len, double lr)
     else snprintf(buf, len, "%.2e", lr);
 }
 
-/* A dataset view of images [first, first + n) sharing the parent's memory. */
-static cnn_dataset view(const cnn_dataset *d, int first, int n)
+/* Images [first, first + n) of a split, sharing its memory. */
+static cli_split view(const cli_split *s, int first, int n)
 {
-    cnn_dataset v = *d;
-    size_t px = (size_t)d->c * d->h * d->w;
-    v.images = d->images + (size_t)first * px;
-    v.labels = d->labels + first;
+    cli_split v = *s;
+    if (v.idx) v.idx += first;
+    else v.first += first;
     v.n = n;
     return v;
 }
@@ -176,6 +175,21 @@ static int save_model(run_state *rs)
     return rc;
 }
 
+/* The model as it stands after an epoch whose validation loss is the
+ * lowest so far, to --best: like the final model, with the record of the
+ * run so far (its test accuracy not measured). */
+static int save_best(run_state *rs)
+{
+    if (!cnn_dist_root()) return CLI_OK;
+    sigset_t old;
+    block_stops(&old);
+    int rc = record_state(rs, 0);
+    if (!rc && cnn_model_save(rs->m, rs->cfg->best, 0) != CNN_OK)
+        rc = cli_error(CMD, "cannot save the best model: %s", cnn_errmsg());
+    unblock_stops(&old);
+    return rc;
+}
+
 /* The history CSV and the curves, after each epoch. */
 static int save_curves(run_state *rs, const char *dsname)
 {
@@ -214,10 +228,21 @@ static int stop_run(run_state *rs, const char *where)
 }
 
 static const char *about =
-    "Train a model on an IDX data set and print the test set's classification report.\n"
-    "The validation set is the last --val images of the training file; --limit keeps the\n"
-    "first N of the rest. Inputs are normalised with the training pixels' mean and std,\n"
-    "stored in the model file with the class names.\n"
+    "Train a model on a data set and print the test set's classification report.\n"
+    "--data takes, told apart by what they hold:\n"
+    "  DIR of IDX files       train-images-idx3-ubyte[.gz], train-labels-..., t10k-...\n"
+    "  DIR/<class>/*.png      an image-folder tree (png, jpg, jpeg, bmp, gif, pgm, ppm);\n"
+    "                         or DIR/train/<class>/..., DIR/test/... and an optional DIR/val/...\n"
+    "  FILE.csv               label,pixel0,...,pixelN-1 per line (N = C*H*W of the model's\n"
+    "                         input, planar: channel, row, column; a header line is allowed);\n"
+    "                         or DIR/train.csv and DIR/test.csv\n"
+    "A source without a test split is cut by --test-split (a seeded draw). Pictures of any\n"
+    "size, grey or colour, are made into the model's input by --fit and decoded once into\n"
+    "a cache (DIR/.cnn-cache/, or --cache-dir when that cannot be written), reused while\n"
+    "the files are unchanged. The validation set is the last --val images of the training\n"
+    "split (DIR/val if there is one); --limit keeps the first N of the rest. Inputs are\n"
+    "normalised with the training pixels' mean and std per channel, stored in the model\n"
+    "file with the class names and the preparation (prep), which predict applies.\n"
     "\n"
     "Each --loss is a PyTorch module and reads the tensor that module would be given:\n"
     "  xent   CrossEntropyLoss on the scores (the input of a final softmax, else the output)\n"
@@ -227,6 +252,11 @@ static const char *about =
     "  hinge  MultiMarginLoss on the scores (the input of a final softmax or sigmoid)\n"
     "  mse, mae, huber[:delta]  MSELoss, L1Loss, HuberLoss(delta) between the output (after\n"
     "         any final activation) and the one-hot target\n"
+    "\n"
+    "Like Keras's fit: --val takes a count or a fraction (0.1); --early-stop N stops after N\n"
+    "epochs without a lower validation loss; --best FILE keeps the model of the epoch with\n"
+    "the lowest validation loss (with --early-stop, by default <out stem>.best.safetensors)\n"
+    "while <out> gets the last epoch's.\n"
     "\n"
     "Checkpoints: --checkpoint-every N saves <out>.ckpt every N epochs and at the end of\n"
     "the run; Ctrl-C or SIGTERM saves it and the model so far, and prints the command\n"
@@ -250,16 +280,20 @@ int cli_train(int argc, char **argv)
         .arch = "simplecnn", .dataset = "mnist", .data = NULL, .batch = "64", .opt = DEFAULT_OPT,
         .sched = DEFAULT_SCHED, .loss = "xent", .init_weights = "xavier", .kernels = "fast",
         .init = NULL, .out = "model.safetensors", .resume = NULL, .history = NULL, .plot = NULL,
-        .epochs = 10, .val = 5000, .limit = 0, .test_limit = 0, .threads = 0,
+        .epochs = 10, .val = 0, .val_arg = 5000, .early_stop = 0, .best = NULL, .report = NULL, .limit = 0, .test_limit = 0, .threads = 0,
         .checkpoint_every = 0, .no_shuffle = 0, .augment = 0, .lr_step = 10,
         .lr = DEFAULT_LR_ADAM, .momentum = 0, .weight_decay = 0, .clip = 0, .gamma = 0.1, .min_lr = 0,
-        .seed = 1,
+        .seed = 1, .fit = NULL, .cache_dir = NULL, .test_split = 0.2, .strict = 0,
     };
     const char *mem_limit = NULL; /* not a run option: a resumed run may set its own */
     cli_opt opts[] = {
         {"arch", CLI_STR, &c.arch, 0, 0, "NAME|FILE", "a preset (see `cnn --help`) or an architecture file", NULL, 0},
         {"dataset", CLI_STR, &c.dataset, 0, 0, "mnist|fashion", "a known data set under data/", NULL, 0},
-        {"data", CLI_STR, &c.data, 0, 0, "DIR", "a directory of IDX files (raw or .gz) instead of --dataset", "none", 0},
+        {"data", CLI_STR, &c.data, 0, 0, "PATH", "a data set instead of --dataset: a folder of IDX files, CSV files or class folders, or a CSV file (above)", "none", 0},
+        {"fit", CLI_STR, &c.fit, 0, 0, "pad|crop|digit", "pictures into the input: pad (keep the aspect, pad with black), crop (centre-crop to the aspect), digit (MNIST's preparation)", "digit for --dataset mnist, else pad", 0},
+        {"test-split", CLI_FLOAT_ABOVE, &c.test_split, 0, 0.99, "X", "a data set without a test split: the share held out for testing (drawn with --seed)", NULL, 0},
+        {"strict", CLI_FLAG, &c.strict, 0, 0, NULL, "refuse a picture that cannot be decoded instead of skipping it", NULL, 0},
+        {"cache-dir", CLI_STR, &c.cache_dir, 0, 0, "DIR", "where decoded data sets are cached when their own folder cannot be written", "$XDG_CACHE_HOME/cnn or ~/.cache/cnn", 0},
         {"epochs", CLI_INT, &c.epochs, 1, 100000, "N", "epochs to train; with --resume, more than the checkpoint's extend the run", NULL, 0},
         {"batch", CLI_STR, &c.batch, 0, 0, "N|all", "images per step; 'all' or 0 = the full training set", NULL, 0},
         {"lr", CLI_FLOAT_ABOVE, &c.lr, 0, 100, "X", "learning rate", "0.005 for adam/adamw, 0.01 for sgd/momentum/nesterov", 0},
@@ -276,7 +310,9 @@ int cli_train(int argc, char **argv)
         {"seed", CLI_U64, &c.seed, 0, 0, "N", "random seed (weights, shuffling, dropout, augmentation)", NULL, 0},
         {"threads", CLI_INT, &c.threads, 0, 1024, "N", "threads for the kernels; 0 = automatic: up to every core, fewer while fewer train faster (a busy machine); the same bits at any count", NULL, 0},
         {"kernels", CLI_STR, &c.kernels, 0, 0, "ref|fast", "textbook loops or im2col + GEMM", NULL, 0},
-        {"val", CLI_INT, &c.val, 0, 100000000, "N", "validation images, the last N of the training file", NULL, 0},
+        {"val", CLI_FLOAT, &c.val_arg, 0, 100000000, "N|F", "validation images, the last N of the training file, or a fraction F of it (0.1: a tenth, rounded to the nearest image)", NULL, 0},
+        {"early-stop", CLI_INT, &c.early_stop, 0, 100000, "N", "stop after N epochs without a lower validation loss (needs --val); the model saved is the last epoch's, --best keeps the best", "0 (off)", 0},
+        {"best", CLI_STR, &c.best, 0, 0, "FILE", "also save the model of the epoch with the lowest validation loss, whenever one is lower (needs --val); with --early-stop, <out without .safetensors>.best.safetensors unless given", "none", 0},
         {"limit", CLI_INT, &c.limit, 0, 100000000, "N", "train on the first N images only; 0 = all", "0 (all)", 0},
         {"test-limit", CLI_INT, &c.test_limit, 0, 100000000, "N", "test on the first N test images only; 0 = all", "0 (all)", 0},
         {"no-shuffle", CLI_FLAG, &c.no_shuffle, 0, 0, NULL, "keep the file's order (the seed did)", NULL, 0},
@@ -287,6 +323,7 @@ int cli_train(int argc, char **argv)
         {"resume", CLI_STR, &c.resume, 0, 0, "CKPT", "continue a run from its checkpoint (see above)", "none", 0},
         {"history", CLI_STR, &c.history, 0, 0, "FILE.csv", "write per-epoch loss and accuracy as CSV", "none", 0},
         {"plot", CLI_STR, &c.plot, 0, 0, "FILE.svg", "write loss and accuracy curves as SVG", "none", 0},
+        {"report", CLI_STR, &c.report, 0, 0, "FILE.html", "write the report page at the end (see cnn report --help)", "none", 0},
         {"mem-limit", CLI_STR, &mem_limit, 0, 0, "SIZE", CLI_MEM_LIMIT_HELP, CLI_MEM_LIMIT_DEFAULT, 0},
         {NULL, 0, NULL, 0, 0, NULL, NULL, NULL, 0},
     };
@@ -306,7 +343,7 @@ int cli_train(int argc, char **argv)
     for (int i = 0; opts[i].name; i++) src.cmdline[i] = opts[i].given;
 
     cnn_model *m = NULL;
-    cnn_dataset train = {0}, test = {0};
+    cli_data dset = {0};
     float *xbuf = NULL;
     uint8_t *lbuf = NULL;
     int *perm = NULL, *predicted = NULL;
@@ -316,7 +353,8 @@ int cli_train(int argc, char **argv)
     rs.cfg = &c;
     rs.src = &src;
     cli_confusion conf = {0};
-    char *resume_out = NULL;
+    char *resume_out = NULL, *best_out = NULL;
+    int best_saved = 0; /* this run wrote --best */
 
     /* ---- options that conflict, before any work */
     if (c.resume && c.init) {
@@ -355,7 +393,15 @@ int cli_train(int argc, char **argv)
     if ((rc = train_check_options(&c, &src, &rc_x))) goto done;
     int batch = rc_x.batch;
 
-    /* ---- every output, before any work */
+    /* ---- every output, before any work; early stopping keeps the best
+     * model next to the last unless --best says where */
+    if (c.early_stop > 0 && !c.best) {
+        if (!(best_out = train_default_best(c.out))) {
+            rc = cli_error(CMD, "out of memory");
+            goto done;
+        }
+        c.best = best_out;
+    }
     snprintf(rs.ckpt_path, sizeof rs.ckpt_path, "%s.ckpt", c.out);
     if (cnn_dist_root() && (rc = train_check_outputs(&c, rs.ckpt_path))) goto done;
 
@@ -390,46 +436,53 @@ int cli_train(int argc, char **argv)
         goto done;
     }
 
-    /* ---- the data */
-    char dir[4096];
-    if ((rc = cli_load_dataset(CMD, c.dataset, c.data, 0, &train, dir, sizeof dir))) goto done;
-    if ((rc = cli_load_dataset(CMD, c.dataset, c.data, 1, &test, NULL, 0))) goto done;
+    /* ---- the data, in the model's input shape */
     int ic, ih, iw;
     cnn_model_input_shape(m, &ic, &ih, &iw);
-    if (train.c != ic || train.h != ih || train.w != iw) {
-        rc = cli_error(CMD, "the model takes %dx%dx%d images but the training split in %s holds %dx%dx%d",
-                       ic, ih, iw, dir, train.c, train.h, train.w);
-        goto done;
-    }
-    if (test.c != ic || test.h != ih || test.w != iw) {
-        rc = cli_error(CMD, "the model takes %dx%dx%d images but the test split in %s holds %dx%dx%d "
-                       "(its training split: %dx%dx%d)",
-                       ic, ih, iw, dir, test.c, test.h, test.w, train.c, train.h, train.w);
-        goto done;
-    }
+    cli_data_opts dopt = {c.dataset, c.data, ic, ih, iw, CNN_PREP_PAD, c.test_split, c.seed,
+                          c.cache_dir, c.strict, 0};
+    (void)cnn_prep_parse(c.fit, &dopt.prep); /* checked with the options */
+    /* under MPI rank 0 loads first: it builds a missing cache file alone */
+    if (!cnn_dist_root()) cnn_dist_barrier();
+    rc = cli_data_load(CMD, &dopt, &dset);
+    if (cnn_dist_root()) cnn_dist_barrier();
+    if (rc) goto done;
+    const char *dir = dset.where;
     int k = cnn_model_output_size(m);
-    int classes = train.classes > test.classes ? train.classes : test.classes;
+    int classes = dset.classes;
     if (classes > k) {
-        rc = cli_error(CMD, "%s has %d classes but the model has only %d outputs", dir, classes, k);
+        rc = cli_error(CMD, "%s has %d classes but the model has only %d outputs: give the last dense "
+                       "layer %d outputs", dir, classes, k, classes);
         goto done;
     }
-    if (c.val >= train.n) {
-        rc = train_option_error(&src, "val", "%d leaves no training images (the training file holds %d)",
-                          c.val, train.n);
+    if (classes < k)
+        fprintf(stderr, "cnn train: warning: the model has %d outputs but %s has %d classes: outputs %d "
+                "to %d are never a training target\n", k, dir, classes, classes, k - 1);
+    /* validation: DIR/val, or the last --val images (a count, or a fraction)
+     * of the training split */
+    if (dset.val.n == 0 && (rc = train_val_count(&c, &src, dset.train.n))) goto done;
+    int nval = dset.val.n > 0 ? dset.val.n : c.val;
+    if (dset.val.n > 0 && cli_opt_find(opts, "val")->given)
+        fprintf(stderr, "cnn train: note: %s/val holds the validation images; --val is not used\n", dir);
+    int ntrain_all = dset.val.n > 0 ? dset.train.n : dset.train.n - c.val;
+    if (ntrain_all < 1) {
+        rc = train_option_error(&src, "val", "%d leaves no training images (the training split holds %d)",
+                          c.val, dset.train.n);
         goto done;
     }
-    int ntrain = train.n - c.val;
+    int ntrain = ntrain_all;
     if (c.limit > 0 && c.limit < ntrain) ntrain = c.limit;
-    cnn_dataset tr = view(&train, 0, ntrain);
-    cnn_dataset va = view(&train, train.n - c.val, c.val);
-    int ntest = c.test_limit > 0 && c.test_limit < test.n ? c.test_limit : test.n;
+    cli_split tr = view(&dset.train, 0, ntrain);
+    cli_split va = dset.val.n > 0 ? dset.val : view(&dset.train, dset.train.n - c.val, c.val);
+    const cli_split *test = &dset.test;
+    int ntest = c.test_limit > 0 && c.test_limit < test->n ? c.test_limit : test->n;
     const char *dsname = c.data ? "custom" : c.dataset;
     if (batch == 0 || batch > ntrain) batch = ntrain;
     int steps = (ntrain + batch - 1) / batch;
 
     /* ---- where a resumed run stands, checked against the run */
     if (c.resume) {
-        cli_ckpt_run run = {src.ckpt_epochs, steps, batch, ntrain, c.val > 0};
+        cli_ckpt_run run = {src.ckpt_epochs, steps, batch, ntrain, nval > 0, c.early_stop};
         char msg[512];
         if (cli_ckpt_state_read(meta_get, m, &run, &rs.st, msg, sizeof msg)) {
             rc = cli_error(CMD, "--resume: %s: %s", c.resume, msg);
@@ -451,18 +504,19 @@ int cli_train(int argc, char **argv)
     if (c.resume) {
         if ((rc = cli_norm_from_model(CMD, m, &nm))) goto done;
     } else {
-        double mean, sd;
-        cli_pixel_stats(tr.images, (size_t)tr.n * ic * ih * iw, &mean, &sd);
-        cli_norm_init(&nm, (float)mean, (float)sd);
+        cli_split_stats(&tr, &nm);
+        if ((rc = cli_norm_to_model(CMD, m, &nm))) goto done;
+        /* how pictures are made into inputs: predict does the same */
+        rc |= meta_set(m, "prep", c.fit);
         char buf[64];
-        snprintf(buf, sizeof buf, "%.9g", nm.mean);
-        rc |= meta_set(m, "norm_mean", buf);
-        snprintf(buf, sizeof buf, "%.9g", nm.std);
-        rc |= meta_set(m, "norm_std", buf);
+        if (dset.single) {
+            snprintf(buf, sizeof buf, "%.9g", c.test_split);
+            rc |= meta_set(m, "test_split", buf);
+            snprintf(buf, sizeof buf, "%llu", (unsigned long long)c.seed);
+            rc |= meta_set(m, "split_seed", buf);
+        }
         /* the data set's classes; outputs past them are named by index */
-        char *cls = NULL;
-        if (cli_default_classes(c.data ? NULL : c.dataset, classes, &names) == 0)
-            cls = cli_classes_join(&names);
+        char *cls = cli_classes_join(&dset.names);
         rc |= cls ? meta_set(m, "classes", cls) : cli_error(CMD, "out of memory");
         free(cls);
         rc |= meta_set(m, "dataset", dsname);
@@ -494,12 +548,15 @@ int cli_train(int argc, char **argv)
         goto done;
     }
 
-    const long long run[] = {ntrain, c.val, ntest, batch, steps, c.epochs, rs.st.epoch, rs.st.step};
-    if ((rc = train_mpi_check(CMD, m, &train, &test, run, (int)(sizeof run / sizeof run[0]))))
+    const long long run[] = {ntrain, nval, ntest, batch, steps, c.epochs, rs.st.epoch, rs.st.step};
+    if ((rc = train_mpi_check(CMD, m, &tr, &va, test, run, (int)(sizeof run / sizeof run[0]))))
         goto done;
 
     printf("cnn train: %s, %zu parameters, on %s (%s): %d training, %d validation, %d test images\n",
-           c.arch, cnn_model_num_params(m), dsname, dir, ntrain, c.val, ntest);
+           c.arch, cnn_model_num_params(m), dsname, dir, ntrain, nval, ntest);
+    if (dset.single)
+        printf("data: %s has no test split: %.3g of its %d images held out for testing (--test-split, "
+               "drawn with seed %llu)\n", dir, c.test_split, dset.store[0].n, (unsigned long long)c.seed);
     /* with no --threads the count is automatic: steps time themselves and
      * use fewer threads while fewer run faster (src/core/threads.c) */
     char threads[64];
@@ -533,7 +590,7 @@ int cli_train(int argc, char **argv)
     }
     fflush(stdout);
 
-    /* under mpirun a signal ends every rank (mpirun passes it on) */
+    /* under mpirun a signal ends every rank: mpirun ends them, nothing is saved */
     if (cnn_dist_size() < 2) install_stop_handlers();
     /* a resumed run's history file holds the earlier epochs at once */
     if (c.resume && rs.st.nrows > 0 && (rc = save_curves(&rs, dsname))) goto done;
@@ -542,6 +599,14 @@ int cli_train(int argc, char **argv)
     double t_start = cli_now(), train_seconds = 0;
     long images_trained = 0;
     while (rs.st.epoch < c.epochs) {
+        /* early stopping: checked here, so that a run resumed after it
+         * stopped stops again */
+        if (cli_ckpt_stops_early(&rs.st, c.early_stop)) {
+            int b = cli_ckpt_best_epoch(&rs.st);
+            printf("Stopped early after epoch %d of %d: no lower validation loss in %d epochs (the lowest, "
+                   "%.4f, at epoch %d)\n", rs.st.epoch, c.epochs, rs.st.epoch - b, rs.st.rows[b - 1].val_loss, b);
+            break;
+        }
         float lr = cnn_optim_lr_at(&oc, rs.st.epoch, c.epochs);
         cnn_model_set_lr(m, lr);
         /* the epoch's order and augmentation follow from the data RNG's
@@ -571,9 +636,9 @@ int cli_train(int argc, char **argv)
                 cnn_rng_seed(&br, bseed);
                 for (int i = 0; i < n; i++) {
                     int j = perm[first + i];
-                    cli_augment(tr.images + (size_t)j * px, ih, iw, 2.0f, 10.0f, &br, &nm,
+                    cli_augment(cli_split_image(&tr, j), ic, ih, iw, 2.0f, 10.0f, &br, &nm,
                                 xbuf + (size_t)i * px);
-                    lbuf[i] = tr.labels[j];
+                    lbuf[i] = (uint8_t)cli_split_label(&tr, j);
                 }
             } else {
                 cli_batch(&tr, perm, first, n, &nm, xbuf, lbuf);
@@ -624,7 +689,7 @@ int cli_train(int argc, char **argv)
             row.train_loss = rs.st.loss_sum / rs.st.seen;
             row.train_acc = 100.0 * rs.st.correct / rs.st.seen;
         }
-        if (c.val > 0) {
+        if (nval > 0) {
             int vc;
             rc = cli_predict_all(CMD, m, &va, va.n, &nm, xbuf, loss, NULL, NULL, &row.val_loss, &vc,
                                  &stop_signal);
@@ -646,7 +711,7 @@ int cli_train(int argc, char **argv)
         fmt_lr(lrs, sizeof lrs, lr);
         printf("epoch %d/%d  lr %s  train loss %.4f acc %.2f%%", rs.st.epoch + 1, c.epochs, lrs,
                row.train_loss, row.train_acc);
-        if (c.val > 0) printf("  val loss %.4f acc %.2f%%", row.val_loss, row.val_acc);
+        if (nval > 0) printf("  val loss %.4f acc %.2f%%", row.val_loss, row.val_acc);
         printf("  %.1fs  %.0f img/s\n", t_epoch, t_epoch > 0 ? epoch_images / t_epoch : 0.0);
         fflush(stdout);
 
@@ -658,6 +723,11 @@ int cli_train(int argc, char **argv)
         rs.st.correct = rs.st.seen = 0;
         rs.st.epoch_seconds = 0;
         if ((rc = save_curves(&rs, dsname))) goto done;
+        /* the best model so far, when this epoch's validation loss is the lowest */
+        if (c.best && cli_ckpt_best_epoch(&rs.st) == rs.st.epoch) {
+            if ((rc = save_best(&rs))) goto done;
+            best_saved = 1;
+        }
         /* the last epoch's checkpoint is written after the test */
         if (c.checkpoint_every > 0 && rs.st.epoch % c.checkpoint_every == 0 && rs.st.epoch < c.epochs &&
             (rc = save_checkpoint(&rs)))
@@ -672,7 +742,7 @@ int cli_train(int argc, char **argv)
 
     /* ---- the test report */
     int tc;
-    rc = cli_predict_all(CMD, m, &test, ntest, &nm, xbuf, loss, predicted, NULL, NULL, &tc, &stop_signal);
+    rc = cli_predict_all(CMD, m, test, ntest, &nm, xbuf, loss, predicted, NULL, NULL, &tc, &stop_signal);
     if (rc == CLI_STOPPED) {
         rc = stop_run(&rs, "testing (every epoch is trained)");
         goto done;
@@ -682,7 +752,7 @@ int cli_train(int argc, char **argv)
         rc = cli_error(CMD, "out of memory");
         goto done;
     }
-    for (int i = 0; i < ntest; i++) cli_confusion_add(&conf, test.labels[i], predicted[i]);
+    for (int i = 0; i < ntest; i++) cli_confusion_add(&conf, cli_split_label(test, i), predicted[i]);
     printf("\nTest set: %d images of %s\n\n", ntest, dir);
     cli_report_print(stdout, &conf, &names);
     double wall = cli_now() - t_start;
@@ -699,8 +769,32 @@ int cli_train(int argc, char **argv)
         printf("Saved the checkpoint to %s (a larger --epochs with --resume %s extends the run)\n",
                rs.ckpt_path, rs.ckpt_path);
     }
+    if (c.best) {
+        int b = cli_ckpt_best_epoch(&rs.st);
+        if (b > 0 && (best_saved || file_exists(c.best)))
+            printf("Saved the best model (epoch %d, validation loss %.4f) to %s%s\n", b,
+                   rs.st.rows[b - 1].val_loss, c.best, best_saved ? "" : " (by the run this one resumed)");
+        else if (b > 0)
+            fprintf(stderr, "cnn train: note: the best epoch, %d, came before the checkpoint, and its model is "
+                    "not in %s: the run that made the checkpoint saved it\n", b, c.best);
+    }
     if (c.history) printf("Wrote the history to %s\n", c.history);
     if (c.plot) printf("Wrote the curves to %s\n", c.plot);
+    if (c.report && cnn_dist_root()) {
+        /* the page of `cnn report`, with this run's history and test set;
+         * under MPI rank 0 makes it alone */
+        cnn_dist_alone();
+        char data_name[4200], from[64];
+        snprintf(data_name, sizeof data_name, "%s (%s)", dsname, dir);
+        snprintf(from, sizeof from, "this run");
+        cli_report_in in = {.model_name = c.out, .test = test, .ntest = ntest, .data_name = data_name,
+                            .rows = rs.st.rows, .nrows = rs.st.nrows, .history_from = from};
+        double t_report = cli_now();
+        size_t bytes = 0;
+        if ((rc = cli_report_html(CMD, m, &in, c.report, &bytes))) goto done;
+        printf("Wrote the report to %s (%.1f MB) in %.1f s\n", c.report, (double)bytes / 1e6,
+               cli_now() - t_report);
+    }
     rc = CLI_OK;
 
 done:
@@ -709,6 +803,7 @@ done:
         free(src.recorded[i]);
     }
     free(resume_out);
+    free(best_out);
     cli_classes_free(&names);
     cli_confusion_free(&conf);
     cli_ckpt_state_free(&rs.st);
@@ -716,8 +811,7 @@ done:
     free(perm);
     free(lbuf);
     cnn_free(xbuf);
-    cnn_dataset_free(&train);
-    cnn_dataset_free(&test);
+    cli_data_free(&dset);
     cnn_model_free(m);
     return rc;
 }

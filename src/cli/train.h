@@ -22,8 +22,17 @@
 typedef struct {
     const char *arch, *dataset, *data, *batch, *opt, *sched, *loss, *init_weights, *kernels;
     const char *init, *out, *resume, *history, *plot;
+    const char *fit, *cache_dir; /* how pictures become inputs; where caches go */
+    const char *report; /* the report page (cnn report) at the end, or NULL */
     int epochs, val, limit, test_limit, threads, checkpoint_every, no_shuffle, augment, lr_step;
-    double lr, momentum, weight_decay, clip, gamma, min_lr;
+    int strict;
+    double lr, momentum, weight_decay, clip, gamma, min_lr, test_split;
+    /* --val as given: a count of images, or a fraction below 1 (val is the
+     * count it gives once the data is read); --early-stop's patience (0:
+     * off); --best, where the best epoch's model goes (NULL: nowhere) */
+    double val_arg;
+    int early_stop;
+    const char *best;
     uint64_t seed;
 } train_cfg;
 
@@ -32,6 +41,9 @@ typedef struct {
  * checkpoint, and given again they must agree (--epochs may grow: that
  * extends the run). */
 extern const char *const train_run_options[];
+/* Of those, the ones added after checkpoints were first written: a
+ * checkpoint without one ran with its default. */
+extern const char *const train_run_options_added[];
 /* Options that only say where the output goes or how fast (the weights are
  * the same bits at any thread count): a checkpoint records them
  * (train.out.NAME) and they may be given anew on --resume. */
@@ -84,7 +96,17 @@ typedef struct {
  * against each other. Returns 0, or the exit code after printing. */
 int train_check_options(train_cfg *c, const opt_source *src, run_choices *x);
 
-/* Every output (--out, the checkpoint, --history, --plot) before any work:
+/* --val as a count of images out of `n`: a fraction is rounded to the
+ * nearest image. Returns 0, or the exit code after printing (a fraction
+ * that gives no image). */
+int train_val_count(train_cfg *c, const opt_source *src, int n);
+
+/* <out> without a final ".safetensors", then ".best.safetensors": where
+ * --early-stop keeps the best model unless --best says. malloc'd; NULL when
+ * out of memory. */
+char *train_default_best(const char *out);
+
+/* Every output (--out, the checkpoint, --history, --plot, --best) before any work:
  * no two name one file and none overwrites the --resume or --init file
  * (exit 2), and each can be written (exit 1). */
 int train_check_outputs(const train_cfg *c, const char *ckpt);
@@ -97,7 +119,7 @@ void train_resume_command(const opt_source *src, const char *ckpt, char *buf, si
 /* Under MPI with more than one rank (train_mpi.c): refuse a model whose
  * batches cannot be shared (batchnorm, --kernels ref), and check that every
  * rank holds the same data, weights, optimizer state and run values. */
-int train_mpi_check(const char *cmd, cnn_model *m, const cnn_dataset *train,
-                    const cnn_dataset *test, const long long *run, int nrun);
+int train_mpi_check(const char *cmd, cnn_model *m, const cli_split *train, const cli_split *val,
+                    const cli_split *test, const long long *run, int nrun);
 
 #endif

@@ -9,8 +9,22 @@
 
 #include <string.h>
 
-int train_mpi_check(const char *cmd, cnn_model *m, const cnn_dataset *train,
-                    const cnn_dataset *test, const long long *run, int nrun)
+/* A store's shape, labels and images (or, read from a cache file, the
+ * cache's fingerprint of its sources) and the split's choice of images. */
+static uint64_t split_hash(const cli_split *sp)
+{
+    const cli_store *d = sp->store;
+    int dims[6] = {sp->n, sp->first, d ? d->n : 0, d ? d->c : 0, d ? d->h : 0, d ? d->w : 0};
+    uint64_t x = cnn_dist_hash(0, dims, sizeof dims);
+    if (sp->idx) x = cnn_dist_hash(x, sp->idx, sizeof *sp->idx * (size_t)sp->n);
+    if (!d || d->n == 0) return x;
+    x = cnn_dist_hash(x, d->labels, (size_t)d->n);
+    if (d->images) return cnn_dist_hash(x, d->images, (size_t)d->n * d->c * d->h * d->w);
+    return cnn_dist_hash(x, &d->cache.fingerprint, sizeof d->cache.fingerprint);
+}
+
+int train_mpi_check(const char *cmd, cnn_model *m, const cli_split *train, const cli_split *val,
+                    const cli_split *test, const long long *run, int nrun)
 {
     if (cnn_dist_size() < 2) return CLI_OK;
     for (int i = 0; i < m->nlayers; i++)
@@ -24,7 +38,7 @@ int train_mpi_check(const char *cmd, cnn_model *m, const cnn_dataset *train,
                                "shared among MPI ranks; use --kernels fast or one process");
 
     enum { RUN, TRAIN, TEST, WEIGHTS, PARTS };
-    static const char *const names[PARTS] = {"options", "training data", "test data",
+    static const char *const names[PARTS] = {"options", "training or validation data", "test data",
                                              "weights or optimizer state"};
     uint64_t h[PARTS];
     /* the run's values, the architecture and the record of the options
@@ -36,14 +50,8 @@ int train_mpi_check(const char *cmd, cnn_model *m, const cnn_dataset *train,
         o = cnn_dist_hash(o, m->meta_val[i], strlen(m->meta_val[i]) + 1);
     }
     h[RUN] = o;
-    const cnn_dataset *sets[2] = {train, test};
-    for (int i = 0; i < 2; i++) {
-        const cnn_dataset *d = sets[i];
-        int dims[4] = {d->n, d->c, d->h, d->w};
-        uint64_t x = cnn_dist_hash(0, dims, sizeof dims);
-        x = cnn_dist_hash(x, d->images, (size_t)d->n * d->c * d->h * d->w);
-        h[TRAIN + i] = cnn_dist_hash(x, d->labels, (size_t)d->n);
-    }
+    h[TRAIN] = split_hash(train) ^ (split_hash(val) * 0x9e3779b97f4a7c15ULL);
+    h[TEST] = split_hash(test);
     uint64_t w = cnn_dist_hash(0, m->params, sizeof(float) * m->nfloats);
     if (m->opt_m) w = cnn_dist_hash(w, m->opt_m, sizeof(float) * m->nfloats);
     if (m->opt_v) w = cnn_dist_hash(w, m->opt_v, sizeof(float) * m->nfloats);

@@ -5,6 +5,7 @@
  * any work, and the command that resumes a stopped run. */
 #include "cli/train.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,10 +14,12 @@
 const char *const train_run_options[] = {
     "arch", "dataset", "data", "epochs", "batch", "lr", "opt", "momentum", "weight-decay",
     "sched", "lr-step", "lr-gamma", "min-lr", "clip", "loss", "init-weights", "seed", "val",
-    "limit", "test-limit", "no-shuffle", "augment", "init", "kernels", NULL};
+    "limit", "test-limit", "no-shuffle", "augment", "init", "kernels", "fit", "test-split",
+    "strict", "early-stop", NULL};
+const char *const train_run_options_added[] = {"fit", "test-split", "strict", "early-stop", NULL};
 const char *const train_output_options[] = {"out", "history", "plot", "threads",
-                                            "checkpoint-every", NULL};
-const char *const train_output_paths[] = {"out", "history", "plot", NULL};
+                                            "checkpoint-every", "best", "report", NULL};
+const char *const train_output_paths[] = {"out", "history", "plot", "best", "report", NULL};
 
 int train_listed(const char *const *list, const char *name)
 {
@@ -80,7 +83,8 @@ int train_options_from_checkpoint(cnn_model *ck, opt_source *src)
         snprintf(key, sizeof key, "train.%s.%s", run ? "opt" : "out", o->name);
         const char *saved = cnn_model_get_meta(ck, key);
         if (!saved) {
-            if (!run) continue; /* the default, or what the command line says */
+            /* the default, or what the command line says */
+            if (!run || train_listed(train_run_options_added, o->name)) continue;
             return cli_error(TRAIN_CMD, "--resume: %s: %s: missing (a checkpoint of `cnn train` records "
                              "every option of its run)", src->resume, key);
         }
@@ -164,6 +168,21 @@ int train_check_options(train_cfg *c, const opt_source *src, run_choices *x)
         return train_option_error(src, "batch", "expected a whole number from 1 to 1000000 or 'all', got '%s'", c->batch);
     if (strcmp(c->dataset, "mnist") != 0 && strcmp(c->dataset, "fashion") != 0)
         return train_option_error(src, "dataset", "expected mnist or fashion, got '%s'", c->dataset);
+    /* the preparation depends on the data set; resolved here so that it
+     * is recorded */
+    cnn_prep prep;
+    if (!c->fit) c->fit = cnn_prep_name(cli_default_prep(c->dataset, c->data));
+    if (cnn_prep_parse(c->fit, &prep) != CNN_OK)
+        return train_option_error(src, "fit", "expected digit, pad or crop, got '%s'", c->fit);
+    if (c->val_arg >= 1 ? c->val_arg != floor(c->val_arg) : c->val_arg < 0)
+        return train_option_error(src, "val", "expected a whole number of images or a fraction below 1, "
+                                  "got %g", c->val_arg);
+    if (c->early_stop > 0 && c->val_arg == 0)
+        return train_option_error(src, "early-stop", "needs a validation set: give --val N or a fraction "
+                                  "(got --val 0)");
+    if (c->best && c->val_arg == 0)
+        return train_option_error(src, "best", "needs a validation set: give --val N or a fraction "
+                                  "(got --val 0)");
 
     /* the defaults that depend on the optimizer, resolved here and recorded
      * so that a checkpoint holds the values used */
@@ -178,6 +197,31 @@ int train_check_options(train_cfg *c, const opt_source *src, run_choices *x)
         return train_option_error(src, "min-lr", "%g is above the learning rate %g (--lr): the cosine "
                             "schedule falls from --lr to --min-lr", c->min_lr, c->lr);
     return CLI_OK;
+}
+
+int train_val_count(train_cfg *c, const opt_source *src, int n)
+{
+    if (c->val_arg >= 1 || c->val_arg == 0) {
+        c->val = (int)c->val_arg;
+        return CLI_OK;
+    }
+    c->val = (int)lround(c->val_arg * n);
+    if (c->val < 1)
+        return train_option_error(src, "val", "%g of %d images is no image: give a larger fraction or a "
+                                  "count", c->val_arg, n);
+    return CLI_OK;
+}
+
+char *train_default_best(const char *out)
+{
+    static const char ext[] = ".safetensors", best[] = ".best.safetensors";
+    size_t n = strlen(out), e = sizeof ext - 1;
+    if (n > e && strcmp(out + n - e, ext) == 0) n -= e;
+    char *p = malloc(n + sizeof best);
+    if (!p) return NULL;
+    memcpy(p, out, n);
+    memcpy(p + n, best, sizeof best);
+    return p;
 }
 
 /* ------------------------------------------------------------ output files */
@@ -219,6 +263,8 @@ int train_check_outputs(const train_cfg *c, const char *ckpt)
     } f[] = {
         {"--out", c->out, 0},    {"the checkpoint", ckpt, 0}, {"--history", c->history, 0},
         {"--plot", c->plot, 0},  {"--resume", c->resume, 1},  {"--init", c->init, 1},
+        {"--best", c->best, 0},
+        {"--report", c->report, 0},
     };
     enum { N = sizeof f / sizeof f[0] };
     char *canon[N] = {0};

@@ -46,6 +46,8 @@ uint64_t cnn_dist_hash(uint64_t h, const void *p, size_t n)
 #ifndef CNN_HAVE_MPI
 
 void cnn_dist_start(void) {}
+void cnn_dist_alone(void) {}
+void cnn_dist_barrier(void) {}
 int cnn_dist_finish(int rc) { return rc; }
 int cnn_dist_active(void) { return 0; }
 int cnn_dist_size(void) { return 1; }
@@ -78,6 +80,7 @@ cnn_status cnn_dist_exchange(struct cnn_model *m, int n, int shards, int grad, i
 #include <unistd.h>
 
 static int g_active, g_rank, g_size = 1;
+static int g_alone;          /* cnn_dist_alone: no more exchanges */
 static double g_seconds;     /* in the exchanges of training steps, waiting included */
 static int g_agreed;         /* every rank failed at the same point with the same error */
 static FILE *g_held;         /* ranks > 0: their stderr, held until they fail */
@@ -205,9 +208,16 @@ int cnn_dist_same(const uint64_t *hashes, int parts, const char *const *names, c
 /* Shards [lo, hi) of rank r: contiguous ranges, as even as the count allows. */
 static int range_lo(int r, int shards) { return (int)((long)r * shards / g_size); }
 
+void cnn_dist_alone(void) { g_alone = 1; }
+
+void cnn_dist_barrier(void)
+{
+    if (g_size > 1) MPI_Barrier(MPI_COMM_WORLD);
+}
+
 int cnn_dist_shard_range(int shards, int *lo, int *hi)
 {
-    if (g_size < 2) {
+    if (g_size < 2 || g_alone) {
         *lo = 0;
         *hi = shards;
         return 0;

@@ -32,6 +32,11 @@ void cnn_dist_start(void);
  * rank says so and MPI_Abort ends every rank at once. Returns rc. */
 int cnn_dist_finish(int rc);
 
+/* From now on this rank runs every batch whole, alone: no more exchanges
+ * (rank 0's work after training, such as the report page). */
+void cnn_dist_alone(void);
+/* Wait until every rank calls it (MPI_Barrier); nothing in one process. */
+void cnn_dist_barrier(void);
 /* 1 when running under mpirun (even with one rank). */
 int cnn_dist_active(void);
 int cnn_dist_size(void); /* ranks: 1 without MPI */

@@ -569,6 +569,7 @@ cnn_status cnn_conv2d_create(cnn_spec_line *s, cnn_shape in, cnn_layer **out)
     cv->g = (cnn_window){.c = in.c, .h = in.h, .w = in.w, .kh = kh, .kw = kw, .sh = sh, .sw = sw,
                          .ph = ph, .pw = pw, .mode = mode, .ho = ho, .wo = wo};
     cv->direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0;
+    l->window = &cv->g;
 
     int wdims[4] = {F, in.c, kh, kw};
     cnn_layer_add_param(l, "weight", 4, wdims, CNN_PINIT_WEIGHT, in.c * kh * kw, F * kh * kw, 1);

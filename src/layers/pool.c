@@ -505,6 +505,7 @@ static cnn_status pool_create(cnn_spec_line *s, cnn_shape in, cnn_layer **out, i
     p->is_max = is_max;
     p->g = (cnn_window){.c = in.c, .h = in.h, .w = in.w, .kh = kh, .kw = kw, .sh = sh, .sw = sw,
                         .ph = ph, .pw = pw, .mode = CNN_PAD_ZERO, .ho = ho, .wo = wo};
+    l->window = &p->g;
 
     char k[24], st_[24], pd[24];
     cnn_fmt_pair(k, sizeof k, kh, kw);

@@ -693,6 +693,95 @@ cnn_status cnn_model_forward(cnn_model *m, const float *x, int n, int train, con
     return check_outputs(m, x, n, shards, m->nlayers);
 }
 
+/* ------------------------------------------------- looking inside a model */
+
+cnn_status cnn_model_forward_layers(cnn_model *m, const float *x, int n, const float **acts)
+{
+    if (!acts) return cnn_fail(CNN_ERR_ARG, "cnn_model_forward_layers: no array for the layers' outputs");
+    cnn_status st = check_batch(m, x, n);
+    if (st != CNN_OK) return st;
+    /* the whole batch in this model, every layer on every thread: its
+     * activations stay here (a shard's stay with its worker) */
+    cnn_model_run_forward(m, x, n, 0);
+    /* a NaN or Inf anywhere, not only in the outputs: the caller reads
+     * every layer */
+    for (int i = 1; i <= m->nlayers; i++) {
+        int row = first_bad_image(m, i, n);
+        if (row >= 0) return cnn_model_image_fault(m, row, row);
+    }
+    for (int i = 0; i < m->nlayers; i++) acts[i] = m->act[i + 1];
+    return CNN_OK;
+}
+
+static cnn_status check_layer(const cnn_model *m, int layer)
+{
+    if (layer < 0 || layer >= m->nlayers)
+        return cnn_fail(CNN_ERR_ARG, "layer %d does not exist (the model has %d)", layer, m->nlayers);
+    return CNN_OK;
+}
+
+int cnn_model_layer_num_tensors(const cnn_model *m, int layer)
+{
+    return layer < 0 || layer >= m->nlayers ? 0 : m->layers[layer]->nparams;
+}
+
+/* The index in m->tensors of layer `layer`'s j-th tensor, or -1. */
+static int layer_tensor_index(const cnn_model *m, int layer, int j)
+{
+    for (int t = 0; t < m->ntensors; t++)
+        if (m->tensors[t].layer == layer && m->tensors[t].p == &m->layers[layer]->params[j])
+            return t;
+    return -1;
+}
+
+cnn_status cnn_model_layer_tensor(cnn_model *m, int layer, int j, cnn_tensor *out)
+{
+    cnn_status st = check_layer(m, layer);
+    if (st != CNN_OK) return st;
+    const cnn_layer *l = m->layers[layer];
+    if (j < 0 || j >= l->nparams)
+        return cnn_fail(CNN_ERR_ARG, "layer %d (%s) has %d tensor%s, not a tensor %d", layer,
+                        l->desc, l->nparams, l->nparams == 1 ? "" : "s", j);
+    int t = layer_tensor_index(m, layer, j);
+    if (t < 0) return cnn_fail(CNN_ERR_ARG, "internal: layer %d's tensor %d is not in the table", layer, j);
+    return cnn_model_tensor(m, t, out);
+}
+
+cnn_status cnn_model_layer_tensor_by_name(cnn_model *m, int layer, const char *name,
+                                          cnn_tensor *out)
+{
+    cnn_status st = check_layer(m, layer);
+    if (st != CNN_OK) return st;
+    const cnn_layer *l = m->layers[layer];
+    if (!name) return cnn_fail(CNN_ERR_ARG, "no tensor name given");
+    char full[64];
+    for (int j = 0; j < l->nparams; j++) {
+        snprintf(full, sizeof full, "%d.%s", layer, l->params[j].name);
+        if (strcmp(name, l->params[j].name) == 0 || strcmp(name, full) == 0)
+            return cnn_model_layer_tensor(m, layer, j, out);
+    }
+    char list[160] = "";
+    for (int j = 0; j < l->nparams; j++) {
+        if (strlen(list) + strlen(l->params[j].name) + 3 >= sizeof list) break;
+        strcat(list, j ? ", " : "");
+        strcat(list, l->params[j].name);
+    }
+    return cnn_fail(CNN_ERR_ARG, "layer %d (%s) has no tensor '%s' (%s%s)", layer, l->desc, name,
+                    l->nparams ? "it has: " : "it has none", list);
+}
+
+cnn_status cnn_model_layer_window(const cnn_model *m, int i, cnn_layer_window *out)
+{
+    cnn_status st = check_layer(m, i);
+    if (st != CNN_OK) return st;
+    const cnn_window *g = m->layers[i]->window;
+    if (!g)
+        return cnn_fail(CNN_ERR_ARG, "layer %d (%s) is not a conv or pool layer: it has no window",
+                        i, m->layers[i]->desc);
+    *out = (cnn_layer_window){g->kh, g->kw, g->sh, g->sw, g->ph, g->pw, cnn_padmode_name(g->mode)};
+    return CNN_OK;
+}
+
 /* ------------------------------------------------------------------ loss */
 
 /* Which tensor each loss reads: the one its PyTorch module is given (the

@@ -295,8 +295,61 @@ def st_seeds():
     put("safetensors", "header_too_long", struct.pack("<Q", 1 << 40) + b"{}")
 
 
+# ------------------------------------------------------ CSV, caches, folders
+def csv_seeds():
+    """The shape byte (fuzz_csv.c), then CSV text."""
+    put("csv", "kaggle_1x2x2.csv", bytes([0b00010]) + b"label,p0,p1,p2,p3\n3,0,1,2,255\n7,4,5,6,7\n")
+    put("csv", "no_header_3x1x1.csv", bytes([1]) + b"1,10,20,30\r\n0,255,0,0\r\n")
+    put("csv", "quoted_floats.csv", bytes([0]) + b'"label","p"\n"2","7"\n3, 8.0 \n\n')
+    put("csv", "wrong_columns.csv", bytes([0]) + b"1,2,3\n")
+    put("csv", "out_of_range.csv", bytes([0]) + b"1,256\n300,1\n")
+    put("csv", "not_a_number.csv", bytes([0]) + b"1,2\n1,x\n")
+
+
+def cache_file(c, h, w, labels, names, prep=1, images=None, fp=0x1234):
+    n = len(labels)
+    px = c * h * w
+    images = images if images is not None else bytes((i * 7) % 256 for i in range(n * px))
+    names_blob = b"".join(x.encode() + b"\0" for x in names)
+    labels_at = 128 + n * px
+    names_at = labels_at + 2 * n
+    size = names_at + len(names_blob)
+    head = (b"CNNCACHE" + struct.pack("<IIIIII", 1, 128, c, h, w, len(names)) +
+            struct.pack("<QQQQQQ", n, fp, 128, labels_at, names_at, len(names_blob)) +
+            struct.pack("<IIQ", prep, 0, size))
+    head += b"\0" * (128 - len(head))
+    return head + images + b"".join(struct.pack("<H", l) for l in labels) + names_blob
+
+
+def cache_seeds():
+    good = cache_file(1, 2, 3, [0, 1, 2, 1], ["cat", "dog", "\u00e9l\u00e9phant"])
+    put("cache", "small.cnncache", good)
+    put("cache", "colour.cnncache", cache_file(3, 2, 2, [1, 0], ["0", "1"], prep=2))
+    put("cache", "truncated.cnncache", good[:-5])
+    put("cache", "label_past_classes.cnncache", cache_file(1, 1, 1, [0, 3], ["a", "b"]))
+    put("cache", "comma_name.cnncache", cache_file(1, 1, 1, [0], ["a,b"]))
+    put("cache", "header_only", good[:128])
+
+
+def folder_seeds():
+    put("folder", "tree.txt", b"cat\ndog\ncat/1.png\ncat/2.JPG\ndog/a.pgm\ndog/notes.txt\n.cnn-cache\n")
+    put("folder", "byte_order.txt", b"b\nB\na\na/x.gif\nB/y.bmp\nb/z.ppm\nb/w.jpeg\n")
+    put("folder", "empty_class.txt", b"a\nb\na/1.png\n")
+    put("folder", "bad_name.txt", b"a,b\na,b/1.png\n")
+    put("folder", "utf8.txt", "\u00e9t\u00e9\n\u00e9t\u00e9/1.png\n".encode())
+
+
 if __name__ == "__main__":
+    import sys
+    if sys.argv[1:] == ["data"]:  # only the data sources' seeds
+        csv_seeds()
+        cache_seeds()
+        folder_seeds()
+        sys.exit(0)
     idx_seeds()
     image_seeds()
     arch_seeds()
     st_seeds()
+    csv_seeds()
+    cache_seeds()
+    folder_seeds()

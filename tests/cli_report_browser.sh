@@ -1,0 +1,53 @@
+#!/bin/bash
+# The report page in a real browser: headless Chromium opens pages of
+# `cnn report` and tests/browser/check_report.mjs checks them as a reader
+# uses them (no console error, no request but the file, every section
+# drawn, confusion-matrix cells that show their images, the convolution
+# view's sums equal to the stored outputs, feature maps that follow the
+# picked image) and keeps a screenshot of each under
+# <build-dir>/report-screenshots/. The pages: a grey model trained here
+# (cnn train --report), the same without test images (cnn report alone), a
+# colour model with every layer kind, and a 30-class model without a final
+# softmax (tests/report_pages.c). Skipped (77) only where Chromium is not
+# installed. tests/cli_mnist_report.sh does the same for MNIST and
+# Fashion-MNIST models.
+# Usage: bash tests/cli_report_browser.sh <cnn-binary> <source-dir> <build-dir>
+CNN=$1; SRC=$2; BUILD=$3
+CHROMIUM=${CHROMIUM:-$(command -v chromium || command -v chromium-browser || true)}
+if [ -z "$CHROMIUM" ] || [ ! -x "$CHROMIUM" ]; then
+    echo "SKIP: Chromium is not installed (Debian: apt-get install chromium; tests/deps.sh installs it)"; exit 77
+fi
+command -v node > /dev/null || { echo "FAIL: Chromium is here but Node.js is not (tests/deps.sh installs it)"; exit 1; }
+PAGES=$BUILD/tests/report_pages
+[ -x "$PAGES" ] || { echo "FAIL: $PAGES is not built"; exit 1; }
+SHOTS=$BUILD/report-screenshots
+mkdir -p "$SHOTS"
+fail=0
+T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+cd "$T"
+python3 "$SRC/tests/syn_data.py" syn 700 200 || { echo "FAIL: could not write the synthetic data"; exit 1; }
+
+check() { # PAGE SHOT [flags]: the browser's checks, their output shown when they fail
+    local page=$1 shot=$2; shift 2
+    if node "$SRC/tests/browser/check_report.mjs" "$page" --shot "$SHOTS/$shot" --chromium "$CHROMIUM" "$@" > check.txt 2>&1; then
+        grep -E "^PASS|drawn in|screenshot" check.txt
+    else
+        echo "FAIL: the browser's checks of $page"; grep -v "  ok: " check.txt | sed 's/^/    /'; fail=1
+    fi
+}
+
+"$CNN" train --data syn --arch lenet5 --epochs 3 --val 100 --threads 2 --out grey.safetensors --report grey.html \
+    > train.txt 2>&1 || { echo "FAIL: cnn train --report"; cat train.txt; exit 1; }
+grep "Wrote the report" train.txt
+check grey.html synthetic-grey.png
+
+"$CNN" report --model grey.safetensors --out nodata.html > report.txt 2>&1 || { echo "FAIL: cnn report without data"; cat report.txt; exit 1; }
+check nodata.html synthetic-no-data.png --no-data
+
+"$PAGES" colour colour.html || { echo "FAIL: report_pages colour"; exit 1; }
+check colour.html synthetic-colour.png
+"$PAGES" many many.html || { echo "FAIL: report_pages many"; exit 1; }
+check many.html synthetic-30-classes.png
+
+[ $fail = 0 ] && echo "PASS: cli_report_browser (screenshots in $SHOTS)"
+exit $fail
