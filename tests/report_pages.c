@@ -16,8 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *cli_program = "report_pages";
-
 static const char *kColour =
     "input 3x20x20\n"
     "conv 6 3x3 pad=1 padmode=reflect\n"
@@ -86,6 +84,7 @@ static int make_set(int colour, int k, int n, uint64_t seed, cnn_dataset *d)
 
 int main(int argc, char **argv)
 {
+    cli_program = "report_pages";
     if (argc != 3 || (strcmp(argv[1], "colour") && strcmp(argv[1], "many"))) {
         fprintf(stderr, "usage: report_pages colour|many OUT.html\n");
         return 2;

@@ -15,7 +15,7 @@ bash data/fetch.sh all
 echo "== Release build and tests"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$jobs"
-ctest --test-dir build --output-on-failure -j1
+ctest --test-dir build --output-on-failure -j"$jobs"
 
 echo "== MPI build: mpirun -np 1..4 against the build above, resume, failures"
 cmake -S . -B build-mpi -DCMAKE_BUILD_TYPE=Release -DCNN_MPI=ON -DCNN_BENCH=OFF \
@@ -34,4 +34,4 @@ echo "== AddressSanitizer + UndefinedBehaviorSanitizer build and tests"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCNN_SANITIZE=ON -DCNN_BENCH=OFF
 cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  ctest --test-dir build-asan --output-on-failure -j1 -LE slow
+  ctest --test-dir build-asan --output-on-failure -j"$jobs" -LE slow

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <strings.h>
 
+const char *cli_program = "cnn";
+
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
@@ -42,6 +44,16 @@ cli_opt *cli_opt_find(cli_opt *opts, const char *name)
     return NULL;
 }
 
+/* Whether a number's text starts as one: a digit, or '-' then a digit
+ * (signed kinds), or '.' (fractions). strtoll, strtoull and strtod skip
+ * leading white space and take a '+' or '-' there: unchecked, " -15" would
+ * read as the seed 18446744073709551601. */
+static int number_start(const char *t, int minus, int dot)
+{
+    if (minus && *t == '-') t++;
+    return isdigit((unsigned char)*t) || (dot && *t == '.');
+}
+
 /* %g drops the ".0" of whole numbers, which reads better in messages. */
 static void fmt_num(char *buf, size_t len, double v) { snprintf(buf, len, "%.10g", v); }
 
@@ -55,7 +67,7 @@ int cli_opt_check(const cli_opt *o, const char *text, char *msg, size_t len)
         char *end;
         errno = 0;
         long long v = strtoll(text, &end, 10);
-        if (!*text || *end || errno || v < o->lo || v > o->hi) {
+        if (!number_start(text, 1, 0) || *end || errno || v < o->lo || v > o->hi) {
             snprintf(msg, len, "expected a whole number from %s to %s, got '%.80s'", lo, hi, text);
             return -1;
         }
@@ -66,7 +78,7 @@ int cli_opt_check(const cli_opt *o, const char *text, char *msg, size_t len)
         char *end;
         errno = 0;
         unsigned long long v = strtoull(text, &end, 10);
-        if (!*text || *end || errno || text[0] == '-') {
+        if (!number_start(text, 0, 0) || *end || errno) {
             snprintf(msg, len, "expected a whole number from 0 to 18446744073709551615, got '%.80s'",
                      text);
             return -1;
@@ -80,7 +92,7 @@ int cli_opt_check(const cli_opt *o, const char *text, char *msg, size_t len)
         errno = 0;
         double v = strtod(text, &end);
         int low_ok = o->kind == CLI_FLOAT ? v >= o->lo : v > o->lo;
-        if (!*text || *end || errno || !isfinite(v) || !low_ok || v > o->hi) {
+        if (!number_start(text, 1, 1) || *end || errno || !isfinite(v) || !low_ok || v > o->hi) {
             if (o->kind == CLI_FLOAT)
                 snprintf(msg, len, "expected a number from %s to %s, got '%.80s'", lo, hi, text);
             else
@@ -222,6 +234,26 @@ static double unit_multiplier(const char *u)
     return m;
 }
 
+int cli_mem_limit_parse(const char *text, double *bytes, double *percent)
+{
+    *bytes = *percent = 0;
+    /* a number (a digit first: no sign, space, hex, inf or nan), then a unit */
+    char *end = NULL;
+    errno = 0;
+    const int number = (isdigit((unsigned char)text[0]) || text[0] == '.') && !strpbrk(text, "xX");
+    double v = number ? strtod(text, &end) : NAN;
+    if (!isfinite(v) || errno || !(v > 0)) return -1;
+    if (strcmp(end, "%") == 0) {
+        if (!(v <= 100)) return -1;
+        *percent = v;
+        return 0;
+    }
+    double b = v * unit_multiplier(end);
+    if (!(b >= 1.0) || b >= 0x1p64) return -1;
+    *bytes = b;
+    return 0;
+}
+
 int cli_set_mem_limit(const char *cmd, const char *text)
 {
     if (!text) {
@@ -229,16 +261,12 @@ int cli_set_mem_limit(const char *cmd, const char *text)
         cnn_memory_limit_source(CLI_MEM_LIMIT_DEFAULT " of the memory; --mem-limit sets it");
         return CLI_OK;
     }
-    /* a number (a digit first: no sign, space, hex, inf or nan), then a unit */
-    char *end = NULL;
-    errno = 0;
-    const int number = (isdigit((unsigned char)text[0]) || text[0] == '.') && !strpbrk(text, "xX");
-    double v = number ? strtod(text, &end) : NAN;
-    double bytes = NAN;
-    if (isfinite(v) && !errno && v > 0) {
+    double bytes = NAN, percent = 0;
+    if (cli_mem_limit_parse(text, &bytes, &percent) != 0) {
+        bytes = NAN;
+    } else if (percent > 0) {
         size_t phys = cnn_physical_memory();
-        if (strcmp(end, "%") == 0) bytes = v <= 100 && phys != SIZE_MAX ? (double)phys * v / 100 : NAN;
-        else bytes = v * unit_multiplier(end);
+        bytes = phys != SIZE_MAX ? (double)phys * percent / 100 : NAN;
     }
     if (!(bytes >= 1.0) || bytes >= 0x1p64)
         return cli_usage_error(cmd, "--mem-limit: expected a size such as 2G, 512M, 1.5GiB or 50%%, "

@@ -86,6 +86,31 @@ int cli_opt_check(const cli_opt *o, const char *text, char *msg, size_t len);
 void cli_opt_format(const cli_opt *o, char *buf, size_t len);
 cli_opt *cli_opt_find(cli_opt *opts, const char *name);
 
+/* Each command's options: the defaults into its configuration and the
+ * table cli_parse reads into opts (the command's NOPTS entries and the
+ * terminating one). `cnn train`'s are in src/cli/train.h. */
+typedef struct {
+    const char *model, *dataset, *data, *preds, *kernels, *mem_limit, *cache_dir;
+    int test_limit, threads, batch, strict;
+    double test_split;
+} eval_cfg;
+#define EVAL_NOPTS 12
+void cli_eval_options(eval_cfg *c, cli_opt *opts);
+
+typedef struct {
+    const char *model, *grid, *mem_limit, *prep;
+    int top, threads, scale;
+} predict_cfg;
+#define PREDICT_NOPTS 7
+#define CLI_PREDICT_MAX_IMAGES 4096 /* image files on one command line */
+void cli_predict_options(predict_cfg *c, cli_opt *opts);
+
+typedef struct {
+    const char *arch, *model;
+} info_cfg;
+#define INFO_NOPTS 2
+void cli_info_options(info_cfg *c, cli_opt *opts);
+
 /* --------------------------------------------------------------- models */
 
 /* The presets compiled from models/NAME.txt (NULL-terminated). */
@@ -112,6 +137,10 @@ int cli_parse_kernels(const char *cmd, const char *s, cnn_kernels *out);
  * of the memory ("50%"). Sets the library's limit; NULL sets the default
  * (80% of the memory). Returns 0, or 2 after printing for junk. */
 int cli_set_mem_limit(const char *cmd, const char *text);
+/* The same text checked without applying it or reading anything: a size in
+ * bytes (*bytes in [1, 2^64), *percent 0) or a share of the memory
+ * (*percent in (0, 100], *bytes 0). Returns 0, or -1 for junk. */
+int cli_mem_limit_parse(const char *text, double *bytes, double *percent);
 #define CLI_MEM_LIMIT_HELP "the memory the run may use: bytes, K/M/G/T, or a % of the memory"
 #define CLI_MEM_LIMIT_DEFAULT "80%"
 

@@ -6,28 +6,36 @@
 #include <stdlib.h>
 #include <string.h>
 
+void cli_eval_options(eval_cfg *c, cli_opt *opts)
+{
+    *c = (eval_cfg){.model = NULL, .dataset = "mnist", .data = NULL, .preds = NULL, .kernels = "fast",
+                    .mem_limit = NULL, .cache_dir = NULL, .test_limit = 0, .threads = 0, .batch = 256,
+                    .strict = 0, .test_split = 0.2};
+    const cli_opt table[] = {
+        {"model", CLI_STR, &c->model, 0, 0, "FILE", "the model file (.safetensors)", "required", 0},
+        {"dataset", CLI_STR, &c->dataset, 0, 0, "mnist|fashion", "a known data set under data/", "the model's", 0},
+        {"data", CLI_STR, &c->data, 0, 0, "PATH", "a data set instead of --dataset: a folder of IDX files, CSV files or class folders, or a CSV file (see `cnn train --help`)", "none", 0},
+        {"test-split", CLI_FLOAT_ABOVE, &c->test_split, 0, 0.99, "X", "a data set without a test split: the share tested, drawn as the model's training run drew it", "the model's, else 0.2", 0},
+        {"cache-dir", CLI_STR, &c->cache_dir, 0, 0, "DIR", "where decoded data sets are cached when their own folder cannot be written", "$XDG_CACHE_HOME/cnn or ~/.cache/cnn", 0},
+        {"strict", CLI_FLAG, &c->strict, 0, 0, NULL, "refuse a picture that cannot be decoded instead of skipping it", NULL, 0},
+        {"test-limit", CLI_INT, &c->test_limit, 0, 100000000, "N", "evaluate the first N test images only; 0 = all", "0 (all)", 0},
+        {"predictions", CLI_STR, &c->preds, 0, 0, "FILE.csv", "write index,label,predicted,p0,... per image", "none", 0},
+        {"batch", CLI_INT, &c->batch, 1, 65536, "N", "images per forward pass", NULL, 0},
+        {"threads", CLI_INT, &c->threads, 0, 1024, "N", "threads for the kernels; 0 = all cores", NULL, 0},
+        {"kernels", CLI_STR, &c->kernels, 0, 0, "ref|fast", "textbook loops or im2col + GEMM", NULL, 0},
+        {"mem-limit", CLI_STR, &c->mem_limit, 0, 0, "SIZE", CLI_MEM_LIMIT_HELP, CLI_MEM_LIMIT_DEFAULT, 0},
+        {NULL, 0, NULL, 0, 0, NULL, NULL, NULL, 0},
+    };
+    _Static_assert(sizeof table / sizeof table[0] == EVAL_NOPTS + 1, "EVAL_NOPTS is not the table's size");
+    memcpy(opts, table, sizeof table);
+}
+
 int cli_eval(int argc, char **argv)
 {
     const char *cmd = "eval";
-    const char *model = NULL, *dataset = "mnist", *data = NULL, *preds = NULL, *kernels = "fast";
-    const char *mem_limit = NULL, *cache_dir = NULL;
-    int test_limit = 0, threads = 0, batch = 256, strict = 0;
-    double test_split = 0.2;
-    cli_opt opts[] = {
-        {"model", CLI_STR, &model, 0, 0, "FILE", "the model file (.safetensors)", "required", 0},
-        {"dataset", CLI_STR, &dataset, 0, 0, "mnist|fashion", "a known data set under data/", "the model's", 0},
-        {"data", CLI_STR, &data, 0, 0, "PATH", "a data set instead of --dataset: a folder of IDX files, CSV files or class folders, or a CSV file (see `cnn train --help`)", "none", 0},
-        {"test-split", CLI_FLOAT_ABOVE, &test_split, 0, 0.99, "X", "a data set without a test split: the share tested, drawn as the model's training run drew it", "the model's, else 0.2", 0},
-        {"cache-dir", CLI_STR, &cache_dir, 0, 0, "DIR", "where decoded data sets are cached when their own folder cannot be written", "$XDG_CACHE_HOME/cnn or ~/.cache/cnn", 0},
-        {"strict", CLI_FLAG, &strict, 0, 0, NULL, "refuse a picture that cannot be decoded instead of skipping it", NULL, 0},
-        {"test-limit", CLI_INT, &test_limit, 0, 100000000, "N", "evaluate the first N test images only; 0 = all", "0 (all)", 0},
-        {"predictions", CLI_STR, &preds, 0, 0, "FILE.csv", "write index,label,predicted,p0,... per image", "none", 0},
-        {"batch", CLI_INT, &batch, 1, 65536, "N", "images per forward pass", NULL, 0},
-        {"threads", CLI_INT, &threads, 0, 1024, "N", "threads for the kernels; 0 = all cores", NULL, 0},
-        {"kernels", CLI_STR, &kernels, 0, 0, "ref|fast", "textbook loops or im2col + GEMM", NULL, 0},
-        {"mem-limit", CLI_STR, &mem_limit, 0, 0, "SIZE", CLI_MEM_LIMIT_HELP, CLI_MEM_LIMIT_DEFAULT, 0},
-        {NULL, 0, NULL, 0, 0, NULL, NULL, NULL, 0},
-    };
+    eval_cfg c;
+    cli_opt opts[EVAL_NOPTS + 1];
+    cli_eval_options(&c, opts);
     int rc = cli_parse(cmd, argc, argv, opts, NULL, 0, NULL);
     if (rc < 0) {
         cli_print_help(stdout, cmd, "--model FILE [options]",
@@ -38,6 +46,10 @@ int cli_eval(int argc, char **argv)
         return CLI_OK;
     }
     if (rc) return rc;
+    const char *model = c.model, *dataset = c.dataset, *data = c.data, *preds = c.preds;
+    const char *kernels = c.kernels, *mem_limit = c.mem_limit, *cache_dir = c.cache_dir;
+    int test_limit = c.test_limit, threads = c.threads, batch = c.batch, strict = c.strict;
+    double test_split = c.test_split;
     if (!model) return cli_usage_error(cmd, "--model FILE is required");
     if (data && opts[1].given) return cli_usage_error(cmd, "--data and --dataset conflict: give one");
     cnn_kernels kern;

@@ -95,15 +95,24 @@ static void print_table(cnn_model *m, const char *name)
                    cnn_simd_name());
 }
 
+void cli_info_options(info_cfg *c, cli_opt *opts)
+{
+    *c = (info_cfg){.arch = NULL, .model = NULL};
+    const cli_opt table[] = {
+        {"arch", CLI_STR, &c->arch, 0, 0, "NAME|FILE", "a preset name or an architecture file", "none", 0},
+        {"model", CLI_STR, &c->model, 0, 0, "FILE", "a model file (.safetensors)", "none", 0},
+        {NULL, 0, NULL, 0, 0, NULL, NULL, NULL, 0},
+    };
+    _Static_assert(sizeof table / sizeof table[0] == INFO_NOPTS + 1, "INFO_NOPTS is not the table's size");
+    memcpy(opts, table, sizeof table);
+}
+
 int cli_info(int argc, char **argv)
 {
     const char *cmd = "info";
-    const char *arch = NULL, *model = NULL;
-    cli_opt opts[] = {
-        {"arch", CLI_STR, &arch, 0, 0, "NAME|FILE", "a preset name or an architecture file", "none", 0},
-        {"model", CLI_STR, &model, 0, 0, "FILE", "a model file (.safetensors)", "none", 0},
-        {NULL, 0, NULL, 0, 0, NULL, NULL, NULL, 0},
-    };
+    info_cfg c;
+    cli_opt opts[INFO_NOPTS + 1];
+    cli_info_options(&c, opts);
     int rc = cli_parse(cmd, argc, argv, opts, NULL, 0, NULL);
     if (rc < 0) {
         cli_print_help(stdout, cmd, "--arch NAME|FILE | --model FILE",
@@ -114,6 +123,7 @@ int cli_info(int argc, char **argv)
         return CLI_OK;
     }
     if (rc) return rc;
+    const char *arch = c.arch, *model = c.model;
     if (!!arch == !!model) return cli_usage_error(cmd, "give exactly one of --arch and --model");
     cli_set_mem_limit(cmd, NULL);
     /* an architecture's table comes from its shapes alone: no parameter is

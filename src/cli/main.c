@@ -32,8 +32,6 @@ static void usage(FILE *f)
             "            --loss xent --init-weights xavier --seed 1 --epochs 40 --no-shuffle\n");
 }
 
-const char *cli_program = "cnn";
-
 int main(int argc, char **argv)
 {
     if (argc > 0 && argv[0] && *argv[0]) cli_program = argv[0];

@@ -7,8 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_IMAGES 4096
-
 typedef struct {
     float p;
     int cls;
@@ -21,24 +19,34 @@ static int cmp_ranked(const void *a, const void *b)
     return (x->cls > y->cls) - (x->cls < y->cls);
 }
 
+void cli_predict_options(predict_cfg *c, cli_opt *opts)
+{
+    *c = (predict_cfg){.model = NULL, .grid = NULL, .mem_limit = NULL, .prep = NULL, .top = -1,
+                       .threads = 0, .scale = 4};
+    const cli_opt table[] = {
+        {"model", CLI_STR, &c->model, 0, 0, "FILE", "the model file (.safetensors)", "required", 0},
+        {"top", CLI_INT, &c->top, 0, 1 << 24, "K", "print the K most likely classes; 0 = all", "all up to 10 classes, else 5", 0},
+        {"prep", CLI_STR, &c->prep, 0, 0, "digit|pad|crop", "how pictures become inputs (see above)", "the model's", 0},
+        {"grid", CLI_STR, &c->grid, 0, 0, "FILE.png", "draw the preprocessed inputs with their predictions", "none", 0},
+        {"scale", CLI_INT, &c->scale, 1, 16, "N", "--grid: pixels per input pixel", NULL, 0},
+        {"threads", CLI_INT, &c->threads, 0, 1024, "N", "threads for the kernels; 0 = all cores", NULL, 0},
+        {"mem-limit", CLI_STR, &c->mem_limit, 0, 0, "SIZE", CLI_MEM_LIMIT_HELP, CLI_MEM_LIMIT_DEFAULT, 0},
+        {NULL, 0, NULL, 0, 0, NULL, NULL, NULL, 0},
+    };
+    _Static_assert(sizeof table / sizeof table[0] == PREDICT_NOPTS + 1,
+                   "PREDICT_NOPTS is not the table's size");
+    memcpy(opts, table, sizeof table);
+}
+
 int cli_predict(int argc, char **argv)
 {
     const char *cmd = "predict";
-    const char *model = NULL, *grid = NULL, *mem_limit = NULL, *prep_s = NULL;
-    int top = -1, threads = 0, scale = 4;
-    cli_opt opts[] = {
-        {"model", CLI_STR, &model, 0, 0, "FILE", "the model file (.safetensors)", "required", 0},
-        {"top", CLI_INT, &top, 0, 1 << 24, "K", "print the K most likely classes; 0 = all", "all up to 10 classes, else 5", 0},
-        {"prep", CLI_STR, &prep_s, 0, 0, "digit|pad|crop", "how pictures become inputs (see above)", "the model's", 0},
-        {"grid", CLI_STR, &grid, 0, 0, "FILE.png", "draw the preprocessed inputs with their predictions", "none", 0},
-        {"scale", CLI_INT, &scale, 1, 16, "N", "--grid: pixels per input pixel", NULL, 0},
-        {"threads", CLI_INT, &threads, 0, 1024, "N", "threads for the kernels; 0 = all cores", NULL, 0},
-        {"mem-limit", CLI_STR, &mem_limit, 0, 0, "SIZE", CLI_MEM_LIMIT_HELP, CLI_MEM_LIMIT_DEFAULT, 0},
-        {NULL, 0, NULL, 0, 0, NULL, NULL, NULL, 0},
-    };
-    char *files[MAX_IMAGES];
+    predict_cfg c;
+    cli_opt opts[PREDICT_NOPTS + 1];
+    cli_predict_options(&c, opts);
+    char *files[CLI_PREDICT_MAX_IMAGES];
     int nfiles = 0;
-    int rc = cli_parse(cmd, argc, argv, opts, files, MAX_IMAGES, &nfiles);
+    int rc = cli_parse(cmd, argc, argv, opts, files, CLI_PREDICT_MAX_IMAGES, &nfiles);
     if (rc < 0) {
         cli_print_help(stdout, cmd, "--model FILE [options] IMAGE...",
                        "Classify PNG, JPEG, BMP, GIF or PGM/PPM images. Each is turned upright "
@@ -54,6 +62,8 @@ int cli_predict(int argc, char **argv)
         return CLI_OK;
     }
     if (rc) return rc;
+    const char *model = c.model, *grid = c.grid, *mem_limit = c.mem_limit, *prep_s = c.prep;
+    int top = c.top, threads = c.threads, scale = c.scale;
     if (!model) return cli_usage_error(cmd, "--model FILE is required");
     if (nfiles == 0) return cli_usage_error(cmd, "give at least one image file");
     if ((rc = cli_set_mem_limit(cmd, mem_limit))) return rc;

@@ -134,20 +134,13 @@ typedef struct {
  * uninterrupted run's byte for byte. */
 static int record_state(run_state *rs, int checkpoint)
 {
-    char buf[64], key[64], val[4096];
+    char buf[64];
     int rc = 0;
     snprintf(buf, sizeof buf, "%d", rs->cfg->epochs);
     rc |= meta_set(rs->m, "epochs", buf);
     rc |= meta_set(rs->m, "test_accuracy", rs->test_accuracy);
     rc |= cli_ckpt_state_write(meta_set, rs->m, &rs->st, checkpoint);
-    for (int i = 0; rs->src->opts[i].name; i++) {
-        const cli_opt *o = &rs->src->opts[i];
-        int run = train_listed(train_run_options, o->name);
-        if (!run && !train_listed(train_output_options, o->name)) continue;
-        snprintf(key, sizeof key, "train.%s.%s", run ? "opt" : "out", o->name);
-        cli_opt_format(o, val, sizeof val);
-        rc |= meta_set(rs->m, key, run || checkpoint ? val : NULL);
-    }
+    rc |= train_record_options(rs->src->opts, meta_set, rs->m, checkpoint);
     return rc ? cli_error(CMD, "%s", cnn_errmsg()) : CLI_OK;
 }
 
@@ -276,57 +269,10 @@ static const char *about =
 
 int cli_train(int argc, char **argv)
 {
-    train_cfg c = {
-        .arch = "simplecnn", .dataset = "mnist", .data = NULL, .batch = "64", .opt = DEFAULT_OPT,
-        .sched = DEFAULT_SCHED, .loss = "xent", .init_weights = "xavier", .kernels = "fast",
-        .init = NULL, .out = "model.safetensors", .resume = NULL, .history = NULL, .plot = NULL,
-        .epochs = 10, .val = 0, .val_arg = 5000, .early_stop = 0, .best = NULL, .report = NULL, .limit = 0, .test_limit = 0, .threads = 0,
-        .checkpoint_every = 0, .no_shuffle = 0, .augment = 0, .lr_step = 10,
-        .lr = DEFAULT_LR_ADAM, .momentum = 0, .weight_decay = 0, .clip = 0, .gamma = 0.1, .min_lr = 0,
-        .seed = 1, .fit = NULL, .cache_dir = NULL, .test_split = 0.2, .strict = 0,
-    };
-    const char *mem_limit = NULL; /* not a run option: a resumed run may set its own */
-    cli_opt opts[] = {
-        {"arch", CLI_STR, &c.arch, 0, 0, "NAME|FILE", "a preset (see `cnn --help`) or an architecture file", NULL, 0},
-        {"dataset", CLI_STR, &c.dataset, 0, 0, "mnist|fashion", "a known data set under data/", NULL, 0},
-        {"data", CLI_STR, &c.data, 0, 0, "PATH", "a data set instead of --dataset: a folder of IDX files, CSV files or class folders, or a CSV file (above)", "none", 0},
-        {"fit", CLI_STR, &c.fit, 0, 0, "pad|crop|digit", "pictures into the input: pad (keep the aspect, pad with black), crop (centre-crop to the aspect), digit (MNIST's preparation)", "digit for --dataset mnist, else pad", 0},
-        {"test-split", CLI_FLOAT_ABOVE, &c.test_split, 0, 0.99, "X", "a data set without a test split: the share held out for testing (drawn with --seed)", NULL, 0},
-        {"strict", CLI_FLAG, &c.strict, 0, 0, NULL, "refuse a picture that cannot be decoded instead of skipping it", NULL, 0},
-        {"cache-dir", CLI_STR, &c.cache_dir, 0, 0, "DIR", "where decoded data sets are cached when their own folder cannot be written", "$XDG_CACHE_HOME/cnn or ~/.cache/cnn", 0},
-        {"epochs", CLI_INT, &c.epochs, 1, 100000, "N", "epochs to train; with --resume, more than the checkpoint's extend the run", NULL, 0},
-        {"batch", CLI_STR, &c.batch, 0, 0, "N|all", "images per step; 'all' or 0 = the full training set", NULL, 0},
-        {"lr", CLI_FLOAT_ABOVE, &c.lr, 0, 100, "X", "learning rate", "0.005 for adam/adamw, 0.01 for sgd/momentum/nesterov", 0},
-        {"opt", CLI_STR, &c.opt, 0, 0, "NAME", "optimizer: sgd, momentum, nesterov, adam, adamw", NULL, 0},
-        {"momentum", CLI_FLOAT, &c.momentum, 0, 0.999999, "X", "momentum (momentum, nesterov only)", "0.9 for momentum/nesterov", 0},
-        {"weight-decay", CLI_FLOAT, &c.weight_decay, 0, 10, "X", "L2 weight decay (decoupled for adamw)", "0; 0.01 for adamw", 0},
-        {"sched", CLI_STR, &c.sched, 0, 0, "NAME", "learning-rate schedule: constant, step (every --lr-step epochs), cosine (annealed every step to --min-lr)", NULL, 0},
-        {"lr-step", CLI_INT, &c.lr_step, 1, 100000, "N", "step schedule: multiply the rate by --lr-gamma every N epochs", NULL, 0},
-        {"lr-gamma", CLI_FLOAT_ABOVE, &c.gamma, 0, 1, "X", "step schedule's factor", NULL, 0},
-        {"min-lr", CLI_FLOAT, &c.min_lr, 0, 100, "X", "cosine schedule's final rate, at most --lr", NULL, 0},
-        {"clip", CLI_FLOAT, &c.clip, 0, 1e9, "X", "clip gradients to this global L2 norm; 0 = off", NULL, 0},
-        {"loss", CLI_STR, &c.loss, 0, 0, "NAME", "xent, cce, bce, hinge, mse, mae, huber[:delta] (the tensor each reads: above)", NULL, 0},
-        {"init-weights", CLI_STR, &c.init_weights, 0, 0, "NAME", "xavier (normal), xavier_uniform, he", NULL, 0},
-        {"seed", CLI_U64, &c.seed, 0, 0, "N", "random seed (weights, shuffling, dropout, augmentation)", NULL, 0},
-        {"threads", CLI_INT, &c.threads, 0, 1024, "N", "threads for the kernels; 0 = automatic: up to every core, fewer while fewer train faster (a busy machine); the same bits at any count", NULL, 0},
-        {"kernels", CLI_STR, &c.kernels, 0, 0, "ref|fast", "textbook loops or im2col + GEMM", NULL, 0},
-        {"val", CLI_FLOAT, &c.val_arg, 0, 100000000, "N|F", "validation images, the last N of the training file, or a fraction F of it (0.1: a tenth, rounded to the nearest image)", NULL, 0},
-        {"early-stop", CLI_INT, &c.early_stop, 0, 100000, "N", "stop after N epochs without a lower validation loss (needs --val); the model saved is the last epoch's, --best keeps the best", "0 (off)", 0},
-        {"best", CLI_STR, &c.best, 0, 0, "FILE", "also save the model of the epoch with the lowest validation loss, whenever one is lower (needs --val); with --early-stop, <out without .safetensors>.best.safetensors unless given", "none", 0},
-        {"limit", CLI_INT, &c.limit, 0, 100000000, "N", "train on the first N images only; 0 = all", "0 (all)", 0},
-        {"test-limit", CLI_INT, &c.test_limit, 0, 100000000, "N", "test on the first N test images only; 0 = all", "0 (all)", 0},
-        {"no-shuffle", CLI_FLAG, &c.no_shuffle, 0, 0, NULL, "keep the file's order (the seed did)", NULL, 0},
-        {"augment", CLI_FLAG, &c.augment, 0, 0, NULL, "random shifts (up to 2 px) and rotations (up to 10 degrees)", NULL, 0},
-        {"init", CLI_STR, &c.init, 0, 0, "FILE", "start from the weights of a model file", "none", 0},
-        {"out", CLI_STR, &c.out, 0, 0, "FILE", "where to save the trained model", NULL, 0},
-        {"checkpoint-every", CLI_INT, &c.checkpoint_every, 0, 100000, "N", "save <out>.ckpt every N epochs and at the end; 0 = only when stopped by a signal", "0", 0},
-        {"resume", CLI_STR, &c.resume, 0, 0, "CKPT", "continue a run from its checkpoint (see above)", "none", 0},
-        {"history", CLI_STR, &c.history, 0, 0, "FILE.csv", "write per-epoch loss and accuracy as CSV", "none", 0},
-        {"plot", CLI_STR, &c.plot, 0, 0, "FILE.svg", "write loss and accuracy curves as SVG", "none", 0},
-        {"report", CLI_STR, &c.report, 0, 0, "FILE.html", "write the report page at the end (see cnn report --help)", "none", 0},
-        {"mem-limit", CLI_STR, &mem_limit, 0, 0, "SIZE", CLI_MEM_LIMIT_HELP, CLI_MEM_LIMIT_DEFAULT, 0},
-        {NULL, 0, NULL, 0, 0, NULL, NULL, NULL, 0},
-    };
+    train_cfg c;
+    const char *mem_limit; /* not a run option: a resumed run may set its own */
+    cli_opt opts[TRAIN_NOPTS + 1];
+    train_options_init(&c, &mem_limit, opts);
     int rc = cli_parse(CMD, argc, argv, opts, NULL, 0, NULL);
     if (rc < 0) {
         cli_print_help(stdout, CMD, "[options]", about, opts);
@@ -339,7 +285,6 @@ int cli_train(int argc, char **argv)
     memset(&src, 0, sizeof src);
     src.opts = opts;
     src.resume = c.resume;
-    _Static_assert(sizeof opts / sizeof opts[0] <= TRAIN_MAX_OPTS, "opt_source holds too few options");
     for (int i = 0; opts[i].name; i++) src.cmdline[i] = opts[i].given;
 
     cnn_model *m = NULL;
@@ -431,10 +376,7 @@ int cli_train(int argc, char **argv)
     oc.gamma = (float)c.gamma;
     oc.min_lr = (float)c.min_lr;
     cnn_loss loss = rc_x.loss;
-    if (cnn_model_check_loss(m, loss) != CNN_OK) {
-        rc = cli_usage_error(CMD, "--loss: %s", cnn_errmsg());
-        goto done;
-    }
+    if ((rc = train_check_loss(m, &src, loss))) goto done;
 
     /* ---- the data, in the model's input shape */
     int ic, ih, iw;
@@ -470,15 +412,13 @@ int cli_train(int argc, char **argv)
                           c.val, dset.train.n);
         goto done;
     }
-    int ntrain = ntrain_all;
-    if (c.limit > 0 && c.limit < ntrain) ntrain = c.limit;
+    int ntrain, steps;
+    train_shape(&c, ntrain_all, &batch, &ntrain, &steps);
     cli_split tr = view(&dset.train, 0, ntrain);
     cli_split va = dset.val.n > 0 ? dset.val : view(&dset.train, dset.train.n - c.val, c.val);
     const cli_split *test = &dset.test;
     int ntest = c.test_limit > 0 && c.test_limit < test->n ? c.test_limit : test->n;
     const char *dsname = c.data ? "custom" : c.dataset;
-    if (batch == 0 || batch > ntrain) batch = ntrain;
-    int steps = (ntrain + batch - 1) / batch;
 
     /* ---- where a resumed run stands, checked against the run */
     if (c.resume) {

@@ -4,6 +4,7 @@
 #ifndef CNN_CLI_TRAIN_H
 #define CNN_CLI_TRAIN_H
 
+#include "cli/checkpoint.h"
 #include "cli/cli.h"
 
 #define TRAIN_CMD "train"
@@ -35,6 +36,12 @@ typedef struct {
     const char *best;
     uint64_t seed;
 } train_cfg;
+
+/* The defaults into c and the option table of `cnn train` for it into opts
+ * (TRAIN_NOPTS entries and the terminating one); --mem-limit, not an option
+ * of the run, goes to *mem_limit. */
+#define TRAIN_NOPTS 38
+void train_options_init(train_cfg *c, const char **mem_limit, cli_opt *opts);
 
 /* Options that shape the run or what it reports: a checkpoint and a model
  * file record them (train.opt.NAME), --resume takes them from the
@@ -106,7 +113,23 @@ int train_val_count(train_cfg *c, const opt_source *src, int n);
  * out of memory. */
 char *train_default_best(const char *out);
 
-/* Every output (--out, the checkpoint, --history, --plot, --best) before any work:
+/* Whether the model can take the loss (a final softmax for cce, ...).
+ * Returns 0, or the exit code after printing. */
+int train_check_loss(const cnn_model *m, const opt_source *src, cnn_loss loss);
+
+/* The run's shape on train_n training images (the validation images already
+ * taken out; at least one, checked before): the images of an epoch
+ * (--limit), the images per step (*batch: 0 or more than there are is all
+ * of them) and the steps. */
+void train_shape(const train_cfg *c, int train_n, int *batch, int *ntrain, int *steps);
+
+/* Record the options in effect in metadata: train.opt.NAME for the run's,
+ * and in a checkpoint (checkpoint != 0) train.out.NAME for the output
+ * options; a model file has no train.out.* keys (removed). 0, or -1 if set
+ * failed. */
+int train_record_options(const cli_opt *opts, cli_meta_set set, void *ctx, int checkpoint);
+
+/* Every output (--out, the checkpoint, --history, --plot, --best, --report) before any work:
  * no two name one file and none overwrites the --resume or --init file
  * (exit 2), and each can be written (exit 1). */
 int train_check_outputs(const train_cfg *c, const char *ckpt);

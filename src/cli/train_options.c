@@ -6,6 +6,7 @@
 #include "cli/train.h"
 
 #include <math.h>
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,66 @@ int train_listed(const char *const *list, const char *name)
     for (int i = 0; list[i]; i++)
         if (strcmp(list[i], name) == 0) return 1;
     return 0;
+}
+
+/* ------------------------------------------------------------ the table */
+
+void train_options_init(train_cfg *c, const char **mem_limit, cli_opt *opts)
+{
+    *c = (train_cfg){
+        .arch = "simplecnn", .dataset = "mnist", .data = NULL, .batch = "64", .opt = DEFAULT_OPT,
+        .sched = DEFAULT_SCHED, .loss = "xent", .init_weights = "xavier", .kernels = "fast",
+        .init = NULL, .out = "model.safetensors", .resume = NULL, .history = NULL, .plot = NULL,
+        .epochs = 10, .val = 0, .val_arg = 5000, .early_stop = 0, .best = NULL, .report = NULL, .limit = 0, .test_limit = 0, .threads = 0,
+        .checkpoint_every = 0, .no_shuffle = 0, .augment = 0, .lr_step = 10,
+        .lr = DEFAULT_LR_ADAM, .momentum = 0, .weight_decay = 0, .clip = 0, .gamma = 0.1, .min_lr = 0,
+        .seed = 1, .fit = NULL, .cache_dir = NULL, .test_split = 0.2, .strict = 0,
+    };
+    *mem_limit = NULL;
+    const cli_opt table[] = {
+        {"arch", CLI_STR, &c->arch, 0, 0, "NAME|FILE", "a preset (see `cnn --help`) or an architecture file", NULL, 0},
+        {"dataset", CLI_STR, &c->dataset, 0, 0, "mnist|fashion", "a known data set under data/", NULL, 0},
+        {"data", CLI_STR, &c->data, 0, 0, "PATH", "a data set instead of --dataset: a folder of IDX files, CSV files or class folders, or a CSV file (above)", "none", 0},
+        {"fit", CLI_STR, &c->fit, 0, 0, "pad|crop|digit", "pictures into the input: pad (keep the aspect, pad with black), crop (centre-crop to the aspect), digit (MNIST's preparation)", "digit for --dataset mnist, else pad", 0},
+        {"test-split", CLI_FLOAT_ABOVE, &c->test_split, 0, 0.99, "X", "a data set without a test split: the share held out for testing (drawn with --seed)", NULL, 0},
+        {"strict", CLI_FLAG, &c->strict, 0, 0, NULL, "refuse a picture that cannot be decoded instead of skipping it", NULL, 0},
+        {"cache-dir", CLI_STR, &c->cache_dir, 0, 0, "DIR", "where decoded data sets are cached when their own folder cannot be written", "$XDG_CACHE_HOME/cnn or ~/.cache/cnn", 0},
+        {"epochs", CLI_INT, &c->epochs, 1, 100000, "N", "epochs to train; with --resume, more than the checkpoint's extend the run", NULL, 0},
+        {"batch", CLI_STR, &c->batch, 0, 0, "N|all", "images per step; 'all' or 0 = the full training set", NULL, 0},
+        {"lr", CLI_FLOAT_ABOVE, &c->lr, 0, 100, "X", "learning rate", "0.005 for adam/adamw, 0.01 for sgd/momentum/nesterov", 0},
+        {"opt", CLI_STR, &c->opt, 0, 0, "NAME", "optimizer: sgd, momentum, nesterov, adam, adamw", NULL, 0},
+        {"momentum", CLI_FLOAT, &c->momentum, 0, 0.999999, "X", "momentum (momentum, nesterov only)", "0.9 for momentum/nesterov", 0},
+        {"weight-decay", CLI_FLOAT, &c->weight_decay, 0, 10, "X", "L2 weight decay (decoupled for adamw)", "0; 0.01 for adamw", 0},
+        {"sched", CLI_STR, &c->sched, 0, 0, "NAME", "learning-rate schedule: constant, step (every --lr-step epochs), cosine (annealed every step to --min-lr)", NULL, 0},
+        {"lr-step", CLI_INT, &c->lr_step, 1, 100000, "N", "step schedule: multiply the rate by --lr-gamma every N epochs", NULL, 0},
+        {"lr-gamma", CLI_FLOAT_ABOVE, &c->gamma, 0, 1, "X", "step schedule's factor", NULL, 0},
+        {"min-lr", CLI_FLOAT, &c->min_lr, 0, 100, "X", "cosine schedule's final rate, at most --lr", NULL, 0},
+        {"clip", CLI_FLOAT, &c->clip, 0, 1e9, "X", "clip gradients to this global L2 norm; 0 = off", NULL, 0},
+        {"loss", CLI_STR, &c->loss, 0, 0, "NAME", "xent, cce, bce, hinge, mse, mae, huber[:delta] (the tensor each reads: above)", NULL, 0},
+        {"init-weights", CLI_STR, &c->init_weights, 0, 0, "NAME", "xavier (normal), xavier_uniform, he", NULL, 0},
+        {"seed", CLI_U64, &c->seed, 0, 0, "N", "random seed (weights, shuffling, dropout, augmentation)", NULL, 0},
+        {"threads", CLI_INT, &c->threads, 0, 1024, "N", "threads for the kernels; 0 = automatic: up to every core, fewer while fewer train faster (a busy machine); the same bits at any count", NULL, 0},
+        {"kernels", CLI_STR, &c->kernels, 0, 0, "ref|fast", "textbook loops or im2col + GEMM", NULL, 0},
+        {"val", CLI_FLOAT, &c->val_arg, 0, 100000000, "N|F", "validation images, the last N of the training file, or a fraction F of it (0.1: a tenth, rounded to the nearest image)", NULL, 0},
+        {"early-stop", CLI_INT, &c->early_stop, 0, 100000, "N", "stop after N epochs without a lower validation loss (needs --val); the model saved is the last epoch's, --best keeps the best", "0 (off)", 0},
+        {"best", CLI_STR, &c->best, 0, 0, "FILE", "also save the model of the epoch with the lowest validation loss, whenever one is lower (needs --val); with --early-stop, <out without .safetensors>.best.safetensors unless given", "none", 0},
+        {"limit", CLI_INT, &c->limit, 0, 100000000, "N", "train on the first N images only; 0 = all", "0 (all)", 0},
+        {"test-limit", CLI_INT, &c->test_limit, 0, 100000000, "N", "test on the first N test images only; 0 = all", "0 (all)", 0},
+        {"no-shuffle", CLI_FLAG, &c->no_shuffle, 0, 0, NULL, "keep the file's order (the seed did)", NULL, 0},
+        {"augment", CLI_FLAG, &c->augment, 0, 0, NULL, "random shifts (up to 2 px) and rotations (up to 10 degrees)", NULL, 0},
+        {"init", CLI_STR, &c->init, 0, 0, "FILE", "start from the weights of a model file", "none", 0},
+        {"out", CLI_STR, &c->out, 0, 0, "FILE", "where to save the trained model", NULL, 0},
+        {"checkpoint-every", CLI_INT, &c->checkpoint_every, 0, 100000, "N", "save <out>.ckpt every N epochs and at the end; 0 = only when stopped by a signal", "0", 0},
+        {"resume", CLI_STR, &c->resume, 0, 0, "CKPT", "continue a run from its checkpoint (see above)", "none", 0},
+        {"history", CLI_STR, &c->history, 0, 0, "FILE.csv", "write per-epoch loss and accuracy as CSV", "none", 0},
+        {"plot", CLI_STR, &c->plot, 0, 0, "FILE.svg", "write loss and accuracy curves as SVG", "none", 0},
+        {"report", CLI_STR, &c->report, 0, 0, "FILE.html", "write the report page at the end (see cnn report --help)", "none", 0},
+        {"mem-limit", CLI_STR, mem_limit, 0, 0, "SIZE", CLI_MEM_LIMIT_HELP, CLI_MEM_LIMIT_DEFAULT, 0},
+        {NULL, 0, NULL, 0, 0, NULL, NULL, NULL, 0},
+    };
+    _Static_assert(sizeof table / sizeof table[0] == TRAIN_NOPTS + 1, "TRAIN_NOPTS is not the table's size");
+    _Static_assert(TRAIN_NOPTS <= TRAIN_MAX_OPTS, "opt_source holds too few options");
+    memcpy(opts, table, sizeof table);
 }
 
 /* ------------------------------------------------- where options come from */
@@ -140,9 +201,10 @@ static int parse_batch(const char *s, int *out)
         *out = 0;
         return 0;
     }
+    /* a digit first: strtol would skip any white space and take a sign */
     char *end;
     long v = strtol(s, &end, 10);
-    if (!*s || *s == ' ' || *s == '+' || *end || v < 1 || v > 1000000) return -1;
+    if (!isdigit((unsigned char)*s) || *end || v < 1 || v > 1000000) return -1;
     *out = (int)v;
     return 0;
 }
@@ -222,6 +284,38 @@ char *train_default_best(const char *out)
     memcpy(p, out, n);
     memcpy(p + n, best, sizeof best);
     return p;
+}
+
+void train_shape(const train_cfg *c, int train_n, int *batch, int *ntrain, int *steps)
+{
+    int n = train_n;
+    if (c->limit > 0 && c->limit < n) n = c->limit;
+    if (*batch == 0 || *batch > n) *batch = n;
+    *ntrain = n;
+    *steps = (n + *batch - 1) / *batch;
+}
+
+int train_record_options(const cli_opt *opts, cli_meta_set set, void *ctx, int checkpoint)
+{
+    char key[64], val[4096];
+    int rc = 0;
+    for (int i = 0; opts[i].name; i++) {
+        const cli_opt *o = &opts[i];
+        int run = train_listed(train_run_options, o->name);
+        if (!run && !train_listed(train_output_options, o->name)) continue;
+        snprintf(key, sizeof key, "train.%s.%s", run ? "opt" : "out", o->name);
+        cli_opt_format(o, val, sizeof val);
+        rc |= set(ctx, key, run || checkpoint ? val : NULL);
+    }
+    return rc ? -1 : 0;
+}
+
+/* A loss the model cannot feed is the fault of whoever chose it: the
+ * command line (exit 2), or the checkpoint being resumed (exit 1). */
+int train_check_loss(const cnn_model *m, const opt_source *src, cnn_loss loss)
+{
+    if (cnn_model_check_loss(m, loss) != CNN_OK) return train_option_error(src, "loss", "%s", cnn_errmsg());
+    return CLI_OK;
 }
 
 /* ------------------------------------------------------------ output files */

@@ -4,14 +4,20 @@
 Valid small files of each kind (plus a few near-misses), so the fuzzers start
 deep inside the formats. Run from anywhere: python3 tests/fuzz/make_seeds.py
 Needs the standard library, and Pillow (Debian: python3-pil) for the JPEG
-seeds, which are skipped without it. The corpora are committed; rerun this
-only to change the seeds."""
+seeds, which are skipped without it. The checkpoint seeds come from tiny
+training runs: give the cnn program with --cnn build/cnn (skipped without
+it). The corpora are committed; rerun this only to change the seeds."""
+import argparse
 import gzip
 import io
 import json
 import os
+import shutil
 import struct
+import sys
+import subprocess
 import sysconfig
+import tempfile
 import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -339,9 +345,181 @@ def folder_seeds():
     put("folder", "utf8.txt", "\u00e9t\u00e9\n\u00e9t\u00e9/1.png\n".encode())
 
 
+# ------------------------------------------------------------- checkpoints
+TINY_ARCH = "input 1x28x28\nmaxpool 4\nflatten\ndense 10\nsoftmax\n"
+
+
+def read_st(b):
+    """A safetensors file -> (header dict, data bytes)."""
+    n = struct.unpack("<Q", b[:8])[0]
+    return json.loads(b[8:8 + n]), b[8 + n:]
+
+
+def write_st(head, data):
+    h = json.dumps(head, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    return struct.pack("<Q", len(h)) + h + data
+
+
+def table(meta, extra=()):
+    """fuzz_checkpoint's second reading of an input: key=value lines, a line
+    break inside a value written as \\n, arguments as lines of their own."""
+    lines = ["%s=%s" % (k, v.replace("\n", "\\n")) for k, v in meta.items()]
+    return ("\n".join(lines + list(extra)) + "\n").encode()
+
+
+def ckpt_seeds(cnn):
+    """Checkpoints of tiny runs (40 training images of syn_data.py's set,
+    as fuzz_checkpoint's training file of 60000 images with --limit 40
+    gives), and edited ones, as files and as tables."""
+    tmp = tempfile.mkdtemp()
+    try:
+        subprocess.run(["python3", os.path.join(ROOT, "tests", "syn_data.py"), os.path.join(tmp, "syn"), "100", "20"],
+                       check=True)
+        with open(os.path.join(tmp, "tiny.txt"), "w") as f:
+            f.write(TINY_ARCH)
+        runs = {
+            "adam_val": ["--epochs", "2", "--batch", "8", "--val", "20"],
+            "sgd_noval": ["--epochs", "3", "--batch", "16", "--val", "0", "--opt", "sgd", "--lr", "0.05",
+                          "--sched", "constant", "--no-shuffle"],
+            "nesterov_step": ["--epochs", "2", "--batch", "all", "--val", "10", "--opt", "nesterov",
+                              "--sched", "step", "--lr-step", "1", "--lr-gamma", "0.5", "--loss", "mse",
+                              "--augment", "--clip", "5", "--weight-decay", "0.001", "--seed", "7"],
+            "adamw_cce": ["--epochs", "1", "--batch", "12", "--val", "5", "--opt", "adamw", "--loss", "cce",
+                          "--min-lr", "0.0001", "--init-weights", "he", "--kernels", "ref", "--test-limit", "10"],
+        }
+        # the run fuzz_checkpoint's state reader alone checks a table
+        # against: epochs, steps, batch, images, validation
+        shapes = {"adam_val": "2,5,8,40,1", "sgd_noval": "3,3,16,40,0", "nesterov_step": "2,1,40,40,1",
+                  "adamw_cce": "1,4,12,40,1"}
+        found = {}
+        for name, args in runs.items():
+            out = os.path.join(tmp, name + ".safetensors")
+            subprocess.run([cnn, "train", "--data", os.path.join(tmp, "syn"), "--arch", os.path.join(tmp, "tiny.txt"),
+                            "--limit", "40", "--threads", "1", "--checkpoint-every", "1", "--out", out] + args,
+                           check=True, stdout=subprocess.DEVNULL)
+            ck = open(out + ".ckpt", "rb").read()
+            put("checkpoint", name + ".ckpt", ck)
+            head, _ = read_st(ck)
+            put("checkpoint", name + ".table", table(head["__metadata__"]))
+            put("checkpoint", name + "_run.table", table(dict(head["__metadata__"], **{"fuzz.run": shapes[name]})))
+            found[name] = ck
+            # the final model file: not a checkpoint
+            put("checkpoint", name + "_model.safetensors", open(out, "rb").read())
+        # edits of the first run's checkpoint: mid-epoch, extended, fields
+        # just out of range, options that disagree
+        head, data = read_st(found["adam_val"])
+        meta = head["__metadata__"]
+        rows = meta["train.history"].split(";")
+        secs = meta["train.seconds"].split(",")
+        mid = dict(meta, **{"train.epoch": "1", "train.step": "2", "train.seen": "16", "train.correct": "5",
+                            "train.loss_sum": "30.5", "train.history": rows[0], "train.seconds": secs[0],
+                            "train.epoch_seconds": "0.125"})
+        edits = {
+            "mid_epoch": mid,
+            "mid_epoch_last_step": dict(mid, **{"train.step": "5", "train.seen": "40"}),
+            "epoch_past": dict(mid, **{"train.epoch": "3"}),
+            "step_past": dict(mid, **{"train.step": "6"}),
+            "seen_off": dict(mid, **{"train.seen": "17"}),
+            "correct_over": dict(mid, **{"train.correct": "17"}),
+            "loss_nan": dict(mid, **{"train.loss_sum": "nan"}),
+            "rng_zero": dict(mid, **{"train.data_rng": "0" * 64}),
+            "history_short": dict(meta, **{"train.history": rows[0]}),
+            "history_semicolon": dict(mid, **{"train.history": rows[0] + ";"}),
+            "seconds_extra": dict(mid, **{"train.seconds": secs[0] + ",1"}),
+            "opt_lr_zero": dict(mid, **{"train.opt.lr": "0"}),
+            "opt_batch_junk": dict(mid, **{"train.opt.batch": "8x"}),
+            "opt_epochs_missing": {k: v for k, v in mid.items() if k != "train.opt.epochs"},
+            "opt_momentum_adam": dict(mid, **{"train.opt.momentum": "0.5"}),
+            "opt_val_all": dict(mid, **{"train.opt.val": "60000"}),
+            "norm_std_zero": dict(mid, norm_std="0"),
+            "classes_dup": dict(mid, classes="a,b,a"),
+            "not_checkpoint": {k: v for k, v in mid.items() if k != "train.seconds"},
+        }
+        for name, m in edits.items():
+            h = dict(head)
+            h["__metadata__"] = m
+            put("checkpoint", name + ".ckpt", write_st(h, data))
+            put("checkpoint", name + ".table", table(m))
+        # arguments next to --resume: extend, cut, agree, disagree
+        put("checkpoint", "args_extend.table", table(meta, ["--epochs=4", "--threads=2"]))
+        put("checkpoint", "args_cut.table", table(mid, ["--epochs=1"]))
+        put("checkpoint", "args_agree.table", table(mid, ["--batch=8", "--opt=adam", "--no-shuffle"]))
+        put("checkpoint", "args_disagree.table", table(mid, ["--lr=0.5"]))
+        put("checkpoint", "args_help.table", table(mid, ["--help"]))
+        put("checkpoint", "no_arch.table", table({k: v for k, v in mid.items() if k != "arch"}))
+    finally:
+        shutil.rmtree(tmp)
+
+
+# -------------------------------------------------------------- command lines
+CMDLINES = [
+    # README
+    "info --arch lenet5",
+    "train --arch lenet5 --epochs 5 --threads 1 --out lenet5.safetensors",
+    "eval --model lenet5.safetensors --predictions preds.csv",
+    "predict --model lenet5.safetensors --grid grid.png my_digit.png",
+    "train --arch lenet5 --epochs 5 --checkpoint-every 5 --out m.safetensors",
+    "train --resume m.safetensors.ckpt --epochs 8",
+    # the seed report's experiment (--help, models/seed-experiment.sh)
+    "train --arch simplecnn --limit 300 --val 50 --test-limit 100 --batch all --opt sgd --lr 0.07 "
+    "--sched constant --weight-decay 0 --clip 0 --loss xent --init-weights xavier --seed 1 --epochs 40 --no-shuffle",
+    # the tests
+    "train --data syn --arch net.txt --batch 4 --val 100 --opt adam --lr 0.002 --seed 3 --threads 2 --epochs 30 "
+    "--out base.safetensors",
+    "train --resume base.safetensors.ckpt --epochs 31 --out good.safetensors",
+    "train --data syn --arch linear.txt --epochs 3 --val 100 --opt sgd --lr 100 --loss mse --threads 2",
+    "train --data syn --mem-limit lots",
+    "train --data syn --arch acts.txt --mem-limit 20M --threads 2 --val 10",
+    "train --data syn --arch acts.txt --mem-limit 1.5GiB --threads 1 --val 10 --opt adam",
+    "eval --model wide.safetensors --mem-limit 50%",
+    "predict --model wide.safetensors --mem-limit 1Z p.pgm",
+    "predict --model wide.safetensors --mem-limit 0.001% p.pgm",
+    # every option, and the forms the parser takes
+    "train --opt=momentum --momentum=0.95 --nesterov --lr=1e-3 --sched=step --lr-step=2 --lr-gamma=0.5",
+    "train --opt nesterov --sched cosine --min-lr 0.0001 --lr 0.1 --augment --kernels ref",
+    "train --opt adamw --weight-decay 0.05 --loss huber:0.5 --init-weights he --seed 18446744073709551615",
+    "train --loss hinge --batch 0 --val 0 --limit 1000 --test-limit 10 --history h.csv --plot p.svg",
+    "train --dataset fashion --init-weights xavier_uniform --init w.safetensors --checkpoint-every 1",
+    "train --data dir --dataset mnist",
+    "train --resume x.ckpt --init y.safetensors",
+    "train --epochs 0",
+    "train --epochs 100001",
+    "train --lr 0",
+    "train --momentum 0.5",
+    "train --min-lr 1 --lr 0.5",
+    "train --batch 1000001",
+    "train --seed -1",
+    "train --no-shuffle=1",
+    "train -- extra",
+    "train --help",
+    "eval --model m.safetensors --dataset fashion --test-limit 5 --batch 65536 --threads 1024 --kernels fast",
+    "eval --model m.safetensors --kernels gpu",
+    "eval --model=m.safetensors --data=dir --mem-limit=2T",
+    "eval -h",
+    "predict --model m.safetensors --top 3 --scale 16 --threads 2 a.png b.jpg c.bmp",
+    "predict --model m.safetensors --top 0 -- -a.png - b.gif",
+    "predict --model m.safetensors --scale 0 a.png",
+    "info --model m.safetensors",
+    "info --arch lenet5 --model m.safetensors",
+    "info --arch",
+    "info --frobnicate",
+]
+
+
+def cli_seeds():
+    for i, line in enumerate(CMDLINES):
+        put("cli", "cmd%02d" % i, b"\0".join(a.encode() for a in line.split(" ")))
+    # no command word: the arguments go to all four commands
+    put("cli", "any_command", b"\0".join([b"--model", b"m.safetensors", b"--threads", b"2"]))
+
+
 if __name__ == "__main__":
-    import sys
-    if sys.argv[1:] == ["data"]:  # only the data sources' seeds
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cnn", help="the cnn program, for the checkpoint seeds")
+    ap.add_argument("only", nargs="?", choices=["data"], help="data: only the data sources' seeds")
+    a = ap.parse_args()
+    if a.only == "data":
         csv_seeds()
         cache_seeds()
         folder_seeds()
@@ -353,3 +531,8 @@ if __name__ == "__main__":
     csv_seeds()
     cache_seeds()
     folder_seeds()
+    cli_seeds()
+    if a.cnn:
+        ckpt_seeds(os.path.abspath(a.cnn))
+    else:
+        print("make_seeds: no --cnn: checkpoint seeds skipped")
