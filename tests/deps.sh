@@ -12,7 +12,8 @@ pkgs=(build-essential cmake pkg-config git
       python3 python3-numpy python3-torch         # PyTorch cross-checks and peer benchmarks
       python3-pil                                 # tests/fuzz/make_seeds.py (JPEG seeds)
       libopenblas-dev libjemalloc2                # benchmark peers only, never linked into libcnn
-      clang libclang-rt-dev valgrind)             # fuzzing and memory checks
+      clang libclang-rt-dev valgrind              # fuzzing and memory checks
+      openmpi-bin libopenmpi-dev)                 # the MPI build (-DCNN_MPI=ON)
 missing=()
 for p in "${pkgs[@]}"; do
   # npm may come with a Node.js that is not Debian's (it bundles npm, and
