@@ -293,7 +293,7 @@ void BM_infer(benchmark::State &st, std::string name, int threads, int batch)
 }
 
 /* One epoch of MNIST's size, timed once; the allocation count over it is
- * the figure issue 4 asks for. */
+ * the figure the performance targets ask for. */
 void BM_epoch(benchmark::State &st, std::string name, int threads)
 {
     std::string err;

@@ -333,7 +333,7 @@ def main():
                                   (" (" + "; ".join(alloc_parts[:6]) + ")") if alloc_parts else ""),
                     None if worst_alloc is None else worst_alloc == 0))
 
-    w("## Issue 4 targets")
+    w("## Performance targets")
     w("")
     w("| target | measured | |")
     w("|---|---|---|")
@@ -551,7 +551,7 @@ def main():
         keep, on = [], False
         for line in L:
             if line.startswith("## "):
-                on = line in ("## Issue 4 targets", "## End to end: ours vs PyTorch")
+                on = line in ("## Performance targets", "## End to end: ours vs PyTorch")
             if on:
                 keep.append(line)
         with open(args.headline, "w") as f:

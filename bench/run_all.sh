@@ -60,7 +60,7 @@ run train_passive env OMP_WAIT_POLICY=passive "$BENCH/bench_train" --threads="$S
     "${PEPOCH[@]}" --benchmark_filter='train|latency|epoch/pytorchnet' $(GB train_passive) "${REPS[@]}"
 if [ "${SKIP_GEMM:-0}" != 1 ] && [ -x "$BENCH/bench_gemm" ]; then
     # OpenBLAS's AVX-512 kernels: the environment may pin it to Haswell's
-    # single-threaded only: the issue-4 GEMM targets are 1-thread figures
+    # single-threaded only: the GEMM targets are 1-thread figures
     run gemm env -u OPENBLAS_CORETYPE "$BENCH/bench_gemm" --benchmark_filter='BM_ours/.*/thr:1$|BM_fma' \
         $(GB gemm) "${REPS[@]}"
 fi
