@@ -40,8 +40,13 @@ cnn_status cnn_fail_prefix(cnn_status code, const char *fmt, ...)
  * it would take the bytes in use past the memory limit (src/core/memory.c).
  * CNN_MAX_ALLOC is a sanity cap on one allocation, far above any model
  * this trainer is for: it keeps a size computed wrongly from reaching the
- * allocator whatever the limit. */
+ * allocator whatever the limit. A 32-bit target (the report page's
+ * WebAssembly module) cannot count to 16 GiB: there it is 2 GiB. */
+#if SIZE_MAX > 0xffffffffu
 #define CNN_MAX_ALLOC ((size_t)16 << 30)
+#else
+#define CNN_MAX_ALLOC ((size_t)2 << 30)
+#endif
 void *cnn_alloc(size_t bytes, const char *what);
 /* Frees a block of cnn_alloc (NULL is fine) and gives its bytes back. */
 void cnn_free(void *p);

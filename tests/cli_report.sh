@@ -28,7 +28,8 @@ self_contained() {
     if grep -Eiq '<link|(src|href) *= *["'"'"']?(https?:|//)|@import|url\( *["'"'"']?https?:' "$1"; then
         echo "FAIL: $1 refers to another file"; grep -Eio '.{40}(<link|src=|href=|@import|url\().{40}' "$1" | head -3; fail=1
     fi
-    [ "$(grep -c '<script' "$1")" = 3 ] || { echo "FAIL: $1 should hold exactly its 3 scripts"; fail=1; }
+    # the data, the arrays, the live panel's data and the two scripts of the page
+    [ "$(grep -c '<script' "$1")" = 5 ] || { echo "FAIL: $1 should hold exactly its 5 scripts"; fail=1; }
 }
 
 # ---- a model, its history and the page at the end of training

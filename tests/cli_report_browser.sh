@@ -4,7 +4,8 @@
 # uses them (no console error, no request but the file, every section
 # drawn, confusion-matrix cells that show their images, the convolution
 # view's sums equal to the stored outputs, feature maps that follow the
-# picked image) and keeps a screenshot of each under
+# picked image, a live panel or the reason it has none) and keeps a
+# screenshot of each under
 # <build-dir>/report-screenshots/. The pages: a grey model trained here
 # (cnn train --report), the same without test images (cnn report alone), a
 # colour model with every layer kind, and a 30-class model without a final
@@ -27,9 +28,11 @@ T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 cd "$T"
 python3 "$SRC/tests/syn_data.py" syn 700 200 || { echo "FAIL: could not write the synthetic data"; exit 1; }
 
+# a build without the WebAssembly module writes pages without the live panel
+LIVE=(); [ -f "$BUILD/cnn_live.wasm" ] || LIVE=(--no-live)
 check() { # PAGE SHOT [flags]: the browser's checks, their output shown when they fail
     local page=$1 shot=$2; shift 2
-    if node "$SRC/tests/browser/check_report.mjs" "$page" --shot "$SHOTS/$shot" --chromium "$CHROMIUM" "$@" > check.txt 2>&1; then
+    if node "$SRC/tests/browser/check_report.mjs" "$page" --shot "$SHOTS/$shot" --chromium "$CHROMIUM" "${LIVE[@]}" "$@" > check.txt 2>&1; then
         grep -E "^PASS|drawn in|screenshot" check.txt
     else
         echo "FAIL: the browser's checks of $page"; grep -v "  ok: " check.txt | sed 's/^/    /'; fail=1
@@ -41,8 +44,9 @@ check() { # PAGE SHOT [flags]: the browser's checks, their output shown when the
 grep "Wrote the report" train.txt
 check grey.html synthetic-grey.png
 
-"$CNN" report --model grey.safetensors --out nodata.html > report.txt 2>&1 || { echo "FAIL: cnn report without data"; cat report.txt; exit 1; }
-check nodata.html synthetic-no-data.png --no-data
+# without test data and without the live panel (as a build without the module writes it)
+"$CNN" report --model grey.safetensors --no-live --out nodata.html > report.txt 2>&1 || { echo "FAIL: cnn report without data"; cat report.txt; exit 1; }
+check nodata.html synthetic-no-data.png --no-data --no-live
 
 "$PAGES" colour colour.html || { echo "FAIL: report_pages colour"; exit 1; }
 check colour.html synthetic-colour.png

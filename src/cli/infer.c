@@ -1,26 +1,9 @@
-/* infer.c — running a model over a data set in eval mode and turning its
- * outputs into probabilities. */
+/* infer.c — running a model over a data set in eval mode (the outputs
+ * become probabilities in norm.c). */
 #include "cli/cli.h"
 
 #include <math.h>
 #include <string.h>
-
-void cli_probabilities(const cnn_model *m, const float *out, int n, int k, float *p)
-{
-    if (cnn_model_ends_in_softmax(m)) {
-        memcpy(p, out, sizeof(float) * (size_t)n * (size_t)k);
-        return;
-    }
-    for (int i = 0; i < n; i++) {
-        const float *o = out + (size_t)i * k;
-        float *q = p + (size_t)i * k;
-        float mx = o[0];
-        for (int j = 1; j < k; j++) mx = o[j] > mx ? o[j] : mx;
-        double s = 0.0;
-        for (int j = 0; j < k; j++) s += q[j] = expf(o[j] - mx);
-        for (int j = 0; j < k; j++) q[j] = (float)(q[j] / s);
-    }
-}
 
 static int argmax(const float *o, int k)
 {

@@ -1,5 +1,6 @@
 /* main.c — the `cnn` program: dispatch to a subcommand. */
 #include "cli/cli.h"
+#include "dist/dist.h"
 
 #include <string.h>
 
@@ -47,7 +48,11 @@ int main(int argc, char **argv)
         printf("cnn %s (%s kernels)\n", CNN_VERSION, cnn_simd_name());
         return CLI_OK;
     }
-    if (strcmp(c, "train") == 0) return cli_train(argc - 1, argv + 1);
+    if (strcmp(c, "train") == 0) {
+        /* under mpirun every rank runs the same command (src/dist) */
+        cnn_dist_start();
+        return cnn_dist_finish(cli_train(argc - 1, argv + 1));
+    }
     if (strcmp(c, "eval") == 0) return cli_eval(argc - 1, argv + 1);
     if (strcmp(c, "predict") == 0) return cli_predict(argc - 1, argv + 1);
     if (strcmp(c, "info") == 0) return cli_info(argc - 1, argv + 1);

@@ -185,7 +185,7 @@ int cli_report(int argc, char **argv)
     const char *cmd = "report";
     const char *model = NULL, *dataset = NULL, *data = NULL, *history = NULL, *out = NULL;
     const char *mem_limit = NULL;
-    int test_limit = 0, threads = 0;
+    int test_limit = 0, threads = 0, no_live = 0;
     cli_opt opts[] = {
         {"model", CLI_STR, &model, 0, 0, "FILE", "the model file (.safetensors)", "required", 0},
         {"out", CLI_STR, &out, 0, 0, "FILE.html", "where to write the page", "required", 0},
@@ -193,6 +193,7 @@ int cli_report(int argc, char **argv)
         {"data", CLI_STR, &data, 0, 0, "PATH", "test images from a data set: a folder of IDX files, CSV files or class folders, or a CSV file (as `cnn train --data`)", "none", 0},
         {"history", CLI_STR, &history, 0, 0, "FILE.csv", "the training history (cnn train --history)", "the model's own", 0},
         {"test-limit", CLI_INT, &test_limit, 0, 100000000, "N", "use the first N test images only; 0 = all", "0 (all)", 0},
+        {"no-live", CLI_FLAG, &no_live, 0, 0, NULL, "leave out the live panel (the model's weights and the WebAssembly module)", NULL, 0},
         {"threads", CLI_INT, &threads, 0, 1024, "N", "threads for the kernels; 0 = all cores", NULL, 0},
         {"mem-limit", CLI_STR, &mem_limit, 0, 0, "SIZE", CLI_MEM_LIMIT_HELP, CLI_MEM_LIMIT_DEFAULT, 0},
         {NULL, 0, NULL, 0, 0, NULL, NULL, NULL, 0},
@@ -207,6 +208,10 @@ int cli_report(int argc, char **argv)
                        "the test patches that excite them most, the feature maps of chosen test\n"
                        "images after every layer, a convolution explained pixel by pixel with the\n"
                        "real numbers, and statistics of every layer.\n"
+                       "\n"
+                       "A live panel runs the model in the page itself (cnn's C code compiled to\n"
+                       "WebAssembly): draw a digit or drop a picture and watch every layer and the\n"
+                       "prediction follow it.\n"
                        "\n"
                        "Without --data or --dataset the page shows the architecture, the curves,\n"
                        "the filters and the weights, and says why the rest is absent.\n"
@@ -283,7 +288,7 @@ int cli_report(int argc, char **argv)
         .model_name = model, .test = dset.test.n > 0 ? &dset.test : NULL, .ntest = test_limit,
         .data_name = data_name, .no_data = no_data, .rows = rows, .nrows = nrows,
         .history_from = from, .history_note = note[0] ? note : NULL,
-        .progress = isatty(fileno(stderr)),
+        .progress = isatty(fileno(stderr)), .no_live = no_live,
     };
     size_t bytes = 0;
     if ((rc = cli_report_html(cmd, m, &in, out, &bytes))) goto done;

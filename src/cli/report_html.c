@@ -28,7 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-extern const char cli_report_page_html[], cli_report_page_css[], cli_report_page_js[];
+extern const char cli_report_page_html[], cli_report_page_css[], cli_report_page_js[],
+    cli_report_live_js[];
 
 /* Budgets, in raw bytes (base64 adds a third). */
 #define IMG_BUDGET (900u * 1024)     /* test images shown in the matrix's cells and lists */
@@ -1086,8 +1087,10 @@ static void base64(buf *out, const unsigned char *p, size_t n)
     if (used) put(out, line, used);
 }
 
-/* The template with its markers replaced. */
-static void fill_template(buf *out, const char *title, const page *pg)
+/* The template with its markers replaced; live is the live panel's JSON
+ * (cli_report_live_json). */
+static void fill_template(buf *out, const char *title, const page *pg, const char *live,
+                          size_t live_len)
 {
     const char *t = cli_report_page_html;
     for (;;) {
@@ -1106,6 +1109,8 @@ static void fill_template(buf *out, const char *title, const page *pg)
         const char *name = at + 5;
         if (len == 3 && !strncmp(name, "CSS", 3)) puts_(out, cli_report_page_css);
         else if (len == 2 && !strncmp(name, "JS", 2)) puts_(out, cli_report_page_js);
+        else if (len == 6 && !strncmp(name, "LIVEJS", 6)) puts_(out, cli_report_live_js);
+        else if (len == 4 && !strncmp(name, "LIVE", 4)) put(out, live, live_len);
         else if (len == 5 && !strncmp(name, "TITLE", 5)) html_text(out, title);
         else if (len == 4 && !strncmp(name, "DATA", 4)) put(out, pg->js.p, pg->js.n);
         else if (len == 4 && !strncmp(name, "BLOB", 4))
@@ -1199,7 +1204,16 @@ int cli_report_html(const char *cmd, cnn_model *m, const cli_report_in *in, cons
     char title[512];
     const char *base = strrchr(in->model_name, '/');
     snprintf(title, sizeof title, "What %s learned", base ? base + 1 : in->model_name);
-    fill_template(&out, title, &pg);
+    size_t live_len = 0;
+    size_t page_bytes = strlen(cli_report_page_html) + strlen(cli_report_page_css) + strlen(cli_report_page_js) +
+                        strlen(cli_report_live_js) + pg.js.n + pg.blob.n / 90 * 121 + 4096;
+    char *live = cli_report_live_json(m, in->no_live, page_bytes, &live_len);
+    if (!live) {
+        rc = cli_error(cmd, "out of memory writing the report");
+        goto done;
+    }
+    fill_template(&out, title, &pg, live, live_len);
+    free(live);
     if (out.oom) {
         rc = cli_error(cmd, "out of memory writing the report");
         goto done;

@@ -8,6 +8,7 @@
  * goes (train.out.*) and the training state (src/cli/checkpoint.c). */
 #include "cli/checkpoint.h"
 #include "cli/train.h"
+#include "dist/dist.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -145,6 +146,7 @@ static int record_state(run_state *rs, int checkpoint)
 
 static int save_checkpoint(run_state *rs)
 {
+    if (!cnn_dist_root()) return CLI_OK; /* under MPI rank 0 writes */
     sigset_t old;
     block_stops(&old);
     int rc = record_state(rs, 1);
@@ -156,6 +158,7 @@ static int save_checkpoint(run_state *rs)
 
 static int save_model(run_state *rs)
 {
+    if (!cnn_dist_root()) return CLI_OK; /* under MPI rank 0 writes */
     sigset_t old;
     block_stops(&old);
     int rc = record_state(rs, 0);
@@ -170,6 +173,7 @@ static int save_model(run_state *rs)
  * run so far (its test accuracy not measured). */
 static int save_best(run_state *rs)
 {
+    if (!cnn_dist_root()) return CLI_OK;
     sigset_t old;
     block_stops(&old);
     int rc = record_state(rs, 0);
@@ -182,6 +186,7 @@ static int save_best(run_state *rs)
 /* The history CSV and the curves, after each epoch. */
 static int save_curves(run_state *rs, const char *dsname)
 {
+    if (!cnn_dist_root()) return CLI_OK;
     const train_cfg *c = rs->cfg;
     sigset_t old;
     block_stops(&old);
@@ -343,7 +348,7 @@ int cli_train(int argc, char **argv)
         c.best = best_out;
     }
     snprintf(rs.ckpt_path, sizeof rs.ckpt_path, "%s.ckpt", c.out);
-    if ((rc = train_check_outputs(&c, rs.ckpt_path))) goto done;
+    if (cnn_dist_root() && (rc = train_check_outputs(&c, rs.ckpt_path))) goto done;
 
     /* ---- the model, built and initialised for a new run */
     if (!c.resume) {
@@ -379,7 +384,11 @@ int cli_train(int argc, char **argv)
     cli_data_opts dopt = {c.dataset, c.data, ic, ih, iw, CNN_PREP_PAD, c.test_split, c.seed,
                           c.cache_dir, c.strict, 0};
     (void)cnn_prep_parse(c.fit, &dopt.prep); /* checked with the options */
-    if ((rc = cli_data_load(CMD, &dopt, &dset))) goto done;
+    /* under MPI rank 0 loads first: it builds a missing cache file alone */
+    if (!cnn_dist_root()) cnn_dist_barrier();
+    rc = cli_data_load(CMD, &dopt, &dset);
+    if (cnn_dist_root()) cnn_dist_barrier();
+    if (rc) goto done;
     const char *dir = dset.where;
     int k = cnn_model_output_size(m);
     int classes = dset.classes;
@@ -479,6 +488,10 @@ int cli_train(int argc, char **argv)
         goto done;
     }
 
+    const long long run[] = {ntrain, nval, ntest, batch, steps, c.epochs, rs.st.epoch, rs.st.step};
+    if ((rc = train_mpi_check(CMD, m, &tr, &va, test, run, (int)(sizeof run / sizeof run[0]))))
+        goto done;
+
     printf("cnn train: %s, %zu parameters, on %s (%s): %d training, %d validation, %d test images\n",
            c.arch, cnn_model_num_params(m), dsname, dir, ntrain, nval, ntest);
     if (dset.single)
@@ -492,8 +505,11 @@ int cli_train(int argc, char **argv)
         snprintf(threads, sizeof threads, "%d thread%s", most, most == 1 ? "" : "s");
     else
         snprintf(threads, sizeof threads, "1 to %d threads (automatic)", most);
-    printf("batch %d, %s lr %g, %s schedule, loss %s, %d epoch%s, %s, %s kernels (%s)%s%s\n",
-           batch, c.opt, c.lr, c.sched, c.loss, c.epochs, c.epochs == 1 ? "" : "s", threads,
+    char ranks[40] = ""; /* under mpirun: "2 MPI ranks x 1 thread" */
+    if (cnn_dist_active())
+        snprintf(ranks, sizeof ranks, "%d MPI rank%s x ", cnn_dist_size(), cnn_dist_size() == 1 ? "" : "s");
+    printf("batch %d, %s lr %g, %s schedule, loss %s, %d epoch%s, %s%s, %s kernels (%s)%s%s\n",
+           batch, c.opt, c.lr, c.sched, c.loss, c.epochs, c.epochs == 1 ? "" : "s", ranks, threads,
            rc_x.kern == CNN_KERNELS_FAST ? "fast" : "ref", cnn_simd_name(),
            c.augment ? ", augmented" : "", c.no_shuffle ? ", not shuffled" : "");
     if (c.resume) {
@@ -514,7 +530,8 @@ int cli_train(int argc, char **argv)
     }
     fflush(stdout);
 
-    install_stop_handlers();
+    /* under mpirun a signal ends every rank: mpirun ends them, nothing is saved */
+    if (cnn_dist_size() < 2) install_stop_handlers();
     /* a resumed run's history file holds the earlier epochs at once */
     if (c.resume && rs.st.nrows > 0 && (rc = save_curves(&rs, dsname))) goto done;
 
@@ -703,8 +720,10 @@ int cli_train(int argc, char **argv)
     }
     if (c.history) printf("Wrote the history to %s\n", c.history);
     if (c.plot) printf("Wrote the curves to %s\n", c.plot);
-    if (c.report) {
-        /* the page of `cnn report`, with this run's history and test set */
+    if (c.report && cnn_dist_root()) {
+        /* the page of `cnn report`, with this run's history and test set;
+         * under MPI rank 0 makes it alone */
+        cnn_dist_alone();
         char data_name[4200], from[64];
         snprintf(data_name, sizeof data_name, "%s (%s)", dsname, dir);
         snprintf(from, sizeof from, "this run");

@@ -139,4 +139,10 @@ int train_check_outputs(const train_cfg *c, const char *ckpt);
  * quoted for a POSIX shell. */
 void train_resume_command(const opt_source *src, const char *ckpt, char *buf, size_t len);
 
+/* Under MPI with more than one rank (train_mpi.c): refuse a model whose
+ * batches cannot be shared (batchnorm, --kernels ref), and check that every
+ * rank holds the same data, weights, optimizer state and run values. */
+int train_mpi_check(const char *cmd, cnn_model *m, const cli_split *train, const cli_split *val,
+                    const cli_split *test, const long long *run, int nrun);
+
 #endif

@@ -29,6 +29,7 @@
  * computation of a model without one; a model that only evaluates never
  * holds them.
  */
+#include "dist/dist.h"
 #include "model/model.h"
 #include "train/train.h"
 
@@ -271,16 +272,19 @@ cnn_status cnn_shards_run(cnn_model *m, const float *x, int n, int shards, int t
         for (int s = 0; s < shards; s++) m->shard_seed[s] = cnn_rng_next(&m->rng);
     for (int t = 0; t < m->nworkers; t++) m->worker_err[t].shard = -1;
 
+    /* under MPI this rank runs shards [lo, hi) of the batch (src/dist) */
+    int lo, hi;
+    const int dist = cnn_dist_shard_range(shards, &lo, &hi);
     int nt = cnn_threads();
-    if (nt > shards) nt = shards;
+    if (nt > hi - lo) nt = hi - lo;
     if (nt > m->nworkers) nt = m->nworkers;
     if (nt > 1) {
 #pragma omp parallel num_threads(nt)
         {
             const int t = omp_get_thread_num();
 #pragma omp for schedule(dynamic, 1)
-            for (int s = 0; s < shards; s++) run_shard(m, m->workers[t], &m->worker_err[t], &job, s);
-            if (job.grad) {
+            for (int s = lo; s < hi; s++) run_shard(m, m->workers[t], &m->worker_err[t], &job, s);
+            if (job.grad && !dist) {
                 /* 1024-float blocks: each cache line summed by one thread */
                 const size_t blocks = (m->nfloats + 1023) / 1024;
 #pragma omp for schedule(static)
@@ -292,14 +296,31 @@ cnn_status cnn_shards_run(cnn_model *m, const float *x, int n, int shards, int t
         }
     } else {
         /* no one-thread region: libgomp would malloc its team (FINDINGS F1) */
-        for (int s = 0; s < shards; s++) run_shard(m, m->workers[0], &m->worker_err[0], &job, s);
-        if (job.grad) reduce_grads(m, shards, 0, m->nfloats);
+        for (int s = lo; s < hi; s++) run_shard(m, m->workers[0], &m->worker_err[0], &job, s);
+        if (job.grad && !dist) reduce_grads(m, shards, 0, m->nfloats);
     }
 
     const struct cnn_shard_error *first = NULL;
     for (int t = 0; t < m->nworkers; t++)
         if (m->worker_err[t].shard >= 0 && (!first || m->worker_err[t].shard < first->shard))
             first = &m->worker_err[t];
+    if (dist) {
+        /* every shard's results on every rank, then the same ordered sum */
+        cnn_status st = cnn_dist_exchange(m, n, shards, job.grad, plan ? plan->act : m->nlayers,
+                                          first ? first->shard : -1, first ? first->st : CNN_OK,
+                                          first ? first->msg : "");
+        if (st != CNN_OK) return st;
+        int rt = cnn_threads() < m->nworkers ? cnn_threads() : m->nworkers;
+        if (job.grad && rt > 1) {
+            const size_t blocks = (m->nfloats + 1023) / 1024;
+#pragma omp parallel for num_threads(rt) schedule(static)
+            for (size_t b = 0; b < blocks; b++)
+                reduce_grads(m, shards, b * 1024, (b + 1) * 1024 < m->nfloats ? (b + 1) * 1024 : m->nfloats);
+        } else if (job.grad) {
+            reduce_grads(m, shards, 0, m->nfloats);
+        }
+        first = NULL;
+    }
     if (first) return cnn_fail(first->st, "%s", first->msg);
     if (total) {
         double sum = 0.0;

@@ -2,7 +2,8 @@
 // checks it the way a reader uses it:
 //   - no console error or uncaught exception, and no request but the file;
 //   - every section present and not empty (without test data, the sections
-//     that need it say why they are absent, the others are drawn);
+//     that need it say why they are absent, the others are drawn; without
+//     the live panel, its section says why);
 //   - clicking confusion-matrix cells shows their test images, and only
 //     images of that cell;
 //   - hovering over output pixels of every conv layer shows the window,
@@ -11,7 +12,7 @@
 //     own numbers (to 1e-4);
 //   - picking another of the chosen images changes the feature maps;
 //   - a screenshot of the whole page.
-// Usage: node check_report.mjs PAGE.html --shot OUT.png [--no-data] [--no-history]
+// Usage: node check_report.mjs PAGE.html --shot OUT.png [--no-data] [--no-history] [--no-live]
 //        [--chromium PATH] [--hero OUT.png --hero-sections id,id]
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -19,12 +20,13 @@ import { pathToFileURL } from 'node:url';
 import { Browser } from './cdp.mjs';
 
 const args = process.argv.slice(2);
-const opt = { page: null, shot: null, data: true, history: true, chromium: '/usr/bin/chromium', hero: null, heroSections: 'architecture' };
+const opt = { page: null, shot: null, data: true, history: true, live: true, chromium: '/usr/bin/chromium', hero: null, heroSections: 'architecture' };
 for (let i = 0; i < args.length; i++) {
   const a = args[i];
   if (a === '--shot') opt.shot = args[++i];
   else if (a === '--no-data') opt.data = false;
   else if (a === '--no-history') opt.history = false;
+  else if (a === '--no-live') opt.live = false;
   else if (a === '--chromium') opt.chromium = args[++i];
   else if (a === '--hero') opt.hero = args[++i];
   else if (a === '--hero-sections') opt.heroSections = args[++i];
@@ -71,7 +73,7 @@ try {
   console.log(`${opt.page}: drawn in ${Date.now() - t0} ms`);
 
   // ---- sections
-  const ids = ['summary', 'architecture', 'curves', 'classification', 'wrong', 'filters', 'featuremaps', 'convolution', 'stats'];
+  const ids = ['summary', 'architecture', 'live', 'curves', 'classification', 'wrong', 'filters', 'featuremaps', 'convolution', 'stats'];
   const secs = await page.eval(`${JSON.stringify(ids)}.map(id => {
     const s = document.getElementById(id);
     if (!s) return {id, present: false};
@@ -88,7 +90,7 @@ try {
     if (!check(s.present, `section #${s.id} is present`)) continue;
     check(s.kids > 0 && s.text > 0, `section #${s.id} is not empty`, JSON.stringify(s));
     check(!s.failed, `section #${s.id} drew without an error`);
-    const wantAbsent = (!opt.data && needData.includes(s.id)) || (!opt.history && s.id === 'curves') ||
+    const wantAbsent = (!opt.data && needData.includes(s.id)) || (!opt.history && s.id === 'curves') || (!opt.live && s.id === 'live') ||
                        (!D.convs && (s.id === 'filters' || s.id === 'convolution'));
     if (!opt.data && s.id === 'stats') check(s.drawn > 0 && s.absent > 0, 'section #stats shows the weights and says why the outputs are absent', JSON.stringify(s));
     else if (wantAbsent) check(s.absent > 0, `section #${s.id} says why it is absent`);

@@ -936,7 +936,9 @@
 
   /* ------------------------------------------------------------ the page */
 
-  window.cnnReport = {data: D, array: A, mapOf, exactOf, convAt, selectPick, state, lastConv: null};
+  window.cnnReport = {data: D, array: A, mapOf, exactOf, convAt, selectPick, state, lastConv: null,
+    /* what the live panel's script (live.js) draws with */
+    lib: {el, fill, absent, content, section, fmt, shapeText, cname, clabel, paint, diverging, grey, flatCanvas, probBars}};
   summary();
   section('architecture', architecture);
   section('curves', curves);
