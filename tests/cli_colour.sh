@@ -57,7 +57,7 @@ import csv, re
 files = open("files.txt").read().split()
 got = {}
 for line in open("pred.txt"):
-    m = re.match(r"^(\S+): (\S+) \([0-9.]+%\)$", line.rstrip("\n"))
+    m = re.match(r"^(\S+): (\S+) \([0-9.]+%\)(  right|  WRONG: is \S+)?$", line.rstrip("\n"))
     if m: got[m.group(1)] = m.group(2)
 rows = list(csv.DictReader(open("p_tree.csv")))
 assert len(rows) == len(files) == 400, (len(rows), len(files))
@@ -65,6 +65,11 @@ bad = [f for f, r in zip(files, rows) if got.get(f) != r["predicted"]]
 if bad:
     raise SystemExit("FAIL: predict and eval disagree on %d of %d pictures, e.g. %s: %s vs %s"
                      % (len(bad), len(files), bad[0], got.get(bad[0]), rows[files.index(bad[0])]["predicted"]))
+# the class folders give the true labels: predict counts what eval counts
+right = sum(r["label"] == r["predicted"] for r in rows)
+if not re.search(r"^Accuracy: [0-9.]+%% \(%d of 400 pictures whose folder names their class\)$" % right,
+                 open("pred.txt").read(), re.M):
+    raise SystemExit("FAIL: predict's accuracy is not eval's %d of 400" % right)
 print("predict = eval on all %d colour test pictures (sizes 32x32, 48x48, 40x24)" % len(files))
 PY
 
