@@ -4,8 +4,10 @@
 # pictures 48x48 and a quarter 40x24, fitted by --fit pad), as an
 # image-folder tree and as CSV files. Each trains lenet5-rgb, stores a mean
 # and std per channel and prep=pad, evaluates to the accuracy its training
-# run reported, and predicts the test pictures (PNG, of any size) as eval
-# does; a grey picture goes into the colour model; --prep overrides.
+# run reported. The tree's model has its report page written and predicts
+# the test pictures (PNG, of any size) as eval does, counting its accuracy
+# from the class folders as eval does; a grey picture goes into the colour
+# model; --prep overrides.
 # Usage: bash tests/cli_colour.sh <cnn-binary> <source-dir> <build-dir>
 CNN=$1; SRC=$2; BUILD=$3
 PY=/usr/bin/python3
@@ -47,6 +49,14 @@ done
 grep -q "from the cache" train_tree.txt && { echo "FAIL: the first run found a cache"; fail=1; }
 "$CNN" eval --model tree.safetensors --data col/tree > eval2.txt 2>&1
 grep -q "^data: col/tree/test: 400 images from the cache" eval2.txt || { echo "FAIL: eval did not use the cache"; cat eval2.txt; fail=1; }
+
+# the report page of the colour model on its tree: the test images read, the
+# input and the per-channel normalisation shown
+"$CNN" report --model tree.safetensors --data col/tree --test-limit 100 --threads 2 --out tree.html > rep.txt 2>&1 \
+    || { echo "FAIL: cnn report on the colour tree"; cat rep.txt; fail=1; }
+grep -q '^data: col/tree/test: 400 images from the cache' rep.txt && grep -q '"input":\[3,32,32\]' tree.html \
+    && grep -Eq '"norm":\[\[[0-9.]+,[0-9.]+,[0-9.]+\],\[[0-9.]+,[0-9.]+,[0-9.]+\]\]' tree.html \
+    || { echo "FAIL: the report page of the colour model"; cat rep.txt; fail=1; }
 
 # predict on the test pictures, as files: the classes eval gives (the tree's
 # test split is in file order: class folders sorted, then names)
