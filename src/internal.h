@@ -62,6 +62,13 @@ void cnn_format_limit(char *buf, size_t len);
 /* a*b*..., or SIZE_MAX on overflow */
 size_t cnn_mul_size(size_t a, size_t b);
 
+/* ------------------------------------------------------------------ text */
+
+/* Why len bytes of text are not printable UTF-8 (a phrase: "is not UTF-8
+ * text", "holds a control character"), or NULL if they are
+ * (src/core/text.c). */
+const char *cnn_text_problem(const char *text, size_t len);
+
 /* ----------------------------------------------------------------- files */
 
 /* Open a file the user named for reading (src/core/file.c). It must be a

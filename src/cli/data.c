@@ -68,30 +68,6 @@ int cli_text_width(const char *s)
     return w;
 }
 
-/* Why `s` (len bytes) is not printable UTF-8 text, or NULL if it is:
- * well-formed sequences (no overlong forms, surrogates or code points past
- * U+10FFFF) and no control characters (C0, DEL, C1), which a terminal
- * would act on. */
-static const char *text_problem(const unsigned char *s, size_t len)
-{
-    static const unsigned least[4] = {0, 0x80, 0x800, 0x10000};
-    for (size_t i = 0; i < len;) {
-        const unsigned c = s[i];
-        const int more = c < 0x80 ? 0 : c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : c >= 0xc0 ? 1 : -1;
-        if (more < 0 || c > 0xf4 || (size_t)more >= len - i) return "is not UTF-8 text";
-        unsigned cp = more ? c & (0x3fu >> more) : c;
-        for (int j = 1; j <= more; j++) {
-            if ((s[i + j] & 0xc0) != 0x80) return "is not UTF-8 text";
-            cp = cp << 6 | (s[i + j] & 0x3f);
-        }
-        if (cp < least[more] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return "is not UTF-8 text";
-        if (cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f)) return "holds a control character";
-        i += (size_t)more + 1;
-    }
-    return NULL;
-}
-
 typedef struct {
     const char *name;
     int index;
@@ -126,7 +102,7 @@ int cli_classes_from_model(const char *cmd, const cnn_model *m, cli_classes *c)
     for (const char *p = s; c->n < count; c->n++) {
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        const char *bad = text_problem((const unsigned char *)p, len);
+        const char *bad = cnn_text_problem(p, len);
         if (len == 0) snprintf(problem, sizeof problem, "is empty");
         else if (len > CLI_CLASS_NAME_MAX)
             snprintf(problem, sizeof problem, "is %zu bytes long (at most %d)", len, CLI_CLASS_NAME_MAX);

@@ -46,25 +46,11 @@ uint64_t cnn_fp_u64(uint64_t h, uint64_t v)
 
 const char *cnn_class_name_problem(const char *name, size_t len)
 {
-    static const unsigned least[4] = {0, 0x80, 0x800, 0x10000};
-    const unsigned char *s = (const unsigned char *)name;
     if (len == 0) return "is empty";
     if (len > CNN_CLASS_NAME_MAX) return "is longer than 100 bytes";
-    for (size_t i = 0; i < len;) {
-        const unsigned c = s[i];
-        const int more = c < 0x80 ? 0 : c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : c >= 0xc0 ? 1 : -1;
-        if (more < 0 || c > 0xf4 || (size_t)more >= len - i) return "is not UTF-8 text";
-        unsigned cp = more ? c & (0x3fu >> more) : c;
-        for (int j = 1; j <= more; j++) {
-            if ((s[i + j] & 0xc0) != 0x80) return "is not UTF-8 text";
-            cp = cp << 6 | (s[i + j] & 0x3f);
-        }
-        if (cp < least[more] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return "is not UTF-8 text";
-        if (cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f)) return "holds a control character";
-        if (cp == ',') return "holds a comma (class names are stored comma-separated)";
-        i += (size_t)more + 1;
-    }
+    const char *why = cnn_text_problem(name, len);
+    if (why) return why;
+    if (memchr(name, ',', len)) return "holds a comma (class names are stored comma-separated)";
     return NULL;
 }
 
