@@ -208,7 +208,8 @@ cnn_status cnn_folder_scan(const char *root, cnn_folder *out)
         if (isdir) s = add_class(&l, root, e->d_name, strlen(e->d_name));
     }
     closedir(d);
-    if (!s) qsort(l.classes, (size_t)l.nclasses, sizeof *l.classes, cmp_str);
+    /* no class: classes is NULL, which qsort may not be given */
+    if (!s && l.nclasses > 0) qsort(l.classes, (size_t)l.nclasses, sizeof *l.classes, cmp_str);
     for (int k = 0; !s && k < l.nclasses; k++) {
         size_t plen = strlen(root) + strlen(l.classes[k]) + 2;
         char *dir = malloc(plen);
@@ -267,7 +268,8 @@ cnn_status cnn_folder_from_listing(const char *text, size_t len, const char *roo
         if (n && p[0] != '.' && !memchr(p, '/', n) && !memchr(p, '\0', n))
             s = add_class(&l, root, p, n);
     }
-    if (!s) qsort(l.classes, (size_t)l.nclasses, sizeof *l.classes, cmp_str);
+    /* no class: classes is NULL, which qsort may not be given */
+    if (!s && l.nclasses > 0) qsort(l.classes, (size_t)l.nclasses, sizeof *l.classes, cmp_str);
     for (int k = 1; !s && k < l.nclasses; k++)
         if (strcmp(l.classes[k - 1], l.classes[k]) == 0) /* a directory cannot hold two */
             s = cnn_fail(CNN_ERR_FORMAT, "%s/%s: listed twice", root, l.classes[k]);
