@@ -8,6 +8,10 @@
  *   gather/<shape>/pread    the same cache read image by image with pread, as
  *                           a cache larger than CNN_CACHE_MAP_MAX is (warm
  *                           page cache: the data set was just written)
+ *   gather_file             the cache file named by $CNN_BENCH_CACHE (e.g. the
+ *                           3 GB one of bench/bigdata_rss.sh), as cnn train
+ *                           opens it: pread for a large one, whatever part of
+ *                           it the page cache holds
  *
  * Counter img_s: images gathered and converted per second, one thread. */
 #include "bench_common.h"
@@ -17,6 +21,7 @@ extern "C" {
 }
 
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -79,10 +84,49 @@ void gather(benchmark::State &state, int c, int h, int w, bool pread_path)
     state.counters["img_s"] = benchmark::Counter((double)state.iterations() * 64, benchmark::Counter::kIsRate);
 }
 
+/* The same gather from a cache file given by the environment. */
+void gather_file(benchmark::State &state, const char *path)
+{
+    static cnn_cache c{};
+    if (!c.path && cnn_cache_open(path, &c) != CNN_OK) {
+        state.SkipWithError(cnn_errmsg());
+        return;
+    }
+    const size_t px = (size_t)c.c * c.h * c.w;
+    std::vector<uint8_t> scratch(px);
+    std::vector<float> x(px * 64), lut(256);
+    for (int p = 0; p < 256; p++) lut[p] = ((float)p / 255.0f - 0.13f) / 0.31f;
+    const uint64_t n = (uint64_t)c.n;
+    uint64_t at = 0;
+    for (auto _ : state) {
+        for (int i = 0; i < 64; i++) {
+            /* a shuffled order: a multiplicative stride by a prime */
+            int j = (int)((at + (uint64_t)i) * 2654435761u % n);
+            const uint8_t *img = cnn_cache_image(&c, j, scratch.data());
+            float *dst = x.data() + (size_t)i * px;
+            for (size_t p = 0; p < px; p++) dst[p] = lut[img[p]];
+        }
+        at += 64;
+        benchmark::DoNotOptimize(x.data());
+    }
+    state.counters["img_s"] = benchmark::Counter((double)state.iterations() * 64, benchmark::Counter::kIsRate);
+    state.counters["images"] = (double)n;
+    state.counters["mapped"] = c.images != nullptr;
+}
+
 } // namespace
 
 BENCHMARK_CAPTURE(gather, 1x28x28_mapped, 1, 28, 28, false)->UseRealTime();
 BENCHMARK_CAPTURE(gather, 1x28x28_pread, 1, 28, 28, true)->UseRealTime();
 BENCHMARK_CAPTURE(gather, 3x32x32_mapped, 3, 32, 32, false)->UseRealTime();
 BENCHMARK_CAPTURE(gather, 3x32x32_pread, 3, 32, 32, true)->UseRealTime();
-BENCHMARK_MAIN();
+
+int main(int argc, char **argv)
+{
+    if (const char *f = getenv("CNN_BENCH_CACHE"))
+        benchmark::RegisterBenchmark("gather_file", gather_file, f)->UseRealTime();
+    benchmark::Initialize(&argc, argv);
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+}

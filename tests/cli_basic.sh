@@ -70,6 +70,8 @@ expect 2 "--model FILE is required" -- "$CNN" eval
 expect 2 "give exactly one of --arch and --model" -- "$CNN" info
 expect 2 "give at least one image file" -- "$CNN" predict --model m.safetensors
 expect 2 "--top: expected a whole number from 0 to 16777216, got 'many'" -- "$CNN" predict --top many --model m x.png
+expect 2 "more than 4096 arguments \('4097' is one too many\): give at most 4096 at a time" -- \
+    "$CNN" predict --model m.safetensors $(seq 1 4097)
 
 # data and model errors: exit 1, naming the file
 expect 1 "--data: '$T/nope' does not exist" -- "$CNN" train --data "$T/nope"

@@ -4,8 +4,10 @@
 # pictures 48x48 and a quarter 40x24, fitted by --fit pad), as an
 # image-folder tree and as CSV files. Each trains lenet5-rgb, stores a mean
 # and std per channel and prep=pad, evaluates to the accuracy its training
-# run reported, and predicts the test pictures (PNG, of any size) as eval
-# does; a grey picture goes into the colour model; --prep overrides.
+# run reported. The tree's model has its report page written and predicts
+# the test pictures (PNG, of any size) as eval does, counting its accuracy
+# from the class folders as eval does; a grey picture goes into the colour
+# model; --prep overrides.
 # Usage: bash tests/cli_colour.sh <cnn-binary> <source-dir> <build-dir>
 CNN=$1; SRC=$2; BUILD=$3
 PY=/usr/bin/python3
@@ -48,6 +50,14 @@ grep -q "from the cache" train_tree.txt && { echo "FAIL: the first run found a c
 "$CNN" eval --model tree.safetensors --data col/tree > eval2.txt 2>&1
 grep -q "^data: col/tree/test: 400 images from the cache" eval2.txt || { echo "FAIL: eval did not use the cache"; cat eval2.txt; fail=1; }
 
+# the report page of the colour model on its tree: the test images read, the
+# input and the per-channel normalisation shown
+"$CNN" report --model tree.safetensors --data col/tree --test-limit 100 --threads 2 --out tree.html > rep.txt 2>&1 \
+    || { echo "FAIL: cnn report on the colour tree"; cat rep.txt; fail=1; }
+grep -q '^data: col/tree/test: 400 images from the cache' rep.txt && grep -q '"input":\[3,32,32\]' tree.html \
+    && grep -Eq '"norm":\[\[[0-9.]+,[0-9.]+,[0-9.]+\],\[[0-9.]+,[0-9.]+,[0-9.]+\]\]' tree.html \
+    || { echo "FAIL: the report page of the colour model"; cat rep.txt; fail=1; }
+
 # predict on the test pictures, as files: the classes eval gives (the tree's
 # test split is in file order: class folders sorted, then names)
 find col/tree/test -name '*.png' | LC_ALL=C sort > files.txt
@@ -57,7 +67,7 @@ import csv, re
 files = open("files.txt").read().split()
 got = {}
 for line in open("pred.txt"):
-    m = re.match(r"^(\S+): (\S+) \([0-9.]+%\)$", line.rstrip("\n"))
+    m = re.match(r"^(\S+): (\S+) \([0-9.]+%\)(  right|  WRONG: is \S+)?$", line.rstrip("\n"))
     if m: got[m.group(1)] = m.group(2)
 rows = list(csv.DictReader(open("p_tree.csv")))
 assert len(rows) == len(files) == 400, (len(rows), len(files))
@@ -65,6 +75,11 @@ bad = [f for f, r in zip(files, rows) if got.get(f) != r["predicted"]]
 if bad:
     raise SystemExit("FAIL: predict and eval disagree on %d of %d pictures, e.g. %s: %s vs %s"
                      % (len(bad), len(files), bad[0], got.get(bad[0]), rows[files.index(bad[0])]["predicted"]))
+# the class folders give the true labels: predict counts what eval counts
+right = sum(r["label"] == r["predicted"] for r in rows)
+if not re.search(r"^Accuracy: [0-9.]+%% \(%d of 400 pictures whose folder names their class\)$" % right,
+                 open("pred.txt").read(), re.M):
+    raise SystemExit("FAIL: predict's accuracy is not eval's %d of 400" % right)
 print("predict = eval on all %d colour test pictures (sizes 32x32, 48x48, 40x24)" % len(files))
 PY
 

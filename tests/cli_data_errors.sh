@@ -1,7 +1,7 @@
 #!/bin/bash
 # Bad data sets are refused naming the file (and the line of a CSV), exit
 # 1: a class folder missing from the test tree (both lists named), an empty
-# class folder, a class name with a comma, more than 256 classes, a picture
+# class folder, pictures without class folders, a class name with a comma, more than 256 classes, a picture
 # that cannot be decoded (skipped with a warning naming it; --strict refuses
 # it), a tree of no usable picture, CSV rows of the wrong width or with a
 # non-numeric or out-of-range value, a damaged cache file given as --data,
@@ -90,6 +90,11 @@ expect 1 "broken/train/b/9.png" -- "$CNN" train --arch a3.txt --data broken $TR 
 # no usable picture at all
 mkdir -p none/a none/b; echo x > none/a/1.png; echo y > none/b/1.jpg
 expect 1 "none: none of its 2 pictures could be used" -- "$CNN" train --arch a3.txt --data none $TR
+# pictures but no class folder; a split tree missing a class folder in test/
+mkdir -p flat; pgm flat/1.pgm 0
+expect 1 "--data: 'flat' holds no data set: .*one folder per class" -- "$CNN" train --arch a3.txt --data flat $TR
+tree gone/train a b c; tree gone/test a c
+expect 1 "the classes differ: gone/train has 3 \(a,b,c\) but gone/test has 2 \(a,c\)" -- "$CNN" train --arch a3.txt --data gone $TR
 
 # CSV files: the line, the column and what is wrong
 hdr=$(printf 'label'; for i in $(seq 0 63); do printf ',p%d' $i; done)

@@ -167,8 +167,10 @@ int cli_parse(const char *cmd, int argc, char **argv, cli_opt *opts, char **pos,
     for (int i = 1; i < argc; i++) {
         char *a = argv[i];
         if (only_positional || a[0] != '-' || a[1] == '\0') {
-            if (!npos || *npos >= max_pos)
-                return cli_usage_error(cmd, "unexpected argument '%s'", a);
+            if (!npos || max_pos == 0) return cli_usage_error(cmd, "unexpected argument '%s'", a);
+            if (*npos >= max_pos)
+                return cli_usage_error(cmd, "more than %d arguments ('%s' is one too many): give at most %d at a time",
+                                       max_pos, a, max_pos);
             pos[(*npos)++] = a;
             continue;
         }

@@ -98,10 +98,10 @@ typedef struct {
 void cli_eval_options(eval_cfg *c, cli_opt *opts);
 
 typedef struct {
-    const char *model, *grid, *mem_limit, *prep;
+    const char *model, *grid, *mem_limit, *prep, *csv;
     int top, threads, scale;
 } predict_cfg;
-#define PREDICT_NOPTS 7
+#define PREDICT_NOPTS 8
 #define CLI_PREDICT_MAX_IMAGES 4096 /* image files on one command line */
 void cli_predict_options(predict_cfg *c, cli_opt *opts);
 
@@ -401,9 +401,29 @@ void cli_progress_end(cli_progress *p);
 
 /* ------------------------------------------------------------------ grid */
 
-/* A PNG of n 28x28 images scaled by `scale`, in a grid, each with its label
- * text drawn under it, written atomically. */
+/* A PNG of n h x w images scaled by `scale`, in a grid, each with its label
+ * text drawn under it (lines split by '\n'), written atomically. marks
+ * (NULL: none) frames each image: 0 thinly, CLI_GRID_WRONG thickly in black,
+ * for a wrong prediction. */
+#define CLI_GRID_WRONG 2
 cnn_status cli_grid_png(const char *path, const uint8_t *images, int n, int h, int w,
-                 const char *const *labels, int scale);
+                 const char *const *labels, const int *marks, int scale);
+
+/* ------------------------------------------------------- predict's output */
+
+/* The class a picture's folder names (".../7/img.png" -> the index of class
+ * "7"), or -1 when the folder's name is none of the model's k classes. */
+int cli_true_label(const char *path, const cli_classes *names, int k);
+/* A grid caption: the file's name (its end when long), the prediction, and
+ * with a known true label "right" or "WRONG: is <truth>". malloc'd; NULL
+ * when out of memory. */
+char *cli_grid_caption(const char *path, const char *predicted, float p, const char *truth, int wrong);
+/* The predictions as CSV, written atomically: file, true (the folder's
+ * class, or empty), predicted, probability, correct (1, 0, or empty), then
+ * top1, p1 ... topK, pK. order holds each picture's `top` classes, most
+ * likely first; probs its k probabilities. */
+cnn_status cli_predictions_csv(const char *path, int n, char *const *files, const int *truth,
+                               const float *probs, const int *order, int k, int top,
+                               const cli_classes *names);
 
 #endif

@@ -1,6 +1,6 @@
 /* grid.c — the picture of predictions (the seed's Figure 3.3): each
- * preprocessed input scaled up, in a grid, with its predicted label written
- * under it. Text comes from stb_easy_font's quads (a header-only part of
+ * preprocessed input scaled up, in a grid, with its caption (file name,
+ * predicted label, right or wrong) written under it. Text comes from stb_easy_font's quads (a header-only part of
  * Debian's libstb-dev), the file from libpng (cnn_png_write_gray) through
  * the atomic writer. */
 #include "cli/cli.h"
@@ -43,20 +43,21 @@ static void draw_text(uint8_t *img, int W, int H, int x, int y, const char *text
 }
 
 cnn_status cli_grid_png(const char *path, const uint8_t *images, int n, int h, int w,
-                 const char *const *labels, int scale)
+                 const char *const *labels, const int *marks, int scale)
 {
     if (n < 1) return cnn_fail(CNN_ERR_ARG, "%s: no images to draw", path);
     int fs = scale >= 3 ? 2 : 1;  /* font pixel size */
-    int text_w = 0;
+    int text_w = 0, text_h = 0;
     char buf[128];
     for (int i = 0; i < n; i++) {
         snprintf(buf, sizeof buf, "%s", labels[i]);
-        int tw = stb_easy_font_width(buf) * fs;
+        int tw = stb_easy_font_width(buf) * fs, th = stb_easy_font_height(buf) * fs;
         if (tw > text_w) text_w = tw;
+        if (th > text_h) text_h = th;
     }
     int pad = 8;
     int cell_w = (w * scale > text_w ? w * scale : text_w) + 2 * pad;
-    int cell_h = h * scale + 2 * pad + 14 * fs;
+    int cell_h = h * scale + 2 * pad + text_h + 6 * fs;
     int cols = 1;
     while (cols * cols < n) cols++;
     if (cols > 10) cols = 10;
@@ -68,15 +69,17 @@ cnn_status cli_grid_png(const char *path, const uint8_t *images, int n, int h, i
     for (int i = 0; i < n; i++) {
         int cx = (i % cols) * cell_w, cy = (i / cols) * cell_h;
         int ox = cx + (cell_w - w * scale) / 2, oy = cy + pad;
-        /* a thin frame, then the digit as dark ink on white paper */
-        fill_rect(img, W, H, ox - 1, oy - 1, ox + w * scale + 1, oy + h * scale + 1, 160);
+        /* a thin frame (a thick black one for a wrong prediction), then the
+         * digit as dark ink on white paper */
+        int t = marks && marks[i] == CLI_GRID_WRONG ? 5 : 1;
+        fill_rect(img, W, H, ox - t, oy - t, ox + w * scale + t, oy + h * scale + t, t > 1 ? 0 : 160);
         for (int y = 0; y < h * scale; y++)
             for (int x = 0; x < w * scale; x++)
                 img[(size_t)(oy + y) * W + ox + x] =
                     (uint8_t)(255 - images[(size_t)i * h * w + (size_t)(y / scale) * w + x / scale]);
         snprintf(buf, sizeof buf, "%s", labels[i]);
         int tw = stb_easy_font_width(buf) * fs;
-        draw_text(img, W, H, cx + (cell_w - tw) / 2, oy + h * scale + 4 * fs, labels[i], fs);
+        draw_text(img, W, H, cx + (cell_w - tw) / 2, oy + h * scale + 6 * fs, labels[i], fs);
     }
     cnn_outfile o;
     cnn_status st = cnn_out_open(&o, path);

@@ -1,7 +1,10 @@
 /* predict.c — `cnn predict`: classify PNG, JPEG, BMP, GIF or PGM/PPM images, prepared
  * the way the model's training data was (its "prep" metadata: MNIST's
  * digit preparation, pad or crop), and optionally draw them in a grid with
- * their predicted labels (the seed's Figure 3.3). */
+ * their file names and predicted labels (the seed's Figure 3.3) or write the
+ * predictions as CSV. A picture in a folder named after a class
+ * (".../7/img.png") has that true label: it is shown beside the prediction
+ * and counted in an accuracy. */
 #include "cli/cli.h"
 
 #include <stdlib.h>
@@ -21,7 +24,7 @@ static int cmp_ranked(const void *a, const void *b)
 
 void cli_predict_options(predict_cfg *c, cli_opt *opts)
 {
-    *c = (predict_cfg){.model = NULL, .grid = NULL, .mem_limit = NULL, .prep = NULL, .top = -1,
+    *c = (predict_cfg){.model = NULL, .grid = NULL, .mem_limit = NULL, .prep = NULL, .csv = NULL, .top = -1,
                        .threads = 0, .scale = 4};
     const cli_opt table[] = {
         {"model", CLI_STR, &c->model, 0, 0, "FILE", "the model file (.safetensors)", "required", 0},
@@ -29,6 +32,7 @@ void cli_predict_options(predict_cfg *c, cli_opt *opts)
         {"prep", CLI_STR, &c->prep, 0, 0, "digit|pad|crop", "how pictures become inputs (see above)", "the model's", 0},
         {"grid", CLI_STR, &c->grid, 0, 0, "FILE.png", "draw the preprocessed inputs with their predictions", "none", 0},
         {"scale", CLI_INT, &c->scale, 1, 16, "N", "--grid: pixels per input pixel", NULL, 0},
+        {"predictions", CLI_STR, &c->csv, 0, 0, "FILE.csv", "write file,true,predicted,probability,correct,top1,p1,... per picture", "none", 0},
         {"threads", CLI_INT, &c->threads, 0, 1024, "N", "threads for the kernels; 0 = all cores", NULL, 0},
         {"mem-limit", CLI_STR, &c->mem_limit, 0, 0, "SIZE", CLI_MEM_LIMIT_HELP, CLI_MEM_LIMIT_DEFAULT, 0},
         {NULL, 0, NULL, 0, 0, NULL, NULL, NULL, 0},
@@ -57,21 +61,33 @@ int cli_predict(int argc, char **argv)
                        "  pad    resized to fit the input keeping the aspect ratio, padded with black\n"
                        "  crop   the centre cut to the input's aspect ratio, resized to fill it\n"
                        "Models without 'prep' (older files) use digit if they take 1x28x28 "
-                       "inputs, else pad.",
+                       "inputs, else pad.\n"
+                       "A picture in a folder named after one of the model's classes "
+                       "(digits/7/a.png) has that\ntrue label: each line and the --grid say "
+                       "whether the prediction is right,\n--predictions records it, and the "
+                       "accuracy is printed.",
                        opts);
         return CLI_OK;
     }
     if (rc) return rc;
     const char *model = c.model, *grid = c.grid, *mem_limit = c.mem_limit, *prep_s = c.prep;
+    const char *csv = c.csv;
     int top = c.top, threads = c.threads, scale = c.scale;
     if (!model) return cli_usage_error(cmd, "--model FILE is required");
     if (nfiles == 0) return cli_usage_error(cmd, "give at least one image file");
     if ((rc = cli_set_mem_limit(cmd, mem_limit))) return rc;
+    if (grid && csv && strcmp(grid, csv) == 0)
+        return cli_usage_error(cmd, "--grid %s and --predictions %s name the same file: give each its own",
+                               grid, csv);
+    /* the outputs can be written, checked before any work */
+    if (grid && cnn_check_writable(grid) != CNN_OK) return cli_error(cmd, "--grid: %s", cnn_errmsg());
+    if (csv && cnn_check_writable(csv) != CNN_OK) return cli_error(cmd, "--predictions: %s", cnn_errmsg());
 
     cnn_model *m = NULL;
     uint8_t *pix = NULL;
     float *x = NULL, *probs = NULL;
-    int *ok = NULL, *pred = NULL;
+    int *ok = NULL, *pred = NULL, *truth = NULL, *marks = NULL, *ranks = NULL;
+    char **okfiles = NULL;
     char **labels = NULL;
     cli_classes names = {0};
     ranked *order = NULL;
@@ -108,7 +124,12 @@ int cli_predict(int argc, char **argv)
     pred = calloc((size_t)nfiles, sizeof *pred);
     labels = calloc((size_t)nfiles, sizeof *labels);
     order = malloc(sizeof *order * (size_t)k);
-    if (!pix || !input || !x || !probs || !ok || !pred || !labels || !order) {
+    truth = malloc(sizeof *truth * (size_t)nfiles);
+    marks = calloc((size_t)nfiles, sizeof *marks);
+    ranks = malloc(sizeof *ranks * (size_t)nfiles * (size_t)top);
+    okfiles = malloc(sizeof *okfiles * (size_t)nfiles);
+    if (!pix || !input || !x || !probs || !ok || !pred || !labels || !order || !truth || !marks ||
+        !ranks || !okfiles) {
         free(input);
         rc = cli_error(cmd, "%s", probs ? "out of memory" : cnn_errmsg());
         goto done;
@@ -152,36 +173,60 @@ int cli_predict(int argc, char **argv)
         }
         cli_probabilities(m, out, n, k, probs + (size_t)first * k);
     }
+    int known = 0, right = 0;
     for (int i = 0; i < nok; i++) {
         const float *p = probs + (size_t)i * k;
         for (int j = 0; j < k; j++) order[j] = (ranked){p[j], j};
         /* by probability, highest first (ties: the lower class) */
         qsort(order, (size_t)k, sizeof *order, cmp_ranked);
         pred[i] = order[0].cls;
-        char b[16];
+        for (int j = 0; j < top; j++) ranks[(size_t)i * top + j] = order[j].cls;
+        okfiles[i] = files[ok[i]];
+        /* the true label, when the picture's folder names a class */
+        truth[i] = cli_true_label(files[ok[i]], &names, k);
+        char b[16], bt[16];
         const char *best = cli_class_name(&names, order[0].cls, b);
-        printf("%s: %s (%.1f%%)\n ", files[ok[i]], best, 100.0 * order[0].p);
+        const char *true_name = truth[i] >= 0 ? cli_class_name(&names, truth[i], bt) : NULL;
+        int wrong = truth[i] >= 0 && truth[i] != pred[i];
+        known += truth[i] >= 0;
+        right += truth[i] >= 0 && !wrong;
+        marks[i] = wrong ? CLI_GRID_WRONG : 0;
+        printf("%s: %s (%.1f%%)", files[ok[i]], best, 100.0 * order[0].p);
+        if (true_name) printf(wrong ? "  WRONG: is %s" : "  right", true_name);
+        printf("\n ");
         for (int j = 0; j < top; j++)
             printf(" %s %.1f%%", cli_class_name(&names, order[j].cls, b), 100.0 * order[j].p);
         printf("\n");
         best = cli_class_name(&names, order[0].cls, b);
-        size_t len = strlen(best) + 16;
-        if ((labels[i] = malloc(len))) snprintf(labels[i], len, "%s (%.0f%%)", best, 100.0 * order[0].p);
-        if (!labels[i]) {
+        if (!(labels[i] = cli_grid_caption(files[ok[i]], best, order[0].p, true_name, wrong))) {
             rc = cli_error(cmd, "out of memory");
             goto done;
         }
     }
+    if (known > 0)
+        printf("Accuracy: %.2f%% (%d of %d pictures whose folder names their class%s)\n",
+               100.0 * right / known, right, known, known < nok ? "; the others are not counted" : "");
     if (grid && nok > 0) {
-        if (cli_grid_png(grid, pix, nok, ih, iw, (const char *const *)labels, scale)) {
+        if (cli_grid_png(grid, pix, nok, ih, iw, (const char *const *)labels, marks, scale)) {
             rc = cli_error(cmd, "--grid: %s", cnn_errmsg());
             goto done;
         }
         printf("Wrote the grid to %s\n", grid);
     }
+    if (csv) {
+        if (cli_predictions_csv(csv, nok, okfiles, truth, probs, ranks, k, top, &names)) {
+            rc = cli_error(cmd, "--predictions: %s", cnn_errmsg());
+            goto done;
+        }
+        printf("Wrote the predictions to %s\n", csv);
+    }
     rc = failed ? CLI_EDATA : CLI_OK;
 done:
     free(order);
+    free(truth);
+    free(marks);
+    free(ranks);
+    free(okfiles);
     cli_classes_free(&names);
     if (labels)
         for (int i = 0; i < nfiles; i++) free(labels[i]);
