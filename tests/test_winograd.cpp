@@ -434,8 +434,8 @@ TEST(Winograd, ConvLayerSameBitsAtAnyThreadCount)
         auto pass = [&](std::vector<float> &y, std::vector<float> &dx, std::vector<float> &g) {
             y.assign(ny, NAN);
             dx.assign(nx, NAN);
-            l->ops->forward(l, x.data(), y.data(), c.n, 1);
-            l->ops->backward(l, x.data(), y.data(), dy.data(), dx.data(), c.n);
+            l->ops->forward(l, x.data(), y.data(), c.n, 1, cnn_threads());
+            l->ops->backward(l, x.data(), y.data(), dy.data(), dx.data(), c.n, cnn_threads());
             g = t.grad;
         };
         std::vector<float> y1, dx1, g1, y, dx, g;
@@ -487,11 +487,11 @@ TEST(Winograd, NewWeightsAreUsed)
         cnn_set_threads(threads);
         for (int n : {1, 2}) {
             std::vector<float> y(ny), ref(ny);
-            l->ops->forward(l, x.data(), y.data(), n, 0);
+            l->ops->forward(l, x.data(), y.data(), n, 0, cnn_threads());
             l->params[0].data[1000] += 0.5f; /* filter 2, channel 15 */
-            l->ops->forward(l, x.data(), y.data(), n, 0);
+            l->ops->forward(l, x.data(), y.data(), n, 0, cnn_threads());
             l->kernels = CNN_KERNELS_REF;
-            l->ops->forward(l, x.data(), ref.data(), n, 0);
+            l->ops->forward(l, x.data(), ref.data(), n, 0, cnn_threads());
             l->kernels = CNN_KERNELS_FAST;
             EXPECT_LT(tu_max_rel_err(y.data(), ref.data(), (size_t)n * cnn_shape_size(l->out)),
                       kWinoMaxErr) << threads << " threads, n=" << n;

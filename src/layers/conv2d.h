@@ -116,9 +116,6 @@ static inline float *conv_col(const conv2d *cv, int t)
     return cv->col ? cv->col + (size_t)t * cv->col_size : NULL;
 }
 
-typedef void (*conv_gemm_fn)(int, int, int, int, int, float, const float *, int, const float *,
-                             int, float, float *, int);
-
 /* ----------------------------------------------- conv2d_gemm.c: im2col + GEMM */
 
 /* n images, over nt threads image by image (nt > 1) or on this one */
@@ -126,12 +123,12 @@ void conv_gemm_forward(const conv2d *cv, const float *x, float *y, int n, int nt
 /* n < nt images, each split over the nt threads by bands of output rows */
 void conv_gemm_forward_bands(const conv2d *cv, const float *x, float *y, int n, int nt);
 /* Images [i0, i1): dW summed in order into part, by plan.dw; dx (if not
- * NULL) by col2im. col: the thread's im2col buffer. */
+ * NULL) by col2im. col: the thread's im2col buffer; the GEMMs run on up to
+ * gemm_nt threads (1 when the caller is already split over threads). */
 void conv_gemm_chunk_backward(const conv2d *cv, const float *x, const float *dy, float *dx,
-                              int i0, int i1, float *part, float *col, conv_gemm_fn gemm);
+                              int i0, int i1, float *part, float *col, int gemm_nt);
 /* dx of one image (C, H, W) from its dy (F, Ho*Wo): W^T dy, then col2im */
-void conv_gemm_image_dx(const conv2d *cv, const float *dy, float *dx, float *col,
-                        conv_gemm_fn gemm);
+void conv_gemm_image_dx(const conv2d *cv, const float *dy, float *dx, float *col, int gemm_nt);
 
 /* ------------------------------------------- conv2d_planes.c: shifted planes */
 

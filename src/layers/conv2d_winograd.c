@@ -46,7 +46,6 @@
 #include "conv2d.h"
 #include "kernels/kernels.h"
 
-#include <omp.h>
 #include <string.h>
 
 #define L CNN_WINO_LANES
@@ -526,45 +525,51 @@ static void wg_filters(const conv2d *cv, const conv_wg *wg, int t)
     *valid = 1;
 }
 
+typedef struct {
+    const conv2d *cv;
+    const conv_wg *wg;
+    const float *in, *b;
+    float *out;
+    int n, T; /* images; tile-row bands (split by rows) */
+} wg_job;
+
+/* images [i0, i1) on thread t, whole */
+static void wg_images(void *ctx, long i0, long i1, int t)
+{
+    const wg_job *j = ctx;
+    const cnn_wino *p = &j->wg->p;
+    const size_t isz = (size_t)p->c * p->h * p->w, osz = (size_t)p->f * p->ho * p->wo;
+    float *part = wg_part(j->wg, t);
+    wg_filters(j->cv, j->wg, t);
+    for (long i = i0; i < i1; i++)
+        cnn_wino_image(p, wg_u(j->wg, part), j->b, j->in + i * isz, j->out + i * osz, 0, p->th,
+                       wg_scratch(j->wg, part));
+}
+
+/* bands [k0, k1) of the T bands of tile rows of every image, on thread t */
+static void wg_bands(void *ctx, long k0, long k1, int t)
+{
+    const wg_job *j = ctx;
+    const cnn_wino *p = &j->wg->p;
+    const size_t isz = (size_t)p->c * p->h * p->w, osz = (size_t)p->f * p->ho * p->wo;
+    const int ty0 = (int)(p->th * k0 / j->T), ty1 = (int)(p->th * k1 / j->T);
+    float *part = wg_part(j->wg, t);
+    if (ty1 <= ty0) return;
+    wg_filters(j->cv, j->wg, t);
+    for (int i = 0; i < j->n; i++)
+        cnn_wino_image(p, wg_u(j->wg, part), j->b, j->in + i * isz, j->out + i * osz, ty0, ty1,
+                       wg_scratch(j->wg, part));
+}
+
 /* A batch splits by images; fewer images than threads split each image by
  * tile rows. Every output is computed the same way in either case, so the
  * bits do not depend on the thread count. */
 void conv_wg_run(const conv2d *cv, const conv_wg *wg, const float *in, float *out,
                  const float *b, int n, int nt)
 {
-    const cnn_wino *p = &wg->p;
-    const size_t isz = (size_t)p->c * p->h * p->w, osz = (size_t)p->f * p->ho * p->wo;
-    if (nt > 1 && n >= nt) {
-#pragma omp parallel num_threads(nt)
-        {
-            const int t = omp_get_thread_num();
-            float *part = wg_part(wg, t);
-            wg_filters(cv, wg, t);
-#pragma omp for schedule(dynamic, 1)
-            for (int i = 0; i < n; i++)
-                cnn_wino_image(p, wg_u(wg, part), b, in + i * isz, out + i * osz, 0, p->th,
-                               wg_scratch(wg, part));
-        }
-    } else if (nt > 1) {
-#pragma omp parallel num_threads(nt)
-        {
-            const int t = omp_get_thread_num(), T = omp_get_num_threads();
-            const int ty0 = p->th * t / T, ty1 = p->th * (t + 1) / T;
-            float *part = wg_part(wg, t);
-            if (ty1 > ty0) {
-                wg_filters(cv, wg, t);
-                for (int i = 0; i < n; i++)
-                    cnn_wino_image(p, wg_u(wg, part), b, in + i * isz, out + i * osz, ty0, ty1,
-                                   wg_scratch(wg, part));
-            }
-        }
-    } else {
-        float *part = wg_part(wg, 0);
-        wg_filters(cv, wg, 0);
-        for (int i = 0; i < n; i++)
-            cnn_wino_image(p, wg_u(wg, part), b, in + i * isz, out + i * osz, 0, p->th,
-                           wg_scratch(wg, part));
-    }
+    wg_job j = {cv, wg, in, b, out, n, nt};
+    if (n >= nt) cnn_parallel_for(nt, n, CNN_SPLIT_EACH, wg_images, &j);
+    else cnn_parallel_for(nt, nt, CNN_SPLIT_EVEN, wg_bands, &j);
 }
 
 /* The sums stay in the transformed domain until the chunk's last image */

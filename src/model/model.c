@@ -380,11 +380,15 @@ static size_t largest_activation(const cnn_model *m)
     return big;
 }
 
+/* The most threads m's kernels run on: a shard worker's run on the one
+ * thread that runs its shard (shard.c). */
+static int model_threads_max(const cnn_model *m) { return m->is_worker ? 1 : cnn_threads_max(); }
+
 static cnn_status reserve_layers(cnn_model *m)
 {
     /* sized for the most threads: the automatic count may go up and down
      * between batches without allocating */
-    int threads = cnn_threads_max();
+    int threads = model_threads_max(m);
     for (int i = 0; i < m->nlayers; i++) {
         cnn_layer *l = m->layers[i];
         if (l->ops->reserve) {
@@ -618,15 +622,15 @@ static cnn_status check_batch(cnn_model *m, const float *x, int n)
         return cnn_fail(CNN_ERR_ARG, "batch of %d images, but the model was set up for 1 to %d",
                         n, m->max_batch);
     if (!x) return cnn_fail(CNN_ERR_ARG, "no input batch given");
-    if (m->reserved_threads != cnn_threads_max()) return reserve_layers(m);
+    if (m->reserved_threads != model_threads_max(m)) return reserve_layers(m);
     return CNN_OK;
 }
 
-void cnn_model_run_forward(cnn_model *m, const float *x, int n, int train)
+void cnn_model_run_forward(cnn_model *m, const float *x, int n, int train, int nt)
 {
     m->last_x = x;
     for (int i = 0; i < m->nlayers; i++)
-        m->layers[i]->ops->forward(m->layers[i], cnn_model_act(m, i), m->act[i + 1], n, train);
+        m->layers[i]->ops->forward(m->layers[i], cnn_model_act(m, i), m->act[i + 1], n, train, nt);
 }
 
 /* Values per image in act[i]: the input's for i = 0, else layer i-1's output. */
@@ -687,7 +691,7 @@ cnn_status cnn_model_forward(cnn_model *m, const float *x, int n, int train, con
     if (shards > 1) {
         if ((st = cnn_shards_run(m, x, n, shards, 0, NULL, 0, NULL)) != CNN_OK) return st;
     } else {
-        cnn_model_run_forward(m, x, n, train);
+        cnn_model_run_forward(m, x, n, train, cnn_threads());
     }
     if (out) *out = m->act[m->nlayers];
     return check_outputs(m, x, n, shards, m->nlayers);
@@ -818,7 +822,7 @@ static cnn_status run_batch(cnn_model *m, const float *x, const uint8_t *labels,
                                          n, k, n, NULL);
         value = cnn_loss_mean(loss, total, n, k);
     } else {
-        cnn_model_run_forward(m, x, n, train);
+        cnn_model_run_forward(m, x, n, train, cnn_threads());
         value = cnn_loss_mean(loss,
                               cnn_loss_rows(loss, plan.probs, cnn_model_act(m, plan.act),
                                             m->target, n, k, n, grad ? m->dbuf[0] : NULL),
@@ -835,7 +839,7 @@ static cnn_status run_batch(cnn_model *m, const float *x, const uint8_t *labels,
     if (!isfinite(value)) return cnn_model_numeric_fault(m, n, "the loss");
     if (!grad) return CNN_OK;
     if ((st = cnn_model_check_activations(m, n)) != CNN_OK) return st;
-    return cnn_model_run_backward(m, plan.start, n);
+    return cnn_model_run_backward(m, plan.start, n, cnn_threads());
 }
 
 cnn_status cnn_model_eval_batch(cnn_model *m, const float *x, const uint8_t *labels, int n,
@@ -852,13 +856,13 @@ cnn_status cnn_model_compute_grads(cnn_model *m, const float *x, const uint8_t *
     return run_batch(m, x, labels, n, 1, loss, 1, stats);
 }
 
-cnn_status cnn_model_run_backward(cnn_model *m, int start, int n)
+cnn_status cnn_model_run_backward(cnn_model *m, int start, int n, int nt)
 {
     int cur = 0; /* dbuf[cur] holds dL/d(output of layer i) */
     for (int i = start; i >= 0; i--) {
         cnn_layer *l = m->layers[i];
         float *dx = i > 0 ? m->dbuf[1 - cur] : NULL;
-        l->ops->backward(l, cnn_model_act(m, i), m->act[i + 1], m->dbuf[cur], dx, n);
+        l->ops->backward(l, cnn_model_act(m, i), m->act[i + 1], m->dbuf[cur], dx, n, nt);
         for (int j = 0; j < l->nparams; j++) {
             cnn_param *p = &l->params[j];
             if (p->trainable && cnn_first_nonfinite(p->grad, p->size) >= 0)
@@ -905,6 +909,35 @@ cnn_status cnn_model_set_optimizer(cnn_model *m, const cnn_optim_config *c)
 
 void cnn_model_set_lr(cnn_model *m, float lr) { m->lr = lr; }
 
+enum { STEP_BLOCK = 4096, STEP_PARALLEL_MIN = 32768 };
+
+typedef struct {
+    cnn_model *m;
+    float scale; /* of the gradients (clipping) */
+    int bad;     /* set when an updated weight is NaN or Inf */
+} step_job;
+
+/* The update of blocks [b0, b1) of STEP_BLOCK floats */
+static void step_blocks(void *ctx, long b0, long b1, int t)
+{
+    step_job *j = ctx;
+    cnn_model *m = j->m;
+    const size_t e0 = (size_t)b0 * STEP_BLOCK;
+    const size_t e1 = (size_t)b1 * STEP_BLOCK < m->nfloats ? (size_t)b1 * STEP_BLOCK : m->nfloats;
+    int bad = 0;
+    for (int i = 0; i < m->ntensors; i++) {
+        cnn_param *p = m->tensors[i].p;
+        const size_t off = (size_t)(p->data - m->params);
+        const size_t lo = off > e0 ? off : e0;
+        const size_t hi = off + p->size < e1 ? off + p->size : e1;
+        if (!p->trainable || lo >= hi) continue;
+        cnn_optim_update(&m->opt, m->lr, m->step, j->scale, m->params + lo, m->grads + lo,
+                         m->opt_m + lo, m->opt_v + lo, hi - lo);
+        bad |= cnn_first_nonfinite(m->params + lo, hi - lo) >= 0;
+    }
+    if (bad) __atomic_fetch_or(&j->bad, 1, __ATOMIC_RELAXED);
+}
+
 cnn_status cnn_model_step(cnn_model *m)
 {
     if (!m->has_opt) return cnn_fail(CNN_ERR_ARG, "no optimizer: call cnn_model_set_optimizer first");
@@ -924,35 +957,11 @@ cnn_status cnn_model_step(cnn_model *m)
      * updating the parts of the tensors it overlaps (params, grads, m and v
      * share offsets), so a model of many small tensors splits evenly too.
      * Below STEP_PARALLEL_MIN floats a fork costs more than it saves. */
-    enum { STEP_BLOCK = 4096, STEP_PARALLEL_MIN = 32768 };
-    const int nt = m->nfloats < STEP_PARALLEL_MIN ? 1 : cnn_threads();
-    int bad = 0;
-    if (nt > 1) {
-        const long blocks = (long)((m->nfloats + STEP_BLOCK - 1) / STEP_BLOCK);
-#pragma omp parallel for num_threads(nt) schedule(static) reduction(| : bad)
-        for (long b = 0; b < blocks; b++) {
-            const size_t e0 = (size_t)b * STEP_BLOCK, e1 = e0 + STEP_BLOCK;
-            for (int i = 0; i < m->ntensors; i++) {
-                cnn_param *p = m->tensors[i].p;
-                const size_t off = (size_t)(p->data - m->params);
-                const size_t lo = off > e0 ? off : e0;
-                const size_t hi = off + p->size < e1 ? off + p->size : e1;
-                if (!p->trainable || lo >= hi) continue;
-                cnn_optim_update(&m->opt, m->lr, m->step, scale, m->params + lo, m->grads + lo,
-                                 m->opt_m + lo, m->opt_v + lo, hi - lo);
-                bad |= cnn_first_nonfinite(m->params + lo, hi - lo) >= 0;
-            }
-        }
-    } else {
-        for (int i = 0; i < m->ntensors; i++) {
-            cnn_param *p = m->tensors[i].p;
-            if (!p->trainable) continue;
-            size_t off = (size_t)(p->data - m->params);
-            cnn_optim_update(&m->opt, m->lr, m->step, scale, p->data, p->grad, m->opt_m + off,
-                             m->opt_v + off, p->size);
-            bad |= cnn_first_nonfinite(p->data, p->size) >= 0;
-        }
-    }
+    const long blocks = (long)((m->nfloats + STEP_BLOCK - 1) / STEP_BLOCK);
+    step_job j = {m, scale, 0};
+    cnn_parallel_for(m->nfloats < STEP_PARALLEL_MIN ? 1 : cnn_threads(), blocks, CNN_SPLIT_EVEN,
+                     step_blocks, &j);
+    const int bad = j.bad;
     if (bad)
         for (int i = 0; i < m->ntensors; i++) {
             cnn_param *p = m->tensors[i].p;

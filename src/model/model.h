@@ -86,11 +86,12 @@ cnn_status cnn_model_from_text_limited(const char *text, const char *name, size_
  * workspaces (not the workers). */
 size_t cnn_model_batch_need(const cnn_model *m, int max_batch, int threads);
 
-/* The layers' forward over a batch of n (no checks; sets last_x). */
-void cnn_model_run_forward(cnn_model *m, const float *x, int n, int train);
+/* The layers' forward over a batch of n on up to nt threads (no checks;
+ * sets last_x). */
+void cnn_model_run_forward(cnn_model *m, const float *x, int n, int train, int nt);
 /* Backward from dbuf[0] = dL/d(output of layer start) down to layer 0,
  * checking every parameter gradient for NaN/Inf. */
-cnn_status cnn_model_run_backward(cnn_model *m, int start, int n);
+cnn_status cnn_model_run_backward(cnn_model *m, int start, int n, int nt);
 /* CNN_ERR_NUMERIC naming the first layer whose output for image `row` of
  * the last forward holds a NaN or Inf (or the image itself, if its input
  * does). `shown` is the image's index in the caller's batch. */

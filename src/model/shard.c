@@ -33,7 +33,6 @@
 #include "train/train.h"
 
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,10 +126,8 @@ static cnn_status new_worker(cnn_model *m, int batch, cnn_model **out)
         w->tensors[i].p->data = m->tensors[i].p->data;
         w->tensors[i].p->grad = NULL; /* pointed at a shard's buffer per batch */
     }
-    /* reserve() sizes per-thread scratch by cnn_threads_max(): one thread here */
-    cnn_threads_serial(1);
+    /* a worker's layers are reserved for one thread (is_worker) */
     st = cnn_model_set_batch(w, batch);
-    cnn_threads_serial(0);
     if (st != CNN_OK) {
         cnn_model_free(w);
         return st;
@@ -210,8 +207,7 @@ static void run_shard(cnn_model *m, cnn_model *w, struct cnn_shard_error *err,
 
     if (job->grad) point_grads(m, w, s);
     if (job->train) cnn_rng_seed(&w->rng, m->shard_seed[s]);
-    cnn_threads_serial(1);
-    cnn_model_run_forward(w, job->x + (size_t)i0 * cnn_shape_size(m->input), ns, job->train);
+    cnn_model_run_forward(w, job->x + (size_t)i0 * cnn_shape_size(m->input), ns, job->train, 1);
     /* the rows the caller reads: outputs, and the scores if the loss reads
      * those (act[0], the input itself, is the caller's already) */
     memcpy(m->act[L] + (size_t)i0 * k, w->act[L], sizeof(float) * (size_t)ns * k);
@@ -224,9 +220,8 @@ static void run_shard(cnn_model *m, cnn_model *w, struct cnn_shard_error *err,
         m->shard_loss[s] = t;
         if (!isfinite(t)) st = cnn_model_numeric_fault(w, ns, "the loss");
         else if (job->grad && (st = cnn_model_check_activations(w, ns)) == CNN_OK)
-            st = cnn_model_run_backward(w, plan->start, ns);
+            st = cnn_model_run_backward(w, plan->start, ns, 1);
     }
-    cnn_threads_serial(0);
     /* shards reach a thread in increasing order: keep its first failure */
     if (st != CNN_OK && err->shard < 0) {
         err->shard = s;
@@ -244,9 +239,7 @@ cnn_status cnn_shards_image_fault(cnn_model *m, const float *x, int n, int shard
     const int i0 = (int)((long)s * n / shards);
     const int ns = (int)((long)(s + 1) * n / shards) - i0;
     cnn_model *w = m->workers[0];
-    cnn_threads_serial(1);
-    cnn_model_run_forward(w, x + (size_t)i0 * cnn_shape_size(m->input), ns, 0);
-    cnn_threads_serial(0);
+    cnn_model_run_forward(w, x + (size_t)i0 * cnn_shape_size(m->input), ns, 0, 1);
     return cnn_model_image_fault(w, row - i0, row);
 }
 
@@ -261,6 +254,31 @@ static void reduce_grads(cnn_model *m, int shards, size_t e0, size_t e1)
     }
 }
 
+typedef struct {
+    cnn_model *m;
+    const shard_job *job;
+} shards_job;
+
+/* shards [s0, s1) on thread t, by t's worker */
+static void run_shards(void *ctx, long s0, long s1, int t)
+{
+    const shards_job *j = ctx;
+    for (long s = s0; s < s1; s++)
+        run_shard(j->m, j->m->workers[t], &j->m->worker_err[t], j->job, (int)s);
+}
+
+/* the shards' gradients summed into the model's, blocks [b0, b1) of 1024
+ * floats, one block at a time (it stays in cache across the shards) */
+static void reduce_blocks(void *ctx, long b0, long b1, int t)
+{
+    const shards_job *j = ctx;
+    const size_t nf = j->m->nfloats;
+    for (long b = b0; b < b1; b++) {
+        const size_t e0 = (size_t)b * 1024, e1 = e0 + 1024 < nf ? e0 + 1024 : nf;
+        reduce_grads(j->m, j->job->shards, e0, e1);
+    }
+}
+
 cnn_status cnn_shards_run(cnn_model *m, const float *x, int n, int shards, int train,
                           const cnn_loss_plan *plan, int grad, double *total)
 {
@@ -271,30 +289,14 @@ cnn_status cnn_shards_run(cnn_model *m, const float *x, int n, int shards, int t
         for (int s = 0; s < shards; s++) m->shard_seed[s] = cnn_rng_next(&m->rng);
     for (int t = 0; t < m->nworkers; t++) m->worker_err[t].shard = -1;
 
+    /* shards to whichever thread is free, then the gradients summed in
+     * 1024-float blocks (each cache line summed by one thread) */
     int nt = cnn_threads();
-    if (nt > shards) nt = shards;
     if (nt > m->nworkers) nt = m->nworkers;
-    if (nt > 1) {
-#pragma omp parallel num_threads(nt)
-        {
-            const int t = omp_get_thread_num();
-#pragma omp for schedule(dynamic, 1)
-            for (int s = 0; s < shards; s++) run_shard(m, m->workers[t], &m->worker_err[t], &job, s);
-            if (job.grad) {
-                /* 1024-float blocks: each cache line summed by one thread */
-                const size_t blocks = (m->nfloats + 1023) / 1024;
-#pragma omp for schedule(static)
-                for (size_t b = 0; b < blocks; b++) {
-                    size_t e1 = (b + 1) * 1024 < m->nfloats ? (b + 1) * 1024 : m->nfloats;
-                    reduce_grads(m, shards, b * 1024, e1);
-                }
-            }
-        }
-    } else {
-        /* no one-thread region: libgomp would malloc its team (FINDINGS F1) */
-        for (int s = 0; s < shards; s++) run_shard(m, m->workers[0], &m->worker_err[0], &job, s);
-        if (job.grad) reduce_grads(m, shards, 0, m->nfloats);
-    }
+    shards_job j = {m, &job};
+    cnn_parallel_for(nt, shards, CNN_SPLIT_EACH, run_shards, &j);
+    if (job.grad)
+        cnn_parallel_for(nt, (long)((m->nfloats + 1023) / 1024), CNN_SPLIT_EVEN, reduce_blocks, &j);
 
     const struct cnn_shard_error *first = NULL;
     for (int t = 0; t < m->nworkers; t++)
