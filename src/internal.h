@@ -352,6 +352,10 @@ typedef struct {
     void (*plan)(const cnn_layer *l, int n, int threads, char *buf, size_t len);
     /* Free what reserve/create allocated besides the cnn_layer itself. */
     void (*destroy)(cnn_layer *l);
+    /* In a byte copy of the layer (cnn_layer_clone), forget the original's
+     * reserve buffers without freeing them: the copy reserves its own.
+     * NULL if reserve allocates nothing. */
+    void (*detach)(cnn_layer *l);
 } cnn_layer_ops;
 
 /* The part every layer kind shares. Kinds embed it as their first member
@@ -365,6 +369,7 @@ struct cnn_layer {
     cnn_rng *rng;          /* the model's RNG (dropout, ...) */
     char desc[96];         /* one-line description, as it would be written */
     int line;              /* line in the architecture text */
+    size_t size;           /* bytes of the kind's struct (cnn_layer_new's size) */
 };
 
 /* A layer kind's constructor: read the spec line (consuming every word it
@@ -392,6 +397,9 @@ cnn_status cnn_batchnorm_create(cnn_spec_line *s, cnn_shape in, cnn_layer **out)
  * with ops, shapes and line set. */
 cnn_layer *cnn_layer_new(size_t size, const cnn_layer_ops *ops, cnn_shape in,
                          cnn_shape out, const cnn_spec_line *s);
+/* A new layer of l's kind, shapes and options whose params' data are l's
+ * (grad NULL), with none of l's reserve buffers; NULL when out of memory. */
+cnn_layer *cnn_layer_clone(const cnn_layer *l);
 /* "3" for the pair (3, 3), "3x5" for (3, 5): kernel sizes, strides and
  * pads in a layer's description. */
 void cnn_fmt_pair(char *buf, size_t n, int a, int b);

@@ -296,6 +296,8 @@ static void bn_destroy(cnn_layer *l)
     b->mean = b->invstd = NULL;
 }
 
+static void bn_detach(cnn_layer *l) { ((bn_layer *)l)->mean = ((bn_layer *)l)->invstd = NULL; }
+
 /* normalise (2: subtract, scale) + affine (2) per element */
 static double bn_flops(const cnn_layer *l) { return 4.0 * (double)cnn_shape_size(l->in); }
 
@@ -308,7 +310,8 @@ static double bn_flops(const cnn_layer *l) { return 4.0 * (double)cnn_shape_size
                                        .forward = bn_forward,                                  \
                                        .backward = bn_backward,                                \
                                        .flops = bn_flops,                                      \
-                                       .destroy = bn_destroy}
+                                       .destroy = bn_destroy,                                  \
+                                       .detach = bn_detach}
 BN_OPS(bn1d_ops, "BatchNorm1d");
 BN_OPS(bn2d_ops, "BatchNorm2d");
 

@@ -30,6 +30,7 @@
 #include "kernels/kernels.h"
 
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -510,6 +511,13 @@ static cnn_status conv_reserve(cnn_layer *l, int max_batch, int threads)
 
 static void conv_destroy(cnn_layer *l) { conv_free_buffers((conv2d *)l); }
 
+/* everything from the plan on is reserve's */
+static void conv_detach(cnn_layer *l)
+{
+    conv2d *cv = (conv2d *)l;
+    memset(&cv->plan, 0, sizeof *cv - offsetof(conv2d, plan));
+}
+
 static const cnn_layer_ops conv_ops = {
     .kind = "conv",
     .torch = "Conv2d",
@@ -520,6 +528,7 @@ static const cnn_layer_ops conv_ops = {
     .flops = conv_flops,
     .plan = conv_plan_text,
     .destroy = conv_destroy,
+    .detach = conv_detach,
 };
 
 

@@ -129,6 +129,12 @@ static void dropout_destroy(cnn_layer *l)
     d->cap = 0;
 }
 
+static void dropout_detach(cnn_layer *l)
+{
+    ((dropout_layer *)l)->mask = NULL;
+    ((dropout_layer *)l)->cap = 0;
+}
+
 static double dropout_flops(const cnn_layer *l) { return (double)cnn_shape_size(l->in); }
 
 static const cnn_layer_ops dropout_ops = {
@@ -140,6 +146,7 @@ static const cnn_layer_ops dropout_ops = {
     .backward = dropout_backward,
     .flops = dropout_flops,
     .destroy = dropout_destroy,
+    .detach = dropout_detach,
 };
 
 /* dropout P, 0 <= P < 1 */

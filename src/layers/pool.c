@@ -455,6 +455,13 @@ static void pool_destroy(cnn_layer *l)
     p->argmax = NULL;
 }
 
+static void pool_detach(cnn_layer *l)
+{
+    pool2d *p = (pool2d *)l;
+    p->argmax = NULL;
+    p->max_batch = 0;
+}
+
 static const cnn_layer_ops maxpool_ops = {
     .kind = "maxpool",
     .torch = "MaxPool2d",
@@ -464,6 +471,7 @@ static const cnn_layer_ops maxpool_ops = {
     .backward = pool_backward,
     .flops = pool_flops,
     .destroy = pool_destroy,
+    .detach = pool_detach,
 };
 
 static const cnn_layer_ops avgpool_ops = {
@@ -473,6 +481,7 @@ static const cnn_layer_ops avgpool_ops = {
     .backward = pool_backward,
     .flops = pool_flops,
     .destroy = pool_destroy,
+    .detach = pool_detach,
 };
 
 

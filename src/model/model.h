@@ -12,6 +12,21 @@ typedef struct {
     cnn_param *p;
 } cnn_named_param;
 
+/* Data parallelism over the batch (shard.c): one worker model per thread,
+ * sharing its model's parameters; grads holds the gradients of shards
+ * 1.. (shard 0 writes into the model's own). */
+typedef struct {
+    int nworkers;
+    int worker_batch;             /* the largest shard a worker is set up for */
+    cnn_model **workers;
+    struct cnn_shard_error *err;  /* nworkers: each one's first failure */
+    float *grads;
+    int grad_slots;               /* shards whose gradients fit: 1 + slots in grads */
+    int max_shards;
+    double *loss;                 /* per shard: unreduced loss sum */
+    uint64_t *seed;               /* per shard: its dropout RNG seed for this batch */
+} cnn_shards;
+
 struct cnn_model {
     char *arch;               /* the architecture text it was built from */
     cnn_shape input;
@@ -50,18 +65,8 @@ struct cnn_model {
     long pending_step;
     float *pending_m, *pending_v;
 
-    /* Data parallelism over the batch (shard.c): one worker model per
-     * thread, sharing this model's parameters; shard_grads holds the
-     * gradients of shards 1.. (shard 0 writes into grads). */
-    int is_worker;            /* this is a worker of another model */
-    int nworkers, worker_batch;
-    cnn_model **workers;
-    struct cnn_shard_error *worker_err; /* nworkers: each one's first failure */
-    float *shard_grads;
-    int shard_grad_slots;     /* shards whose gradients fit: 1 + slots in shard_grads */
-    double *shard_loss;       /* per shard: unreduced loss sum */
-    uint64_t *shard_seed;     /* per shard: its dropout RNG seed for this batch */
-    int max_shards;
+    cnn_shards shards;
+    int is_worker;            /* this is a shard worker of another model (cnn_model_share) */
 
     int shapes_only;          /* built without parameters (cnn_model_shapes_from_text) */
 
@@ -80,6 +85,12 @@ cnn_status cnn_model_from_text_limited(const char *text, const char *name, size_
                                        cnn_model **out);
 
 /* ------------------------------------------------ parts shared with shard.c */
+
+/* A shard worker of m: its layers are copies of m's (cnn_layer_clone)
+ * whose parameters are m's own, with activations, layer buffers and RNG
+ * of its own once set up for a batch; it runs the fast kernels on one
+ * thread, and holds no gradients (shard.c points them per shard). */
+cnn_status cnn_model_share(const cnn_model *m, cnn_model **out);
 
 /* Bytes of the buffers cnn_model_set_batch(m, max_batch) allocates on
  * `threads` threads: activations, gradient buffers, targets and the layers'

@@ -56,7 +56,7 @@ static int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
 int cnn_shards_for(const cnn_model *m, int n, int grad)
 {
-    if (m->nworkers < 1 || m->kernels != CNN_KERNELS_FAST || n < 2 * CNN_SHARD) return 1;
+    if (m->shards.nworkers < 1 || m->kernels != CNN_KERNELS_FAST || n < 2 * CNN_SHARD) return 1;
     if (grad && !trainable_batch(m)) return 1;
     int s = ceil_div(n, CNN_SHARD);
     if (grad && s > MAX_TRAIN_SHARDS) s = MAX_TRAIN_SHARDS;
@@ -72,18 +72,14 @@ static int largest_shard(int max_batch)
 
 void cnn_shards_free(cnn_model *m)
 {
-    for (int i = 0; i < m->nworkers; i++) cnn_model_free(m->workers[i]);
-    free(m->workers);
-    free(m->worker_err);
-    cnn_free(m->shard_grads);
-    free(m->shard_loss);
-    free(m->shard_seed);
-    m->workers = NULL;
-    m->worker_err = NULL;
-    m->shard_grads = NULL;
-    m->shard_loss = NULL;
-    m->shard_seed = NULL;
-    m->nworkers = m->worker_batch = m->shard_grad_slots = m->max_shards = 0;
+    cnn_shards *sh = &m->shards;
+    for (int i = 0; i < sh->nworkers; i++) cnn_model_free(sh->workers[i]);
+    free(sh->workers);
+    free(sh->err);
+    cnn_free(sh->grads);
+    free(sh->loss);
+    free(sh->seed);
+    memset(sh, 0, sizeof *sh);
 }
 
 /* How many shards a training batch of up to max_batch may run as: each
@@ -113,20 +109,13 @@ size_t cnn_shards_need(const cnn_model *m, int max_batch, int threads, int with_
     return total > SIZE_MAX - workers ? SIZE_MAX : total + workers;
 }
 
-/* A worker: the same architecture, its parameters those of m. It is built
- * for its shapes, so it never allocates (or draws) parameters of its own. */
+/* A worker: a copy of m sharing its parameters, set up for shards of up
+ * to `batch` images on one thread. */
 static cnn_status new_worker(cnn_model *m, int batch, cnn_model **out)
 {
     cnn_model *w;
-    cnn_status st = cnn_model_shapes_from_text(m->arch, "worker", &w);
+    cnn_status st = cnn_model_share(m, &w);
     if (st != CNN_OK) return st;
-    w->is_worker = 1;
-    w->shapes_only = 0;
-    for (int i = 0; i < w->ntensors; i++) {
-        w->tensors[i].p->data = m->tensors[i].p->data;
-        w->tensors[i].p->grad = NULL; /* pointed at a shard's buffer per batch */
-    }
-    /* a worker's layers are reserved for one thread (is_worker) */
     st = cnn_model_set_batch(w, batch);
     if (st != CNN_OK) {
         cnn_model_free(w);
@@ -143,37 +132,37 @@ cnn_status cnn_shards_reserve(cnn_model *m)
     if (m->max_batch < 2 * CNN_SHARD) return CNN_OK; /* never sharded */
 
     int max_shards = ceil_div(m->max_batch, CNN_SHARD);
-    m->workers = calloc((size_t)threads, sizeof *m->workers);
-    m->worker_err = calloc((size_t)threads, sizeof *m->worker_err);
-    m->shard_loss = calloc((size_t)max_shards, sizeof *m->shard_loss);
-    m->shard_seed = calloc((size_t)max_shards, sizeof *m->shard_seed);
-    if (!m->workers || !m->worker_err || !m->shard_loss || !m->shard_seed) {
+    m->shards.workers = calloc((size_t)threads, sizeof *m->shards.workers);
+    m->shards.err = calloc((size_t)threads, sizeof *m->shards.err);
+    m->shards.loss = calloc((size_t)max_shards, sizeof *m->shards.loss);
+    m->shards.seed = calloc((size_t)max_shards, sizeof *m->shards.seed);
+    if (!m->shards.workers || !m->shards.err || !m->shards.loss || !m->shards.seed) {
         cnn_shards_free(m);
         return cnn_fail(CNN_ERR_NOMEM, "out of memory for the per-thread workers");
     }
     for (int t = 0; t < threads; t++) {
-        cnn_status st = new_worker(m, largest_shard(m->max_batch), &m->workers[t]);
+        cnn_status st = new_worker(m, largest_shard(m->max_batch), &m->shards.workers[t]);
         if (st != CNN_OK) {
-            m->nworkers = t;
+            m->shards.nworkers = t;
             cnn_shards_free(m);
             return cnn_fail_prefix(st, "worker for thread %d", t);
         }
     }
-    m->nworkers = threads;
-    m->worker_batch = largest_shard(m->max_batch);
-    m->shard_grad_slots = 1;
-    m->max_shards = max_shards;
+    m->shards.nworkers = threads;
+    m->shards.worker_batch = largest_shard(m->max_batch);
+    m->shards.grad_slots = 1;
+    m->shards.max_shards = max_shards;
     return m->has_opt ? cnn_shards_reserve_grads(m) : CNN_OK;
 }
 
 cnn_status cnn_shards_reserve_grads(cnn_model *m)
 {
-    if (m->nworkers < 1 || m->shard_grads) return CNN_OK;
+    if (m->shards.nworkers < 1 || m->shards.grads) return CNN_OK;
     const int train_shards = train_shards_for(m, m->max_batch);
     if (train_shards < 2) return CNN_OK;
-    m->shard_grads = cnn_alloc(shard_grads_bytes(m, train_shards), "per-shard gradients");
-    if (!m->shard_grads) return CNN_ERR_NOMEM;
-    m->shard_grad_slots = train_shards;
+    m->shards.grads = cnn_alloc(shard_grads_bytes(m, train_shards), "per-shard gradients");
+    if (!m->shards.grads) return CNN_ERR_NOMEM;
+    m->shards.grad_slots = train_shards;
     return CNN_OK;
 }
 
@@ -181,7 +170,7 @@ cnn_status cnn_shards_reserve_grads(cnn_model *m)
  * into their slot of shard_grads, at the same offsets. */
 static void point_grads(cnn_model *m, cnn_model *w, int s)
 {
-    float *base = s == 0 ? m->grads : m->shard_grads + (size_t)(s - 1) * m->nfloats;
+    float *base = s == 0 ? m->grads : m->shards.grads + (size_t)(s - 1) * m->nfloats;
     for (int i = 0; i < m->ntensors; i++) {
         const cnn_param *p = m->tensors[i].p;
         w->tensors[i].p->grad = p->grad ? base + (p->grad - m->grads) : NULL;
@@ -206,7 +195,7 @@ static void run_shard(cnn_model *m, cnn_model *w, struct cnn_shard_error *err,
     cnn_status st = CNN_OK;
 
     if (job->grad) point_grads(m, w, s);
-    if (job->train) cnn_rng_seed(&w->rng, m->shard_seed[s]);
+    if (job->train) cnn_rng_seed(&w->rng, m->shards.seed[s]);
     cnn_model_run_forward(w, job->x + (size_t)i0 * cnn_shape_size(m->input), ns, job->train, 1);
     /* the rows the caller reads: outputs, and the scores if the loss reads
      * those (act[0], the input itself, is the caller's already) */
@@ -217,7 +206,7 @@ static void run_shard(cnn_model *m, cnn_model *w, struct cnn_shard_error *err,
         double t = cnn_loss_rows(plan->loss, plan->probs, cnn_model_act(w, li),
                                  m->target + (size_t)i0 * k, ns, k, job->n,
                                  job->grad ? w->dbuf[0] : NULL);
-        m->shard_loss[s] = t;
+        m->shards.loss[s] = t;
         if (!isfinite(t)) st = cnn_model_numeric_fault(w, ns, "the loss");
         else if (job->grad && (st = cnn_model_check_activations(w, ns)) == CNN_OK)
             st = cnn_model_run_backward(w, plan->start, ns, 1);
@@ -238,7 +227,7 @@ cnn_status cnn_shards_image_fault(cnn_model *m, const float *x, int n, int shard
     while ((long)(s + 1) * n / shards <= row) s++;
     const int i0 = (int)((long)s * n / shards);
     const int ns = (int)((long)(s + 1) * n / shards) - i0;
-    cnn_model *w = m->workers[0];
+    cnn_model *w = m->shards.workers[0];
     cnn_model_run_forward(w, x + (size_t)i0 * cnn_shape_size(m->input), ns, 0, 1);
     return cnn_model_image_fault(w, row - i0, row);
 }
@@ -248,7 +237,7 @@ static void reduce_grads(cnn_model *m, int shards, size_t e0, size_t e1)
 {
     float *restrict g = m->grads;
     for (int s = 1; s < shards; s++) {
-        const float *restrict p = m->shard_grads + (size_t)(s - 1) * m->nfloats;
+        const float *restrict p = m->shards.grads + (size_t)(s - 1) * m->nfloats;
 #pragma omp simd
         for (size_t e = e0; e < e1; e++) g[e] += p[e];
     }
@@ -264,7 +253,7 @@ static void run_shards(void *ctx, long s0, long s1, int t)
 {
     const shards_job *j = ctx;
     for (long s = s0; s < s1; s++)
-        run_shard(j->m, j->m->workers[t], &j->m->worker_err[t], j->job, (int)s);
+        run_shard(j->m, j->m->shards.workers[t], &j->m->shards.err[t], j->job, (int)s);
 }
 
 /* the shards' gradients summed into the model's, blocks [b0, b1) of 1024
@@ -282,30 +271,30 @@ static void reduce_blocks(void *ctx, long b0, long b1, int t)
 cnn_status cnn_shards_run(cnn_model *m, const float *x, int n, int shards, int train,
                           const cnn_loss_plan *plan, int grad, double *total)
 {
-    if (shards > m->max_shards || (grad && shards > m->shard_grad_slots))
+    if (shards > m->shards.max_shards || (grad && shards > m->shards.grad_slots))
         return cnn_fail(CNN_ERR_ARG, "internal: %d shards for a batch of %d", shards, n);
     const shard_job job = {x, n, shards, train, grad && plan, plan};
     if (train)
-        for (int s = 0; s < shards; s++) m->shard_seed[s] = cnn_rng_next(&m->rng);
-    for (int t = 0; t < m->nworkers; t++) m->worker_err[t].shard = -1;
+        for (int s = 0; s < shards; s++) m->shards.seed[s] = cnn_rng_next(&m->rng);
+    for (int t = 0; t < m->shards.nworkers; t++) m->shards.err[t].shard = -1;
 
     /* shards to whichever thread is free, then the gradients summed in
      * 1024-float blocks (each cache line summed by one thread) */
     int nt = cnn_threads();
-    if (nt > m->nworkers) nt = m->nworkers;
+    if (nt > m->shards.nworkers) nt = m->shards.nworkers;
     shards_job j = {m, &job};
     cnn_parallel_for(nt, shards, CNN_SPLIT_EACH, run_shards, &j);
     if (job.grad)
         cnn_parallel_for(nt, (long)((m->nfloats + 1023) / 1024), CNN_SPLIT_EVEN, reduce_blocks, &j);
 
     const struct cnn_shard_error *first = NULL;
-    for (int t = 0; t < m->nworkers; t++)
-        if (m->worker_err[t].shard >= 0 && (!first || m->worker_err[t].shard < first->shard))
-            first = &m->worker_err[t];
+    for (int t = 0; t < m->shards.nworkers; t++)
+        if (m->shards.err[t].shard >= 0 && (!first || m->shards.err[t].shard < first->shard))
+            first = &m->shards.err[t];
     if (first) return cnn_fail(first->st, "%s", first->msg);
     if (total) {
         double sum = 0.0;
-        for (int s = 0; s < shards; s++) sum += m->shard_loss[s];
+        for (int s = 0; s < shards; s++) sum += m->shards.loss[s];
         *total = sum;
     }
     return CNN_OK;
