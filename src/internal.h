@@ -370,7 +370,14 @@ struct cnn_layer {
     char desc[96];         /* one-line description, as it would be written */
     int line;              /* line in the architecture text */
     size_t size;           /* bytes of the kind's struct (cnn_layer_new's size) */
+    /* The model's parameter version (cnn_model_params_changed), or NULL
+     * outside a model: what a layer derives from its weights (transformed
+     * or re-laid-out filters) is kept while the version stays the same. */
+    const uint64_t *version;
 };
+
+/* l's parameter version; 0 (outside a model) means "derive again". */
+static inline uint64_t cnn_layer_version(const cnn_layer *l) { return l->version ? *l->version : 0; }
 
 /* A layer kind's constructor: read the spec line (consuming every word it
  * understands), check the input shape, and return a new layer with in, out,

@@ -72,6 +72,7 @@ typedef struct {
     int *off_d;      /* F*ka*kb tap offsets into the dy grids (dx) */
     float *wt;       /* (C*sh*sw) x (F*ka*kb): W by phase, for dx */
     float *wft;      /* CONV_FWD_PLANES_FILTERS' weights: (C*kh*kw + 1) x lf, W^T then the bias */
+    uint64_t wft_made, wt_made; /* the parameter versions wft and wt hold (0: none) */
     int st_kmax;     /* CONV_FWD_PLANES' store table (cnn_planes_store) */
     int *st_cnt, *st_off;
     unsigned short *st_mask;
@@ -79,14 +80,15 @@ typedef struct {
 } conv_planes;
 
 /* One Winograd path (conv2d_winograd.c): its geometry and per-thread buffers */
-#define WG_VALID_STRIDE 16 /* ints: one cache line per thread's flag */
+#define WG_MADE_STRIDE 8 /* uint64_t: one cache line per thread's stamp */
 typedef struct {
     int dx;          /* the input gradient's (rotated filters) */
     cnn_wino p;
-    size_t wsz;      /* floats of a weight copy, rounded to a cache line */
-    size_t size;     /* floats of one thread's part: weights, their transform, scratch */
+    size_t size;     /* floats of one thread's part: the transformed filters, scratch */
     float *buf;      /* threads x size */
-    int *valid;      /* per thread (WG_VALID_STRIDE apart): its part holds a transform */
+    /* per thread (WG_MADE_STRIDE apart): the parameter version its filters
+     * were transformed from (0: none) */
+    uint64_t *made;
 } conv_wg;
 
 typedef struct {
@@ -143,7 +145,8 @@ cnn_status conv_planes_reserve(conv2d *cv, int threads);
 void conv_planes_free(conv2d *cv);
 /* n images, over nt threads image by image when n >= nt, else on this one */
 void conv_planes_forward(conv2d *cv, const float *x, float *y, int n, int nt);
-/* Before a backward with dx: W by phase, from the current weights */
+/* Before a backward with dx: W by phase, from the current weights (kept
+ * while the parameter version is unchanged) */
 void conv_planes_dx_weights(conv2d *cv);
 /* Images [i0, i1): dW summed into part in groups of sp.grp, dx (if not
  * NULL) by plan.dx. t: the thread (its scratch and im2col buffer). */

@@ -350,7 +350,8 @@ static void images_forward(void *ctx, long i0, long i1, int t)
 void conv_planes_forward(conv2d *cv, const float *x, float *y, int n, int nt)
 {
     conv_planes *sp = &cv->sp;
-    if (cv->plan.fwd == CONV_FWD_PLANES_FILTERS) {
+    const uint64_t version = cnn_layer_version(&cv->base);
+    if (cv->plan.fwd == CONV_FWD_PLANES_FILTERS && (!version || sp->wft_made != version)) {
         /* wft[t][f] = w[f][t], then the bias; lanes f >= F stay zero */
         const int F = cv->filters, T = cv->g.c * cv->g.kh * cv->g.kw;
         const float *w = conv_weight(cv), *b = conv_bias(cv);
@@ -358,6 +359,7 @@ void conv_planes_forward(conv2d *cv, const float *x, float *y, int n, int nt)
             for (int t = 0; t < T; t++) sp->wft[(size_t)t * sp->lf + f] = w[(size_t)f * T + t];
             sp->wft[(size_t)T * sp->lf + f] = b ? b[f] : 0.0f;
         }
+        sp->wft_made = version;
     }
     /* too little work per image to split one across threads */
     planes_job j = {cv, x, y};
@@ -375,6 +377,9 @@ void conv_planes_dx_weights(conv2d *cv)
     const cnn_window *g = &cv->g;
     const int F = cv->filters, ka = cv->sp.ka, kb = cv->sp.kb, td = F * ka * kb;
     const float *w = conv_weight(cv);
+    const uint64_t version = cnn_layer_version(&cv->base);
+    if (version && cv->sp.wt_made == version) return;
+    cv->sp.wt_made = version;
     for (int c = 0; c < g->c; c++)
         for (int pr = 0; pr < g->sh; pr++)
             for (int pc = 0; pc < g->sw; pc++) {

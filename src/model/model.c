@@ -226,6 +226,7 @@ static cnn_status build(const char *text, const char *name, size_t max_floats, i
     m->arch = strdup(text);
     m->kernels = CNN_KERNELS_FAST;
     m->pending_kind = -1;
+    m->param_version = 1;
     cnn_rng_seed(&m->rng, 0);
 
     cnn_status st = CNN_OK;
@@ -265,6 +266,7 @@ static cnn_status build(const char *text, const char *name, size_t max_floats, i
         if ((st = create(&s, shape, &l)) != CNN_OK) break;
         l->line = lineno;
         l->rng = &m->rng;
+        l->version = &m->param_version;
         if ((st = add_layer(m, l)) != CNN_OK) {
             if (l->ops->destroy) l->ops->destroy(l);
             free(l);
@@ -317,7 +319,7 @@ cnn_status cnn_model_share(const cnn_model *m, cnn_model **out)
     w->kernels = CNN_KERNELS_FAST;
     w->pending_kind = -1;
     w->is_worker = 1;
-    w->nfloats = m->nfloats;
+    w->nfloats = m->nfloats; /* its layers read m's parameter version too */
     w->layers = calloc((size_t)m->nlayers, sizeof *w->layers);
     w->tensors = calloc((size_t)m->ntensors + 1, sizeof *w->tensors);
     if (!w->layers || !w->tensors) {
@@ -404,7 +406,16 @@ cnn_status cnn_model_init(cnn_model *m, cnn_init how, uint64_t seed)
     if (need_params(m, "cnn_model_init")) return CNN_ERR_ARG;
     cnn_rng_seed(&m->rng, seed);
     for (int i = 0; i < m->ntensors; i++) cnn_param_init(m->tensors[i].p, how, &m->rng);
+    cnn_model_params_changed(m);
     return CNN_OK;
+}
+
+void cnn_model_params_changed(cnn_model *m) { m->param_version++; }
+
+void cnn_model_set_params(cnn_model *m, const float *from)
+{
+    memcpy(m->params, from, sizeof(float) * m->nfloats);
+    cnn_model_params_changed(m);
 }
 
 /* ---------------------------------------------------------------- buffers */
@@ -640,6 +651,7 @@ cnn_status cnn_model_tensor(cnn_model *m, int i, cnn_tensor *out)
     if (i < 0 || i >= m->ntensors)
         return cnn_fail(CNN_ERR_ARG, "tensor %d does not exist (the model has %d)", i, m->ntensors);
     cnn_param *p = m->tensors[i].p;
+    cnn_model_params_changed(m); /* the caller may write through data */
     out->name = m->tensors[i].name;
     out->data = p->data;
     out->grad = p->grad;
@@ -989,6 +1001,7 @@ cnn_status cnn_model_step(cnn_model *m)
         if (norm > m->opt.clip_norm) scale = (float)(m->opt.clip_norm / norm);
     }
     m->step++;
+    cnn_model_params_changed(m);
     /* The update is elementwise, so any split over threads gives the same
      * bits. The flat array is cut into blocks of STEP_BLOCK floats, each
      * updating the parts of the tensors it overlaps (params, grads, m and v

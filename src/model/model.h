@@ -37,6 +37,10 @@ struct cnn_model {
      * another, carved up in state_dict order (llm.c style). */
     float *params, *grads;
     size_t nfloats;
+    /* Bumped whenever the parameters may change (a step, an init, a load,
+     * a writable pointer handed out): layers keep what they derive from
+     * their weights while it stays the same (cnn_layer.version). */
+    uint64_t param_version;
     int ntensors;
     cnn_named_param *tensors;
 
@@ -166,6 +170,10 @@ int cnn_shards_for(const cnn_model *m, int n, int grad);
  * m->grads gets the batch's gradient. */
 cnn_status cnn_shards_run(cnn_model *m, const float *x, int n, int shards, int train,
                           const cnn_loss_plan *plan, int grad, double *total);
+
+/* Every parameter and buffer at once, from `from` (nfloats, in m->params'
+ * layout): a load. Counts as a change of the parameters. */
+void cnn_model_set_params(cnn_model *m, const float *from);
 
 /* Serialise / restore the model RNG as 64 hex digits (checkpoints). */
 void cnn_model_rng_to_hex(const cnn_model *m, char out[65]);
