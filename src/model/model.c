@@ -1,6 +1,7 @@
 /* model.c — a sequential model: parsing the architecture text, shape
- * inference, buffers allocated once, and the forward / loss / backward /
- * step cycle of one training batch. */
+ * inference, buffers allocated once, and the forward / loss / backward of
+ * one batch (the optimizer step: step.c; metadata: meta.c; shard workers:
+ * shard.c). */
 #include "model/model.h"
 #include "train/train.h"
 
@@ -310,43 +311,6 @@ static cnn_status build(const char *text, const char *name, size_t max_floats, i
     return CNN_OK;
 }
 
-cnn_status cnn_model_share(const cnn_model *m, cnn_model **out)
-{
-    *out = NULL;
-    cnn_model *w = calloc(1, sizeof *w);
-    if (!w) return cnn_fail(CNN_ERR_NOMEM, "out of memory for a shard worker");
-    w->input = m->input;
-    w->kernels = CNN_KERNELS_FAST;
-    w->pending_kind = -1;
-    w->is_worker = 1;
-    w->nfloats = m->nfloats; /* its layers read m's parameter version too */
-    w->layers = calloc((size_t)m->nlayers, sizeof *w->layers);
-    w->tensors = calloc((size_t)m->ntensors + 1, sizeof *w->tensors);
-    if (!w->layers || !w->tensors) {
-        cnn_model_free(w);
-        return cnn_fail(CNN_ERR_NOMEM, "out of memory for a shard worker");
-    }
-    for (int i = 0; i < m->nlayers; i++) {
-        cnn_layer *l = cnn_layer_clone(m->layers[i]);
-        if (!l) {
-            cnn_model_free(w);
-            return CNN_ERR_NOMEM;
-        }
-        l->rng = &w->rng;
-        l->kernels = CNN_KERNELS_FAST;
-        w->layers[w->nlayers++] = l;
-    }
-    /* the same table, each entry the same param of the copied layer */
-    for (int i = 0; i < m->ntensors; i++) {
-        const cnn_named_param *t = &m->tensors[i];
-        w->tensors[i] = *t;
-        w->tensors[i].p = &w->layers[t->layer]->params[t->p - m->layers[t->layer]->params];
-    }
-    w->ntensors = m->ntensors;
-    *out = w;
-    return CNN_OK;
-}
-
 /* Read an architecture file (at most 64 KiB of text) and build it. */
 static cnn_status build_file(const char *path, int with_params, cnn_model **out)
 {
@@ -388,7 +352,7 @@ cnn_status cnn_model_shapes_from_file(const char *path, cnn_model **out)
 }
 
 /* Calls that need the parameters refuse a model built for its shapes. */
-static cnn_status need_params(const cnn_model *m, const char *what)
+cnn_status cnn_model_need_params(const cnn_model *m, const char *what)
 {
     if (m->shapes_only)
         return cnn_fail(CNN_ERR_ARG, "%s: the model was built for its shapes only and has no "
@@ -403,7 +367,7 @@ cnn_status cnn_model_init(cnn_model *m, cnn_init how, uint64_t seed)
     if (how != CNN_INIT_XAVIER_NORMAL && how != CNN_INIT_XAVIER_UNIFORM &&
         how != CNN_INIT_HE_NORMAL)
         return cnn_fail(CNN_ERR_ARG, "unknown initialisation %d", (int)how);
-    if (need_params(m, "cnn_model_init")) return CNN_ERR_ARG;
+    if (cnn_model_need_params(m, "cnn_model_init")) return CNN_ERR_ARG;
     cnn_rng_seed(&m->rng, seed);
     for (int i = 0; i < m->ntensors; i++) cnn_param_init(m->tensors[i].p, how, &m->rng);
     cnn_model_params_changed(m);
@@ -498,7 +462,7 @@ size_t cnn_model_memory_need(const cnn_model *m, int max_batch, int with_optimiz
  * the process holds elsewhere: the whole need, said before anything is
  * allocated. What the model holds now is its need at its current batch,
  * which it gives back (or keeps) on the way. */
-static cnn_status check_need(const cnn_model *m, int max_batch, int with_optimizer)
+cnn_status cnn_model_check_need(const cnn_model *m, int max_batch, int with_optimizer)
 {
     if (m->is_worker) return CNN_OK; /* its model's check counted it */
     mem_need n = need_of(m, max_batch, with_optimizer, cnn_threads_max());
@@ -541,8 +505,8 @@ cnn_status cnn_model_set_batch(cnn_model *m, int max_batch)
 {
     if (max_batch < 1 || max_batch > (1 << 24))
         return cnn_fail(CNN_ERR_ARG, "batch size %d is out of range (1 to %d)", max_batch, 1 << 24);
-    if (need_params(m, "cnn_model_set_batch")) return CNN_ERR_ARG;
-    cnn_status st = check_need(m, max_batch, m->has_opt);
+    if (cnn_model_need_params(m, "cnn_model_set_batch")) return CNN_ERR_ARG;
+    cnn_status st = cnn_model_check_need(m, max_batch, m->has_opt);
     if (st != CNN_OK) return st;
     free_batch_buffers(m);
     m->act = calloc((size_t)m->nlayers + 1, sizeof *m->act);
@@ -921,190 +885,5 @@ cnn_status cnn_model_run_backward(cnn_model *m, int start, int n, int nt)
         }
         cur = 1 - cur;
     }
-    return CNN_OK;
-}
-
-/* ------------------------------------------------------------- optimizer */
-
-cnn_status cnn_model_set_optimizer(cnn_model *m, const cnn_optim_config *c)
-{
-    if (!(c->lr > 0) || !isfinite(c->lr))
-        return cnn_fail(CNN_ERR_ARG, "learning rate must be a positive number, got %g", c->lr);
-    if (need_params(m, "cnn_model_set_optimizer")) return CNN_ERR_ARG;
-    if (!m->opt_m) {
-        cnn_status need = check_need(m, m->max_batch, 1);
-        if (need != CNN_OK) return need;
-    }
-    if (!m->opt_m) m->opt_m = cnn_alloc(sizeof(float) * m->nfloats, "optimizer state");
-    if (!m->opt_v) m->opt_v = cnn_alloc(sizeof(float) * m->nfloats, "optimizer state");
-    if (!m->opt_m || !m->opt_v) return CNN_ERR_NOMEM;
-    cnn_status st = cnn_shards_reserve_grads(m);
-    if (st != CNN_OK) return st;
-    m->opt = *c;
-    m->lr = c->lr;
-    m->has_opt = 1;
-    if (m->pending_kind == (int)c->kind && m->pending_m) {
-        /* resume: the state a checkpoint carried */
-        memcpy(m->opt_m, m->pending_m, sizeof(float) * m->nfloats);
-        memcpy(m->opt_v, m->pending_v, sizeof(float) * m->nfloats);
-        m->step = m->pending_step;
-    } else {
-        memset(m->opt_m, 0, sizeof(float) * m->nfloats);
-        memset(m->opt_v, 0, sizeof(float) * m->nfloats);
-        m->step = 0;
-    }
-    return CNN_OK;
-}
-
-void cnn_model_set_lr(cnn_model *m, float lr) { m->lr = lr; }
-
-enum { STEP_BLOCK = 4096, STEP_PARALLEL_MIN = 32768 };
-
-typedef struct {
-    cnn_model *m;
-    float scale; /* of the gradients (clipping) */
-    int bad;     /* set when an updated weight is NaN or Inf */
-} step_job;
-
-/* The update of blocks [b0, b1) of STEP_BLOCK floats */
-static void step_blocks(void *ctx, long b0, long b1, int t)
-{
-    step_job *j = ctx;
-    cnn_model *m = j->m;
-    const size_t e0 = (size_t)b0 * STEP_BLOCK;
-    const size_t e1 = (size_t)b1 * STEP_BLOCK < m->nfloats ? (size_t)b1 * STEP_BLOCK : m->nfloats;
-    int bad = 0;
-    for (int i = 0; i < m->ntensors; i++) {
-        cnn_param *p = m->tensors[i].p;
-        const size_t off = (size_t)(p->data - m->params);
-        const size_t lo = off > e0 ? off : e0;
-        const size_t hi = off + p->size < e1 ? off + p->size : e1;
-        if (!p->trainable || lo >= hi) continue;
-        cnn_optim_update(&m->opt, m->lr, m->step, j->scale, m->params + lo, m->grads + lo,
-                         m->opt_m + lo, m->opt_v + lo, hi - lo);
-        bad |= cnn_first_nonfinite(m->params + lo, hi - lo) >= 0;
-    }
-    if (bad) __atomic_fetch_or(&j->bad, 1, __ATOMIC_RELAXED);
-}
-
-cnn_status cnn_model_step(cnn_model *m)
-{
-    if (!m->has_opt) return cnn_fail(CNN_ERR_ARG, "no optimizer: call cnn_model_set_optimizer first");
-    float scale = 1.0f;
-    if (m->opt.clip_norm > 0) {
-        double sq = 0;
-        for (int i = 0; i < m->ntensors; i++) {
-            cnn_param *p = m->tensors[i].p;
-            if (p->trainable) sq += cnn_grad_sq_norm(p->grad, p->size);
-        }
-        double norm = sqrt(sq);
-        if (norm > m->opt.clip_norm) scale = (float)(m->opt.clip_norm / norm);
-    }
-    m->step++;
-    cnn_model_params_changed(m);
-    /* The update is elementwise, so any split over threads gives the same
-     * bits. The flat array is cut into blocks of STEP_BLOCK floats, each
-     * updating the parts of the tensors it overlaps (params, grads, m and v
-     * share offsets), so a model of many small tensors splits evenly too.
-     * Below STEP_PARALLEL_MIN floats a fork costs more than it saves. */
-    const long blocks = (long)((m->nfloats + STEP_BLOCK - 1) / STEP_BLOCK);
-    step_job j = {m, scale, 0};
-    cnn_parallel_for(m->nfloats < STEP_PARALLEL_MIN ? 1 : cnn_threads(), blocks, CNN_SPLIT_EVEN,
-                     step_blocks, &j);
-    const int bad = j.bad;
-    if (bad)
-        for (int i = 0; i < m->ntensors; i++) {
-            cnn_param *p = m->tensors[i].p;
-            if (p->trainable && cnn_first_nonfinite(p->data, p->size) >= 0)
-                return cnn_fail(CNN_ERR_NUMERIC,
-                                "weights %s became non-finite after optimizer step %ld "
-                                "(is the learning rate %g too large?)",
-                                m->tensors[i].name, m->step, m->lr);
-        }
-    return CNN_OK;
-}
-
-cnn_status cnn_model_train_batch(cnn_model *m, const float *x, const uint8_t *labels, int n,
-                                 cnn_loss loss, cnn_batch_stats *stats)
-{
-    if (!m->has_opt) return cnn_fail(CNN_ERR_ARG, "no optimizer: call cnn_model_set_optimizer first");
-    cnn_threads_batch_begin();
-    cnn_status st = cnn_model_compute_grads(m, x, labels, n, loss, stats);
-    if (st == CNN_OK) st = cnn_model_step(m);
-    cnn_threads_batch_end(st == CNN_OK ? n : 0);
-    return st;
-}
-
-/* -------------------------------------------------------------- metadata */
-
-cnn_status cnn_model_set_meta(cnn_model *m, const char *key, const char *value)
-{
-    if (!key || !*key || !value) return cnn_fail(CNN_ERR_ARG, "metadata needs a key and a value");
-    for (int i = 0; i < m->nmeta; i++)
-        if (strcmp(m->meta_key[i], key) == 0) {
-            char *v = strdup(value);
-            if (!v) return cnn_fail(CNN_ERR_NOMEM, "out of memory");
-            free(m->meta_val[i]);
-            m->meta_val[i] = v;
-            return CNN_OK;
-        }
-    char **k = realloc(m->meta_key, sizeof *k * (size_t)(m->nmeta + 1));
-    if (k) m->meta_key = k;
-    char **v = realloc(m->meta_val, sizeof *v * (size_t)(m->nmeta + 1));
-    if (v) m->meta_val = v;
-    if (!k || !v) return cnn_fail(CNN_ERR_NOMEM, "out of memory");
-    m->meta_key[m->nmeta] = strdup(key);
-    m->meta_val[m->nmeta] = strdup(value);
-    if (!m->meta_key[m->nmeta] || !m->meta_val[m->nmeta]) {
-        free(m->meta_key[m->nmeta]);
-        free(m->meta_val[m->nmeta]);
-        return cnn_fail(CNN_ERR_NOMEM, "out of memory");
-    }
-    m->nmeta++;
-    return CNN_OK;
-}
-
-void cnn_model_unset_meta(cnn_model *m, const char *key)
-{
-    for (int i = 0; i < m->nmeta; i++)
-        if (strcmp(m->meta_key[i], key) == 0) {
-            free(m->meta_key[i]);
-            free(m->meta_val[i]);
-            /* the others keep their order: it is the order they are saved in */
-            memmove(m->meta_key + i, m->meta_key + i + 1, sizeof *m->meta_key * (size_t)(m->nmeta - i - 1));
-            memmove(m->meta_val + i, m->meta_val + i + 1, sizeof *m->meta_val * (size_t)(m->nmeta - i - 1));
-            m->nmeta--;
-            return;
-        }
-}
-
-const char *cnn_model_get_meta(const cnn_model *m, const char *key)
-{
-    if (strcmp(key, "arch") == 0) return m->arch;
-    for (int i = 0; i < m->nmeta; i++)
-        if (strcmp(m->meta_key[i], key) == 0) return m->meta_val[i];
-    return NULL;
-}
-
-/* ------------------------------------------------------- training state */
-
-void cnn_model_rng_to_hex(const cnn_model *m, char out[65]) { cnn_rng_to_hex(&m->rng, out); }
-
-cnn_status cnn_model_rng_from_hex(cnn_model *m, const char *hex)
-{
-    if (cnn_rng_from_hex(hex, &m->rng))
-        return cnn_fail(CNN_ERR_FORMAT, "bad RNG state '%s'", hex ? hex : "");
-    return CNN_OK;
-}
-
-cnn_status cnn_model_pending_state(cnn_model *m, int kind, long step)
-{
-    if (!m->pending_m) m->pending_m = cnn_alloc(sizeof(float) * m->nfloats, "optimizer state");
-    if (!m->pending_v) m->pending_v = cnn_alloc(sizeof(float) * m->nfloats, "optimizer state");
-    if (!m->pending_m || !m->pending_v) return CNN_ERR_NOMEM;
-    memset(m->pending_m, 0, sizeof(float) * m->nfloats);
-    memset(m->pending_v, 0, sizeof(float) * m->nfloats);
-    m->pending_kind = kind;
-    m->pending_step = step;
     return CNN_OK;
 }

@@ -88,7 +88,13 @@ struct cnn_model {
 cnn_status cnn_model_from_text_limited(const char *text, const char *name, size_t max_floats,
                                        cnn_model **out);
 
-/* ------------------------------------------------ parts shared with shard.c */
+/* ------------------------------------------ parts shared with shard.c, step.c */
+
+/* CNN_ERR_ARG for a model built for its shapes only (`what` names the call) */
+cnn_status cnn_model_need_params(const cnn_model *m, const char *what);
+/* CNN_ERR_NOMEM, saying what, when m set up for batches of max_batch (with
+ * the optimizer's state or not) would pass the memory limit */
+cnn_status cnn_model_check_need(const cnn_model *m, int max_batch, int with_optimizer);
 
 /* A shard worker of m: its layers are copies of m's (cnn_layer_clone)
  * whose parameters are m's own, with activations, layer buffers and RNG

@@ -109,6 +109,43 @@ size_t cnn_shards_need(const cnn_model *m, int max_batch, int threads, int with_
     return total > SIZE_MAX - workers ? SIZE_MAX : total + workers;
 }
 
+cnn_status cnn_model_share(const cnn_model *m, cnn_model **out)
+{
+    *out = NULL;
+    cnn_model *w = calloc(1, sizeof *w);
+    if (!w) return cnn_fail(CNN_ERR_NOMEM, "out of memory for a shard worker");
+    w->input = m->input;
+    w->kernels = CNN_KERNELS_FAST;
+    w->pending_kind = -1;
+    w->is_worker = 1;
+    w->nfloats = m->nfloats; /* its layers read m's parameter version too */
+    w->layers = calloc((size_t)m->nlayers, sizeof *w->layers);
+    w->tensors = calloc((size_t)m->ntensors + 1, sizeof *w->tensors);
+    if (!w->layers || !w->tensors) {
+        cnn_model_free(w);
+        return cnn_fail(CNN_ERR_NOMEM, "out of memory for a shard worker");
+    }
+    for (int i = 0; i < m->nlayers; i++) {
+        cnn_layer *l = cnn_layer_clone(m->layers[i]);
+        if (!l) {
+            cnn_model_free(w);
+            return CNN_ERR_NOMEM;
+        }
+        l->rng = &w->rng;
+        l->kernels = CNN_KERNELS_FAST;
+        w->layers[w->nlayers++] = l;
+    }
+    /* the same table, each entry the same param of the copied layer */
+    for (int i = 0; i < m->ntensors; i++) {
+        const cnn_named_param *t = &m->tensors[i];
+        w->tensors[i] = *t;
+        w->tensors[i].p = &w->layers[t->layer]->params[t->p - m->layers[t->layer]->params];
+    }
+    w->ntensors = m->ntensors;
+    *out = w;
+    return CNN_OK;
+}
+
 /* A worker: a copy of m sharing its parameters, set up for shards of up
  * to `batch` images on one thread. */
 static cnn_status new_worker(cnn_model *m, int batch, cnn_model **out)
