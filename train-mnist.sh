@@ -10,9 +10,10 @@
 # Extra arguments are passed to `cnn train` (they override the defaults).
 set -euo pipefail
 cd "$(dirname "$0")"
-bash tests/deps.sh
+# only what building needs (tests/run.sh installs the test and benchmark tools)
+bash tests/deps.sh --build
 bash data/fetch.sh mnist
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DCNN_TESTS=OFF -DCNN_BENCH=OFF >/dev/null
 cmake --build build -j"$(nproc)" --target cnn
 mkdir -p out
 # the defaults (Adam at 0.005, annealed by cosine; README, "Defaults")

@@ -84,6 +84,11 @@ struct Layer {
         }
         cnn_rng_seed(&rng, seed + 1);
         l->rng = &rng;
+        /* the weights never change here: what the layer derives from them
+         * (transformed filters) is kept between calls, as in a model
+         * between two steps */
+        static const uint64_t kVersion = 1;
+        l->version = &kVersion;
         if (l->ops->reserve && l->ops->reserve(l, max_batch, threads) != CNN_OK) {
             error = std::string("reserve: ") + cnn_errmsg();
             destroy();

@@ -91,13 +91,13 @@ void run_case(benchmark::State &st, const Case &c, Op op, cnn_kernels k, int thr
     l->kernels = k;
     Buffers b = make_buffers(L);
     /* backward needs the forward's y (and maxpool its arg-max) */
-    l->ops->forward(l, b.x.data(), b.y.data(), kBatch, 1);
+    l->ops->forward(l, b.x.data(), b.y.data(), kBatch, 1, cnn_threads());
     for (auto _ : st) {
         switch (op) {
-        case FWD: l->ops->forward(l, b.x.data(), b.y.data(), kBatch, 1); break;
-        case BWD: l->ops->backward(l, b.x.data(), b.y.data(), b.dy.data(), b.dx.data(), kBatch); break;
-        case BWD_W: l->ops->backward(l, b.x.data(), b.y.data(), b.dy.data(), nullptr, kBatch); break;
-        case FWD1: l->ops->forward(l, b.x.data(), b.y.data(), 1, 0); break;
+        case FWD: l->ops->forward(l, b.x.data(), b.y.data(), kBatch, 1, cnn_threads()); break;
+        case BWD: l->ops->backward(l, b.x.data(), b.y.data(), b.dy.data(), b.dx.data(), kBatch, cnn_threads()); break;
+        case BWD_W: l->ops->backward(l, b.x.data(), b.y.data(), b.dy.data(), nullptr, kBatch, cnn_threads()); break;
+        case FWD1: l->ops->forward(l, b.x.data(), b.y.data(), 1, 0, cnn_threads()); break;
         }
         benchmark::ClobberMemory();
     }
@@ -133,8 +133,8 @@ double check_case(const Case &c, int threads, std::string *where)
         std::fill(L.grad.begin(), L.grad.end(), 0.0f);
         y[k].assign(b.y.size(), 0.0f);
         dx[k].assign(b.dx.size(), 0.0f);
-        l->ops->forward(l, b.x.data(), y[k].data(), kBatch, 1);
-        l->ops->backward(l, b.x.data(), y[k].data(), b.dy.data(), dx[k].data(), kBatch);
+        l->ops->forward(l, b.x.data(), y[k].data(), kBatch, 1, cnn_threads());
+        l->ops->backward(l, b.x.data(), y[k].data(), b.dy.data(), dx[k].data(), kBatch, cnn_threads());
         g[k] = L.grad;
     }
     double worst = -1;

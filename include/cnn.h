@@ -300,7 +300,11 @@ cnn_status cnn_model_eval_batch(cnn_model *m, const float *x, const uint8_t *lab
                                 int n, cnn_loss loss, cnn_batch_stats *stats);
 
 /* Named tensors, in PyTorch state_dict order and naming ("0.weight", ...).
- * Includes batchnorm running statistics (grad == NULL for those). */
+ * Includes batchnorm running statistics (grad == NULL for those). data may
+ * be written: cnn_model_tensor counts as a change of the parameters (what
+ * the layers derive from them, such as transformed filters, is made again
+ * at the next forward), and so does cnn_model_params_changed, for writes
+ * through a pointer kept from an earlier call. */
 typedef struct {
     const char *name;
     float *data;
@@ -311,6 +315,7 @@ typedef struct {
 } cnn_tensor;
 int cnn_model_num_tensors(const cnn_model *m);
 cnn_status cnn_model_tensor(cnn_model *m, int i, cnn_tensor *out);
+void cnn_model_params_changed(cnn_model *m);
 
 /* Layer i's own tensors, by index or by name, in state_dict order: its
  * parameters ("weight", "bias"; batchnorm's scale and shift are its

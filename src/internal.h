@@ -149,16 +149,12 @@ static inline int cnn_simd_level(void)
 /* ---------------------------------------------------------------- threads */
 
 /* Threads the fast kernels may use now (src/core/threads.c): the count set
- * by cnn_set_threads, or in automatic mode the count the tuner chose; 1 on
- * a thread that has called cnn_threads_serial(1). */
+ * by cnn_set_threads, or in automatic mode the count the tuner chose. The
+ * model asks once per batch and passes the count down to its layers. */
 int cnn_threads(void);
 /* The most threads cnn_threads() can return: what per-thread buffers are
- * sized for (1 on a serial thread). */
+ * sized for. */
 int cnn_threads_max(void);
-/* Make cnn_threads() return 1 on the calling thread (on = 1) or stop doing
- * so (on = 0): for work that is already split over threads at a higher
- * level, such as one shard of a batch (src/model/shard.c). */
-void cnn_threads_serial(int on);
 /* Bracket one training batch of `images` images: in automatic mode the
  * batch runs at the thread count the tuner picks for it, and its time
  * feeds the tuner. No-ops when the count is fixed. */
@@ -171,18 +167,41 @@ void cnn_threads_batch_timed(int images, double seconds);
  * about 1e6 FLOPs of work at 100-200 GFLOP/s (measured in bench_gemm). */
 #define CNN_PARALLEL_MIN_FLOPS 1000000.0
 
+/* How many of `threads` threads `flops` of work is worth: all of them, or
+ * one below CNN_PARALLEL_MIN_FLOPS. */
+static inline int cnn_threads_for(double flops, int threads)
+{
+    return threads > 1 && flops >= CNN_PARALLEL_MIN_FLOPS ? threads : 1;
+}
+
+/* The work of indices [i0, i1) on thread t (0 <= t < the thread count):
+ * t picks the thread's workspace, never its share of the result. */
+typedef void (*cnn_range_fn)(void *ctx, long i0, long i1, int t);
+typedef enum {
+    CNN_SPLIT_EVEN, /* thread t takes one contiguous range, [n*t/T, n*(t+1)/T) */
+    CNN_SPLIT_EACH  /* indices one at a time to whichever thread is free (dynamic) */
+} cnn_split;
+/* fn over [0, n) on at most nt threads (src/core/parallel.c), each index
+ * exactly once; nt <= 1 (or n == 1) calls fn(ctx, 0, n, 0) inline, with no
+ * parallel region. */
+void cnn_parallel_for(int nt, long n, cnn_split split, cnn_range_fn fn, void *ctx);
+
 /* ---------------------------------------------------------------- kernels */
 
 /* C = alpha * op(A) * op(B) + beta * C, row-major, single precision.
  * op(A) is M x K, op(B) is K x N; transa/transb non-zero means A (or B) is
  * stored transposed (A as K x M with leading dimension lda).
  * beta == 0 means C is overwritten (its old contents, even NaN, ignored).
- * Parallel with OpenMP over output tiles when not already inside a parallel
- * region and the work is large enough; the K loop is never split, so the
- * result is bit-identical for any thread count. */
+ * Parallel over output tiles on cnn_threads() threads when not already
+ * inside a parallel region and the work is large enough; the K loop is
+ * never split, so the result is bit-identical for any thread count. */
 void cnn_sgemm(int transa, int transb, int M, int N, int K, float alpha,
                const float *A, int lda, const float *B, int ldb, float beta,
                float *C, int ldc);
+/* The same on up to nt threads (1: the calling thread only). */
+void cnn_sgemm_threads(int nt, int transa, int transb, int M, int N, int K, float alpha,
+                       const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                       int ldc);
 /* The same on one thread (for callers already parallel over the batch). */
 void cnn_sgemm_serial(int transa, int transb, int M, int N, int K, float alpha,
                       const float *A, int lda, const float *B, int ldb, float beta,
@@ -328,13 +347,15 @@ typedef struct {
      * counts them (cnn_alloc_charge of each buffer), from the shapes alone:
      * the model's memory estimate. NULL if reserve allocates nothing. */
     size_t (*workspace)(const cnn_layer *l, int max_batch, int threads);
-    /* y = f(x). train != 0 in training mode. */
-    void (*forward)(cnn_layer *l, const float *x, float *y, int n, int train);
+    /* y = f(x). train != 0 in training mode. The fast kernels use up to nt
+     * threads (never more than reserve's `threads`; 1: this thread only). */
+    void (*forward)(cnn_layer *l, const float *x, float *y, int n, int train, int nt);
     /* Given x, y = f(x) and dy = dL/dy: write dL/dx into dx (overwrite; dx
      * may be NULL for the first layer, then skip it) and dL/dparam into each
-     * trainable param's grad (overwrite, summed over the batch). */
+     * trainable param's grad (overwrite, summed over the batch); up to nt
+     * threads. */
     void (*backward)(cnn_layer *l, const float *x, const float *y, const float *dy,
-                     float *dx, int n);
+                     float *dx, int n, int nt);
     /* Forward FLOPs per image (a multiply-add counts 2). */
     double (*flops)(const cnn_layer *l);
     /* The algorithms the fast kernels run for a batch of n images on
@@ -343,6 +364,10 @@ typedef struct {
     void (*plan)(const cnn_layer *l, int n, int threads, char *buf, size_t len);
     /* Free what reserve/create allocated besides the cnn_layer itself. */
     void (*destroy)(cnn_layer *l);
+    /* In a byte copy of the layer (cnn_layer_clone), forget the original's
+     * reserve buffers without freeing them: the copy reserves its own.
+     * NULL if reserve allocates nothing. */
+    void (*detach)(cnn_layer *l);
 } cnn_layer_ops;
 
 /* The part every layer kind shares. Kinds embed it as their first member
@@ -359,7 +384,15 @@ struct cnn_layer {
     /* conv and pool layers: their geometry, set by the constructor (NULL
      * for other kinds; cnn_model_layer_window) */
     const cnn_window *window;
+    size_t size;           /* bytes of the kind's struct (cnn_layer_new's size) */
+    /* The model's parameter version (cnn_model_params_changed), or NULL
+     * outside a model: what a layer derives from its weights (transformed
+     * or re-laid-out filters) is kept while the version stays the same. */
+    const uint64_t *version;
 };
+
+/* l's parameter version; 0 (outside a model) means "derive again". */
+static inline uint64_t cnn_layer_version(const cnn_layer *l) { return l->version ? *l->version : 0; }
 
 /* A layer kind's constructor: read the spec line (consuming every word it
  * understands), check the input shape, and return a new layer with in, out,
@@ -386,6 +419,9 @@ cnn_status cnn_batchnorm_create(cnn_spec_line *s, cnn_shape in, cnn_layer **out)
  * with ops, shapes and line set. */
 cnn_layer *cnn_layer_new(size_t size, const cnn_layer_ops *ops, cnn_shape in,
                          cnn_shape out, const cnn_spec_line *s);
+/* A new layer of l's kind, shapes and options whose params' data are l's
+ * (grad NULL), with none of l's reserve buffers; NULL when out of memory. */
+cnn_layer *cnn_layer_clone(const cnn_layer *l);
 /* "3" for the pair (3, 3), "3x5" for (3, 5): kernel sizes, strides and
  * pads in a layer's description. */
 void cnn_fmt_pair(char *buf, size_t n, int a, int b);

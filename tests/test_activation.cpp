@@ -20,8 +20,8 @@ void run(TestLayer &t, cnn_kernels k, const std::vector<float> &x, int n, std::v
     t.layer->kernels = k;
     y.assign(x.size(), 0.0f);
     dx.assign(x.size(), 0.0f);
-    t.layer->ops->forward(t.layer, x.data(), y.data(), n, train);
-    t.layer->ops->backward(t.layer, x.data(), y.data(), dy.data(), dx.data(), n);
+    t.layer->ops->forward(t.layer, x.data(), y.data(), n, train, cnn_threads());
+    t.layer->ops->backward(t.layer, x.data(), y.data(), dy.data(), dx.data(), n, cnn_threads());
 }
 
 } // namespace

@@ -57,7 +57,7 @@ TEST(BatchNorm, HandWorked1d)
         set(l, RM, {0});
         set(l, RV, {1});
         float x[2] = {1, 3}, y[2];
-        l->ops->forward(l, x, y, 2, 1);
+        l->ops->forward(l, x, y, 2, 1, cnn_threads());
         const double s = 1 / std::sqrt(1 + 1e-5);
         EXPECT_NEAR(y[0], -2 * s + 0.5, 1e-6);
         EXPECT_NEAR(y[1], 2 * s + 0.5, 1e-6);
@@ -66,14 +66,14 @@ TEST(BatchNorm, HandWorked1d)
         /* dy = [1, 1]: the shift cancels through the batch mean, dx = 0;
          * dbias = 2, dweight = sum dy * x_hat = 0 */
         float dy[2] = {1, 1}, dx[2];
-        l->ops->backward(l, x, y, dy, dx, 2);
+        l->ops->backward(l, x, y, dy, dx, 2, cnn_threads());
         EXPECT_NEAR(dx[0], 0.0f, 1e-6);
         EXPECT_NEAR(dx[1], 0.0f, 1e-6);
         EXPECT_FLOAT_EQ(l->params[B].grad[0], 2.0f);
         EXPECT_NEAR(l->params[W].grad[0], 0.0f, 1e-6);
 
         /* eval: (x - 0.2) / sqrt(1.1 + eps) * 2 + 0.5 */
-        l->ops->forward(l, x, y, 2, 0);
+        l->ops->forward(l, x, y, 2, 0, cnn_threads());
         EXPECT_NEAR(y[0], (1 - 0.2) / std::sqrt(1.1 + 1e-5) * 2 + 0.5, 1e-6);
         EXPECT_NEAR(y[1], (3 - 0.2) / std::sqrt(1.1 + 1e-5) * 2 + 0.5, 1e-6);
     }
@@ -103,13 +103,13 @@ TEST(BatchNorm, MatchesTorchBatchNorm2d)
         set(l, B, {0, 0.1f, -0.2f});
         set(l, RM, {0, 0, 0});
         set(l, RV, {1, 1, 1});
-        l->ops->forward(l, x.data(), y.data(), 2, 1);
+        l->ops->forward(l, x.data(), y.data(), 2, 1, cnn_threads());
         for (int i = 0; i < 24; i++) EXPECT_NEAR(y[i], y_train[i], 2e-6) << i;
         for (int c = 0; c < 3; c++) {
             EXPECT_NEAR(get(l, RM)[c], rm[c], 1e-7) << c;
             EXPECT_NEAR(get(l, RV)[c], rv[c], 1e-6) << c;
         }
-        l->ops->forward(l, x.data(), y.data(), 2, 0);
+        l->ops->forward(l, x.data(), y.data(), 2, 0, cnn_threads());
         for (int i = 0; i < 24; i++) EXPECT_NEAR(y[i], y_eval[i], 2e-6) << i;
         /* eval leaves the running statistics alone */
         for (int c = 0; c < 3; c++) EXPECT_NEAR(get(l, RM)[c], rm[c], 1e-7) << c;
@@ -131,7 +131,7 @@ TEST(BatchNorm, RunningStatsFormula)
     for (int step = 0; step < 3; step++) {
         std::vector<float> x = tu_randn(n * c * hw, 100 + step, 2.0f);
         for (auto &v : x) v += 1.5f;
-        l->ops->forward(l, x.data(), y.data(), n, 1);
+        l->ops->forward(l, x.data(), y.data(), n, 1, cnn_threads());
         for (int ch = 0; ch < c; ch++) {
             double s = 0, s2 = 0;
             for (int i = 0; i < n; i++)
@@ -243,8 +243,8 @@ TEST(BatchNorm, FastIsSameForAnyThreadCount)
         t.data = data0;
         y[k].assign(x.size(), 0);
         dx[k].assign(x.size(), 0);
-        t.layer->ops->forward(t.layer, x.data(), y[k].data(), n, 1);
-        t.layer->ops->backward(t.layer, x.data(), y[k].data(), dy.data(), dx[k].data(), n);
+        t.layer->ops->forward(t.layer, x.data(), y[k].data(), n, 1, cnn_threads());
+        t.layer->ops->backward(t.layer, x.data(), y[k].data(), dy.data(), dx[k].data(), n, cnn_threads());
         g[k] = t.grad;
         d[k] = t.data; /* running statistics */
     }

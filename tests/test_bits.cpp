@@ -144,16 +144,16 @@ void conv_hashes(const ConvShape &c, int threads, const std::string &tag, Table 
     for (int n : {64, 5, 1}) {
         const size_t nin = (size_t)n * cnn_shape_size(l->in), nout = (size_t)n * cnn_shape_size(l->out);
         std::vector<float> x = tu_randn(nin, 21), dy = tu_randn(nout, 22), y(nout), dx(nin);
-        l->ops->forward(l, x.data(), y.data(), n, 1);
+        l->ops->forward(l, x.data(), y.data(), n, 1, cnn_threads());
         std::fill(L.grad.begin(), L.grad.end(), 0.0f);
-        l->ops->backward(l, x.data(), y.data(), dy.data(), dx.data(), n);
+        l->ops->backward(l, x.data(), y.data(), dy.data(), dx.data(), n, cnn_threads());
         const std::string base = std::string("conv/") + c.name + "/n" + std::to_string(n) + "/";
         t.add(base + "y/" + tag, hash_floats(y));
         t.add(base + "dx/" + tag, hash_floats(dx));
         t.add(base + "grad/" + tag, hash_floats(L.grad));
         /* the weight gradient alone, without dx */
         std::fill(L.grad.begin(), L.grad.end(), 0.0f);
-        l->ops->backward(l, x.data(), y.data(), dy.data(), nullptr, n);
+        l->ops->backward(l, x.data(), y.data(), dy.data(), nullptr, n, cnn_threads());
         t.add(base + "grad_nodx/" + tag, hash_floats(L.grad));
     }
 }

@@ -28,9 +28,9 @@ static Pass run(TestLayer &t, cnn_kernels k, const std::vector<float> &x,
     r.y.assign((size_t)n * cnn_shape_size(l->out), NAN);
     r.dx.assign((size_t)n * cnn_shape_size(l->in), NAN);
     l->kernels = k;
-    l->ops->forward(l, x.data(), r.y.data(), n, 1);
+    l->ops->forward(l, x.data(), r.y.data(), n, 1, cnn_threads());
     std::fill(t.grad.begin(), t.grad.end(), NAN); /* backward must overwrite */
-    l->ops->backward(l, x.data(), r.y.data(), dy.data(), r.dx.data(), n);
+    l->ops->backward(l, x.data(), r.y.data(), dy.data(), r.dx.data(), n, cnn_threads());
     r.grad = t.grad;
     return r;
 }
@@ -372,7 +372,7 @@ TEST(Conv, NullDxSkipsInputGradient)
         auto x = tu_randn(5 * 2 * 81, 1), dy = tu_randn(5 * cnn_shape_size(t.layer->out), 2);
         Pass full = run(t, k, x, dy, 5);
         std::fill(t.grad.begin(), t.grad.end(), NAN);
-        t.layer->ops->backward(t.layer, x.data(), full.y.data(), dy.data(), nullptr, 5);
+        t.layer->ops->backward(t.layer, x.data(), full.y.data(), dy.data(), nullptr, 5, cnn_threads());
         EXPECT_EQ(0, std::memcmp(full.grad.data(), t.grad.data(), t.grad.size() * 4)) << k;
     }
 }
@@ -393,16 +393,16 @@ TEST(ConvSpeed, SimpleCnnFirstLayerPrintRatio)
     /* mode 0 forward, 1 backward, 2 backward without dx (a first layer) */
     auto time = [&](cnn_kernels k, int mode) {
         l->kernels = k;
-        l->ops->forward(l, x.data(), y.data(), n, 1);
+        l->ops->forward(l, x.data(), y.data(), n, 1, cnn_threads());
         double best = 1e30;
         for (int rep = 0; rep < 5; rep++) {
             auto t0 = std::chrono::steady_clock::now();
             int iters = 0;
             double el;
             do {
-                if (mode == 0) l->ops->forward(l, x.data(), y.data(), n, 1);
+                if (mode == 0) l->ops->forward(l, x.data(), y.data(), n, 1, cnn_threads());
                 else l->ops->backward(l, x.data(), y.data(), dy.data(),
-                                      mode == 1 ? dx.data() : nullptr, n);
+                                      mode == 1 ? dx.data() : nullptr, n, cnn_threads());
                 iters++;
                 el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             } while (el < 0.02);

@@ -17,7 +17,7 @@ std::vector<float> forward(TestLayer &t, const std::vector<float> &x, int n, cnn
 {
     t.layer->kernels = k;
     std::vector<float> y((size_t)n * cnn_shape_size(t.layer->out));
-    t.layer->ops->forward(t.layer, x.data(), y.data(), n, 1);
+    t.layer->ops->forward(t.layer, x.data(), y.data(), n, 1, cnn_threads());
     return y;
 }
 
@@ -46,7 +46,7 @@ TEST(Dense, HandWorked)
         EXPECT_NEAR(y[3], -0.45f, 1e-6);
 
         std::vector<float> dy = {1, 0, 0, 2}, dx(6);
-        t.layer->ops->backward(t.layer, x.data(), y.data(), dy.data(), dx.data(), 2);
+        t.layer->ops->backward(t.layer, x.data(), y.data(), dy.data(), dx.data(), 2, cnn_threads());
         const float dx_want[6] = {1, 0, -1, 1, 1, 1};
         const float dw_want[6] = {1, 2, 3, 0, -2, 1};
         for (int i = 0; i < 6; i++) {
@@ -58,7 +58,7 @@ TEST(Dense, HandWorked)
 
         /* dx == NULL (first layer): the parameter gradients still come out */
         std::fill(t.grad.begin(), t.grad.end(), 0.0f);
-        t.layer->ops->backward(t.layer, x.data(), y.data(), dy.data(), nullptr, 2);
+        t.layer->ops->backward(t.layer, x.data(), y.data(), dy.data(), nullptr, 2, cnn_threads());
         EXPECT_FLOAT_EQ(t.layer->params[0].grad[2], 3.0f);
     }
 }
@@ -154,7 +154,7 @@ TEST(Dense, FastIsSameForAnyThreadCount)
         cnn_set_threads(k + 1);
         y[k] = forward(t, x, 32, CNN_KERNELS_FAST);
         dx[k].assign(x.size(), 0.0f);
-        t.layer->ops->backward(t.layer, x.data(), y[k].data(), dy.data(), dx[k].data(), 32);
+        t.layer->ops->backward(t.layer, x.data(), y[k].data(), dy.data(), dx[k].data(), 32, cnn_threads());
         g[k] = t.grad;
     }
     cnn_set_threads(saved);

@@ -26,8 +26,8 @@ TEST(Dropout, HandWorked)
         ASSERT_TRUE(tu_make_layer(t, "dropout 0.5", cnn_shape{4, 1, 1}, 1));
         t.layer->kernels = k;
         float x[4] = {1, 2, 3, 4}, y[4], dy[4] = {1, 1, 1, 1}, dx[4];
-        t.layer->ops->forward(t.layer, x, y, 1, 1);
-        t.layer->ops->backward(t.layer, x, y, dy, dx, 1);
+        t.layer->ops->forward(t.layer, x, y, 1, 1, cnn_threads());
+        t.layer->ops->backward(t.layer, x, y, dy, dx, 1, cnn_threads());
         for (int i = 0; i < 4; i++) {
             EXPECT_TRUE(y[i] == 0.0f || y[i] == 2 * x[i]) << y[i];
             EXPECT_EQ(dx[i], y[i] == 0.0f ? 0.0f : 2.0f);
@@ -43,8 +43,8 @@ TEST(Dropout, EvalIsIdentity)
         t.layer->kernels = k;
         std::vector<float> x = tu_randn(120, 1), y(120), dy = tu_randn(120, 2), dx(120);
         cnn_rng before = t.rng;
-        t.layer->ops->forward(t.layer, x.data(), y.data(), 2, 0);
-        t.layer->ops->backward(t.layer, x.data(), y.data(), dy.data(), dx.data(), 2);
+        t.layer->ops->forward(t.layer, x.data(), y.data(), 2, 0, cnn_threads());
+        t.layer->ops->backward(t.layer, x.data(), y.data(), dy.data(), dx.data(), 2, cnn_threads());
         EXPECT_EQ(y, x);
         EXPECT_EQ(dx, dy);
         /* eval draws nothing: the model's random stream is untouched */
@@ -57,7 +57,7 @@ TEST(Dropout, ZeroProbabilityIsIdentityInTraining)
     TestLayer t;
     ASSERT_TRUE(tu_make_layer(t, "dropout 0", cnn_shape{10, 1, 1}, 3));
     std::vector<float> x = tu_randn(30, 1), y(30);
-    t.layer->ops->forward(t.layer, x.data(), y.data(), 3, 1);
+    t.layer->ops->forward(t.layer, x.data(), y.data(), 3, 1, cnn_threads());
     EXPECT_EQ(y, x);
 }
 
@@ -68,7 +68,7 @@ TEST(Dropout, KeepRateAndScale)
     TestLayer t;
     ASSERT_TRUE(tu_make_layer(t, "dropout 0.3", cnn_shape{f, 1, 1}, n));
     std::vector<float> x(n * f, 1.0f), y(n * f);
-    t.layer->ops->forward(t.layer, x.data(), y.data(), n, 1);
+    t.layer->ops->forward(t.layer, x.data(), y.data(), n, 1, cnn_threads());
     size_t kept = 0;
     double sum = 0;
     for (float v : y) {
@@ -92,7 +92,7 @@ TEST(Dropout, MaskFollowsSeedNotThreads)
         ASSERT_TRUE(tu_make_layer(t, "dropout 0.4", cnn_shape{16, 16, 16}, n, k == 2 ? 99 : 5));
         cnn_set_threads(k == 1 ? 2 : 1);
         y[k].assign(x.size(), 0);
-        t.layer->ops->forward(t.layer, x.data(), y[k].data(), n, 1);
+        t.layer->ops->forward(t.layer, x.data(), y[k].data(), n, 1, cnn_threads());
     }
     cnn_set_threads(saved);
     EXPECT_EQ(y[0], y[1]); /* same seed, 1 vs 2 threads */
@@ -104,8 +104,8 @@ TEST(Dropout, ConsecutiveBatchesGetNewMasks)
     TestLayer t;
     ASSERT_TRUE(tu_make_layer(t, "dropout 0.5", cnn_shape{256, 1, 1}, 1));
     std::vector<float> x(256, 1.0f), a(256), b(256);
-    t.layer->ops->forward(t.layer, x.data(), a.data(), 1, 1);
-    t.layer->ops->forward(t.layer, x.data(), b.data(), 1, 1);
+    t.layer->ops->forward(t.layer, x.data(), a.data(), 1, 1, cnn_threads());
+    t.layer->ops->forward(t.layer, x.data(), b.data(), 1, 1, cnn_threads());
     EXPECT_NE(a, b);
 }
 
@@ -181,7 +181,7 @@ TEST(Dropout, KeepRateOddSizeAndTail)
         TestLayer t;
         ASSERT_TRUE(tu_make_layer(t, "dropout 0.25", cnn_shape{f, 1, 1}, n, 7));
         y[k].assign(x.size(), NAN);
-        t.layer->ops->forward(t.layer, x.data(), y[k].data(), n, 1);
+        t.layer->ops->forward(t.layer, x.data(), y[k].data(), n, 1, cnn_threads());
     }
     size_t kept = 0;
     for (float v : y[0]) {

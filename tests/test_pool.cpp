@@ -25,8 +25,8 @@ static Pass run(TestLayer &t, cnn_kernels k, const std::vector<float> &x,
     r.y.assign((size_t)n * cnn_shape_size(l->out), NAN);
     r.dx.assign((size_t)n * cnn_shape_size(l->in), NAN);
     l->kernels = k;
-    l->ops->forward(l, x.data(), r.y.data(), n, 1);
-    l->ops->backward(l, x.data(), r.y.data(), dy.data(), r.dx.data(), n);
+    l->ops->forward(l, x.data(), r.y.data(), n, 1, cnn_threads());
+    l->ops->backward(l, x.data(), r.y.data(), dy.data(), r.dx.data(), n, cnn_threads());
     return r;
 }
 

@@ -1,9 +1,12 @@
 /* test_shard.cpp — a batch run shard by shard (src/model/shard.c): the same
  * gradients as the whole batch, the same bits at any thread count, faults
- * found in any shard, and evaluation that matches a whole-batch run. */
+ * found in any shard, and evaluation that matches a whole-batch run. A
+ * worker shares its model's parameters. */
 #include "testutil.h"
 
+extern "C" {
 #include "model/model.h"
+}
 
 #include <gtest/gtest.h>
 
@@ -301,4 +304,29 @@ TEST_F(Shard, StepBlocksAcrossSmallTensorsSameBits)
         "dense 10\n"
         "softmax\n";
     EXPECT_GT(expect_same_bits(mlp, 40, 3, {2, 3}).size(), 32768u);
+}
+
+/* A worker shares its model's parameters (the same memory, no gradients),
+ * owns its layer buffers, and computes the model's outputs. */
+TEST(ShardWorker, SharesParametersAndComputesTheSameOutputs)
+{
+    ModelPtr a, w;
+    ASSERT_EQ(cnn_model_from_text(kPerImage, "a", &a.m), CNN_OK) << cnn_errmsg();
+    cnn_model_init(a.m, CNN_INIT_XAVIER_NORMAL, 5);
+    ASSERT_EQ(cnn_model_set_batch(a.m, 4), CNN_OK) << cnn_errmsg();
+    ASSERT_EQ(cnn_model_share(a.m, &w.m), CNN_OK) << cnn_errmsg();
+    ASSERT_EQ(cnn_model_set_batch(w.m, 4), CNN_OK) << cnn_errmsg();
+    ASSERT_EQ(w.m->ntensors, a.m->ntensors);
+    for (int i = 0; i < a.m->ntensors; i++) {
+        EXPECT_STREQ(w.m->tensors[i].name, a.m->tensors[i].name);
+        EXPECT_EQ(w.m->tensors[i].p->data, a.m->tensors[i].p->data);
+        EXPECT_EQ(w.m->tensors[i].p->grad, nullptr);
+    }
+    EXPECT_EQ(w.m->params, nullptr);
+    EXPECT_NE(w.m->act[1], a.m->act[1]);
+    std::vector<float> x = tu_randn(4 * 144, 9);
+    const float *ya = nullptr;
+    ASSERT_EQ(cnn_model_forward(a.m, x.data(), 4, 0, &ya), CNN_OK) << cnn_errmsg();
+    cnn_model_run_forward(w.m, x.data(), 4, 0, 1);
+    EXPECT_EQ(std::memcmp(ya, w.m->act[w.m->nlayers], sizeof(float) * 4 * 10), 0);
 }

@@ -3,7 +3,9 @@
  * machine would give them: it must climb to every core when more threads
  * are faster, stay at one when they are slower (at a bounded cost for the
  * probes), follow a change of load, and leave a fixed count alone. A model
- * trained in automatic mode gets the same bits as at one thread. */
+ * trained in automatic mode gets the same bits as at one thread. And the
+ * one parallel-for of the kernels: one thread runs inline, every index
+ * runs exactly once. */
 #include "testutil.h"
 
 #include <gtest/gtest.h>
@@ -130,4 +132,81 @@ TEST_F(Threads, AutomaticTrainingGivesTheBitsOfOneThread)
     }
     ASSERT_EQ(w[0].size(), w[1].size());
     EXPECT_EQ(std::memcmp(w[0].data(), w[1].data(), w[0].size() * sizeof(float)), 0);
+}
+
+/* ------------------------------------------------- cnn_parallel_for */
+
+namespace {
+
+/* What cnn_parallel_for did: how often each index was run, by which
+ * thread indices, and whether any call ran inside a parallel region. */
+struct Ranges {
+    std::vector<int> hits;
+    std::vector<int> thread_of;
+    int calls = 0, in_region = 0, max_t = -1;
+};
+
+void record(void *ctx, long i0, long i1, int t)
+{
+    Ranges *r = static_cast<Ranges *>(ctx);
+#pragma omp critical
+    {
+        r->calls++;
+        if (omp_in_parallel()) r->in_region = 1;
+        if (t > r->max_t) r->max_t = t;
+        for (long i = i0; i < i1; i++) {
+            r->hits[(size_t)i]++;
+            r->thread_of[(size_t)i] = t;
+        }
+    }
+}
+
+}  // namespace
+
+TEST(ParallelFor, OneThreadRunsInlineAsOneRange)
+{
+    for (cnn_split split : {CNN_SPLIT_EVEN, CNN_SPLIT_EACH}) {
+        Ranges r;
+        r.hits.assign(37, 0);
+        r.thread_of.assign(37, -1);
+        cnn_parallel_for(1, 37, split, record, &r);
+        EXPECT_EQ(r.calls, 1);
+        EXPECT_EQ(r.in_region, 0) << "one thread must not open a parallel region";
+        EXPECT_EQ(r.max_t, 0);
+        for (int h : r.hits) EXPECT_EQ(h, 1);
+    }
+    /* nothing to do: no call at all */
+    Ranges r;
+    cnn_parallel_for(4, 0, CNN_SPLIT_EVEN, record, &r);
+    EXPECT_EQ(r.calls, 0);
+}
+
+TEST(ParallelFor, EveryIndexExactlyOnce)
+{
+    for (cnn_split split : {CNN_SPLIT_EVEN, CNN_SPLIT_EACH})
+        for (int nt : {1, 2, 3, 4, 8})
+            for (long n : {1L, 2L, 3L, 5L, 16L, 17L, 1000L}) {
+                Ranges r;
+                r.hits.assign((size_t)n, 0);
+                r.thread_of.assign((size_t)n, -1);
+                cnn_parallel_for(nt, n, split, record, &r);
+                for (long i = 0; i < n; i++)
+                    EXPECT_EQ(r.hits[(size_t)i], 1) << "nt " << nt << " n " << n << " index " << i;
+                EXPECT_LT(r.max_t, nt < n ? nt : (int)n);
+                if (split == CNN_SPLIT_EVEN) {
+                    /* contiguous: a thread's indices form one run */
+                    for (long i = 1; i < n; i++)
+                        if (r.thread_of[(size_t)i] != r.thread_of[(size_t)i - 1])
+                            for (long k = i + 1; k < n; k++)
+                                EXPECT_NE(r.thread_of[(size_t)k], r.thread_of[(size_t)i - 1]);
+                }
+            }
+}
+
+TEST(ParallelFor, ThreadsForWork)
+{
+    EXPECT_EQ(cnn_threads_for(CNN_PARALLEL_MIN_FLOPS - 1, 8), 1);
+    EXPECT_EQ(cnn_threads_for(CNN_PARALLEL_MIN_FLOPS, 8), 8);
+    EXPECT_EQ(cnn_threads_for(1e12, 1), 1);
+    EXPECT_EQ(cnn_threads_for(1e12, 0), 1);
 }

@@ -434,8 +434,8 @@ TEST(Winograd, ConvLayerSameBitsAtAnyThreadCount)
         auto pass = [&](std::vector<float> &y, std::vector<float> &dx, std::vector<float> &g) {
             y.assign(ny, NAN);
             dx.assign(nx, NAN);
-            l->ops->forward(l, x.data(), y.data(), c.n, 1);
-            l->ops->backward(l, x.data(), y.data(), dy.data(), dx.data(), c.n);
+            l->ops->forward(l, x.data(), y.data(), c.n, 1, cnn_threads());
+            l->ops->backward(l, x.data(), y.data(), dy.data(), dx.data(), c.n, cnn_threads());
             g = t.grad;
         };
         std::vector<float> y1, dx1, g1, y, dx, g;
@@ -487,15 +487,47 @@ TEST(Winograd, NewWeightsAreUsed)
         cnn_set_threads(threads);
         for (int n : {1, 2}) {
             std::vector<float> y(ny), ref(ny);
-            l->ops->forward(l, x.data(), y.data(), n, 0);
+            l->ops->forward(l, x.data(), y.data(), n, 0, cnn_threads());
             l->params[0].data[1000] += 0.5f; /* filter 2, channel 15 */
-            l->ops->forward(l, x.data(), y.data(), n, 0);
+            l->ops->forward(l, x.data(), y.data(), n, 0, cnn_threads());
             l->kernels = CNN_KERNELS_REF;
-            l->ops->forward(l, x.data(), ref.data(), n, 0);
+            l->ops->forward(l, x.data(), ref.data(), n, 0, cnn_threads());
             l->kernels = CNN_KERNELS_FAST;
             EXPECT_LT(tu_max_rel_err(y.data(), ref.data(), (size_t)n * cnn_shape_size(l->out)),
                       kWinoMaxErr) << threads << " threads, n=" << n;
         }
     }
     cnn_set_threads(saved);
+}
+
+/* In a model the transformed filters are kept while the parameter version
+ * stays the same; a weight written through cnn_model_tensor, or through a
+ * kept pointer followed by cnn_model_params_changed, reaches the output. */
+TEST(Winograd, ModelSeesWeightsWrittenThroughItsTensors)
+{
+    cnn_model *m = nullptr;
+    ASSERT_EQ(cnn_model_from_text("input 16x12x12\nconv 48 3 pad=1\nflatten\ndense 10\n", "t", &m),
+              CNN_OK) << cnn_errmsg();
+    cnn_model_init(m, CNN_INIT_XAVIER_NORMAL, 3);
+    ASSERT_EQ(cnn_model_set_batch(m, 2), CNN_OK) << cnn_errmsg();
+    auto x = tu_randn(2 * 16 * 12 * 12, 8);
+    auto run = [&](cnn_kernels k) {
+        cnn_model_set_kernels(m, k);
+        const float *y = nullptr;
+        EXPECT_EQ(cnn_model_forward(m, x.data(), 2, 0, &y), CNN_OK) << cnn_errmsg();
+        return std::vector<float>(y, y + 20);
+    };
+    run(CNN_KERNELS_FAST);
+    cnn_tensor w;
+    ASSERT_EQ(cnn_model_tensor(m, 0, &w), CNN_OK);
+    w.data[1000] += 0.5f;
+    auto fast = run(CNN_KERNELS_FAST), ref = run(CNN_KERNELS_REF);
+    EXPECT_LT(tu_max_rel_err(fast.data(), ref.data(), 20), kWinoMaxErr);
+    run(CNN_KERNELS_FAST);
+    w.data[2000] -= 0.5f; /* through the kept pointer */
+    cnn_model_params_changed(m);
+    fast = run(CNN_KERNELS_FAST);
+    ref = run(CNN_KERNELS_REF);
+    EXPECT_LT(tu_max_rel_err(fast.data(), ref.data(), 20), kWinoMaxErr);
+    cnn_model_free(m);
 }

@@ -103,7 +103,7 @@ static double objective(TestLayer &t, const std::vector<float> &x, std::vector<f
                         const std::vector<float> &r, int n, int train, const cnn_rng &rng0)
 {
     t.rng = rng0;
-    t.layer->ops->forward(t.layer, x.data(), y.data(), n, train);
+    t.layer->ops->forward(t.layer, x.data(), y.data(), n, train, cnn_threads());
     double L = 0;
     for (size_t i = 0; i < y.size(); i++) L += (double)r[i] * y[i];
     return L;
@@ -121,7 +121,7 @@ double tu_gradcheck_layer(TestLayer &t, int n, uint64_t seed, int train, double 
     objective(t, x, y, r, n, train, rng0);
     t.rng = rng0;
     std::fill(t.grad.begin(), t.grad.end(), 0.0f);
-    l->ops->backward(l, x.data(), y.data(), r.data(), dx.data(), n);
+    l->ops->backward(l, x.data(), y.data(), r.data(), dx.data(), n, cnn_threads());
 
     double worst = 0;
     auto check = [&](float *v, const float *analytic, size_t count, const char *name) {
@@ -169,9 +169,9 @@ double tu_ref_vs_fast(TestLayer &t, int n, uint64_t seed, int train, std::string
         l->kernels = k ? CNN_KERNELS_FAST : CNN_KERNELS_REF;
         y[k].assign(nout, 0.0f);
         dx[k].assign(nin, 0.0f);
-        l->ops->forward(l, x.data(), y[k].data(), n, train);
+        l->ops->forward(l, x.data(), y[k].data(), n, train, cnn_threads());
         std::fill(t.grad.begin(), t.grad.end(), 0.0f);
-        l->ops->backward(l, x.data(), y[k].data(), dy.data(), dx[k].data(), n);
+        l->ops->backward(l, x.data(), y[k].data(), dy.data(), dx[k].data(), n, cnn_threads());
         g[k] = t.grad;
     }
     l->kernels = CNN_KERNELS_FAST;

@@ -18,13 +18,6 @@
 static int g_threads;  /* > 0: fixed by cnn_set_threads */
 static int g_auto_cap; /* automatic mode: the count chosen (0: not yet) */
 static int g_active;   /* automatic mode: this training batch's count (0: none) */
-/* Set while a thread runs one shard of a batch through the whole model
- * (src/model/shard.c): the shard is already one thread's share of the
- * work, so every kernel inside it must stay on that thread. */
-static _Thread_local int tl_serial;
-
-void cnn_threads_serial(int on) { tl_serial = on; }
-
 static void tuner_reset(void);
 
 void cnn_set_threads(int n)
@@ -40,13 +33,12 @@ int cnn_get_threads(void) { return cnn_threads(); }
 /* The most threads: fixed, or OMP_NUM_THREADS / the cores. */
 static int max_threads(void) { return g_threads > 0 ? g_threads : omp_get_max_threads(); }
 
-int cnn_threads_max(void) { return tl_serial ? 1 : max_threads(); }
+int cnn_threads_max(void) { return max_threads(); }
 
 static int is_auto(void) { return g_threads == 0 && getenv("OMP_NUM_THREADS") == NULL; }
 
 int cnn_threads(void)
 {
-    if (tl_serial) return 1;
     int n = max_threads(), cap = g_active > 0 ? g_active : g_auto_cap;
     return cap > 0 && cap < n ? cap : n;
 }

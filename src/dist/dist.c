@@ -286,7 +286,7 @@ cnn_status cnn_dist_exchange(struct cnn_model *m, int n, int shards, int grad, i
     int lo, hi;
     cnn_dist_shard_range(shards, &lo, &hi);
     for (int s = lo; s < hi; s++) {
-        g_info[2 * s] = m->shard_loss[s];
+        g_info[2 * s] = m->shards.loss[s];
         g_info[2 * s + 1] = s == fail_shard ? (double)fail_st : 0.0;
     }
     for (int r = 0; r < g_size; r++) {
@@ -307,7 +307,7 @@ cnn_status cnn_dist_exchange(struct cnn_model *m, int n, int shards, int grad, i
             g_agreed = 1;
             return cnn_fail((cnn_status)(int)g_info[2 * s + 1], "%s", msg);
         }
-    for (int s = 0; s < shards; s++) m->shard_loss[s] = g_info[2 * s];
+    for (int s = 0; s < shards; s++) m->shards.loss[s] = g_info[2 * s];
 
     /* 2. the output rows (and the loss's own rows) */
     const int L = m->nlayers, k = cnn_model_output_size(m);
@@ -329,7 +329,7 @@ cnn_status cnn_dist_exchange(struct cnn_model *m, int n, int shards, int grad, i
         g_counts[r] = b > a ? b - a : 0;
         g_displs[r] = a - 1;
     }
-    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, m->shard_grads, g_counts, g_displs,
+    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, m->shards.grads, g_counts, g_displs,
                    g_model_type, MPI_COMM_WORLD);
     MPI_Bcast(m->grads, 1, g_model_type, owner_of(0, shards), MPI_COMM_WORLD);
     g_got += 4.0 * (double)m->nfloats *

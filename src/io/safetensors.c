@@ -676,7 +676,7 @@ static cnn_status apply_file(st_file *s, cnn_model *m, int with_state)
     if (st == CNN_OK && with_state && st_meta(s, "rng") &&
         (st = cnn_model_rng_from_hex(m, st_meta(s, "rng"))) != CNN_OK)
         st = cnn_fail_prefix(st, "%s: metadata 'rng'", s->path);
-    if (st == CNN_OK) memcpy(m->params, scratch, sizeof(float) * m->nfloats);
+    if (st == CNN_OK) cnn_model_set_params(m, scratch);
     cnn_free(scratch);
     match_free(&x);
     return st;

@@ -449,47 +449,88 @@ void cnn_sgemm_serial(int transa, int transb, int M, int N, int K, float alpha,
  * range of half a pair's size to itself. */
 #define DOT_CHUNK 8
 
+/* One threaded GEMM call: the operands, its plan, and how it is split. */
+typedef struct {
+    int transa, transb, M, N, K, lda, ldb, ldc;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+    const plan *pl;
+    /* the dot path: chunks of DOT_CHUNK columns, the share count T, and
+     * per pair the chunks claimed in its range */
+    int nch, T;
+    struct {
+        _Alignas(64) int taken;
+    } *pair;
+    /* the tile path: units of un columns (split_n) or um rows */
+    int split_n, un, um;
+} gemm_job;
+
+/* Shares [t0, t1) of the dot path (one per thread, unless OpenMP gave
+ * fewer threads than asked: then one thread plays several in turn). */
+static void dot_shares(void *ctx, long t0, long t1, int thread)
+{
+    const gemm_job *j = ctx;
+    for (int t = (int)t0; t < (int)t1; t++) {
+        const int T = j->T, p = t / 2;
+        /* pair p covers the shares of threads 2p and 2p + 1 (if it exists) */
+        const int c0 = (int)((long)j->nch * (2 * p) / T);
+        const int c1 = (int)((long)j->nch * (2 * p + 2 < T ? 2 * p + 2 : T) / T);
+        const int forward = t % 2 == 0;
+        for (int mine = 0;; mine++) {
+            int k = __atomic_fetch_add(&j->pair[p].taken, 1, __ATOMIC_RELAXED);
+            if (k >= c1 - c0) break;
+            int c = forward ? c0 + mine : c1 - 1 - mine;
+            int j0 = c * DOT_CHUNK, nj = j->N - j0 < DOT_CHUNK ? j->N - j0 : DOT_CHUNK;
+            cnn_gemm_dot_avx512(j->M, nj, j->K, j->alpha, j->A, j->lda, j->B + (size_t)j0 * j->ldb,
+                                j->ldb, j->beta, j->C + j0, j->ldc);
+        }
+    }
+}
+
 static void dot_threads(int nt, int M, int N, int K, float alpha, const float *A, int lda,
                         const float *B, int ldb, float beta, float *C, int ldc)
 {
     /* M * N <= 1024 on the dot path, so at most 128 chunks of 8 columns,
      * and nt <= chunks: at most 64 pairs */
     struct {
-        _Alignas(64) int taken; /* chunks claimed in this pair's range */
+        _Alignas(64) int taken;
     } pair[128];
     const int nch = (N + DOT_CHUNK - 1) / DOT_CHUNK;
     if (nt > nch) nt = nch;
     for (int p = 0; p < (nt + 1) / 2; p++) pair[p].taken = 0;
-#pragma omp parallel num_threads(nt)
-    {
-        const int t = omp_get_thread_num(), T = omp_get_num_threads(), p = t / 2;
-        /* pair p covers the shares of threads 2p and 2p + 1 (if it exists) */
-        const int c0 = (int)((long)nch * (2 * p) / T);
-        const int c1 = (int)((long)nch * (2 * p + 2 < T ? 2 * p + 2 : T) / T);
-        const int forward = t % 2 == 0;
-        for (int mine = 0;; mine++) {
-            int k = __atomic_fetch_add(&pair[p].taken, 1, __ATOMIC_RELAXED);
-            if (k >= c1 - c0) break;
-            int c = forward ? c0 + mine : c1 - 1 - mine;
-            int j0 = c * DOT_CHUNK, nj = N - j0 < DOT_CHUNK ? N - j0 : DOT_CHUNK;
-            cnn_gemm_dot_avx512(M, nj, K, alpha, A, lda, B + (size_t)j0 * ldb, ldb, beta,
-                                C + j0, ldc);
-        }
+    gemm_job j = {.M = M, .N = N, .K = K, .lda = lda, .ldb = ldb, .ldc = ldc, .alpha = alpha,
+                  .beta = beta, .A = A, .B = B, .C = C, .nch = nch, .T = nt,
+                  .pair = (void *)pair};
+    cnn_parallel_for(nt, nt, CNN_SPLIT_EVEN, dot_shares, &j);
+}
+
+/* Units [u0, u1) of the tile path: a run of columns or of rows of C */
+static void tile_units(void *ctx, long u0, long u1, int t)
+{
+    const gemm_job *j = ctx;
+    if (j->split_n) {
+        int n0 = (int)u0 * j->un, n1 = (int)u1 * j->un < j->N ? (int)u1 * j->un : j->N;
+        run_block(j->pl, j->transa, j->transb, 0, j->M, n0, n1, j->K, j->alpha, j->A, j->lda,
+                  j->B, j->ldb, j->beta, j->C, j->ldc);
+    } else {
+        int m0 = (int)u0 * j->um, m1 = (int)u1 * j->um < j->M ? (int)u1 * j->um : j->M;
+        run_block(j->pl, j->transa, j->transb, m0, m1, 0, j->N, j->K, j->alpha, j->A, j->lda,
+                  j->B, j->ldb, j->beta, j->C, j->ldc);
     }
 }
 
-void cnn_sgemm(int transa, int transb, int M, int N, int K, float alpha, const float *A,
-               int lda, const float *B, int ldb, float beta, float *C, int ldc)
+void cnn_sgemm_threads(int nt, int transa, int transb, int M, int N, int K, float alpha,
+                       const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                       int ldc)
 {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) {
         scale_c(M, N, beta, C, ldc);
         return;
     }
-    /* the size test first: cnn_threads() asks OpenMP, which cost 2% of a
-     * 16x196x9 GEMM that runs on one thread anyway */
-    int nt = 2.0 * M * N * K < CNN_PARALLEL_MIN_FLOPS ? 1 : cnn_threads();
-    if (nt <= 1 || omp_in_parallel()) {
+    nt = cnn_threads_for(2.0 * M * N * K, nt);
+    if (nt <= 1) {
         cnn_sgemm_serial(transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
@@ -503,22 +544,17 @@ void cnn_sgemm(int transa, int transb, int M, int N, int K, float alpha, const f
     int un = pl.nr / 2, um = pl.mr;
     int unitsN = (N + un - 1) / un, unitsM = (M + um - 1) / um;
     int split_n = unitsN >= 2 * nt || unitsN >= unitsM;
-    int units = split_n ? unitsN : unitsM;
-    if (nt > units) nt = units;
-#pragma omp parallel num_threads(nt)
-    {
-        int t = omp_get_thread_num(), T = omp_get_num_threads();
-        int u0 = (int)((long)units * t / T), u1 = (int)((long)units * (t + 1) / T);
-        if (split_n) {
-            int n0 = u0 * un, n1 = u1 * un < N ? u1 * un : N;
-            if (n1 > n0)
-                run_block(&pl, transa, transb, 0, M, n0, n1, K, alpha, A, lda, B, ldb, beta,
-                          C, ldc);
-        } else {
-            int m0 = u0 * um, m1 = u1 * um < M ? u1 * um : M;
-            if (m1 > m0)
-                run_block(&pl, transa, transb, m0, m1, 0, N, K, alpha, A, lda, B, ldb, beta,
-                          C, ldc);
-        }
-    }
+    gemm_job j = {.transa = transa, .transb = transb, .M = M, .N = N, .K = K, .lda = lda,
+                  .ldb = ldb, .ldc = ldc, .alpha = alpha, .beta = beta, .A = A, .B = B, .C = C,
+                  .pl = &pl, .split_n = split_n, .un = un, .um = um};
+    cnn_parallel_for(nt, split_n ? unitsN : unitsM, CNN_SPLIT_EVEN, tile_units, &j);
+}
+
+void cnn_sgemm(int transa, int transb, int M, int N, int K, float alpha, const float *A,
+               int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    /* the size test first: cnn_threads() asks OpenMP, which cost 2% of a
+     * 16x196x9 GEMM that runs on one thread anyway */
+    const int nt = 2.0 * M * N * K < CNN_PARALLEL_MIN_FLOPS || omp_in_parallel() ? 1 : cnn_threads();
+    cnn_sgemm_threads(nt, transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }

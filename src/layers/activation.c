@@ -21,12 +21,6 @@ typedef struct {
     float alpha; /* leaky_relu's slope for x < 0 */
 } act_layer;
 
-/* Threads for `work` FLOPs: one below the threshold. */
-static int act_threads(double work)
-{
-    return work < CNN_PARALLEL_MIN_FLOPS ? 1 : cnn_threads();
-}
-
 /* ------------------------------------------------- reference kernels */
 
 /* x: (N, C, H, W)   y: (N, C, H, W) */
@@ -145,39 +139,45 @@ static void act_backward_range(const act_layer *a, const float *restrict x,
     }
 }
 
-/* The parallel arms below are taken only for th > 1: a parallel region with
- * if(0) or a team of one still enters libgomp, which then mallocs and frees
- * a one-thread team on every call (bench/FINDINGS.md F1). Each thread takes
- * one contiguous slice, vectorised inside the range function. */
+/* One call of a fast kernel, split over threads by cnn_parallel_for:
+ * elementwise kernels in contiguous slices (vectorised inside the range
+ * function), softmax by rows. */
+typedef struct {
+    const act_layer *a;
+    const float *x, *y, *dy;
+    float *out;
+    int f; /* softmax: features per row */
+} act_job;
+
+static void act_forward_slice(void *ctx, long lo, long hi, int t)
+{
+    const act_job *j = ctx;
+    act_forward_range(j->a, j->x, j->out, (size_t)lo, (size_t)hi);
+}
+
+static void act_backward_slice(void *ctx, long lo, long hi, int t)
+{
+    const act_job *j = ctx;
+    act_backward_range(j->a, j->x, j->y, j->dy, j->out, (size_t)lo, (size_t)hi);
+}
 
 /* x: (N, C, H, W)   y: (N, C, H, W) */
 static void act_forward_fast(const act_layer *a, const float *restrict x, float *restrict y,
-                             size_t total)
+                             size_t total, int nt)
 {
-    const int th = act_threads(a->kind == ACT_RELU || a->kind == ACT_LEAKY ? (double)total
-                                                                          : 20.0 * total);
-    if (th > 1) {
-#pragma omp parallel for schedule(static) num_threads(th)
-        for (int t = 0; t < th; t++)
-            act_forward_range(a, x, y, total * t / th, total * (t + 1) / th);
-    } else {
-        act_forward_range(a, x, y, 0, total);
-    }
+    const double work = a->kind == ACT_RELU || a->kind == ACT_LEAKY ? (double)total : 20.0 * total;
+    act_job j = {.a = a, .x = x, .out = y};
+    cnn_parallel_for(cnn_threads_for(work, nt), (long)total, CNN_SPLIT_EVEN, act_forward_slice, &j);
 }
 
 /* dy: (N, C, H, W)   dx: (N, C, H, W) */
 static void act_backward_fast(const act_layer *a, const float *restrict x,
                               const float *restrict y, const float *restrict dy,
-                              float *restrict dx, size_t total)
+                              float *restrict dx, size_t total, int nt)
 {
-    const int th = act_threads(2.0 * total);
-    if (th > 1) {
-#pragma omp parallel for schedule(static) num_threads(th)
-        for (int t = 0; t < th; t++)
-            act_backward_range(a, x, y, dy, dx, total * t / th, total * (t + 1) / th);
-    } else {
-        act_backward_range(a, x, y, dy, dx, 0, total);
-    }
+    act_job j = {.a = a, .x = x, .y = y, .dy = dy, .out = dx};
+    cnn_parallel_for(cnn_threads_for(2.0 * total, nt), (long)total, CNN_SPLIT_EVEN,
+                     act_backward_slice, &j);
 }
 
 /* Row s of x: (N, F)   y: (N, F), vectorised within the row (the simd
@@ -201,16 +201,17 @@ static void softmax_row_forward(const float *restrict x, float *restrict y, int 
     for (int j = 0; j < f; j++) yr[j] *= inv;
 }
 
-/* x: (N, F)   y: (N, F); one row per thread at a time */
-static void softmax_forward_fast(const float *restrict x, float *restrict y, int n, int f)
+static void softmax_forward_rows(void *ctx, long s0, long s1, int t)
 {
-    const int th = act_threads(20.0 * n * f);
-    if (th > 1) {
-#pragma omp parallel for schedule(static) num_threads(th)
-        for (int s = 0; s < n; s++) softmax_row_forward(x, y, f, s);
-    } else {
-        for (int s = 0; s < n; s++) softmax_row_forward(x, y, f, s);
-    }
+    const act_job *j = ctx;
+    for (long s = s0; s < s1; s++) softmax_row_forward(j->x, j->out, j->f, (int)s);
+}
+
+/* x: (N, F)   y: (N, F), by rows */
+static void softmax_forward_fast(const float *restrict x, float *restrict y, int n, int f, int nt)
+{
+    act_job j = {.x = x, .out = y, .f = f};
+    cnn_parallel_for(cnn_threads_for(20.0 * n * f, nt), n, CNN_SPLIT_EVEN, softmax_forward_rows, &j);
 }
 
 /* Row s of dy: (N, F)   dx: (N, F) */
@@ -226,22 +227,23 @@ static void softmax_row_backward(const float *restrict y, const float *restrict 
     for (int j = 0; j < f; j++) dr[j] = yr[j] * (gr[j] - dot);
 }
 
-/* dy: (N, F)   dx: (N, F) */
-static void softmax_backward_fast(const float *restrict y, const float *restrict dy,
-                                  float *restrict dx, int n, int f)
+static void softmax_backward_rows(void *ctx, long s0, long s1, int t)
 {
-    const int th = act_threads(4.0 * n * f);
-    if (th > 1) {
-#pragma omp parallel for schedule(static) num_threads(th)
-        for (int s = 0; s < n; s++) softmax_row_backward(y, dy, dx, f, s);
-    } else {
-        for (int s = 0; s < n; s++) softmax_row_backward(y, dy, dx, f, s);
-    }
+    const act_job *j = ctx;
+    for (long s = s0; s < s1; s++) softmax_row_backward(j->y, j->dy, j->out, j->f, (int)s);
+}
+
+/* dy: (N, F)   dx: (N, F), by rows */
+static void softmax_backward_fast(const float *restrict y, const float *restrict dy,
+                                  float *restrict dx, int n, int f, int nt)
+{
+    act_job j = {.y = y, .dy = dy, .out = dx, .f = f};
+    cnn_parallel_for(cnn_threads_for(4.0 * n * f, nt), n, CNN_SPLIT_EVEN, softmax_backward_rows, &j);
 }
 
 /* ----------------------------------------------------------- dispatch */
 
-static void act_forward(cnn_layer *l, const float *x, float *y, int n, int train)
+static void act_forward(cnn_layer *l, const float *x, float *y, int n, int train, int nt)
 {
     const act_layer *a = (const act_layer *)l;
     const int f = (int)cnn_shape_size(l->in);
@@ -250,16 +252,16 @@ static void act_forward(cnn_layer *l, const float *x, float *y, int n, int train
         if (ref)
             softmax_forward_ref(x, y, n, f);
         else
-            softmax_forward_fast(x, y, n, f);
+            softmax_forward_fast(x, y, n, f, nt);
     } else if (ref) {
         act_forward_ref(a, x, y, (size_t)n * f);
     } else {
-        act_forward_fast(a, x, y, (size_t)n * f);
+        act_forward_fast(a, x, y, (size_t)n * f, nt);
     }
 }
 
 static void act_backward(cnn_layer *l, const float *x, const float *y, const float *dy,
-                         float *dx, int n)
+                         float *dx, int n, int nt)
 {
     if (!dx) return; /* no parameters: nothing else to compute */
     const act_layer *a = (const act_layer *)l;
@@ -269,11 +271,11 @@ static void act_backward(cnn_layer *l, const float *x, const float *y, const flo
         if (ref)
             softmax_backward_ref(y, dy, dx, n, f);
         else
-            softmax_backward_fast(y, dy, dx, n, f);
+            softmax_backward_fast(y, dy, dx, n, f, nt);
     } else if (ref) {
         act_backward_ref(a, x, y, dy, dx, (size_t)n * f);
     } else {
-        act_backward_fast(a, x, y, dy, dx, (size_t)n * f);
+        act_backward_fast(a, x, y, dy, dx, (size_t)n * f, nt);
     }
 }
 

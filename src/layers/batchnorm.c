@@ -28,11 +28,20 @@ typedef struct {
 
 enum { P_WEIGHT = 0, P_BIAS, P_RMEAN, P_RVAR };
 
-static int bn_threads(const bn_layer *b, int n)
+/* Threads for a batch of n: about 6 FLOPs per value */
+static int bn_threads(const bn_layer *b, int n, int nt)
 {
-    double work = 6.0 * n * (double)b->c * b->hw;
-    return work < CNN_PARALLEL_MIN_FLOPS ? 1 : cnn_threads();
+    return cnn_threads_for(6.0 * n * (double)b->c * b->hw, nt);
 }
+
+/* One call of the fast kernels, split over threads by channel: every
+ * channel's sums run on one thread in a fixed order. */
+typedef struct {
+    bn_layer *b;
+    const float *x, *dy;
+    float *out;
+    int n, train;
+} bn_job;
 
 /* Batch statistics of channel c, two passes in double so a large mean does
  * not eat the variance. Returns the biased variance. */
@@ -169,19 +178,18 @@ static void bn_channel_forward(bn_layer *b, const float *restrict x, float *rest
     }
 }
 
-/* x: (N, C, H, W)   y: (N, C, H, W). The parallel arm is taken only for
- * th > 1: a region with if(0) still enters libgomp, which mallocs a
- * one-thread team on every call (bench/FINDINGS.md F1). */
-static void bn_forward_fast(bn_layer *b, const float *restrict x, float *restrict y, int n,
-                            int train)
+static void bn_channels_forward(void *ctx, long c0, long c1, int t)
 {
-    const int th = bn_threads(b, n);
-    if (th > 1) {
-#pragma omp parallel for schedule(static) num_threads(th)
-        for (int c = 0; c < b->c; c++) bn_channel_forward(b, x, y, n, train, c);
-    } else {
-        for (int c = 0; c < b->c; c++) bn_channel_forward(b, x, y, n, train, c);
-    }
+    const bn_job *j = ctx;
+    for (long c = c0; c < c1; c++) bn_channel_forward(j->b, j->x, j->out, j->n, j->train, (int)c);
+}
+
+/* x: (N, C, H, W)   y: (N, C, H, W) */
+static void bn_forward_fast(bn_layer *b, const float *restrict x, float *restrict y, int n,
+                            int train, int nt)
+{
+    bn_job j = {.b = b, .x = x, .out = y, .n = n, .train = train};
+    cnn_parallel_for(bn_threads(b, n, nt), b->c, CNN_SPLIT_EVEN, bn_channels_forward, &j);
 }
 
 /* Channel c of dy: (N, C, H, W)  ->  dweight, dbias: (C)  dx: (N, C, H, W) */
@@ -222,38 +230,39 @@ static void bn_channel_backward(bn_layer *b, const float *restrict x, const floa
     }
 }
 
-static void bn_backward_fast(bn_layer *b, const float *restrict x, const float *restrict dy,
-                             float *restrict dx, int n)
+static void bn_channels_backward(void *ctx, long c0, long c1, int t)
 {
-    const int th = bn_threads(b, n);
-    if (th > 1) {
-#pragma omp parallel for schedule(static) num_threads(th)
-        for (int c = 0; c < b->c; c++) bn_channel_backward(b, x, dy, dx, n, c);
-    } else {
-        for (int c = 0; c < b->c; c++) bn_channel_backward(b, x, dy, dx, n, c);
-    }
+    const bn_job *j = ctx;
+    for (long c = c0; c < c1; c++) bn_channel_backward(j->b, j->x, j->dy, j->out, j->n, (int)c);
+}
+
+static void bn_backward_fast(bn_layer *b, const float *restrict x, const float *restrict dy,
+                             float *restrict dx, int n, int nt)
+{
+    bn_job j = {.b = b, .x = x, .dy = dy, .out = dx, .n = n};
+    cnn_parallel_for(bn_threads(b, n, nt), b->c, CNN_SPLIT_EVEN, bn_channels_backward, &j);
 }
 
 /* ----------------------------------------------------------- dispatch */
 
-static void bn_forward(cnn_layer *l, const float *x, float *y, int n, int train)
+static void bn_forward(cnn_layer *l, const float *x, float *y, int n, int train, int nt)
 {
     bn_layer *b = (bn_layer *)l;
     b->last_train = train != 0;
     if (l->kernels == CNN_KERNELS_REF)
         bn_forward_ref(b, x, y, n, train);
     else
-        bn_forward_fast(b, x, y, n, train);
+        bn_forward_fast(b, x, y, n, train, nt);
 }
 
 static void bn_backward(cnn_layer *l, const float *x, const float *y, const float *dy,
-                        float *dx, int n)
+                        float *dx, int n, int nt)
 {
     bn_layer *b = (bn_layer *)l;
     if (l->kernels == CNN_KERNELS_REF)
         bn_backward_ref(b, x, dy, dx, n);
     else
-        bn_backward_fast(b, x, dy, dx, n);
+        bn_backward_fast(b, x, dy, dx, n, nt);
 }
 
 /* The per-channel (C) scratch does not depend on the batch, but living here
@@ -287,6 +296,8 @@ static void bn_destroy(cnn_layer *l)
     b->mean = b->invstd = NULL;
 }
 
+static void bn_detach(cnn_layer *l) { ((bn_layer *)l)->mean = ((bn_layer *)l)->invstd = NULL; }
+
 /* normalise (2: subtract, scale) + affine (2) per element */
 static double bn_flops(const cnn_layer *l) { return 4.0 * (double)cnn_shape_size(l->in); }
 
@@ -299,7 +310,8 @@ static double bn_flops(const cnn_layer *l) { return 4.0 * (double)cnn_shape_size
                                        .forward = bn_forward,                                  \
                                        .backward = bn_backward,                                \
                                        .flops = bn_flops,                                      \
-                                       .destroy = bn_destroy}
+                                       .destroy = bn_destroy,                                  \
+                                       .detach = bn_detach}
 BN_OPS(bn1d_ops, "BatchNorm1d");
 BN_OPS(bn2d_ops, "BatchNorm2d");
 

@@ -30,7 +30,7 @@
 #include "kernels/kernels.h"
 
 #include <limits.h>
-#include <omp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -54,20 +54,12 @@ static double conv_flops(const cnn_layer *l)
     return 2.0 * cv->filters * g->c * g->kh * g->kw * hw + (cv->has_bias ? cv->filters * hw : 0.0);
 }
 
-/* Threads worth using for a batch of n when `threads` may run: one below
- * the work threshold. */
-static int conv_threads_for(const conv2d *cv, int n, int threads)
+/* Threads worth using for a batch of n when up to nt may run: never more
+ * than reserve() made buffers for (cv->threads, once reserved). */
+static int conv_threads(const conv2d *cv, int n, int nt)
 {
-    if (threads < 1 || conv_flops(&cv->base) * n < CNN_PARALLEL_MIN_FLOPS) return 1;
-    return threads;
-}
-
-/* ... for a call now: never more than reserve() made buffers for */
-static int conv_threads(const conv2d *cv, int n)
-{
-    int nt = cnn_threads();
-    if (nt > cv->threads) nt = cv->threads;
-    return conv_threads_for(cv, n, nt);
+    if (cv->threads > 0 && nt > cv->threads) nt = cv->threads;
+    return cnn_threads_for(conv_flops(&cv->base) * n, nt);
 }
 
 /* ------------------------------------------------------------ reference */
@@ -286,7 +278,7 @@ static void conv_plan_text(const cnn_layer *l, int n, int threads, char *buf, si
 {
     const conv2d *cv = (const conv2d *)l;
     const conv_plan p = cv->max_batch > 0 ? cv->plan : conv_choose(cv, cnn_simd_level());
-    const int nt = conv_threads_for(cv, n, threads);
+    const int nt = conv_threads(cv, n, threads);
     snprintf(buf, len, "fwd %s, dw %s, dx %s", fwd_names[conv_fwd_algo_for(&p, n, nt)],
              dw_names[p.dw], dx_names[p.dx]);
 }
@@ -294,9 +286,9 @@ static void conv_plan_text(const cnn_layer *l, int n, int threads, char *buf, si
 /* ----------------------------------------------------------------- fast */
 
 /* x: (N, C, H, W)  w: (F, C, kh, kw)  y: (N, F, Ho, Wo) */
-static void conv_forward_fast(conv2d *cv, const float *x, float *y, int n)
+static void conv_forward_fast(conv2d *cv, const float *x, float *y, int n, int nt)
 {
-    const int nt = conv_threads(cv, n);
+    nt = conv_threads(cv, n, nt);
     switch (conv_fwd_algo_for(&cv->plan, n, nt)) {
     case CONV_FWD_IM2COL_GEMM: conv_gemm_forward(cv, x, y, n, nt); break;
     case CONV_FWD_IM2COL_BANDS: conv_gemm_forward_bands(cv, x, y, n, nt); break;
@@ -310,7 +302,7 @@ static void conv_forward_fast(conv2d *cv, const float *x, float *y, int n)
  * plan.dw, and its dx with it (if dx is not NULL: the algorithms that
  * compute dx image by image beside dW). t: the thread (its buffers). */
 static void conv_chunk_backward(const conv2d *cv, const float *x, const float *dy, float *dx,
-                                int k, int cs, int n, int t, conv_gemm_fn gemm)
+                                int k, int cs, int n, int t, int gemm_nt)
 {
     const int i0 = k * cs, i1 = (k + 1) * cs < n ? (k + 1) * cs : n;
     const size_t wsz = (size_t)cv->filters * cv->g.c * cv->g.kh * cv->g.kw;
@@ -318,12 +310,28 @@ static void conv_chunk_backward(const conv2d *cv, const float *x, const float *d
     switch (cv->plan.dw) {
     case CONV_DW_IM2COL_GEMM:
     case CONV_DW_IM2COL_DOTS:
-        conv_gemm_chunk_backward(cv, x, dy, dx, i0, i1, part, conv_col(cv, t), gemm);
+        conv_gemm_chunk_backward(cv, x, dy, dx, i0, i1, part, conv_col(cv, t), gemm_nt);
         break;
     case CONV_DW_PLANES_DOTS:
     case CONV_DW_PLANES_FILTERS: conv_planes_chunk_backward(cv, x, dy, dx, i0, i1, part, t); break;
     case CONV_DW_WINOGRAD: conv_wg_chunk_dw(cv, x, dy, i0, i1, part, t); break;
     }
+}
+
+/* One backward call, split over threads by gradient chunks or filters */
+typedef struct {
+    const conv2d *cv;
+    const float *x, *dy;
+    float *dx;
+    int cs, n;
+} conv_job;
+
+/* chunks [k0, k1) on thread t, its GEMMs on that thread */
+static void chunks_backward(void *ctx, long k0, long k1, int t)
+{
+    const conv_job *j = ctx;
+    for (long k = k0; k < k1; k++)
+        conv_chunk_backward(j->cv, j->x, j->dy, j->dx, (int)k, j->cs, j->n, t, 1);
 }
 
 /* db[f] = sum of dy: (N, F, Ho, Wo) over n, Ho, Wo for filter f, in one
@@ -341,36 +349,38 @@ static float conv_bias_grad(const float *dy, int n, int F, int hw, int f)
     return cnn_lanes_total(l);
 }
 
+static void bias_grads(void *ctx, long f0, long f1, int t)
+{
+    const conv_job *j = ctx;
+    const int F = j->cv->filters, hw = j->cv->g.ho * j->cv->g.wo;
+    float *db = j->cv->base.params[1].grad;
+    for (long f = f0; f < f1; f++) db[f] = conv_bias_grad(j->dy, j->n, F, hw, (int)f);
+}
+
 /* dy: (N, F, Ho, Wo)  ->  dw: (F, C, kh, kw)  db: (F)  dx: (N, C, H, W) */
-static void conv_backward_fast(conv2d *cv, const float *x, const float *dy, float *dx, int n)
+static void conv_backward_fast(conv2d *cv, const float *x, const float *dy, float *dx, int n,
+                               int nt)
 {
     const conv_plan *p = &cv->plan;
     const cnn_window *g = &cv->g;
     const int F = cv->filters, hw = g->ho * g->wo;
     const size_t wsz = (size_t)F * g->c * g->kh * g->kw;
     const int cs = chunk_size(n), nchunks = (n + cs - 1) / cs;
-    const int nt = conv_threads(cv, n);
+    nt = conv_threads(cv, n, nt);
     /* dx beside dW, chunk by chunk, except Winograd's: a pass of its own */
     float *dx_chunks = p->dx == CONV_DX_WINOGRAD ? NULL : dx;
     if (dx && (p->dx == CONV_DX_PLANES_FOLD || p->dx == CONV_DX_PLANES_INTERLEAVE ||
                p->dx == CONV_DX_PLANES_SCATTER))
         conv_planes_dx_weights(cv);
 
-    /* the chunks are fixed by n alone, so dW sums in the same order for any nt */
-    if (nt > 1 && nchunks >= nt) {
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-        for (int k = 0; k < nchunks; k++)
-            conv_chunk_backward(cv, x, dy, dx_chunks, k, cs, n, omp_get_thread_num(),
-                                cnn_sgemm_serial);
-    } else {
-        /* Fewer chunks than threads: one chunk at a time on this thread,
-         * the GEMMs in it on all of them (the planes' and Winograd's dW
-         * stay on one: the same arithmetic at any thread count). Never a
-         * one-thread region: libgomp would malloc a team on every call
-         * (bench/FINDINGS.md F1). */
-        const conv_gemm_fn gemm = nt > 1 ? cnn_sgemm : cnn_sgemm_serial;
-        for (int k = 0; k < nchunks; k++) conv_chunk_backward(cv, x, dy, dx_chunks, k, cs, n, 0, gemm);
-    }
+    /* The chunks are fixed by n alone, so dW sums in the same order for
+     * any nt. Fewer chunks than threads: one chunk at a time on this
+     * thread, the GEMMs in it on all of them (the planes' and Winograd's
+     * dW stay on one: the same arithmetic at any thread count). */
+    conv_job j = {cv, x, dy, dx_chunks, cs, n};
+    if (nchunks >= nt) cnn_parallel_for(nt, nchunks, CNN_SPLIT_EACH, chunks_backward, &j);
+    else
+        for (int k = 0; k < nchunks; k++) conv_chunk_backward(cv, x, dy, dx_chunks, k, cs, n, 0, nt);
     if (dx && p->dx == CONV_DX_WINOGRAD) conv_wg_run(cv, &cv->wgd, dy, dx, NULL, n, nt);
 
     float *dw = cv->base.params[0].grad;
@@ -384,29 +394,28 @@ static void conv_backward_fast(conv2d *cv, const float *x, const float *dy, floa
         /* the same lane sums in each, so the same bits */
         float *db = cv->base.params[1].grad;
         if (nt > 1) {
-#pragma omp parallel for num_threads(nt) schedule(static)
-            for (int f = 0; f < F; f++) db[f] = conv_bias_grad(dy, n, F, hw, f);
+            cnn_parallel_for(nt, F, CNN_SPLIT_EVEN, bias_grads, &j);
         } else if (p->simd == CNN_SIMD_AVX512) {
             cnn_bias_grad_avx512(dy, n, F, hw, db);
         } else {
-            for (int f = 0; f < F; f++) db[f] = conv_bias_grad(dy, n, F, hw, f);
+            bias_grads(&j, 0, F, 0);
         }
     }
 }
 
 /* ------------------------------------------------------------ the layer */
 
-static void conv_forward(cnn_layer *l, const float *x, float *y, int n, int train)
+static void conv_forward(cnn_layer *l, const float *x, float *y, int n, int train, int nt)
 {
     if (l->kernels == CNN_KERNELS_REF) conv_forward_ref((conv2d *)l, x, y, n);
-    else conv_forward_fast((conv2d *)l, x, y, n);
+    else conv_forward_fast((conv2d *)l, x, y, n, nt);
 }
 
 static void conv_backward(cnn_layer *l, const float *x, const float *y, const float *dy,
-                          float *dx, int n)
+                          float *dx, int n, int nt)
 {
     if (l->kernels == CNN_KERNELS_REF) conv_backward_ref((conv2d *)l, x, dy, dx, n);
-    else conv_backward_fast((conv2d *)l, x, dy, dx, n);
+    else conv_backward_fast((conv2d *)l, x, dy, dx, n, nt);
 }
 
 static void conv_free_buffers(conv2d *cv)
@@ -502,6 +511,13 @@ static cnn_status conv_reserve(cnn_layer *l, int max_batch, int threads)
 
 static void conv_destroy(cnn_layer *l) { conv_free_buffers((conv2d *)l); }
 
+/* everything from the plan on is reserve's */
+static void conv_detach(cnn_layer *l)
+{
+    conv2d *cv = (conv2d *)l;
+    memset(&cv->plan, 0, sizeof *cv - offsetof(conv2d, plan));
+}
+
 static const cnn_layer_ops conv_ops = {
     .kind = "conv",
     .torch = "Conv2d",
@@ -512,6 +528,7 @@ static const cnn_layer_ops conv_ops = {
     .flops = conv_flops,
     .plan = conv_plan_text,
     .destroy = conv_destroy,
+    .detach = conv_detach,
 };
 
 

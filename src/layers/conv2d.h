@@ -72,6 +72,7 @@ typedef struct {
     int *off_d;      /* F*ka*kb tap offsets into the dy grids (dx) */
     float *wt;       /* (C*sh*sw) x (F*ka*kb): W by phase, for dx */
     float *wft;      /* CONV_FWD_PLANES_FILTERS' weights: (C*kh*kw + 1) x lf, W^T then the bias */
+    uint64_t wft_made, wt_made; /* the parameter versions wft and wt hold (0: none) */
     int st_kmax;     /* CONV_FWD_PLANES' store table (cnn_planes_store) */
     int *st_cnt, *st_off;
     unsigned short *st_mask;
@@ -79,14 +80,15 @@ typedef struct {
 } conv_planes;
 
 /* One Winograd path (conv2d_winograd.c): its geometry and per-thread buffers */
-#define WG_VALID_STRIDE 16 /* ints: one cache line per thread's flag */
+#define WG_MADE_STRIDE 8 /* uint64_t: one cache line per thread's stamp */
 typedef struct {
     int dx;          /* the input gradient's (rotated filters) */
     cnn_wino p;
-    size_t wsz;      /* floats of a weight copy, rounded to a cache line */
-    size_t size;     /* floats of one thread's part: weights, their transform, scratch */
+    size_t size;     /* floats of one thread's part: the transformed filters, scratch */
     float *buf;      /* threads x size */
-    int *valid;      /* per thread (WG_VALID_STRIDE apart): its part holds a transform */
+    /* per thread (WG_MADE_STRIDE apart): the parameter version its filters
+     * were transformed from (0: none) */
+    uint64_t *made;
 } conv_wg;
 
 typedef struct {
@@ -116,9 +118,6 @@ static inline float *conv_col(const conv2d *cv, int t)
     return cv->col ? cv->col + (size_t)t * cv->col_size : NULL;
 }
 
-typedef void (*conv_gemm_fn)(int, int, int, int, int, float, const float *, int, const float *,
-                             int, float, float *, int);
-
 /* ----------------------------------------------- conv2d_gemm.c: im2col + GEMM */
 
 /* n images, over nt threads image by image (nt > 1) or on this one */
@@ -126,12 +125,12 @@ void conv_gemm_forward(const conv2d *cv, const float *x, float *y, int n, int nt
 /* n < nt images, each split over the nt threads by bands of output rows */
 void conv_gemm_forward_bands(const conv2d *cv, const float *x, float *y, int n, int nt);
 /* Images [i0, i1): dW summed in order into part, by plan.dw; dx (if not
- * NULL) by col2im. col: the thread's im2col buffer. */
+ * NULL) by col2im. col: the thread's im2col buffer; the GEMMs run on up to
+ * gemm_nt threads (1 when the caller is already split over threads). */
 void conv_gemm_chunk_backward(const conv2d *cv, const float *x, const float *dy, float *dx,
-                              int i0, int i1, float *part, float *col, conv_gemm_fn gemm);
+                              int i0, int i1, float *part, float *col, int gemm_nt);
 /* dx of one image (C, H, W) from its dy (F, Ho*Wo): W^T dy, then col2im */
-void conv_gemm_image_dx(const conv2d *cv, const float *dy, float *dx, float *col,
-                        conv_gemm_fn gemm);
+void conv_gemm_image_dx(const conv2d *cv, const float *dy, float *dx, float *col, int gemm_nt);
 
 /* ------------------------------------------- conv2d_planes.c: shifted planes */
 
@@ -146,7 +145,8 @@ cnn_status conv_planes_reserve(conv2d *cv, int threads);
 void conv_planes_free(conv2d *cv);
 /* n images, over nt threads image by image when n >= nt, else on this one */
 void conv_planes_forward(conv2d *cv, const float *x, float *y, int n, int nt);
-/* Before a backward with dx: W by phase, from the current weights */
+/* Before a backward with dx: W by phase, from the current weights (kept
+ * while the parameter version is unchanged) */
 void conv_planes_dx_weights(conv2d *cv);
 /* Images [i0, i1): dW summed into part in groups of sp.grp, dx (if not
  * NULL) by plan.dx. t: the thread (its scratch and im2col buffer). */

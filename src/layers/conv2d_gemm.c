@@ -15,12 +15,10 @@
 #include "conv2d.h"
 #include "kernels/kernels.h"
 
-#include <omp.h>
 #include <string.h>
 
 /* One image. x: (C, H, W)  col: (C*kh*kw, Ho*Wo)  y: (F, Ho*Wo) */
-static void image_forward(const conv2d *cv, const float *x, float *y, float *col,
-                          conv_gemm_fn gemm)
+static void image_forward(const conv2d *cv, const float *x, float *y, float *col)
 {
     const cnn_window *g = &cv->g;
     const int F = cv->filters, ckk = g->c * g->kh * g->kw, hw = g->ho * g->wo;
@@ -36,24 +34,28 @@ static void image_forward(const conv2d *cv, const float *x, float *y, float *col
             for (int p = 0; p < hw; p++) y[(size_t)f * hw + p] = b[f];
         beta = 1.0f;
     }
-    gemm(0, 0, F, hw, ckk, 1.0f, conv_weight(cv), ckk, a, hw, beta, y, hw);
+    cnn_sgemm_serial(0, 0, F, hw, ckk, 1.0f, conv_weight(cv), ckk, a, hw, beta, y, hw);
+}
+
+typedef struct {
+    const conv2d *cv;
+    const float *x;
+    float *y;
+} gemm_job;
+
+/* images [i0, i1) on thread t, with t's im2col buffer */
+static void images_forward(void *ctx, long i0, long i1, int t)
+{
+    const gemm_job *j = ctx;
+    const size_t isz = cnn_shape_size(j->cv->base.in), osz = cnn_shape_size(j->cv->base.out);
+    for (long i = i0; i < i1; i++)
+        image_forward(j->cv, j->x + i * isz, j->y + i * osz, conv_col(j->cv, t));
 }
 
 void conv_gemm_forward(const conv2d *cv, const float *x, float *y, int n, int nt)
 {
-    const size_t isz = cnn_shape_size(cv->base.in), osz = cnn_shape_size(cv->base.out);
-    if (nt > 1) {
-        /* one image per thread at a time, each with its own im2col buffer */
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-        for (int i = 0; i < n; i++)
-            image_forward(cv, x + i * isz, y + i * osz, conv_col(cv, omp_get_thread_num()),
-                          cnn_sgemm_serial);
-    } else {
-        /* never a region with if(0) or one thread: libgomp would malloc a
-         * one-thread team on every call (bench/FINDINGS.md F1) */
-        for (int i = 0; i < n; i++)
-            image_forward(cv, x + i * isz, y + i * osz, conv_col(cv, 0), cnn_sgemm_serial);
-    }
+    gemm_job j = {cv, x, y};
+    cnn_parallel_for(nt, n, CNN_SPLIT_EACH, images_forward, &j);
 }
 
 /* One image on nt threads (a batch smaller than the thread count: single-
@@ -63,37 +65,45 @@ void conv_gemm_forward(const conv2d *cv, const float *x, float *y, int n, int nt
  * matrix, ran slower than one thread: cross-core invalidations, and
  * prefetchers pulling the neighbour's lines across (bench/NOTES.md, one
  * image on two threads). */
-static void image_forward_bands(const conv2d *cv, const float *x, float *y, int nt)
+typedef struct {
+    const conv2d *cv;
+    const float *x;
+    float *y;
+    int T; /* bands */
+} bands_job;
+
+/* bands [t0, t1) of the T bands of output rows of image j->x, on thread t */
+static void image_bands(void *ctx, long t0, long t1, int t)
 {
+    const bands_job *j = ctx;
+    const conv2d *cv = j->cv;
     const cnn_window *g = &cv->g;
     const int F = cv->filters, ckk = g->c * g->kh * g->kw, hw = g->ho * g->wo;
     const float *b = conv_bias(cv), *w = conv_weight(cv);
-#pragma omp parallel num_threads(nt)
-    {
-        const int t = omp_get_thread_num(), T = omp_get_num_threads();
-        const int oy0 = g->ho * t / T, oy1 = g->ho * (t + 1) / T;
-        const int p0 = oy0 * g->wo, np = (oy1 - oy0) * g->wo;
-        const float *a = x + p0;
-        int lda = hw;
-        if (np > 0) {
-            if (!cv->direct) {
-                float *col = conv_col(cv, t);
-                cnn_im2col_rows(g, x, oy0, oy1, col, (size_t)np);
-                a = col;
-                lda = np;
-            }
-            if (b)
-                for (int f = 0; f < F; f++)
-                    for (int p = p0; p < p0 + np; p++) y[(size_t)f * hw + p] = b[f];
-            cnn_sgemm_serial(0, 0, F, np, ckk, 1.0f, w, ckk, a, lda, b ? 1.0f : 0.0f, y + p0, hw);
-        }
+    const int oy0 = (int)(g->ho * t0 / j->T), oy1 = (int)(g->ho * t1 / j->T);
+    const int p0 = oy0 * g->wo, np = (oy1 - oy0) * g->wo;
+    const float *a = j->x + p0;
+    int lda = hw;
+    if (np <= 0) return;
+    if (!cv->direct) {
+        float *col = conv_col(cv, t);
+        cnn_im2col_rows(g, j->x, oy0, oy1, col, (size_t)np);
+        a = col;
+        lda = np;
     }
+    if (b)
+        for (int f = 0; f < F; f++)
+            for (int p = p0; p < p0 + np; p++) j->y[(size_t)f * hw + p] = b[f];
+    cnn_sgemm_serial(0, 0, F, np, ckk, 1.0f, w, ckk, a, lda, b ? 1.0f : 0.0f, j->y + p0, hw);
 }
 
 void conv_gemm_forward_bands(const conv2d *cv, const float *x, float *y, int n, int nt)
 {
     const size_t isz = cnn_shape_size(cv->base.in), osz = cnn_shape_size(cv->base.out);
-    for (int i = 0; i < n; i++) image_forward_bands(cv, x + i * isz, y + i * osz, nt);
+    for (int i = 0; i < n; i++) {
+        bands_job j = {cv, x + i * isz, y + i * osz, nt};
+        cnn_parallel_for(nt, nt, CNN_SPLIT_EVEN, image_bands, &j);
+    }
 }
 
 /* Weight gradient of one image by dot products, for layers whose C*kh*kw
@@ -132,25 +142,24 @@ static void dw_dots(int F, int ckk, int hw, const float *restrict dy, const floa
     }
 }
 
-void conv_gemm_image_dx(const conv2d *cv, const float *dy, float *dx, float *col,
-                        conv_gemm_fn gemm)
+void conv_gemm_image_dx(const conv2d *cv, const float *dy, float *dx, float *col, int gemm_nt)
 {
     const cnn_window *g = &cv->g;
     const int F = cv->filters, ckk = g->c * g->kh * g->kw, hw = g->ho * g->wo;
     const float *w = conv_weight(cv);
     if (cv->direct) {
-        gemm(1, 0, ckk, hw, F, 1.0f, w, ckk, dy, hw, 0.0f, dx, hw);
+        cnn_sgemm_threads(gemm_nt, 1, 0, ckk, hw, F, 1.0f, w, ckk, dy, hw, 0.0f, dx, hw);
         return;
     }
     /* dcol (ckk x hw) = W^T dY_i, folded back onto the image */
-    gemm(1, 0, ckk, hw, F, 1.0f, w, ckk, dy, hw, 0.0f, col, hw);
+    cnn_sgemm_threads(gemm_nt, 1, 0, ckk, hw, F, 1.0f, w, ckk, dy, hw, 0.0f, col, hw);
     memset(dx, 0, sizeof(float) * cnn_shape_size(cv->base.in));
     cnn_col2im(g, col, dx);
 }
 
 /* col is reused for dcol once dW no longer needs it */
 void conv_gemm_chunk_backward(const conv2d *cv, const float *x, const float *dy, float *dx,
-                              int i0, int i1, float *part, float *col, conv_gemm_fn gemm)
+                              int i0, int i1, float *part, float *col, int gemm_nt)
 {
     const cnn_window *g = &cv->g;
     const int F = cv->filters, ckk = g->c * g->kh * g->kw, hw = g->ho * g->wo;
@@ -165,7 +174,9 @@ void conv_gemm_chunk_backward(const conv2d *cv, const float *x, const float *dy,
         }
         /* dW (F x ckk) += dY_i (F x hw) * col_i^T */
         if (dots) dw_dots(F, ckk, hw, dyi, a, part, i != i0);
-        else gemm(0, 1, F, ckk, hw, 1.0f, dyi, hw, a, hw, i == i0 ? 0.0f : 1.0f, part, ckk);
-        if (dx) conv_gemm_image_dx(cv, dyi, dx + i * isz, col, gemm);
+        else
+            cnn_sgemm_threads(gemm_nt, 0, 1, F, ckk, hw, 1.0f, dyi, hw, a, hw, i == i0 ? 0.0f : 1.0f,
+                              part, ckk);
+        if (dx) conv_gemm_image_dx(cv, dyi, dx + i * isz, col, gemm_nt);
     }
 }

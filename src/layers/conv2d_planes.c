@@ -48,7 +48,6 @@
 #include "conv2d.h"
 #include "kernels/kernels.h"
 
-#include <omp.h>
 #include <string.h>
 
 #define SP_V CNN_PLANES_V /* floats per vector */
@@ -332,11 +331,27 @@ static void image_forward(const conv2d *cv, const float *x, float *y, float *buf
                             g->ho * g->wo, conv_bias(cv), &st);
 }
 
+typedef struct {
+    const conv2d *cv;
+    const float *x;
+    float *y;
+} planes_job;
+
+/* images [i0, i1) on thread t, in t's buffer */
+static void images_forward(void *ctx, long i0, long i1, int t)
+{
+    const planes_job *j = ctx;
+    const conv_planes *sp = &j->cv->sp;
+    const size_t isz = cnn_shape_size(j->cv->base.in), osz = cnn_shape_size(j->cv->base.out);
+    for (long i = i0; i < i1; i++)
+        image_forward(j->cv, j->x + i * isz, j->y + i * osz, sp->buf + (size_t)t * sp->size);
+}
+
 void conv_planes_forward(conv2d *cv, const float *x, float *y, int n, int nt)
 {
-    const size_t isz = cnn_shape_size(cv->base.in), osz = cnn_shape_size(cv->base.out);
     conv_planes *sp = &cv->sp;
-    if (cv->plan.fwd == CONV_FWD_PLANES_FILTERS) {
+    const uint64_t version = cnn_layer_version(&cv->base);
+    if (cv->plan.fwd == CONV_FWD_PLANES_FILTERS && (!version || sp->wft_made != version)) {
         /* wft[t][f] = w[f][t], then the bias; lanes f >= F stay zero */
         const int F = cv->filters, T = cv->g.c * cv->g.kh * cv->g.kw;
         const float *w = conv_weight(cv), *b = conv_bias(cv);
@@ -344,16 +359,11 @@ void conv_planes_forward(conv2d *cv, const float *x, float *y, int n, int nt)
             for (int t = 0; t < T; t++) sp->wft[(size_t)t * sp->lf + f] = w[(size_t)f * T + t];
             sp->wft[(size_t)T * sp->lf + f] = b ? b[f] : 0.0f;
         }
+        sp->wft_made = version;
     }
     /* too little work per image to split one across threads */
-    if (nt > 1 && n >= nt) {
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-        for (int i = 0; i < n; i++)
-            image_forward(cv, x + i * isz, y + i * osz,
-                          sp->buf + (size_t)omp_get_thread_num() * sp->size);
-    } else {
-        for (int i = 0; i < n; i++) image_forward(cv, x + i * isz, y + i * osz, sp->buf);
-    }
+    planes_job j = {cv, x, y};
+    cnn_parallel_for(n >= nt ? nt : 1, n, CNN_SPLIT_EACH, images_forward, &j);
 }
 
 /* ------------------------------------------------------------ backward */
@@ -367,6 +377,9 @@ void conv_planes_dx_weights(conv2d *cv)
     const cnn_window *g = &cv->g;
     const int F = cv->filters, ka = cv->sp.ka, kb = cv->sp.kb, td = F * ka * kb;
     const float *w = conv_weight(cv);
+    const uint64_t version = cnn_layer_version(&cv->base);
+    if (version && cv->sp.wt_made == version) return;
+    cv->sp.wt_made = version;
     for (int c = 0; c < g->c; c++)
         for (int pr = 0; pr < g->sh; pr++)
             for (int pc = 0; pc < g->sw; pc++) {
@@ -392,7 +405,7 @@ static void image_dx(const conv2d *cv, const float *dyz, const float *dyi, float
     const size_t isz = cnn_shape_size(cv->base.in);
     const int td = cv->filters * sp->ka * sp->kb;
     if (cv->plan.dx == CONV_DX_IM2COL_GEMM) {
-        conv_gemm_image_dx(cv, dyi, dxi, col, cnn_sgemm_serial);
+        conv_gemm_image_dx(cv, dyi, dxi, col, 1);
         return;
     }
     cnn_planes_shift_avx512(g->c * g->sh * g->sw, td, sp->qx, sp->wt, td, sp->off_d,

@@ -46,7 +46,6 @@
 #include "conv2d.h"
 #include "kernels/kernels.h"
 
-#include <omp.h>
 #include <string.h>
 
 #define L CNN_WINO_LANES
@@ -504,26 +503,60 @@ void cnn_wino_dw_finish(const cnn_wino *p, const float *scratch, float *dw)
 /* Thread t's part of a path's buffer: a copy of the weights its filters
  * were transformed from, the transformed filters, then its scratch. */
 static float *wg_part(const conv_wg *w, int t) { return w->buf + (size_t)t * w->size; }
-static float *wg_u(const conv_wg *w, float *part) { return part + w->wsz; }
-static float *wg_scratch(const conv_wg *w, float *part) { return part + w->wsz + w->p.u_size; }
+static float *wg_u(const conv_wg *w, float *part) { return part; }
+static float *wg_scratch(const conv_wg *w, float *part) { return part + w->p.u_size; }
 
-/* Thread t's transformed filters, redone only when the weights differ from
- * the copy they were made from: inference reuses them (the transform costs
- * a few microseconds per call, the comparison well under one); in training
- * the weights differ in the first bytes compared. The transform is a pure
- * function of the weights' bits, so a reused copy is exactly what a new
- * one would be. */
+/* Thread t's transformed filters, redone only when the parameter version
+ * moved since they were made (a step, an init, a load): inference reuses
+ * them. The transform is a pure function of the weights' bits, so a
+ * reused copy is exactly what a new one would be. A layer outside a model
+ * (version 0) redoes them on every call. */
 static void wg_filters(const conv2d *cv, const conv_wg *wg, int t)
 {
     float *part = wg_part(wg, t);
     const float *w = conv_weight(cv);
-    const size_t bytes = sizeof(float) * cv->filters * cv->g.c * 9;
-    int *valid = wg->valid + (size_t)t * WG_VALID_STRIDE;
-    if (*valid && memcmp(part, w, bytes) == 0) return;
-    memcpy(part, w, bytes);
+    const uint64_t version = cnn_layer_version(&cv->base);
+    uint64_t *made = wg->made + (size_t)t * WG_MADE_STRIDE;
+    if (version && *made == version) return;
     if (wg->dx) cnn_wino_filters_dx(&wg->p, w, wg_u(wg, part), wg_scratch(wg, part));
     else cnn_wino_filters(&wg->p, w, wg_u(wg, part), wg_scratch(wg, part));
-    *valid = 1;
+    *made = version;
+}
+
+typedef struct {
+    const conv2d *cv;
+    const conv_wg *wg;
+    const float *in, *b;
+    float *out;
+    int n, T; /* images; tile-row bands (split by rows) */
+} wg_job;
+
+/* images [i0, i1) on thread t, whole */
+static void wg_images(void *ctx, long i0, long i1, int t)
+{
+    const wg_job *j = ctx;
+    const cnn_wino *p = &j->wg->p;
+    const size_t isz = (size_t)p->c * p->h * p->w, osz = (size_t)p->f * p->ho * p->wo;
+    float *part = wg_part(j->wg, t);
+    wg_filters(j->cv, j->wg, t);
+    for (long i = i0; i < i1; i++)
+        cnn_wino_image(p, wg_u(j->wg, part), j->b, j->in + i * isz, j->out + i * osz, 0, p->th,
+                       wg_scratch(j->wg, part));
+}
+
+/* bands [k0, k1) of the T bands of tile rows of every image, on thread t */
+static void wg_bands(void *ctx, long k0, long k1, int t)
+{
+    const wg_job *j = ctx;
+    const cnn_wino *p = &j->wg->p;
+    const size_t isz = (size_t)p->c * p->h * p->w, osz = (size_t)p->f * p->ho * p->wo;
+    const int ty0 = (int)(p->th * k0 / j->T), ty1 = (int)(p->th * k1 / j->T);
+    float *part = wg_part(j->wg, t);
+    if (ty1 <= ty0) return;
+    wg_filters(j->cv, j->wg, t);
+    for (int i = 0; i < j->n; i++)
+        cnn_wino_image(p, wg_u(j->wg, part), j->b, j->in + i * isz, j->out + i * osz, ty0, ty1,
+                       wg_scratch(j->wg, part));
 }
 
 /* A batch splits by images; fewer images than threads split each image by
@@ -532,39 +565,9 @@ static void wg_filters(const conv2d *cv, const conv_wg *wg, int t)
 void conv_wg_run(const conv2d *cv, const conv_wg *wg, const float *in, float *out,
                  const float *b, int n, int nt)
 {
-    const cnn_wino *p = &wg->p;
-    const size_t isz = (size_t)p->c * p->h * p->w, osz = (size_t)p->f * p->ho * p->wo;
-    if (nt > 1 && n >= nt) {
-#pragma omp parallel num_threads(nt)
-        {
-            const int t = omp_get_thread_num();
-            float *part = wg_part(wg, t);
-            wg_filters(cv, wg, t);
-#pragma omp for schedule(dynamic, 1)
-            for (int i = 0; i < n; i++)
-                cnn_wino_image(p, wg_u(wg, part), b, in + i * isz, out + i * osz, 0, p->th,
-                               wg_scratch(wg, part));
-        }
-    } else if (nt > 1) {
-#pragma omp parallel num_threads(nt)
-        {
-            const int t = omp_get_thread_num(), T = omp_get_num_threads();
-            const int ty0 = p->th * t / T, ty1 = p->th * (t + 1) / T;
-            float *part = wg_part(wg, t);
-            if (ty1 > ty0) {
-                wg_filters(cv, wg, t);
-                for (int i = 0; i < n; i++)
-                    cnn_wino_image(p, wg_u(wg, part), b, in + i * isz, out + i * osz, ty0, ty1,
-                                   wg_scratch(wg, part));
-            }
-        }
-    } else {
-        float *part = wg_part(wg, 0);
-        wg_filters(cv, wg, 0);
-        for (int i = 0; i < n; i++)
-            cnn_wino_image(p, wg_u(wg, part), b, in + i * isz, out + i * osz, 0, p->th,
-                           wg_scratch(wg, part));
-    }
+    wg_job j = {cv, wg, in, b, out, n, nt};
+    if (n >= nt) cnn_parallel_for(nt, n, CNN_SPLIT_EACH, wg_images, &j);
+    else cnn_parallel_for(nt, nt, CNN_SPLIT_EVEN, wg_bands, &j);
 }
 
 /* The sums stay in the transformed domain until the chunk's last image */
@@ -578,12 +581,11 @@ void conv_wg_chunk_dw(const conv2d *cv, const float *x, const float *dy, int i0,
     cnn_wino_dw_finish(&cv->wgw.p, scratch, part);
 }
 
-/* A path's floats per thread, its geometry set: `scratch` after a weight
- * copy and the transformed filters if the path has filters */
+/* A path's floats per thread, its geometry set: `scratch` after the
+ * transformed filters if the path has filters */
 static void wg_size(const conv2d *cv, conv_wg *w, int filters, size_t scratch)
 {
-    w->wsz = filters ? ((size_t)cv->filters * cv->g.c * 9 + 15) / 16 * 16 : 0;
-    w->size = w->wsz + (filters ? w->p.u_size : 0) + scratch;
+    w->size = (filters ? w->p.u_size : 0) + scratch;
 }
 
 /* dx is the forward on dy with C and F swapped, padding 2 - pad and the
@@ -609,13 +611,13 @@ void conv_wg_layout(conv2d *cv, int threads, size_t bytes[CONV_WG_BUFS])
         cnn_wino_plan(&cv->wgw.p, g->c, F, g->h, g->w, g->ph, g->pw, g->mode, g->ho, g->wo);
         wg_size(cv, &cv->wgw, 0, cv->wgw.p.dw_scratch);
     }
-    /* per path: its buffers for every thread, and their valid flags */
+    /* per path: its buffers for every thread, and their version stamps */
     for (int k = 0; k < 3; k++) {
         const int used = paths[k]->size > 0;
         bytes[2 * k] = used ? cnn_mul_size(cnn_mul_size(paths[k]->size, (size_t)threads),
                                            sizeof(float))
                             : 0;
-        bytes[2 * k + 1] = used ? sizeof(int) * WG_VALID_STRIDE * (size_t)threads : 0;
+        bytes[2 * k + 1] = used ? sizeof(uint64_t) * WG_MADE_STRIDE * (size_t)threads : 0;
     }
 }
 
@@ -629,8 +631,8 @@ cnn_status conv_wg_reserve(conv2d *cv, int threads)
         /* zeroed: the GEMMs never write M's lanes past F, which the output
          * transform reads (and throws away) */
         paths[k]->buf = cnn_alloc(bytes[2 * k], "conv Winograd buffers");
-        paths[k]->valid = cnn_alloc(bytes[2 * k + 1], "conv Winograd flags");
-        if (!paths[k]->buf || !paths[k]->valid) return CNN_ERR_NOMEM;
+        paths[k]->made = cnn_alloc(bytes[2 * k + 1], "conv Winograd version stamps");
+        if (!paths[k]->buf || !paths[k]->made) return CNN_ERR_NOMEM;
     }
     return CNN_OK;
 }
@@ -640,7 +642,7 @@ void conv_wg_free(conv2d *cv)
     conv_wg *const paths[3] = {&cv->wg, &cv->wgd, &cv->wgw};
     for (int k = 0; k < 3; k++) {
         cnn_free(paths[k]->buf);
-        cnn_free(paths[k]->valid);
+        cnn_free(paths[k]->made);
         memset(paths[k], 0, sizeof *paths[k]);
     }
 }

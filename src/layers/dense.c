@@ -66,7 +66,7 @@ static void dense_backward_ref(dense_layer *d, const float *x, const float *dy, 
 
 /* x: (N, in)   weight: (out, in)   y: (N, out) = x weight^T + bias
  * (the bias is written first and the GEMM adds onto it, beta = 1) */
-static void dense_forward_fast(dense_layer *d, const float *x, float *y, int n)
+static void dense_forward_fast(dense_layer *d, const float *x, float *y, int n, int nt)
 {
     const float *w = d->base.params[0].data;
     float beta = 0.0f;
@@ -75,18 +75,20 @@ static void dense_forward_fast(dense_layer *d, const float *x, float *y, int n)
         for (int s = 0; s < n; s++) memcpy(y + (size_t)s * d->out, b, sizeof(float) * d->out);
         beta = 1.0f;
     }
-    cnn_sgemm(0, 1, n, d->out, d->in, 1.0f, x, d->in, w, d->in, beta, y, d->out);
+    cnn_sgemm_threads(nt, 0, 1, n, d->out, d->in, 1.0f, x, d->in, w, d->in, beta, y, d->out);
 }
 
 /* dy: (N, out)   dx = dy weight: (N, in)   dweight = dy^T x: (out, in)
  * dbias = column sums of dy: (out). The GEMM never splits its K loop, and
  * the bias sums run over n in order, so any thread count gives the same bits. */
-static void dense_backward_fast(dense_layer *d, const float *x, const float *dy, float *dx, int n)
+static void dense_backward_fast(dense_layer *d, const float *x, const float *dy, float *dx, int n,
+                                int nt)
 {
     const float *w = d->base.params[0].data;
-    if (dx) cnn_sgemm(0, 0, n, d->in, d->out, 1.0f, dy, d->out, w, d->in, 0.0f, dx, d->in);
-    cnn_sgemm(1, 0, d->out, d->in, n, 1.0f, dy, d->out, x, d->in, 0.0f, d->base.params[0].grad,
-              d->in);
+    if (dx)
+        cnn_sgemm_threads(nt, 0, 0, n, d->in, d->out, 1.0f, dy, d->out, w, d->in, 0.0f, dx, d->in);
+    cnn_sgemm_threads(nt, 1, 0, d->out, d->in, n, 1.0f, dy, d->out, x, d->in, 0.0f,
+                      d->base.params[0].grad, d->in);
     if (d->bias) {
         float *db = d->base.params[1].grad;
         memset(db, 0, sizeof(float) * d->out);
@@ -99,23 +101,23 @@ static void dense_backward_fast(dense_layer *d, const float *x, const float *dy,
 
 /* ----------------------------------------------------------- dispatch */
 
-static void dense_forward(cnn_layer *l, const float *x, float *y, int n, int train)
+static void dense_forward(cnn_layer *l, const float *x, float *y, int n, int train, int nt)
 {
     dense_layer *d = (dense_layer *)l;
     if (l->kernels == CNN_KERNELS_REF)
         dense_forward_ref(d, x, y, n);
     else
-        dense_forward_fast(d, x, y, n);
+        dense_forward_fast(d, x, y, n, nt);
 }
 
 static void dense_backward(cnn_layer *l, const float *x, const float *y, const float *dy,
-                           float *dx, int n)
+                           float *dx, int n, int nt)
 {
     dense_layer *d = (dense_layer *)l;
     if (l->kernels == CNN_KERNELS_REF)
         dense_backward_ref(d, x, dy, dx, n);
     else
-        dense_backward_fast(d, x, dy, dx, n);
+        dense_backward_fast(d, x, dy, dx, n, nt);
 }
 
 static double dense_flops(const cnn_layer *l)

@@ -46,23 +46,27 @@ static void dropout_mul_range(const float *in, const float *restrict mk, float *
     for (size_t i = lo; i < hi; i++) out[i] = in[i] * mk[i];
 }
 
-/* out = in .* mask over total elements. The parallel arm is taken only for
- * th > 1: a region with if(0) still enters libgomp, which mallocs a
- * one-thread team on every call (bench/FINDINGS.md F1). */
-static void dropout_mul(const float *in, const float *restrict mk, float *out, size_t total)
+typedef struct {
+    const float *in, *mk;
+    float *out;
+} dropout_job;
+
+static void dropout_mul_slice(void *ctx, long lo, long hi, int t)
 {
-    const int th = (double)total < CNN_PARALLEL_MIN_FLOPS ? 1 : cnn_threads();
-    if (th > 1) {
-#pragma omp parallel for schedule(static) num_threads(th)
-        for (int t = 0; t < th; t++)
-            dropout_mul_range(in, mk, out, total * t / th, total * (t + 1) / th);
-    } else {
-        dropout_mul_range(in, mk, out, 0, total);
-    }
+    const dropout_job *j = ctx;
+    dropout_mul_range(j->in, j->mk, j->out, (size_t)lo, (size_t)hi);
+}
+
+/* out = in .* mask over total elements, in contiguous slices */
+static void dropout_mul(const float *in, const float *restrict mk, float *out, size_t total, int nt)
+{
+    dropout_job j = {in, mk, out};
+    cnn_parallel_for(cnn_threads_for((double)total, nt), (long)total, CNN_SPLIT_EVEN,
+                     dropout_mul_slice, &j);
 }
 
 /* x: (N, C, H, W)   y: (N, C, H, W) = x .* mask (train) or x (eval) */
-static void dropout_forward(cnn_layer *l, const float *x, float *y, int n, int train)
+static void dropout_forward(cnn_layer *l, const float *x, float *y, int n, int train, int nt)
 {
     dropout_layer *d = (dropout_layer *)l;
     const size_t total = (size_t)n * cnn_shape_size(l->in);
@@ -75,13 +79,13 @@ static void dropout_forward(cnn_layer *l, const float *x, float *y, int n, int t
     if (l->kernels == CNN_KERNELS_REF) {
         for (size_t i = 0; i < total; i++) y[i] = x[i] * d->mask[i];
     } else {
-        dropout_mul(x, d->mask, y, total);
+        dropout_mul(x, d->mask, y, total, nt);
     }
 }
 
 /* dy: (N, C, H, W)   dx = dy .* mask (train) or dy (eval) */
 static void dropout_backward(cnn_layer *l, const float *x, const float *y, const float *dy,
-                             float *dx, int n)
+                             float *dx, int n, int nt)
 {
     dropout_layer *d = (dropout_layer *)l;
     if (!dx) return;
@@ -93,7 +97,7 @@ static void dropout_backward(cnn_layer *l, const float *x, const float *y, const
     if (l->kernels == CNN_KERNELS_REF) {
         for (size_t i = 0; i < total; i++) dx[i] = dy[i] * d->mask[i];
     } else {
-        dropout_mul(dy, d->mask, dx, total);
+        dropout_mul(dy, d->mask, dx, total, nt);
     }
 }
 
@@ -125,6 +129,12 @@ static void dropout_destroy(cnn_layer *l)
     d->cap = 0;
 }
 
+static void dropout_detach(cnn_layer *l)
+{
+    ((dropout_layer *)l)->mask = NULL;
+    ((dropout_layer *)l)->cap = 0;
+}
+
 static double dropout_flops(const cnn_layer *l) { return (double)cnn_shape_size(l->in); }
 
 static const cnn_layer_ops dropout_ops = {
@@ -136,6 +146,7 @@ static const cnn_layer_ops dropout_ops = {
     .backward = dropout_backward,
     .flops = dropout_flops,
     .destroy = dropout_destroy,
+    .detach = dropout_detach,
 };
 
 /* dropout P, 0 <= P < 1 */

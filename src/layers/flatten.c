@@ -7,14 +7,14 @@
 #include <string.h>
 
 /* x: (N, C, H, W)   y: (N, C*H*W) */
-static void flatten_forward(cnn_layer *l, const float *x, float *y, int n, int train)
+static void flatten_forward(cnn_layer *l, const float *x, float *y, int n, int train, int nt)
 {
     memcpy(y, x, sizeof(float) * (size_t)n * cnn_shape_size(l->in));
 }
 
 /* dy: (N, C*H*W)   dx: (N, C, H, W) */
 static void flatten_backward(cnn_layer *l, const float *x, const float *y, const float *dy,
-                             float *dx, int n)
+                             float *dx, int n, int nt)
 {
     if (dx) memcpy(dx, dy, sizeof(float) * (size_t)n * cnn_shape_size(l->in));
 }

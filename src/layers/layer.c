@@ -19,7 +19,23 @@ cnn_layer *cnn_layer_new(size_t size, const cnn_layer_ops *ops, cnn_shape in,
     l->out = out;
     l->kernels = CNN_KERNELS_FAST;
     l->line = s ? s->line : 0;
+    l->size = size < sizeof(cnn_layer) ? sizeof(cnn_layer) : size;
     return l;
+}
+
+cnn_layer *cnn_layer_clone(const cnn_layer *l)
+{
+    cnn_layer *c = malloc(l->size);
+    if (!c) {
+        cnn_fail(CNN_ERR_NOMEM, "out of memory copying a %s layer", l->ops->kind);
+        return NULL;
+    }
+    memcpy(c, l, l->size);
+    /* the geometry lives inside the kind's struct: point at the copy's own */
+    if (l->window) c->window = (const cnn_window *)((const char *)c + ((const char *)l->window - (const char *)l));
+    for (int j = 0; j < c->nparams; j++) c->params[j].grad = NULL;
+    if (c->ops->detach) c->ops->detach(c);
+    return c;
 }
 
 cnn_param *cnn_layer_add_param(cnn_layer *l, const char *name, int ndim, const int *dims,

@@ -18,7 +18,6 @@
 #include "internal.h"
 #include "kernels/kernels.h"
 
-#include <omp.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -37,11 +36,6 @@ static double pool_flops(const cnn_layer *l)
 {
     const cnn_window *g = &((const pool2d *)l)->g;
     return (double)g->kh * g->kw * g->c * g->ho * g->wo;
-}
-
-static int pool_threads(const cnn_layer *l, int n)
-{
-    return pool_flops(l) * n < CNN_PARALLEL_MIN_FLOPS ? 1 : cnn_threads();
 }
 
 /* The first cell of a window that beats the best so far wins, so ties go to
@@ -386,47 +380,52 @@ static void pool_planes_backward(const pool2d *p, int avx512, const float *dy, f
 }
 
 /* Each thread takes an equal run of whole planes: every output depends on
- * its own window only, so the split cannot change a bit. Serial calls skip
- * the region: one with if(0) or one thread still enters libgomp, which
- * mallocs a one-thread team on every call (bench/FINDINGS.md F1). */
+ * its own window only, so the split cannot change a bit. */
 
 /* planes [k0, k1) of a batch, from `in` to `out`: pool_planes_forward
  * (x to y) or pool_planes_backward (dy to dx) */
 typedef void (*pool_planes_fn)(const pool2d *p, int avx512, const float *in, float *out, int k0,
                                int k1);
 
-/* The n * C planes of a batch through `run`, split over the threads */
-static void pool_fast(pool2d *p, pool_planes_fn run, const float *in, float *out, int n)
+typedef struct {
+    const pool2d *p;
+    pool_planes_fn run;
+    const float *in;
+    float *out;
+    int avx512;
+} pool_job;
+
+static void pool_planes(void *ctx, long k0, long k1, int t)
 {
-    const int planes = n * p->g.c, nt = pool_threads(&p->base, n), avx512 = use_avx512();
-    if (nt > 1) {
-#pragma omp parallel num_threads(nt)
-        {
-            const int t = omp_get_thread_num(), T = omp_get_num_threads();
-            run(p, avx512, in, out, (int)((long)planes * t / T), (int)((long)planes * (t + 1) / T));
-        }
-    } else {
-        run(p, avx512, in, out, 0, planes);
-    }
+    const pool_job *j = ctx;
+    j->run(j->p, j->avx512, j->in, j->out, (int)k0, (int)k1);
+}
+
+/* The n * C planes of a batch through `run`, split over up to nt threads */
+static void pool_fast(pool2d *p, pool_planes_fn run, const float *in, float *out, int n, int nt)
+{
+    pool_job j = {p, run, in, out, use_avx512()};
+    cnn_parallel_for(cnn_threads_for(pool_flops(&p->base) * n, nt), (long)n * p->g.c,
+                     CNN_SPLIT_EVEN, pool_planes, &j);
 }
 
 /* ------------------------------------------------------------ the layer */
 
-static void pool_forward(cnn_layer *l, const float *x, float *y, int n, int train)
+static void pool_forward(cnn_layer *l, const float *x, float *y, int n, int train, int nt)
 {
     pool2d *p = (pool2d *)l;
     /* the max's reference backward finds the arg-max again from x */
     if (l->kernels == CNN_KERNELS_REF) pool_forward_ref(p, x, y, n);
-    else pool_fast(p, pool_planes_forward, x, y, n);
+    else pool_fast(p, pool_planes_forward, x, y, n, nt);
 }
 
 static void pool_backward(cnn_layer *l, const float *x, const float *y, const float *dy,
-                          float *dx, int n)
+                          float *dx, int n, int nt)
 {
     if (!dx) return; /* no parameters: nothing else to compute */
     pool2d *p = (pool2d *)l;
     if (l->kernels == CNN_KERNELS_REF) pool_backward_ref(p, x, dy, dx, n);
-    else pool_fast(p, pool_planes_backward, dy, dx, n);
+    else pool_fast(p, pool_planes_backward, dy, dx, n, nt);
 }
 
 static cnn_status maxpool_reserve(cnn_layer *l, int max_batch, int threads)
@@ -456,6 +455,13 @@ static void pool_destroy(cnn_layer *l)
     p->argmax = NULL;
 }
 
+static void pool_detach(cnn_layer *l)
+{
+    pool2d *p = (pool2d *)l;
+    p->argmax = NULL;
+    p->max_batch = 0;
+}
+
 static const cnn_layer_ops maxpool_ops = {
     .kind = "maxpool",
     .torch = "MaxPool2d",
@@ -465,6 +471,7 @@ static const cnn_layer_ops maxpool_ops = {
     .backward = pool_backward,
     .flops = pool_flops,
     .destroy = pool_destroy,
+    .detach = pool_detach,
 };
 
 static const cnn_layer_ops avgpool_ops = {
@@ -474,6 +481,7 @@ static const cnn_layer_ops avgpool_ops = {
     .backward = pool_backward,
     .flops = pool_flops,
     .destroy = pool_destroy,
+    .detach = pool_detach,
 };
 
 

@@ -1,6 +1,7 @@
 /* model.c — a sequential model: parsing the architecture text, shape
- * inference, buffers allocated once, and the forward / loss / backward /
- * step cycle of one training batch. */
+ * inference, buffers allocated once, and the forward / loss / backward of
+ * one batch (the optimizer step: step.c; metadata: meta.c; shard workers:
+ * shard.c). */
 #include "model/model.h"
 #include "train/train.h"
 
@@ -226,6 +227,7 @@ static cnn_status build(const char *text, const char *name, size_t max_floats, i
     m->arch = strdup(text);
     m->kernels = CNN_KERNELS_FAST;
     m->pending_kind = -1;
+    m->param_version = 1;
     cnn_rng_seed(&m->rng, 0);
 
     cnn_status st = CNN_OK;
@@ -265,6 +267,7 @@ static cnn_status build(const char *text, const char *name, size_t max_floats, i
         if ((st = create(&s, shape, &l)) != CNN_OK) break;
         l->line = lineno;
         l->rng = &m->rng;
+        l->version = &m->param_version;
         if ((st = add_layer(m, l)) != CNN_OK) {
             if (l->ops->destroy) l->ops->destroy(l);
             free(l);
@@ -349,7 +352,7 @@ cnn_status cnn_model_shapes_from_file(const char *path, cnn_model **out)
 }
 
 /* Calls that need the parameters refuse a model built for its shapes. */
-static cnn_status need_params(const cnn_model *m, const char *what)
+cnn_status cnn_model_need_params(const cnn_model *m, const char *what)
 {
     if (m->shapes_only)
         return cnn_fail(CNN_ERR_ARG, "%s: the model was built for its shapes only and has no "
@@ -364,10 +367,19 @@ cnn_status cnn_model_init(cnn_model *m, cnn_init how, uint64_t seed)
     if (how != CNN_INIT_XAVIER_NORMAL && how != CNN_INIT_XAVIER_UNIFORM &&
         how != CNN_INIT_HE_NORMAL)
         return cnn_fail(CNN_ERR_ARG, "unknown initialisation %d", (int)how);
-    if (need_params(m, "cnn_model_init")) return CNN_ERR_ARG;
+    if (cnn_model_need_params(m, "cnn_model_init")) return CNN_ERR_ARG;
     cnn_rng_seed(&m->rng, seed);
     for (int i = 0; i < m->ntensors; i++) cnn_param_init(m->tensors[i].p, how, &m->rng);
+    cnn_model_params_changed(m);
     return CNN_OK;
+}
+
+void cnn_model_params_changed(cnn_model *m) { m->param_version++; }
+
+void cnn_model_set_params(cnn_model *m, const float *from)
+{
+    memcpy(m->params, from, sizeof(float) * m->nfloats);
+    cnn_model_params_changed(m);
 }
 
 /* ---------------------------------------------------------------- buffers */
@@ -380,11 +392,15 @@ static size_t largest_activation(const cnn_model *m)
     return big;
 }
 
+/* The most threads m's kernels run on: a shard worker's run on the one
+ * thread that runs its shard (shard.c). */
+static int model_threads_max(const cnn_model *m) { return m->is_worker ? 1 : cnn_threads_max(); }
+
 static cnn_status reserve_layers(cnn_model *m)
 {
     /* sized for the most threads: the automatic count may go up and down
      * between batches without allocating */
-    int threads = cnn_threads_max();
+    int threads = model_threads_max(m);
     for (int i = 0; i < m->nlayers; i++) {
         cnn_layer *l = m->layers[i];
         if (l->ops->reserve) {
@@ -446,7 +462,7 @@ size_t cnn_model_memory_need(const cnn_model *m, int max_batch, int with_optimiz
  * the process holds elsewhere: the whole need, said before anything is
  * allocated. What the model holds now is its need at its current batch,
  * which it gives back (or keeps) on the way. */
-static cnn_status check_need(const cnn_model *m, int max_batch, int with_optimizer)
+cnn_status cnn_model_check_need(const cnn_model *m, int max_batch, int with_optimizer)
 {
     if (m->is_worker) return CNN_OK; /* its model's check counted it */
     mem_need n = need_of(m, max_batch, with_optimizer, cnn_threads_max());
@@ -489,8 +505,8 @@ cnn_status cnn_model_set_batch(cnn_model *m, int max_batch)
 {
     if (max_batch < 1 || max_batch > (1 << 24))
         return cnn_fail(CNN_ERR_ARG, "batch size %d is out of range (1 to %d)", max_batch, 1 << 24);
-    if (need_params(m, "cnn_model_set_batch")) return CNN_ERR_ARG;
-    cnn_status st = check_need(m, max_batch, m->has_opt);
+    if (cnn_model_need_params(m, "cnn_model_set_batch")) return CNN_ERR_ARG;
+    cnn_status st = cnn_model_check_need(m, max_batch, m->has_opt);
     if (st != CNN_OK) return st;
     free_batch_buffers(m);
     m->act = calloc((size_t)m->nlayers + 1, sizeof *m->act);
@@ -599,6 +615,7 @@ cnn_status cnn_model_tensor(cnn_model *m, int i, cnn_tensor *out)
     if (i < 0 || i >= m->ntensors)
         return cnn_fail(CNN_ERR_ARG, "tensor %d does not exist (the model has %d)", i, m->ntensors);
     cnn_param *p = m->tensors[i].p;
+    cnn_model_params_changed(m); /* the caller may write through data */
     out->name = m->tensors[i].name;
     out->data = p->data;
     out->grad = p->grad;
@@ -618,15 +635,15 @@ static cnn_status check_batch(cnn_model *m, const float *x, int n)
         return cnn_fail(CNN_ERR_ARG, "batch of %d images, but the model was set up for 1 to %d",
                         n, m->max_batch);
     if (!x) return cnn_fail(CNN_ERR_ARG, "no input batch given");
-    if (m->reserved_threads != cnn_threads_max()) return reserve_layers(m);
+    if (m->reserved_threads != model_threads_max(m)) return reserve_layers(m);
     return CNN_OK;
 }
 
-void cnn_model_run_forward(cnn_model *m, const float *x, int n, int train)
+void cnn_model_run_forward(cnn_model *m, const float *x, int n, int train, int nt)
 {
     m->last_x = x;
     for (int i = 0; i < m->nlayers; i++)
-        m->layers[i]->ops->forward(m->layers[i], cnn_model_act(m, i), m->act[i + 1], n, train);
+        m->layers[i]->ops->forward(m->layers[i], cnn_model_act(m, i), m->act[i + 1], n, train, nt);
 }
 
 /* Values per image in act[i]: the input's for i = 0, else layer i-1's output. */
@@ -687,7 +704,7 @@ cnn_status cnn_model_forward(cnn_model *m, const float *x, int n, int train, con
     if (shards > 1) {
         if ((st = cnn_shards_run(m, x, n, shards, 0, NULL, 0, NULL)) != CNN_OK) return st;
     } else {
-        cnn_model_run_forward(m, x, n, train);
+        cnn_model_run_forward(m, x, n, train, cnn_threads());
     }
     if (out) *out = m->act[m->nlayers];
     return check_outputs(m, x, n, shards, m->nlayers);
@@ -702,7 +719,7 @@ cnn_status cnn_model_forward_layers(cnn_model *m, const float *x, int n, const f
     if (st != CNN_OK) return st;
     /* the whole batch in this model, every layer on every thread: its
      * activations stay here (a shard's stay with its worker) */
-    cnn_model_run_forward(m, x, n, 0);
+    cnn_model_run_forward(m, x, n, 0, cnn_threads());
     /* a NaN or Inf anywhere, not only in the outputs: the caller reads
      * every layer */
     for (int i = 1; i <= m->nlayers; i++) {
@@ -907,7 +924,7 @@ static cnn_status run_batch(cnn_model *m, const float *x, const uint8_t *labels,
                                          n, k, n, NULL);
         value = cnn_loss_mean(loss, total, n, k);
     } else {
-        cnn_model_run_forward(m, x, n, train);
+        cnn_model_run_forward(m, x, n, train, cnn_threads());
         value = cnn_loss_mean(loss,
                               cnn_loss_rows(loss, plan.probs, cnn_model_act(m, plan.act),
                                             m->target, n, k, n, grad ? m->dbuf[0] : NULL),
@@ -924,7 +941,7 @@ static cnn_status run_batch(cnn_model *m, const float *x, const uint8_t *labels,
     if (!isfinite(value)) return cnn_model_numeric_fault(m, n, "the loss");
     if (!grad) return CNN_OK;
     if ((st = cnn_model_check_activations(m, n)) != CNN_OK) return st;
-    return cnn_model_run_backward(m, plan.start, n);
+    return cnn_model_run_backward(m, plan.start, n, cnn_threads());
 }
 
 cnn_status cnn_model_eval_batch(cnn_model *m, const float *x, const uint8_t *labels, int n,
@@ -941,13 +958,13 @@ cnn_status cnn_model_compute_grads(cnn_model *m, const float *x, const uint8_t *
     return run_batch(m, x, labels, n, 1, loss, 1, stats);
 }
 
-cnn_status cnn_model_run_backward(cnn_model *m, int start, int n)
+cnn_status cnn_model_run_backward(cnn_model *m, int start, int n, int nt)
 {
     int cur = 0; /* dbuf[cur] holds dL/d(output of layer i) */
     for (int i = start; i >= 0; i--) {
         cnn_layer *l = m->layers[i];
         float *dx = i > 0 ? m->dbuf[1 - cur] : NULL;
-        l->ops->backward(l, cnn_model_act(m, i), m->act[i + 1], m->dbuf[cur], dx, n);
+        l->ops->backward(l, cnn_model_act(m, i), m->act[i + 1], m->dbuf[cur], dx, n, nt);
         for (int j = 0; j < l->nparams; j++) {
             cnn_param *p = &l->params[j];
             if (p->trainable && cnn_first_nonfinite(p->grad, p->size) >= 0)
@@ -957,184 +974,5 @@ cnn_status cnn_model_run_backward(cnn_model *m, int start, int n)
         }
         cur = 1 - cur;
     }
-    return CNN_OK;
-}
-
-/* ------------------------------------------------------------- optimizer */
-
-cnn_status cnn_model_set_optimizer(cnn_model *m, const cnn_optim_config *c)
-{
-    if (!(c->lr > 0) || !isfinite(c->lr))
-        return cnn_fail(CNN_ERR_ARG, "learning rate must be a positive number, got %g", c->lr);
-    if (need_params(m, "cnn_model_set_optimizer")) return CNN_ERR_ARG;
-    if (!m->opt_m) {
-        cnn_status need = check_need(m, m->max_batch, 1);
-        if (need != CNN_OK) return need;
-    }
-    if (!m->opt_m) m->opt_m = cnn_alloc(sizeof(float) * m->nfloats, "optimizer state");
-    if (!m->opt_v) m->opt_v = cnn_alloc(sizeof(float) * m->nfloats, "optimizer state");
-    if (!m->opt_m || !m->opt_v) return CNN_ERR_NOMEM;
-    cnn_status st = cnn_shards_reserve_grads(m);
-    if (st != CNN_OK) return st;
-    m->opt = *c;
-    m->lr = c->lr;
-    m->has_opt = 1;
-    if (m->pending_kind == (int)c->kind && m->pending_m) {
-        /* resume: the state a checkpoint carried */
-        memcpy(m->opt_m, m->pending_m, sizeof(float) * m->nfloats);
-        memcpy(m->opt_v, m->pending_v, sizeof(float) * m->nfloats);
-        m->step = m->pending_step;
-    } else {
-        memset(m->opt_m, 0, sizeof(float) * m->nfloats);
-        memset(m->opt_v, 0, sizeof(float) * m->nfloats);
-        m->step = 0;
-    }
-    return CNN_OK;
-}
-
-void cnn_model_set_lr(cnn_model *m, float lr) { m->lr = lr; }
-
-cnn_status cnn_model_step(cnn_model *m)
-{
-    if (!m->has_opt) return cnn_fail(CNN_ERR_ARG, "no optimizer: call cnn_model_set_optimizer first");
-    float scale = 1.0f;
-    if (m->opt.clip_norm > 0) {
-        double sq = 0;
-        for (int i = 0; i < m->ntensors; i++) {
-            cnn_param *p = m->tensors[i].p;
-            if (p->trainable) sq += cnn_grad_sq_norm(p->grad, p->size);
-        }
-        double norm = sqrt(sq);
-        if (norm > m->opt.clip_norm) scale = (float)(m->opt.clip_norm / norm);
-    }
-    m->step++;
-    /* The update is elementwise, so any split over threads gives the same
-     * bits. The flat array is cut into blocks of STEP_BLOCK floats, each
-     * updating the parts of the tensors it overlaps (params, grads, m and v
-     * share offsets), so a model of many small tensors splits evenly too.
-     * Below STEP_PARALLEL_MIN floats a fork costs more than it saves. */
-    enum { STEP_BLOCK = 4096, STEP_PARALLEL_MIN = 32768 };
-    const int nt = m->nfloats < STEP_PARALLEL_MIN ? 1 : cnn_threads();
-    int bad = 0;
-    if (nt > 1) {
-        const long blocks = (long)((m->nfloats + STEP_BLOCK - 1) / STEP_BLOCK);
-#pragma omp parallel for num_threads(nt) schedule(static) reduction(| : bad)
-        for (long b = 0; b < blocks; b++) {
-            const size_t e0 = (size_t)b * STEP_BLOCK, e1 = e0 + STEP_BLOCK;
-            for (int i = 0; i < m->ntensors; i++) {
-                cnn_param *p = m->tensors[i].p;
-                const size_t off = (size_t)(p->data - m->params);
-                const size_t lo = off > e0 ? off : e0;
-                const size_t hi = off + p->size < e1 ? off + p->size : e1;
-                if (!p->trainable || lo >= hi) continue;
-                cnn_optim_update(&m->opt, m->lr, m->step, scale, m->params + lo, m->grads + lo,
-                                 m->opt_m + lo, m->opt_v + lo, hi - lo);
-                bad |= cnn_first_nonfinite(m->params + lo, hi - lo) >= 0;
-            }
-        }
-    } else {
-        for (int i = 0; i < m->ntensors; i++) {
-            cnn_param *p = m->tensors[i].p;
-            if (!p->trainable) continue;
-            size_t off = (size_t)(p->data - m->params);
-            cnn_optim_update(&m->opt, m->lr, m->step, scale, p->data, p->grad, m->opt_m + off,
-                             m->opt_v + off, p->size);
-            bad |= cnn_first_nonfinite(p->data, p->size) >= 0;
-        }
-    }
-    if (bad)
-        for (int i = 0; i < m->ntensors; i++) {
-            cnn_param *p = m->tensors[i].p;
-            if (p->trainable && cnn_first_nonfinite(p->data, p->size) >= 0)
-                return cnn_fail(CNN_ERR_NUMERIC,
-                                "weights %s became non-finite after optimizer step %ld "
-                                "(is the learning rate %g too large?)",
-                                m->tensors[i].name, m->step, m->lr);
-        }
-    return CNN_OK;
-}
-
-cnn_status cnn_model_train_batch(cnn_model *m, const float *x, const uint8_t *labels, int n,
-                                 cnn_loss loss, cnn_batch_stats *stats)
-{
-    if (!m->has_opt) return cnn_fail(CNN_ERR_ARG, "no optimizer: call cnn_model_set_optimizer first");
-    cnn_threads_batch_begin();
-    cnn_status st = cnn_model_compute_grads(m, x, labels, n, loss, stats);
-    if (st == CNN_OK) st = cnn_model_step(m);
-    cnn_threads_batch_end(st == CNN_OK ? n : 0);
-    return st;
-}
-
-/* -------------------------------------------------------------- metadata */
-
-cnn_status cnn_model_set_meta(cnn_model *m, const char *key, const char *value)
-{
-    if (!key || !*key || !value) return cnn_fail(CNN_ERR_ARG, "metadata needs a key and a value");
-    for (int i = 0; i < m->nmeta; i++)
-        if (strcmp(m->meta_key[i], key) == 0) {
-            char *v = strdup(value);
-            if (!v) return cnn_fail(CNN_ERR_NOMEM, "out of memory");
-            free(m->meta_val[i]);
-            m->meta_val[i] = v;
-            return CNN_OK;
-        }
-    char **k = realloc(m->meta_key, sizeof *k * (size_t)(m->nmeta + 1));
-    if (k) m->meta_key = k;
-    char **v = realloc(m->meta_val, sizeof *v * (size_t)(m->nmeta + 1));
-    if (v) m->meta_val = v;
-    if (!k || !v) return cnn_fail(CNN_ERR_NOMEM, "out of memory");
-    m->meta_key[m->nmeta] = strdup(key);
-    m->meta_val[m->nmeta] = strdup(value);
-    if (!m->meta_key[m->nmeta] || !m->meta_val[m->nmeta]) {
-        free(m->meta_key[m->nmeta]);
-        free(m->meta_val[m->nmeta]);
-        return cnn_fail(CNN_ERR_NOMEM, "out of memory");
-    }
-    m->nmeta++;
-    return CNN_OK;
-}
-
-void cnn_model_unset_meta(cnn_model *m, const char *key)
-{
-    for (int i = 0; i < m->nmeta; i++)
-        if (strcmp(m->meta_key[i], key) == 0) {
-            free(m->meta_key[i]);
-            free(m->meta_val[i]);
-            /* the others keep their order: it is the order they are saved in */
-            memmove(m->meta_key + i, m->meta_key + i + 1, sizeof *m->meta_key * (size_t)(m->nmeta - i - 1));
-            memmove(m->meta_val + i, m->meta_val + i + 1, sizeof *m->meta_val * (size_t)(m->nmeta - i - 1));
-            m->nmeta--;
-            return;
-        }
-}
-
-const char *cnn_model_get_meta(const cnn_model *m, const char *key)
-{
-    if (strcmp(key, "arch") == 0) return m->arch;
-    for (int i = 0; i < m->nmeta; i++)
-        if (strcmp(m->meta_key[i], key) == 0) return m->meta_val[i];
-    return NULL;
-}
-
-/* ------------------------------------------------------- training state */
-
-void cnn_model_rng_to_hex(const cnn_model *m, char out[65]) { cnn_rng_to_hex(&m->rng, out); }
-
-cnn_status cnn_model_rng_from_hex(cnn_model *m, const char *hex)
-{
-    if (cnn_rng_from_hex(hex, &m->rng))
-        return cnn_fail(CNN_ERR_FORMAT, "bad RNG state '%s'", hex ? hex : "");
-    return CNN_OK;
-}
-
-cnn_status cnn_model_pending_state(cnn_model *m, int kind, long step)
-{
-    if (!m->pending_m) m->pending_m = cnn_alloc(sizeof(float) * m->nfloats, "optimizer state");
-    if (!m->pending_v) m->pending_v = cnn_alloc(sizeof(float) * m->nfloats, "optimizer state");
-    if (!m->pending_m || !m->pending_v) return CNN_ERR_NOMEM;
-    memset(m->pending_m, 0, sizeof(float) * m->nfloats);
-    memset(m->pending_v, 0, sizeof(float) * m->nfloats);
-    m->pending_kind = kind;
-    m->pending_step = step;
     return CNN_OK;
 }

@@ -12,6 +12,21 @@ typedef struct {
     cnn_param *p;
 } cnn_named_param;
 
+/* Data parallelism over the batch (shard.c): one worker model per thread,
+ * sharing its model's parameters; grads holds the gradients of shards
+ * 1.. (shard 0 writes into the model's own). */
+typedef struct {
+    int nworkers;
+    int worker_batch;             /* the largest shard a worker is set up for */
+    cnn_model **workers;
+    struct cnn_shard_error *err;  /* nworkers: each one's first failure */
+    float *grads;
+    int grad_slots;               /* shards whose gradients fit: 1 + slots in grads */
+    int max_shards;
+    double *loss;                 /* per shard: unreduced loss sum */
+    uint64_t *seed;               /* per shard: its dropout RNG seed for this batch */
+} cnn_shards;
+
 struct cnn_model {
     char *arch;               /* the architecture text it was built from */
     cnn_shape input;
@@ -22,6 +37,10 @@ struct cnn_model {
      * another, carved up in state_dict order (llm.c style). */
     float *params, *grads;
     size_t nfloats;
+    /* Bumped whenever the parameters may change (a step, an init, a load,
+     * a writable pointer handed out): layers keep what they derive from
+     * their weights while it stays the same (cnn_layer.version). */
+    uint64_t param_version;
     int ntensors;
     cnn_named_param *tensors;
 
@@ -50,18 +69,8 @@ struct cnn_model {
     long pending_step;
     float *pending_m, *pending_v;
 
-    /* Data parallelism over the batch (shard.c): one worker model per
-     * thread, sharing this model's parameters; shard_grads holds the
-     * gradients of shards 1.. (shard 0 writes into grads). */
-    int is_worker;            /* this is a worker of another model */
-    int nworkers, worker_batch;
-    cnn_model **workers;
-    struct cnn_shard_error *worker_err; /* nworkers: each one's first failure */
-    float *shard_grads;
-    int shard_grad_slots;     /* shards whose gradients fit: 1 + slots in shard_grads */
-    double *shard_loss;       /* per shard: unreduced loss sum */
-    uint64_t *shard_seed;     /* per shard: its dropout RNG seed for this batch */
-    int max_shards;
+    cnn_shards shards;
+    int is_worker;            /* this is a shard worker of another model (cnn_model_share) */
 
     int shapes_only;          /* built without parameters (cnn_model_shapes_from_text) */
 
@@ -79,18 +88,31 @@ struct cnn_model {
 cnn_status cnn_model_from_text_limited(const char *text, const char *name, size_t max_floats,
                                        cnn_model **out);
 
-/* ------------------------------------------------ parts shared with shard.c */
+/* ------------------------------------------ parts shared with shard.c, step.c */
+
+/* CNN_ERR_ARG for a model built for its shapes only (`what` names the call) */
+cnn_status cnn_model_need_params(const cnn_model *m, const char *what);
+/* CNN_ERR_NOMEM, saying what, when m set up for batches of max_batch (with
+ * the optimizer's state or not) would pass the memory limit */
+cnn_status cnn_model_check_need(const cnn_model *m, int max_batch, int with_optimizer);
+
+/* A shard worker of m: its layers are copies of m's (cnn_layer_clone)
+ * whose parameters are m's own, with activations, layer buffers and RNG
+ * of its own once set up for a batch; it runs the fast kernels on one
+ * thread, and holds no gradients (shard.c points them per shard). */
+cnn_status cnn_model_share(const cnn_model *m, cnn_model **out);
 
 /* Bytes of the buffers cnn_model_set_batch(m, max_batch) allocates on
  * `threads` threads: activations, gradient buffers, targets and the layers'
  * workspaces (not the workers). */
 size_t cnn_model_batch_need(const cnn_model *m, int max_batch, int threads);
 
-/* The layers' forward over a batch of n (no checks; sets last_x). */
-void cnn_model_run_forward(cnn_model *m, const float *x, int n, int train);
+/* The layers' forward over a batch of n on up to nt threads (no checks;
+ * sets last_x). */
+void cnn_model_run_forward(cnn_model *m, const float *x, int n, int train, int nt);
 /* Backward from dbuf[0] = dL/d(output of layer start) down to layer 0,
  * checking every parameter gradient for NaN/Inf. */
-cnn_status cnn_model_run_backward(cnn_model *m, int start, int n);
+cnn_status cnn_model_run_backward(cnn_model *m, int start, int n, int nt);
 /* CNN_ERR_NUMERIC naming the first layer whose output for image `row` of
  * the last forward holds a NaN or Inf (or the image itself, if its input
  * does). `shown` is the image's index in the caller's batch. */
@@ -154,6 +176,10 @@ int cnn_shards_for(const cnn_model *m, int n, int grad);
  * m->grads gets the batch's gradient. */
 cnn_status cnn_shards_run(cnn_model *m, const float *x, int n, int shards, int train,
                           const cnn_loss_plan *plan, int grad, double *total);
+
+/* Every parameter and buffer at once, from `from` (nfloats, in m->params'
+ * layout): a load. Counts as a change of the parameters. */
+void cnn_model_set_params(cnn_model *m, const float *from);
 
 /* Serialise / restore the model RNG as 64 hex digits (checkpoints). */
 void cnn_model_rng_to_hex(const cnn_model *m, char out[65]);

@@ -34,7 +34,6 @@
 #include "train/train.h"
 
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,7 +57,7 @@ static int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
 int cnn_shards_for(const cnn_model *m, int n, int grad)
 {
-    if (m->nworkers < 1 || m->kernels != CNN_KERNELS_FAST || n < 2 * CNN_SHARD) return 1;
+    if (m->shards.nworkers < 1 || m->kernels != CNN_KERNELS_FAST || n < 2 * CNN_SHARD) return 1;
     if (grad && !trainable_batch(m)) return 1;
     int s = ceil_div(n, CNN_SHARD);
     if (grad && s > MAX_TRAIN_SHARDS) s = MAX_TRAIN_SHARDS;
@@ -74,18 +73,14 @@ static int largest_shard(int max_batch)
 
 void cnn_shards_free(cnn_model *m)
 {
-    for (int i = 0; i < m->nworkers; i++) cnn_model_free(m->workers[i]);
-    free(m->workers);
-    free(m->worker_err);
-    cnn_free(m->shard_grads);
-    free(m->shard_loss);
-    free(m->shard_seed);
-    m->workers = NULL;
-    m->worker_err = NULL;
-    m->shard_grads = NULL;
-    m->shard_loss = NULL;
-    m->shard_seed = NULL;
-    m->nworkers = m->worker_batch = m->shard_grad_slots = m->max_shards = 0;
+    cnn_shards *sh = &m->shards;
+    for (int i = 0; i < sh->nworkers; i++) cnn_model_free(sh->workers[i]);
+    free(sh->workers);
+    free(sh->err);
+    cnn_free(sh->grads);
+    free(sh->loss);
+    free(sh->seed);
+    memset(sh, 0, sizeof *sh);
 }
 
 /* How many shards a training batch of up to max_batch may run as: each
@@ -115,23 +110,51 @@ size_t cnn_shards_need(const cnn_model *m, int max_batch, int threads, int with_
     return total > SIZE_MAX - workers ? SIZE_MAX : total + workers;
 }
 
-/* A worker: the same architecture, its parameters those of m. It is built
- * for its shapes, so it never allocates (or draws) parameters of its own. */
+cnn_status cnn_model_share(const cnn_model *m, cnn_model **out)
+{
+    *out = NULL;
+    cnn_model *w = calloc(1, sizeof *w);
+    if (!w) return cnn_fail(CNN_ERR_NOMEM, "out of memory for a shard worker");
+    w->input = m->input;
+    w->kernels = CNN_KERNELS_FAST;
+    w->pending_kind = -1;
+    w->is_worker = 1;
+    w->nfloats = m->nfloats; /* its layers read m's parameter version too */
+    w->layers = calloc((size_t)m->nlayers, sizeof *w->layers);
+    w->tensors = calloc((size_t)m->ntensors + 1, sizeof *w->tensors);
+    if (!w->layers || !w->tensors) {
+        cnn_model_free(w);
+        return cnn_fail(CNN_ERR_NOMEM, "out of memory for a shard worker");
+    }
+    for (int i = 0; i < m->nlayers; i++) {
+        cnn_layer *l = cnn_layer_clone(m->layers[i]);
+        if (!l) {
+            cnn_model_free(w);
+            return CNN_ERR_NOMEM;
+        }
+        l->rng = &w->rng;
+        l->kernels = CNN_KERNELS_FAST;
+        w->layers[w->nlayers++] = l;
+    }
+    /* the same table, each entry the same param of the copied layer */
+    for (int i = 0; i < m->ntensors; i++) {
+        const cnn_named_param *t = &m->tensors[i];
+        w->tensors[i] = *t;
+        w->tensors[i].p = &w->layers[t->layer]->params[t->p - m->layers[t->layer]->params];
+    }
+    w->ntensors = m->ntensors;
+    *out = w;
+    return CNN_OK;
+}
+
+/* A worker: a copy of m sharing its parameters, set up for shards of up
+ * to `batch` images on one thread. */
 static cnn_status new_worker(cnn_model *m, int batch, cnn_model **out)
 {
     cnn_model *w;
-    cnn_status st = cnn_model_shapes_from_text(m->arch, "worker", &w);
+    cnn_status st = cnn_model_share(m, &w);
     if (st != CNN_OK) return st;
-    w->is_worker = 1;
-    w->shapes_only = 0;
-    for (int i = 0; i < w->ntensors; i++) {
-        w->tensors[i].p->data = m->tensors[i].p->data;
-        w->tensors[i].p->grad = NULL; /* pointed at a shard's buffer per batch */
-    }
-    /* reserve() sizes per-thread scratch by cnn_threads_max(): one thread here */
-    cnn_threads_serial(1);
     st = cnn_model_set_batch(w, batch);
-    cnn_threads_serial(0);
     if (st != CNN_OK) {
         cnn_model_free(w);
         return st;
@@ -147,37 +170,37 @@ cnn_status cnn_shards_reserve(cnn_model *m)
     if (m->max_batch < 2 * CNN_SHARD) return CNN_OK; /* never sharded */
 
     int max_shards = ceil_div(m->max_batch, CNN_SHARD);
-    m->workers = calloc((size_t)threads, sizeof *m->workers);
-    m->worker_err = calloc((size_t)threads, sizeof *m->worker_err);
-    m->shard_loss = calloc((size_t)max_shards, sizeof *m->shard_loss);
-    m->shard_seed = calloc((size_t)max_shards, sizeof *m->shard_seed);
-    if (!m->workers || !m->worker_err || !m->shard_loss || !m->shard_seed) {
+    m->shards.workers = calloc((size_t)threads, sizeof *m->shards.workers);
+    m->shards.err = calloc((size_t)threads, sizeof *m->shards.err);
+    m->shards.loss = calloc((size_t)max_shards, sizeof *m->shards.loss);
+    m->shards.seed = calloc((size_t)max_shards, sizeof *m->shards.seed);
+    if (!m->shards.workers || !m->shards.err || !m->shards.loss || !m->shards.seed) {
         cnn_shards_free(m);
         return cnn_fail(CNN_ERR_NOMEM, "out of memory for the per-thread workers");
     }
     for (int t = 0; t < threads; t++) {
-        cnn_status st = new_worker(m, largest_shard(m->max_batch), &m->workers[t]);
+        cnn_status st = new_worker(m, largest_shard(m->max_batch), &m->shards.workers[t]);
         if (st != CNN_OK) {
-            m->nworkers = t;
+            m->shards.nworkers = t;
             cnn_shards_free(m);
             return cnn_fail_prefix(st, "worker for thread %d", t);
         }
     }
-    m->nworkers = threads;
-    m->worker_batch = largest_shard(m->max_batch);
-    m->shard_grad_slots = 1;
-    m->max_shards = max_shards;
+    m->shards.nworkers = threads;
+    m->shards.worker_batch = largest_shard(m->max_batch);
+    m->shards.grad_slots = 1;
+    m->shards.max_shards = max_shards;
     return m->has_opt ? cnn_shards_reserve_grads(m) : CNN_OK;
 }
 
 cnn_status cnn_shards_reserve_grads(cnn_model *m)
 {
-    if (m->nworkers < 1 || m->shard_grads) return CNN_OK;
+    if (m->shards.nworkers < 1 || m->shards.grads) return CNN_OK;
     const int train_shards = train_shards_for(m, m->max_batch);
     if (train_shards < 2) return CNN_OK;
-    m->shard_grads = cnn_alloc(shard_grads_bytes(m, train_shards), "per-shard gradients");
-    if (!m->shard_grads) return CNN_ERR_NOMEM;
-    m->shard_grad_slots = train_shards;
+    m->shards.grads = cnn_alloc(shard_grads_bytes(m, train_shards), "per-shard gradients");
+    if (!m->shards.grads) return CNN_ERR_NOMEM;
+    m->shards.grad_slots = train_shards;
     return CNN_OK;
 }
 
@@ -185,7 +208,7 @@ cnn_status cnn_shards_reserve_grads(cnn_model *m)
  * into their slot of shard_grads, at the same offsets. */
 static void point_grads(cnn_model *m, cnn_model *w, int s)
 {
-    float *base = s == 0 ? m->grads : m->shard_grads + (size_t)(s - 1) * m->nfloats;
+    float *base = s == 0 ? m->grads : m->shards.grads + (size_t)(s - 1) * m->nfloats;
     for (int i = 0; i < m->ntensors; i++) {
         const cnn_param *p = m->tensors[i].p;
         w->tensors[i].p->grad = p->grad ? base + (p->grad - m->grads) : NULL;
@@ -210,9 +233,8 @@ static void run_shard(cnn_model *m, cnn_model *w, struct cnn_shard_error *err,
     cnn_status st = CNN_OK;
 
     if (job->grad) point_grads(m, w, s);
-    if (job->train) cnn_rng_seed(&w->rng, m->shard_seed[s]);
-    cnn_threads_serial(1);
-    cnn_model_run_forward(w, job->x + (size_t)i0 * cnn_shape_size(m->input), ns, job->train);
+    if (job->train) cnn_rng_seed(&w->rng, m->shards.seed[s]);
+    cnn_model_run_forward(w, job->x + (size_t)i0 * cnn_shape_size(m->input), ns, job->train, 1);
     /* the rows the caller reads: outputs, and the scores if the loss reads
      * those (act[0], the input itself, is the caller's already) */
     memcpy(m->act[L] + (size_t)i0 * k, w->act[L], sizeof(float) * (size_t)ns * k);
@@ -222,12 +244,11 @@ static void run_shard(cnn_model *m, cnn_model *w, struct cnn_shard_error *err,
         double t = cnn_loss_rows(plan->loss, plan->probs, cnn_model_act(w, li),
                                  m->target + (size_t)i0 * k, ns, k, job->n,
                                  job->grad ? w->dbuf[0] : NULL);
-        m->shard_loss[s] = t;
+        m->shards.loss[s] = t;
         if (!isfinite(t)) st = cnn_model_numeric_fault(w, ns, "the loss");
         else if (job->grad && (st = cnn_model_check_activations(w, ns)) == CNN_OK)
-            st = cnn_model_run_backward(w, plan->start, ns);
+            st = cnn_model_run_backward(w, plan->start, ns, 1);
     }
-    cnn_threads_serial(0);
     /* shards reach a thread in increasing order: keep its first failure */
     if (st != CNN_OK && err->shard < 0) {
         err->shard = s;
@@ -244,10 +265,8 @@ cnn_status cnn_shards_image_fault(cnn_model *m, const float *x, int n, int shard
     while ((long)(s + 1) * n / shards <= row) s++;
     const int i0 = (int)((long)s * n / shards);
     const int ns = (int)((long)(s + 1) * n / shards) - i0;
-    cnn_model *w = m->workers[0];
-    cnn_threads_serial(1);
-    cnn_model_run_forward(w, x + (size_t)i0 * cnn_shape_size(m->input), ns, 0);
-    cnn_threads_serial(0);
+    cnn_model *w = m->shards.workers[0];
+    cnn_model_run_forward(w, x + (size_t)i0 * cnn_shape_size(m->input), ns, 0, 1);
     return cnn_model_image_fault(w, row - i0, row);
 }
 
@@ -256,75 +275,76 @@ static void reduce_grads(cnn_model *m, int shards, size_t e0, size_t e1)
 {
     float *restrict g = m->grads;
     for (int s = 1; s < shards; s++) {
-        const float *restrict p = m->shard_grads + (size_t)(s - 1) * m->nfloats;
+        const float *restrict p = m->shards.grads + (size_t)(s - 1) * m->nfloats;
 #pragma omp simd
         for (size_t e = e0; e < e1; e++) g[e] += p[e];
+    }
+}
+
+typedef struct {
+    cnn_model *m;
+    const shard_job *job;
+    int lo; /* the first shard this rank runs (0 without MPI) */
+} shards_job;
+
+/* shards lo + [s0, s1) on thread t, by t's worker */
+static void run_shards(void *ctx, long s0, long s1, int t)
+{
+    const shards_job *j = ctx;
+    for (long s = j->lo + s0; s < j->lo + s1; s++)
+        run_shard(j->m, j->m->shards.workers[t], &j->m->shards.err[t], j->job, (int)s);
+}
+
+/* the shards' gradients summed into the model's, blocks [b0, b1) of 1024
+ * floats, one block at a time (it stays in cache across the shards) */
+static void reduce_blocks(void *ctx, long b0, long b1, int t)
+{
+    const shards_job *j = ctx;
+    const size_t nf = j->m->nfloats;
+    for (long b = b0; b < b1; b++) {
+        const size_t e0 = (size_t)b * 1024, e1 = e0 + 1024 < nf ? e0 + 1024 : nf;
+        reduce_grads(j->m, j->job->shards, e0, e1);
     }
 }
 
 cnn_status cnn_shards_run(cnn_model *m, const float *x, int n, int shards, int train,
                           const cnn_loss_plan *plan, int grad, double *total)
 {
-    if (shards > m->max_shards || (grad && shards > m->shard_grad_slots))
+    if (shards > m->shards.max_shards || (grad && shards > m->shards.grad_slots))
         return cnn_fail(CNN_ERR_ARG, "internal: %d shards for a batch of %d", shards, n);
     const shard_job job = {x, n, shards, train, grad && plan, plan};
     if (train)
-        for (int s = 0; s < shards; s++) m->shard_seed[s] = cnn_rng_next(&m->rng);
-    for (int t = 0; t < m->nworkers; t++) m->worker_err[t].shard = -1;
+        for (int s = 0; s < shards; s++) m->shards.seed[s] = cnn_rng_next(&m->rng);
+    for (int t = 0; t < m->shards.nworkers; t++) m->shards.err[t].shard = -1;
 
-    /* under MPI this rank runs shards [lo, hi) of the batch (src/dist) */
+    /* under MPI this rank runs shards [lo, hi) of the batch (src/dist);
+     * shards to whichever thread is free, then the gradients summed in
+     * 1024-float blocks (each cache line summed by one thread) */
     int lo, hi;
     const int dist = cnn_dist_shard_range(shards, &lo, &hi);
     int nt = cnn_threads();
-    if (nt > hi - lo) nt = hi - lo;
-    if (nt > m->nworkers) nt = m->nworkers;
-    if (nt > 1) {
-#pragma omp parallel num_threads(nt)
-        {
-            const int t = omp_get_thread_num();
-#pragma omp for schedule(dynamic, 1)
-            for (int s = lo; s < hi; s++) run_shard(m, m->workers[t], &m->worker_err[t], &job, s);
-            if (job.grad && !dist) {
-                /* 1024-float blocks: each cache line summed by one thread */
-                const size_t blocks = (m->nfloats + 1023) / 1024;
-#pragma omp for schedule(static)
-                for (size_t b = 0; b < blocks; b++) {
-                    size_t e1 = (b + 1) * 1024 < m->nfloats ? (b + 1) * 1024 : m->nfloats;
-                    reduce_grads(m, shards, b * 1024, e1);
-                }
-            }
-        }
-    } else {
-        /* no one-thread region: libgomp would malloc its team (FINDINGS F1) */
-        for (int s = lo; s < hi; s++) run_shard(m, m->workers[0], &m->worker_err[0], &job, s);
-        if (job.grad && !dist) reduce_grads(m, shards, 0, m->nfloats);
-    }
+    if (nt > m->shards.nworkers) nt = m->shards.nworkers;
+    shards_job j = {m, &job, lo};
+    cnn_parallel_for(nt, hi - lo, CNN_SPLIT_EACH, run_shards, &j);
 
     const struct cnn_shard_error *first = NULL;
-    for (int t = 0; t < m->nworkers; t++)
-        if (m->worker_err[t].shard >= 0 && (!first || m->worker_err[t].shard < first->shard))
-            first = &m->worker_err[t];
+    for (int t = 0; t < m->shards.nworkers; t++)
+        if (m->shards.err[t].shard >= 0 && (!first || m->shards.err[t].shard < first->shard))
+            first = &m->shards.err[t];
     if (dist) {
         /* every shard's results on every rank, then the same ordered sum */
         cnn_status st = cnn_dist_exchange(m, n, shards, job.grad, plan ? plan->act : m->nlayers,
                                           first ? first->shard : -1, first ? first->st : CNN_OK,
                                           first ? first->msg : "");
         if (st != CNN_OK) return st;
-        int rt = cnn_threads() < m->nworkers ? cnn_threads() : m->nworkers;
-        if (job.grad && rt > 1) {
-            const size_t blocks = (m->nfloats + 1023) / 1024;
-#pragma omp parallel for num_threads(rt) schedule(static)
-            for (size_t b = 0; b < blocks; b++)
-                reduce_grads(m, shards, b * 1024, (b + 1) * 1024 < m->nfloats ? (b + 1) * 1024 : m->nfloats);
-        } else if (job.grad) {
-            reduce_grads(m, shards, 0, m->nfloats);
-        }
         first = NULL;
     }
+    if (job.grad)
+        cnn_parallel_for(nt, (long)((m->nfloats + 1023) / 1024), CNN_SPLIT_EVEN, reduce_blocks, &j);
     if (first) return cnn_fail(first->st, "%s", first->msg);
     if (total) {
         double sum = 0.0;
-        for (int s = 0; s < shards; s++) sum += m->shard_loss[s];
+        for (int s = 0; s < shards; s++) sum += m->shards.loss[s];
         *total = sum;
     }
     return CNN_OK;
