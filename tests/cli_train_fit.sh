@@ -11,7 +11,7 @@
 # Usage: bash tests/cli_train_fit.sh <cnn-binary> <source-dir> <build-dir>
 CNN=$1; SRC=$2; BUILD=$3
 fail=0
-T=/tmp/ph/fit; rm -rf $T; mkdir -p $T
+T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 cd "$T"
 python3 "$SRC/tests/syn_data.py" syn 700 200 || { echo "FAIL: could not write the synthetic data"; exit 1; }
 # random labels: nothing to learn, so the validation loss soon rises

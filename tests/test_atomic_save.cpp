@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -62,19 +63,31 @@ TEST(AtomicSave, SigkillDuringSavesNeverCorruptsTheModelFile)
     cnn_rng_seed(&r, 2024);
     int kills = 0, versions_seen[64] = {0};
     for (int round = 0; round < 30; round++) {
+        int done[2];
+        ASSERT_EQ(pipe(done), 0);
         pid_t pid = fork();
         ASSERT_GE(pid, 0);
         if (pid == 0) {
-            /* the child saves version after version as fast as it can */
+            /* the child saves version after version as fast as it can,
+             * telling the parent after each save (without ever waiting) */
+            close(done[0]);
+            fcntl(done[1], F_SETFL, O_NONBLOCK);
             for (int v = 2;; v++) {
                 fill(m, (float)(v % 60 + 2));
                 if (cnn_model_save(m, path.c_str(), v % 3 == 0) != CNN_OK) _exit(3);
+                if (write(done[1], "s", 1) < 0) { /* a full pipe: the parent knows enough */ }
             }
         }
-        /* a save (write + two fsyncs + rename) takes a few to tens of ms
-         * here: kill anywhere in the first few saves */
+        close(done[1]);
+        /* every other round, wait for a finished save first, so that kills
+         * land after new versions however slowly a loaded machine runs the
+         * child; then kill anywhere in the next few saves (a save, write +
+         * two fsyncs + rename, takes a few to tens of ms here) */
+        char c;
+        if (round % 2 == 1) ASSERT_EQ(read(done[0], &c, 1), 1) << "the saving child died";
         usleep(1000 + cnn_rng_below(&r, 150000));
         kill(pid, SIGKILL);
+        close(done[0]);
         int status = 0;
         waitpid(pid, &status, 0);
         ASSERT_TRUE(WIFSIGNALED(status)) << "the saving child stopped on its own: " << status;

@@ -189,6 +189,28 @@ static int stat_entry(int dfd, const char *name, int *isdir, uint64_t *size, int
     return 0;
 }
 
+/* Sizes and times of the files listed from `from` on, all in the open
+ * directory dfd (their names start `skip` bytes into rel), dropping what is
+ * not a regular file. In parallel: on a cached tree this stat per file is
+ * most of the start (70,000 system calls for MNIST as pictures). */
+static void stat_class(listing *l, size_t from, int dfd, size_t skip)
+{
+    const long n = (long)(l->nfiles - from);
+    entry *f = l->files + from;
+#pragma omp parallel for schedule(static) if (n >= 512)
+    for (long i = 0; i < n; i++) {
+        int isdir;
+        if (stat_entry(dfd, f[i].rel + skip, &isdir, &f[i].size, &f[i].mtime_ns) != 0 || isdir)
+            f[i].label = -1;
+    }
+    size_t kept = from;
+    for (long i = 0; i < n; i++) {
+        if (f[i].label < 0) free(f[i].rel);
+        else l->files[kept++] = f[i];
+    }
+    l->nfiles = kept;
+}
+
 cnn_status cnn_folder_scan(const char *root, cnn_folder *out)
 {
     memset(out, 0, sizeof *out);
@@ -224,14 +246,12 @@ cnn_status cnn_folder_scan(const char *root, cnn_folder *out)
             free(dir);
             break;
         }
+        const size_t from = l.nfiles;
         while (!s && (e = readdir(d)) != NULL) {
             if (e->d_name[0] == '.' || !cnn_folder_is_image_name(e->d_name)) continue;
-            int isdir;
-            uint64_t size;
-            int64_t mtime;
-            if (stat_entry(dirfd(d), e->d_name, &isdir, &size, &mtime) != 0 || isdir) continue;
-            s = add_file(&l, root, k, l.classes[k], e->d_name, strlen(e->d_name), size, mtime);
+            s = add_file(&l, root, k, l.classes[k], e->d_name, strlen(e->d_name), 0, 0);
         }
+        if (!s) stat_class(&l, from, dirfd(d), strlen(l.classes[k]) + 1);
         closedir(d);
         free(dir);
     }
