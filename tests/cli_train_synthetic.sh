@@ -5,9 +5,7 @@
 # F1 and accuracy counted independently from its --predictions CSV.
 # Usage: bash tests/cli_train_synthetic.sh <cnn-binary> <source-dir> <build-dir>
 CNN=$1; SRC=$2; BUILD=$3
-fail=0
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-cd "$T"
+. "$SRC/tests/lib/cli.sh"
 
 # Ten classes: class k is a bright 6x6 square at one of ten places, jittered
 # by a pixel, on a noisy background. Training files raw, test files .gz.
