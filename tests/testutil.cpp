@@ -192,3 +192,26 @@ double tu_ref_vs_fast(TestLayer &t, int n, uint64_t seed, int train, std::string
     }
     return worst;
 }
+
+void tu_expect_mnist_like(const std::vector<uint8_t> &o, double centre_tol)
+{
+    ASSERT_EQ(o.size(), 784u);
+    int x0 = 28, x1 = -1, y0 = 28, y1 = -1, peak = 0;
+    double m = 0, mx = 0, my = 0;
+    for (int y = 0; y < 28; y++)
+        for (int x = 0; x < 28; x++) {
+            int v = o[y * 28 + x];
+            peak = std::max(peak, v);
+            if (!v) continue;
+            x0 = std::min(x0, x), x1 = std::max(x1, x);
+            y0 = std::min(y0, y), y1 = std::max(y1, y);
+            m += v, mx += (double)x * v, my += (double)y * v;
+        }
+    ASSERT_GT(m, 0) << "no ink in the output";
+    EXPECT_EQ(peak, 255);
+    EXPECT_LE(x1 - x0 + 1, 20);
+    EXPECT_LE(y1 - y0 + 1, 20);
+    EXPECT_GE(std::max(x1 - x0, y1 - y0) + 1, 19);
+    EXPECT_NEAR(mx / m, 14.0, centre_tol);
+    EXPECT_NEAR(my / m, 14.0, centre_tol);
+}

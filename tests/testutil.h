@@ -84,4 +84,10 @@ double tu_gradcheck_layer(TestLayer &t, int n, uint64_t seed, int train = 1,
 double tu_ref_vs_fast(TestLayer &t, int n, uint64_t seed, int train = 1,
                       std::string *where = nullptr);
 
+/* Expect a 28x28 grey picture laid out like an MNIST digit: ink bright
+ * (peak 255) on black, inside 20x20 with the longer side 19 or 20 (an edge
+ * may round to 0 in bytes), its centre of mass within centre_tol pixels of
+ * (14, 14). */
+void tu_expect_mnist_like(const std::vector<uint8_t> &o, double centre_tol);
+
 #endif

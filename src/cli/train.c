@@ -361,19 +361,12 @@ int cli_train(int argc, char **argv)
     const char *mem_limit; /* not a run option: a resumed run may set its own */
     cli_opt opts[TRAIN_NOPTS + 1];
     train_options_init(&c, &mem_limit, opts);
-    int rc = cli_parse(CMD, argc, argv, opts, NULL, 0, NULL);
-    if (rc < 0) {
-        cli_print_help(stdout, CMD, "[options]", about, opts);
-        return CLI_OK;
-    }
-    if (rc) return rc;
+    int rc = cli_parse_or_help(CMD, argc, argv, opts, NULL, 0, NULL, "[options]", about);
+    if (rc) return rc < 0 ? CLI_OK : rc;
     if ((rc = cli_set_mem_limit(CMD, mem_limit))) return rc;
 
     opt_source src;
-    memset(&src, 0, sizeof src);
-    src.opts = opts;
-    src.resume = c.resume;
-    for (int i = 0; opts[i].name; i++) src.cmdline[i] = opts[i].given;
+    train_source_init(&src, opts, c.resume);
     train_run r;
     memset(&r, 0, sizeof r);
     r.cfg = &c;

@@ -78,6 +78,10 @@ typedef struct {
     char *recorded[TRAIN_MAX_OPTS]; /* the checkpoint's output paths (not used) */
 } opt_source;
 
+/* The source of a run's options just parsed into opts: which were given
+ * on the command line, and the checkpoint to resume (or NULL). */
+void train_source_init(opt_source *src, cli_opt *opts, const char *resume);
+
 /* A bad value of option `name`: a usage error (exit 2) if it was given on
  * the command line, else a data error (exit 1) naming the checkpoint and
  * its field. Returns the exit code. */

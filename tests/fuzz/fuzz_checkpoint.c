@@ -204,9 +204,7 @@ static int resume(cnn_model *m, const char *name, char **extra, int nextra, resu
         double b, p;
         if (cli_mem_limit_parse(r->mem_limit, &b, &p)) return CLI_EUSAGE;
     }
-    r->src.opts = r->opts;
-    r->src.resume = r->c.resume;
-    for (int i = 0; r->opts[i].name; i++) r->src.cmdline[i] = r->opts[i].given;
+    train_source_init(&r->src, r->opts, r->c.resume);
     if (r->c.init) return CLI_EUSAGE;                                 /* --resume and --init */
     if (r->c.data && cli_opt_find(r->opts, "dataset")->given) return CLI_EUSAGE; /* --data, --dataset */
 
