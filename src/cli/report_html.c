@@ -32,7 +32,16 @@
 #include <string.h>
 
 extern const char cli_report_page_html[], cli_report_page_css[], cli_report_page_js[],
-    cli_report_live_js[];
+    cli_report_page_test_js[], cli_report_page_layers_js[], cli_report_live_js[];
+
+/* The page's own scripts, run in this order in one <script> element: the
+ * data and helpers with the first sections, then the others. */
+static void put_scripts(buf *out)
+{
+    buf_puts(out, cli_report_page_js);
+    buf_puts(out, cli_report_page_test_js);
+    buf_puts(out, cli_report_page_layers_js);
+}
 
 #define FILTERS_EMBEDDED 128         /* filters of a conv layer whose weights the page holds */
 
@@ -236,19 +245,10 @@ static void write_history(page *pg, const cli_report_in *in)
     buf_puts(b, ",\"rows\":[");
     for (int i = 0; i < in->nrows; i++) {
         const cli_epoch_row *r = &in->rows[i];
-        buf_printf(b, "%s[%d,", i ? "," : "", r->epoch);
-        json_num(b, r->lr);
-        buf_puts(b, ",");
-        json_num(b, r->train_loss);
-        buf_puts(b, ",");
-        json_num(b, r->train_acc);
-        buf_puts(b, ",");
-        json_num(b, r->val_loss);
-        buf_puts(b, ",");
-        json_num(b, r->val_acc);
-        buf_puts(b, ",");
-        json_num(b, r->seconds);
-        buf_puts(b, "]");
+        const double row[] = {r->epoch, r->lr, r->train_loss, r->train_acc, r->val_loss, r->val_acc,
+                              r->seconds};
+        if (i) buf_puts(b, ",");
+        json_nums(b, row, (int)(sizeof row / sizeof row[0]));
     }
     buf_puts(b, "]}");
 }
@@ -311,7 +311,7 @@ static void fill_template(buf *out, const char *title, const page *pg, const cha
         size_t len = (size_t)(end - at - 5);
         const char *name = at + 5;
         if (len == 3 && !strncmp(name, "CSS", 3)) buf_puts(out, cli_report_page_css);
-        else if (len == 2 && !strncmp(name, "JS", 2)) buf_puts(out, cli_report_page_js);
+        else if (len == 2 && !strncmp(name, "JS", 2)) put_scripts(out);
         else if (len == 6 && !strncmp(name, "LIVEJS", 6)) buf_puts(out, cli_report_live_js);
         else if (len == 4 && !strncmp(name, "LIVE", 4)) buf_put(out, live, live_len);
         else if (len == 5 && !strncmp(name, "TITLE", 5)) html_text(out, title);
@@ -356,17 +356,13 @@ int cli_report_html(const char *cmd, cnn_model *m, const cli_report_in *in, cons
     buf_puts(b, ",\"arch\":");
     json_str(b, cnn_model_arch(m));
     /* the normalisation: [means, stds], one of each per stored channel */
-    buf_printf(b, ",\"input\":[%d,%d,%d],\"norm\":[[", c, h, w);
-    for (int i = 0; i < nm.channels; i++) {
-        if (i) buf_puts(b, ",");
-        json_num(b, nm.mean[i]);
-    }
-    buf_puts(b, "],[");
-    for (int i = 0; i < nm.channels; i++) {
-        if (i) buf_puts(b, ",");
-        json_num(b, nm.std[i]);
-    }
-    buf_printf(b, "]],\"k\":%d,\"params\":%zu,\"flops\":", k, cnn_model_num_params(m));
+    double mean[CLI_NORM_MAX], std[CLI_NORM_MAX];
+    for (int i = 0; i < nm.channels; i++) mean[i] = nm.mean[i], std[i] = nm.std[i];
+    buf_printf(b, ",\"input\":[%d,%d,%d],\"norm\":[", c, h, w);
+    json_nums(b, mean, nm.channels);
+    buf_puts(b, ",");
+    json_nums(b, std, nm.channels);
+    buf_printf(b, "],\"k\":%d,\"params\":%zu,\"flops\":", k, cnn_model_num_params(m));
     json_num(b, cnn_model_flops(m));
     buf_puts(b, ",\"softmax\":");
     buf_puts(b, cnn_model_ends_in_softmax(m) ? "true" : "false");
@@ -408,8 +404,11 @@ int cli_report_html(const char *cmd, cnn_model *m, const cli_report_in *in, cons
     const char *base = strrchr(in->model_name, '/');
     snprintf(title, sizeof title, "What %s learned", base ? base + 1 : in->model_name);
     size_t live_len = 0;
-    size_t page_bytes = strlen(cli_report_page_html) + strlen(cli_report_page_css) + strlen(cli_report_page_js) +
+    buf scripts = {0};
+    put_scripts(&scripts);
+    size_t page_bytes = strlen(cli_report_page_html) + strlen(cli_report_page_css) + scripts.n +
                         strlen(cli_report_live_js) + pg.js.n + pg.blob.n / 90 * 121 + 4096;
+    free(scripts.p);
     char *live = cli_report_live_json(m, in->no_live, page_bytes, &live_len);
     if (!live) {
         rc = cli_error(cmd, "out of memory writing the report");

@@ -580,13 +580,12 @@ int report_test(page *pg, cnn_model *m, const cli_report_in *in, const cli_norm 
         }
     buf_printf(b, ",\"test\":{\"n\":%d,\"correct\":%ld,\"shown\":[", n, t.correct);
     for (int j = 0; j < t.m; j++) buf_printf(b, "%s%d", j ? "," : "", t.shown[j]);
-    buf_puts(b, "],\"support\":[");
-    for (int j = 0; j < t.m; j++) buf_printf(b, "%s%ld", j ? "," : "", support[t.shown[j]]);
-    buf_puts(b, "],\"predicted\":[");
-    for (int j = 0; j < t.m; j++) buf_printf(b, "%s%ld", j ? "," : "", predicted[t.shown[j]]);
-    buf_puts(b, "],\"tp\":[");
-    for (int j = 0; j < t.m; j++) buf_printf(b, "%s%ld", j ? "," : "", tp[t.shown[j]]);
-    buf_puts(b, "]");
+    buf_puts(b, "],\"support\":");
+    json_longs_at(b, support, t.shown, t.m);
+    buf_puts(b, ",\"predicted\":");
+    json_longs_at(b, predicted, t.shown, t.m);
+    buf_puts(b, ",\"tp\":");
+    json_longs_at(b, tp, t.shown, t.m);
     choose_cells(&t, b, px);
 
     if (in->progress) fprintf(stderr, "cnn report: feature maps and the filters' strongest patches\n");

@@ -41,7 +41,7 @@ function predict(png, classes) {
   return classes.map(c => got[c]);
 }
 
-await runPage(opt.chromium, opt.page, async (page, url) => {
+await runPage(opt.chromium, opt.page, async (page, url, browser) => {
   await page.goto(url);
   await page.waitFor('window.cnnReport && cnnReport.live && (cnnReport.live.ready || cnnReport.live.error || cnnReport.live.absent)');
   const L = await page.eval('({absent: cnnReport.live.absent, error: cnnReport.live.error, draws: cnnReport.live.draws, k: cnnReport.data.k, input: cnnReport.data.input, layers: cnnReport.data.layers.length, classes: cnnReport.data.classes})');

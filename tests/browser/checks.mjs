@@ -15,7 +15,7 @@ export function check(ok, what, detail) {
   return ok;
 }
 
-// Run body(page, url) on a 1280x900 page of Chromium (the program at
+// Run body(page, url, browser) on a 1280x900 page of Chromium (the program at
 // chromium) for the file pagePath, then print PASS or FAIL and exit: 1 when
 // a check failed or body threw.
 export async function runPage(chromium, pagePath, body) {
@@ -23,7 +23,7 @@ export async function runPage(chromium, pagePath, body) {
   let status = 1;
   try {
     const page = await browser.newPage({ width: 1280, height: 900 });
-    await body(page, pathToFileURL(resolve(pagePath)).href);
+    await body(page, pathToFileURL(resolve(pagePath)).href, browser);
     status = failures ? 1 : 0;
   } catch (e) {
     console.log('  FAIL: ' + (e.stack || e.message));
