@@ -150,13 +150,7 @@ TEST(Pool, ParseErrors)
 
 /* ------------------------------------------------ numerical gradients */
 
-struct PoolCase {
-    const char *line;
-    cnn_shape in;
-    int n;
-};
-
-static const PoolCase kCases[] = {
+static const LayerCase kCases[] = {
     {"maxpool 2", {2, 6, 6}, 2},
     {"maxpool 2", {1, 7, 5}, 2},
     {"maxpool 3 stride=2 pad=1", {2, 7, 6}, 2},
@@ -172,31 +166,19 @@ TEST(Pool, GradientsMatchNumerical)
 {
     /* eps small enough that no probe moves a window's arg-max on these seeds */
     for (cnn_kernels k : kBoth)
-        for (auto &c : kCases) {
-            TestLayer t;
-            ASSERT_TRUE(tu_make_layer(t, c.line, c.in, c.n));
-            t.layer->kernels = k;
-            std::string where;
-            double e = tu_gradcheck_layer(t, c.n, 31, 1, 1e-3, &where);
-            EXPECT_LT(e, 2e-3) << c.line << " kernels " << k << " at " << where;
-        }
+        for (auto &c : kCases) tu_expect_gradients(c, k, 1, 31, 1e-3, 2e-3);
 }
 
 /* ------------------------------------------------ reference vs fast */
 
 TEST(Pool, ReferenceAndFastAgree)
 {
-    std::vector<PoolCase> cases(std::begin(kCases), std::end(kCases));
+    std::vector<LayerCase> cases(std::begin(kCases), std::end(kCases));
     cases.push_back({"maxpool 2", {16, 14, 14}, 64});
     cases.push_back({"avgpool 2", {32, 28, 28}, 16});
     cases.push_back({"maxpool 3 stride=2 pad=1", {8, 27, 27}, 12});
     cases.push_back({"maxpool 1", {1, 1, 1}, 1});
-    for (auto &c : cases) {
-        TestLayer t;
-        ASSERT_TRUE(tu_make_layer(t, c.line, c.in, c.n));
-        std::string where;
-        EXPECT_LT(tu_ref_vs_fast(t, c.n, 4, 1, &where), 1e-6) << c.line << " at " << where;
-    }
+    for (auto &c : cases) tu_expect_ref_matches_fast(c, 1, 4, 1e-6);
 }
 
 TEST(Pool, BitIdenticalAcrossThreadCounts)

@@ -84,6 +84,19 @@ void train_steps(cnn_model *m, int steps, int n, uint64_t seed)
     }
 }
 
+// A model of kArch for batches of n, with an optimizer of kind at lr,
+// trained `steps` steps on batches drawn from seed.
+cnn_model *trained(cnn_opt_kind kind, float lr, int n, int steps, uint64_t seed)
+{
+    cnn_model *m = build(kArch, n);
+    if (!m) return nullptr;
+    cnn_optim_config oc = cnn_optim_defaults(kind);
+    oc.lr = lr;
+    EXPECT_EQ(cnn_model_set_optimizer(m, &oc), CNN_OK) << cnn_errmsg();
+    train_steps(m, steps, n, seed);
+    return m;
+}
+
 std::vector<float> all_weights(cnn_model *m)
 {
     std::vector<float> w;
@@ -159,12 +172,8 @@ bool has_tmp_file(const std::string &dir)
 TEST_F(Safetensors, RoundTripKeepsTensorsMetadataAndOutputs)
 {
     const int n = 6;
-    cnn_model *a = build(kArch, n);
+    cnn_model *a = trained(CNN_OPT_SGD, 0.05f, n, 3, 11);
     ASSERT_NE(a, nullptr);
-    cnn_optim_config oc = cnn_optim_defaults(CNN_OPT_SGD);
-    oc.lr = 0.05f;
-    ASSERT_EQ(cnn_model_set_optimizer(a, &oc), CNN_OK);
-    train_steps(a, 3, n, 11);
     ASSERT_EQ(cnn_model_set_meta(a, "classes", "a,b,c,d,e"), CNN_OK);
     ASSERT_EQ(cnn_model_set_meta(a, "norm_mean", "0.1307"), CNN_OK);
     ASSERT_EQ(cnn_model_set_meta(a, "note", "quotes \" and\nnewlines \\ survive"), CNN_OK);
@@ -265,11 +274,8 @@ TEST_F(Safetensors, CheckpointReloadedAndResavedKeepsState)
     // A checkpoint loaded and saved again before any optimizer is attached
     // must not lose the state it carries.
     const int n = 4;
-    cnn_model *a = build(kArch, n);
-    cnn_optim_config oc = cnn_optim_defaults(CNN_OPT_ADAM);
-    oc.lr = 0.01f;
-    ASSERT_EQ(cnn_model_set_optimizer(a, &oc), CNN_OK);
-    train_steps(a, 2, n, 5);
+    cnn_model *a = trained(CNN_OPT_ADAM, 0.01f, n, 2, 5);
+    ASSERT_NE(a, nullptr);
     const std::string p1 = path("c1.safetensors"), p2 = path("c2.safetensors");
     ASSERT_EQ(cnn_model_save(a, p1.c_str(), 1), CNN_OK);
     cnn_model *b = nullptr;
@@ -655,12 +661,8 @@ TEST_F(Safetensors, PyTorchLoadsStrictAndAgrees)
     if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0)
         GTEST_SKIP() << "/usr/bin/python3 cannot import torch";
     const int n = 8;
-    cnn_model *m = build(kArch, n);
+    cnn_model *m = trained(CNN_OPT_SGD, 0.05f, n, 4, 31);
     ASSERT_NE(m, nullptr);
-    cnn_optim_config oc = cnn_optim_defaults(CNN_OPT_SGD);
-    oc.lr = 0.05f;
-    ASSERT_EQ(cnn_model_set_optimizer(m, &oc), CNN_OK);
-    train_steps(m, 4, n, 31);
     // the running statistics must be non-trivial for the check to mean much
     cnn_tensor rv;
     ASSERT_EQ(cnn_model_tensor(m, 5, &rv), CNN_OK);

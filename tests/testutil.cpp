@@ -215,3 +215,22 @@ void tu_expect_mnist_like(const std::vector<uint8_t> &o, double centre_tol)
     EXPECT_NEAR(mx / m, 14.0, centre_tol);
     EXPECT_NEAR(my / m, 14.0, centre_tol);
 }
+
+void tu_expect_gradients(const LayerCase &c, cnn_kernels k, uint64_t init_seed, uint64_t seed,
+                         double eps, double tol)
+{
+    TestLayer t;
+    ASSERT_TRUE(tu_make_layer(t, c.line, c.in, c.n, init_seed)) << c.line;
+    t.layer->kernels = k;
+    std::string where;
+    double e = tu_gradcheck_layer(t, c.n, seed, 1, eps, &where);
+    EXPECT_LT(e, tol) << c.line << " kernels " << k << " worst at " << where;
+}
+
+void tu_expect_ref_matches_fast(const LayerCase &c, uint64_t init_seed, uint64_t seed, double tol)
+{
+    TestLayer t;
+    ASSERT_TRUE(tu_make_layer(t, c.line, c.in, c.n, init_seed)) << c.line;
+    std::string where;
+    EXPECT_LT(tu_ref_vs_fast(t, c.n, seed, 1, &where), tol) << c.line << " at " << where;
+}

@@ -84,6 +84,22 @@ double tu_gradcheck_layer(TestLayer &t, int n, uint64_t seed, int train = 1,
 double tu_ref_vs_fast(TestLayer &t, int n, uint64_t seed, int train = 1,
                       std::string *where = nullptr);
 
+/* One case of a layer's tests: its line, input shape and batch size. */
+struct LayerCase {
+    const char *line;
+    cnn_shape in;
+    int n;
+};
+/* Expect the layer of case c (weights drawn from init_seed) on kernels k to
+ * pass the numerical gradient check (tu_gradcheck_layer with eps on a batch
+ * drawn from seed) within tol. */
+void tu_expect_gradients(const LayerCase &c, cnn_kernels k, uint64_t init_seed, uint64_t seed,
+                         double eps, double tol);
+/* Expect the fast kernels of case c's layer (weights drawn from init_seed)
+ * to agree with the reference within tol (tu_ref_vs_fast on a batch drawn
+ * from seed). */
+void tu_expect_ref_matches_fast(const LayerCase &c, uint64_t init_seed, uint64_t seed, double tol);
+
 /* Expect a 28x28 grey picture laid out like an MNIST digit: ink bright
  * (peak 255) on black, inside 20x20 with the longer side 19 or 20 (an edge
  * may round to 0 in bytes), its centre of mass within centre_tol pixels of
