@@ -125,21 +125,13 @@ TEST(Dropout, ShapesAndNames)
 
 TEST(Dropout, ParseErrors)
 {
-    std::string msg;
     cnn_shape in{4, 1, 1};
-    EXPECT_EQ(tu_layer_error("dropout", in, &msg), CNN_ERR_PARSE);
-    EXPECT_NE(msg.find("test:1: dropout: expected a drop probability"), std::string::npos) << msg;
-    EXPECT_EQ(tu_layer_error("dropout 1", in, &msg), CNN_ERR_PARSE);
-    EXPECT_NE(msg.find("test:1: dropout: the drop probability must be below 1"), std::string::npos)
-        << msg;
-    EXPECT_EQ(tu_layer_error("dropout 1.5", in, &msg), CNN_ERR_PARSE);
-    EXPECT_NE(msg.find("'1.5'"), std::string::npos) << msg;
-    EXPECT_EQ(tu_layer_error("dropout -0.1", in, &msg), CNN_ERR_PARSE);
-    EXPECT_NE(msg.find("'-0.1'"), std::string::npos) << msg;
-    EXPECT_EQ(tu_layer_error("dropout half", in, &msg), CNN_ERR_PARSE);
-    EXPECT_NE(msg.find("'half'"), std::string::npos) << msg;
-    EXPECT_EQ(tu_layer_error("dropout 0.5 p=0.5", in, &msg), CNN_ERR_PARSE);
-    EXPECT_NE(msg.find("unknown option 'p=0.5'"), std::string::npos) << msg;
+    tu_expect_parse_error("dropout", in, "test:1: dropout: expected a drop probability");
+    tu_expect_parse_error("dropout 1", in, "test:1: dropout: the drop probability must be below 1");
+    tu_expect_parse_error("dropout 1.5", in, "'1.5'");
+    tu_expect_parse_error("dropout -0.1", in, "'-0.1'");
+    tu_expect_parse_error("dropout half", in, "'half'");
+    tu_expect_parse_error("dropout 0.5 p=0.5", in, "unknown option 'p=0.5'");
 }
 
 TEST(Dropout, GradientCheck)

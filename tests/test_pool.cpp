@@ -141,11 +141,7 @@ TEST(Pool, ParseErrors)
         {"maxpool 3", {1, 2, 2}, "test:1: maxpool: output would be 0x0 for input 1x2x2"},
         {"avgpool 2 padmode=zero", {1, 8, 8}, "unknown option 'padmode=zero'"},
     };
-    for (auto &c : cases) {
-        std::string msg;
-        EXPECT_EQ(tu_layer_error(c.line, c.in, &msg), CNN_ERR_PARSE) << c.line;
-        EXPECT_NE(msg.find(c.want), std::string::npos) << c.line << " gave: " << msg;
-    }
+    for (auto &c : cases) tu_expect_parse_error(c.line, c.in, c.want);
 }
 
 /* ------------------------------------------------ numerical gradients */

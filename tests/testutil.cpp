@@ -234,3 +234,10 @@ void tu_expect_ref_matches_fast(const LayerCase &c, uint64_t init_seed, uint64_t
     std::string where;
     EXPECT_LT(tu_ref_vs_fast(t, c.n, seed, 1, &where), tol) << c.line << " at " << where;
 }
+
+void tu_expect_parse_error(const std::string &line, cnn_shape in, const std::string &part)
+{
+    std::string msg;
+    EXPECT_EQ(tu_layer_error(line, in, &msg), CNN_ERR_PARSE) << line;
+    EXPECT_NE(msg.find(part), std::string::npos) << line << " gave: " << msg;
+}

@@ -48,6 +48,9 @@ bool tu_make_layer(TestLayer &t, const std::string &line, cnn_shape in, int max_
                    uint64_t seed = 1, float scale = 0.5f);
 /* The status and message of building a layer that should fail. */
 cnn_status tu_layer_error(const std::string &line, cnn_shape in, std::string *msg);
+/* Expect building the layer of `line` on input `in` to fail with
+ * CNN_ERR_PARSE and a message that contains `part`. */
+void tu_expect_parse_error(const std::string &line, cnn_shape in, const std::string &part);
 
 /* Restores the thread count and the SIMD level it found, when it goes:
  * for tests that change either. */

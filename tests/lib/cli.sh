@@ -19,9 +19,10 @@ expect() {
     fi
 }
 
-# syn_data NTRAIN NTEST: the synthetic digits of tests/syn_data.py in ./syn
+# syn_data NTRAIN NTEST [TEST_SIZE [gz]]: the synthetic data set of
+# tests/syn_data.py (ten classes of bright squares) in ./syn
 syn_data() {
-    python3 "$SRC/tests/syn_data.py" syn "$1" "$2" || { echo "FAIL: could not write the synthetic data"; exit 1; }
+    python3 "$SRC/tests/syn_data.py" syn "$@" || { echo "FAIL: could not write the synthetic data"; exit 1; }
 }
 
 # need_data DIR NAME FILE: skip the test (exit 77) unless DIR holds FILE
