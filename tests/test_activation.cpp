@@ -131,13 +131,8 @@ TEST(Activation, ShapesNamesDescs)
         TestLayer t;
         ASSERT_TRUE(tu_make_layer(t, c.line, cnn_shape{3, 5, 4}, 2));
         cnn_layer *l = t.layer;
-        EXPECT_EQ(l->out.c, 3);
-        EXPECT_EQ(l->out.h, 5);
-        EXPECT_EQ(l->out.w, 4);
+        tu_expect_layer(l, cnn_shape{3, 5, 4}, c.kind, c.torch, c.desc);
         EXPECT_EQ(l->nparams, 0);
-        EXPECT_STREQ(l->ops->kind, c.kind);
-        EXPECT_STREQ(l->ops->torch, c.torch);
-        EXPECT_STREQ(l->desc, c.desc);
         EXPECT_GT(l->ops->flops(l), 0.0);
     }
 }

@@ -155,12 +155,7 @@ TEST(BatchNorm, ShapesNamesParams)
     TestLayer t2;
     ASSERT_TRUE(tu_make_layer(t2, "batchnorm", cnn_shape{16, 7, 5}, 2));
     cnn_layer *l = t2.layer;
-    EXPECT_EQ(l->out.c, 16);
-    EXPECT_EQ(l->out.h, 7);
-    EXPECT_EQ(l->out.w, 5);
-    EXPECT_STREQ(l->ops->kind, "batchnorm");
-    EXPECT_STREQ(l->ops->torch, "BatchNorm2d");
-    EXPECT_STREQ(l->desc, "batchnorm");
+    tu_expect_layer(l, cnn_shape{16, 7, 5}, "batchnorm", "BatchNorm2d", "batchnorm");
     ASSERT_EQ(l->nparams, 4);
     const char *names[4] = {"weight", "bias", "running_mean", "running_var"};
     const cnn_pinit inits[4] = {CNN_PINIT_ONE, CNN_PINIT_ZERO, CNN_PINIT_ZERO, CNN_PINIT_ONE};

@@ -125,11 +125,7 @@ TEST(Conv, ShapesParamsAndDescription)
         TestLayer t;
         ASSERT_TRUE(tu_make_layer(t, c.line, c.in, 2)) << c.line;
         cnn_layer *l = t.layer;
-        EXPECT_EQ(l->out.c, c.out.c) << c.line;
-        EXPECT_EQ(l->out.h, c.out.h) << c.line;
-        EXPECT_EQ(l->out.w, c.out.w) << c.line;
-        EXPECT_STREQ(l->desc, c.desc);
-        EXPECT_STREQ(l->ops->torch, "Conv2d");
+        tu_expect_layer(l, c.out, "conv", "Conv2d", c.desc);
         const cnn_param &w = l->params[0];
         EXPECT_STREQ(w.name, "weight");
         ASSERT_EQ(w.ndim, 4);

@@ -68,12 +68,7 @@ TEST(Dense, ShapesAndParams)
     TestLayer t;
     ASSERT_TRUE(tu_make_layer(t, "dense 10", flat(784), 4));
     cnn_layer *l = t.layer;
-    EXPECT_EQ(l->out.c, 10);
-    EXPECT_EQ(l->out.h, 1);
-    EXPECT_EQ(l->out.w, 1);
-    EXPECT_STREQ(l->ops->kind, "dense");
-    EXPECT_STREQ(l->ops->torch, "Linear");
-    EXPECT_STREQ(l->desc, "dense 10");
+    tu_expect_layer(l, flat(10), "dense", "Linear", "dense 10");
     ASSERT_EQ(l->nparams, 2);
     /* torch.nn.Linear's layout: weight (out, in) */
     EXPECT_STREQ(l->params[0].name, "weight");

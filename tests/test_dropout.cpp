@@ -114,13 +114,8 @@ TEST(Dropout, ShapesAndNames)
     TestLayer t;
     ASSERT_TRUE(tu_make_layer(t, "dropout 0.25", cnn_shape{8, 3, 3}, 2));
     cnn_layer *l = t.layer;
-    EXPECT_EQ(l->out.c, 8);
-    EXPECT_EQ(l->out.h, 3);
-    EXPECT_EQ(l->out.w, 3);
+    tu_expect_layer(l, cnn_shape{8, 3, 3}, "dropout", "Dropout", "dropout 0.25");
     EXPECT_EQ(l->nparams, 0);
-    EXPECT_STREQ(l->ops->kind, "dropout");
-    EXPECT_STREQ(l->ops->torch, "Dropout");
-    EXPECT_STREQ(l->desc, "dropout 0.25");
 }
 
 TEST(Dropout, ParseErrors)

@@ -32,6 +32,21 @@ static Pass run(TestLayer &t, cnn_kernels k, const std::vector<float> &x,
 
 /* ------------------------------------------------------------ by hand */
 
+/* The pool of `line` over the 4x4 picture below on both kernel sets: its
+ * output is y and, for the output gradient dy, its input gradient dx. */
+static void by_hand(const char *line, const std::vector<float> &dy, const std::vector<float> &y,
+                    const std::vector<float> &dx)
+{
+    const std::vector<float> x = {1, 5, 2, 0, 6, -1, 8, 3, 0, 9, 7, 7, 2, 4, 7, 1};
+    for (cnn_kernels k : kBoth) {
+        TestLayer t;
+        ASSERT_TRUE(tu_make_layer(t, line, {1, 4, 4}, 1));
+        Pass r = run(t, k, x, dy, 1);
+        EXPECT_EQ(r.y, y) << line << " kernels " << k;
+        EXPECT_EQ(r.dx, dx) << line << " kernels " << k;
+    }
+}
+
 TEST(Pool, ByHandMaxpool4x4)
 {
     /*  1  5 | 2  0        y = 6 8      dy = 10 20   dx: 10 at the 6, 20 at the 8,
@@ -39,27 +54,14 @@ TEST(Pool, ByHandMaxpool4x4)
      *  ----------
      *  0  9 | 7  7   <- tie: the first 7 in scan order wins
      *  2  4 | 7  1 */
-    std::vector<float> x = {1, 5, 2, 0, 6, -1, 8, 3, 0, 9, 7, 7, 2, 4, 7, 1};
-    for (cnn_kernels k : kBoth) {
-        TestLayer t;
-        ASSERT_TRUE(tu_make_layer(t, "maxpool 2", {1, 4, 4}, 1));
-        Pass r = run(t, k, x, {10, 20, 30, 40}, 1);
-        EXPECT_EQ(r.y, (std::vector<float>{6, 8, 9, 7})) << k;
-        EXPECT_EQ(r.dx, (std::vector<float>{0, 0, 0, 0, 10, 0, 20, 0, 0, 30, 40, 0, 0, 0, 0, 0}))
-            << k;
-    }
+    by_hand("maxpool 2", {10, 20, 30, 40}, {6, 8, 9, 7},
+            {0, 0, 0, 0, 10, 0, 20, 0, 0, 30, 40, 0, 0, 0, 0, 0});
 }
 
 TEST(Pool, ByHandAvgpool4x4)
 {
-    std::vector<float> x = {1, 5, 2, 0, 6, -1, 8, 3, 0, 9, 7, 7, 2, 4, 7, 1};
-    for (cnn_kernels k : kBoth) {
-        TestLayer t;
-        ASSERT_TRUE(tu_make_layer(t, "avgpool 2", {1, 4, 4}, 1));
-        Pass r = run(t, k, x, {4, 8, 12, 16}, 1);
-        EXPECT_EQ(r.y, (std::vector<float>{2.75f, 3.25f, 3.75f, 5.5f})) << k;
-        EXPECT_EQ(r.dx, (std::vector<float>{1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4})) << k;
-    }
+    by_hand("avgpool 2", {4, 8, 12, 16}, {2.75f, 3.25f, 3.75f, 5.5f},
+            {1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4});
 }
 
 TEST(Pool, ByHandOverlappingPadded)
@@ -114,11 +116,7 @@ TEST(Pool, ShapesAndDescription)
         TestLayer t;
         ASSERT_TRUE(tu_make_layer(t, c.line, c.in, 2)) << c.line;
         cnn_layer *l = t.layer;
-        EXPECT_EQ(l->out.c, c.out.c) << c.line;
-        EXPECT_EQ(l->out.h, c.out.h) << c.line;
-        EXPECT_EQ(l->out.w, c.out.w) << c.line;
-        EXPECT_STREQ(l->desc, c.desc);
-        EXPECT_STREQ(l->ops->torch, c.torch);
+        tu_expect_layer(l, c.out, nullptr, c.torch, c.desc);
         EXPECT_EQ(l->nparams, 0);
         EXPECT_DOUBLE_EQ(l->ops->flops(l), (double)c.kh * c.kw * c.out.c * c.out.h * c.out.w)
             << c.line;

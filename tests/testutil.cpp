@@ -241,3 +241,14 @@ void tu_expect_parse_error(const std::string &line, cnn_shape in, const std::str
     EXPECT_EQ(tu_layer_error(line, in, &msg), CNN_ERR_PARSE) << line;
     EXPECT_NE(msg.find(part), std::string::npos) << line << " gave: " << msg;
 }
+
+void tu_expect_layer(const cnn_layer *l, cnn_shape out, const char *kind, const char *torch,
+                     const char *desc)
+{
+    EXPECT_EQ(l->out.c, out.c) << desc;
+    EXPECT_EQ(l->out.h, out.h) << desc;
+    EXPECT_EQ(l->out.w, out.w) << desc;
+    if (kind) EXPECT_STREQ(l->ops->kind, kind);
+    EXPECT_STREQ(l->ops->torch, torch);
+    EXPECT_STREQ(l->desc, desc);
+}

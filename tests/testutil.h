@@ -46,6 +46,10 @@ struct TestLayer {
 };
 bool tu_make_layer(TestLayer &t, const std::string &line, cnn_shape in, int max_batch,
                    uint64_t seed = 1, float scale = 0.5f);
+/* Expect layer l to have output shape out, the kind (NULL: not checked),
+ * the torch.nn module name and the description given. */
+void tu_expect_layer(const cnn_layer *l, cnn_shape out, const char *kind, const char *torch,
+                     const char *desc);
 /* The status and message of building a layer that should fail. */
 cnn_status tu_layer_error(const std::string &line, cnn_shape in, std::string *msg);
 /* Expect building the layer of `line` on input `in` to fail with
