@@ -82,6 +82,9 @@ const char *cnn_text_problem(const char *text, size_t len);
  * *size (may be NULL) gets the file's size. */
 cnn_status cnn_open_input(const char *path, const char *what, int *fd, long long *size);
 cnn_status cnn_fopen_input(const char *path, const char *what, FILE **f, long long *size);
+/* cnn_fopen_input that refuses an empty file (CNN_ERR_FORMAT); size is
+ * required. */
+cnn_status cnn_fopen_nonempty(const char *path, const char *what, FILE **f, long long *size);
 
 /* An output file written atomically: cnn_out_open creates a temporary file
  * next to the destination (O_EXCL, never through a link), the caller writes

@@ -4,21 +4,7 @@
 # (exit 1), and `cnn info`'s numbers for LeNet-5 (checked by hand below).
 # Usage: bash tests/cli_basic.sh <cnn-binary> <source-dir> <build-dir>
 CNN=$1; SRC=$2; BUILD=$3
-fail=0
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-cd "$T"
-
-# expect CODE PATTERN -- command...: the exit code and a regexp the combined
-# output must match
-expect() {
-    local code=$1 pat=$2; shift 3
-    "$@" >out.txt 2>&1; local rc=$?
-    if [ "$rc" != "$code" ]; then
-        echo "FAIL: '$*' exited $rc, expected $code"; sed 's/^/    /' out.txt | head -20; fail=1
-    elif ! grep -Eq -- "$pat" out.txt; then
-        echo "FAIL: '$*' output lacks /$pat/"; sed 's/^/    /' out.txt | head -20; fail=1
-    fi
-}
+. "$SRC/tests/lib/cli.sh"
 
 expect 0 "Usage: cnn <command>" -- "$CNN" --help
 expect 0 "^cnn [0-9]+\.[0-9]+\.[0-9]+" -- "$CNN" --version

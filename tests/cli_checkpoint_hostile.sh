@@ -9,10 +9,8 @@
 # are never written to.
 # Usage: bash tests/cli_checkpoint_hostile.sh <cnn-binary> <source-dir> <build-dir>
 CNN=$1; SRC=$2; BUILD=$3
-fail=0
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-cd "$T"
-python3 "$SRC/tests/syn_data.py" syn 700 200 || { echo "FAIL: could not write the synthetic data"; exit 1; }
+. "$SRC/tests/lib/cli.sh"
+syn_data 700 200
 printf 'input 1x28x28\nconv 4 3x3 pad=1\nrelu\nmaxpool 2\nflatten\ndropout 0.2\ndense 10\nsoftmax\n' > net.txt
 
 # the checkpoint: a run stopped by SIGTERM part-way through

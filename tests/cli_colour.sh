@@ -10,14 +10,10 @@
 # model; --prep overrides.
 # Usage: bash tests/cli_colour.sh <cnn-binary> <source-dir> <build-dir>
 CNN=$1; SRC=$2; BUILD=$3
+. "$SRC/tests/lib/cli.sh"
 PY=/usr/bin/python3
-if ! ls "$SRC"/data/mnist/train-images* > /dev/null 2>&1; then
-    echo "SKIP: no MNIST in $SRC/data/mnist (run data/fetch.sh)"; exit 77
-fi
+need_data "$SRC/data/mnist" MNIST train-images
 $PY -c "import numpy, PIL" 2>/dev/null || { echo "SKIP: $PY lacks numpy or PIL (python3-numpy, python3-pil)"; exit 77; }
-fail=0
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-cd "$T"
 $PY "$SRC/tests/data/colour_digits.py" "$SRC/data/mnist" col 4000 400 || { echo "FAIL: could not make the data"; exit 1; }
 
 acc_of() { sed -n 's/^Test accuracy: \([0-9.]*\)%.*/\1/p' "$1"; }

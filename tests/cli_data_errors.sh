@@ -13,21 +13,9 @@
 # tree's --test-split is recorded and reproduced by eval.
 # Usage: bash tests/cli_data_errors.sh <cnn-binary> <source-dir> <build-dir>
 CNN=$1; SRC=$2; BUILD=$3
+. "$SRC/tests/lib/cli.sh"
 PY=/usr/bin/python3
-fail=0
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-cd "$T"
 export XDG_CACHE_HOME=$T/xdg
-
-expect() {
-    local code=$1 pat=$2; shift 3
-    "$@" >out.txt 2>&1; local rc=$?
-    if [ "$rc" != "$code" ]; then
-        echo "FAIL: '$*' exited $rc, expected $code"; sed 's/^/    /' out.txt | head -20; fail=1
-    elif ! grep -Eq -- "$pat" out.txt; then
-        echo "FAIL: '$*' output lacks /$pat/"; sed 's/^/    /' out.txt | head -20; fail=1
-    fi
-}
 
 # pgm DIR/NAME VALUE: an 8x8 grey picture, bright in one corner per class
 pgm() {

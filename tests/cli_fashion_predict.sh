@@ -7,15 +7,11 @@
 # both lists (an MNIST model on Fashion-MNIST).
 # Usage: bash tests/cli_fashion_predict.sh <cnn-binary> <source-dir> <build-dir>
 CNN=$1; SRC=$2; BUILD=$3
+. "$SRC/tests/lib/cli.sh"
 PY=/usr/bin/python3
 DATA=$SRC/data/fashion
-if ! ls "$DATA"/t10k-images* > /dev/null 2>&1; then
-    echo "SKIP: no Fashion-MNIST in $DATA (run data/fetch.sh)"; exit 77
-fi
+need_data "$DATA" Fashion-MNIST t10k-images
 $PY -c "import numpy, PIL" 2>/dev/null || { echo "SKIP: $PY lacks numpy or PIL"; exit 77; }
-fail=0
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-cd "$T"
 N=300
 "$CNN" train --dataset fashion --arch lenet5 --epochs 1 --limit 12000 --val 1000 --test-limit $N \
     --threads 2 --out f.safetensors > train.txt 2>&1 || { echo "FAIL: training"; cat train.txt; exit 1; }

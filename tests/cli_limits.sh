@@ -8,19 +8,7 @@
 # with few bytes is refused by the loader.
 # Usage: bash tests/cli_limits.sh <cnn-binary> <source-dir> <build-dir>
 CNN=$1; SRC=$2; BUILD=$3
-fail=0
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-cd "$T"
-
-expect() {
-    local code=$1 pat=$2; shift 3
-    "$@" >out.txt 2>&1; local rc=$?
-    if [ "$rc" != "$code" ]; then
-        echo "FAIL: '$*' exited $rc, expected $code"; sed 's/^/    /' out.txt | head -20; fail=1
-    elif ! grep -Eq -- "$pat" out.txt; then
-        echo "FAIL: '$*' output lacks /$pat/"; sed 's/^/    /' out.txt | head -20; fail=1
-    fi
-}
+. "$SRC/tests/lib/cli.sh"
 
 # Runs a command and prints "seconds peak-RSS-in-KiB" of it (its children
 # included) to stats.txt; its output goes to out.txt.

@@ -10,32 +10,24 @@
 # no WebAssembly module or Chromium is not installed.
 # Usage: bash tests/cli_live_browser.sh <cnn-binary> <source-dir> <build-dir>
 CNN=$1; SRC=$2; BUILD=$3
+. "$SRC/tests/lib/cli.sh"
 if [ ! -f "$BUILD/cnn_live.wasm" ]; then
     echo "SKIP: this build has no WebAssembly module (clang for wasm32-wasi, wasi-libc and lld were not found; tests/deps.sh installs them)"; exit 77
 fi
-CHROMIUM=${CHROMIUM:-$(command -v chromium || command -v chromium-browser || true)}
-if [ -z "$CHROMIUM" ] || [ ! -x "$CHROMIUM" ]; then
-    echo "SKIP: Chromium is not installed (Debian: apt-get install chromium; tests/deps.sh installs it)"; exit 77
-fi
-command -v node > /dev/null || { echo "FAIL: Chromium is here but Node.js is not (tests/deps.sh installs it)"; exit 1; }
+need_chromium
 PAGES=$BUILD/tests/report_pages
 [ -x "$PAGES" ] || { echo "FAIL: $PAGES is not built"; exit 1; }
-SHOTS=$BUILD/report-screenshots
-mkdir -p "$SHOTS"
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-cd "$T"
 if [ -f "$SRC/data/mnist/t10k-images-idx3-ubyte" ]; then
     data=(--dataset mnist); limit=3000
 else
     echo "MNIST is absent: the synthetic digits instead"
-    python3 "$SRC/tests/syn_data.py" syn 700 200 || { echo "FAIL: could not write the synthetic data"; exit 1; }
+    syn_data 700 200
     data=(--data syn --fit digit); limit=0
 fi
 "$CNN" train "${data[@]}" --arch lenet5 --epochs 1 --limit $limit --val 0 --threads 2 --out lenet5.safetensors \
     > train.txt 2>&1 || { echo "FAIL: cnn train"; cat train.txt; exit 1; }
 "$CNN" report --model lenet5.safetensors "${data[@]::2}" --test-limit 500 --out lenet5.html > report.txt 2>&1 \
     || { echo "FAIL: cnn report"; cat report.txt; exit 1; }
-fail=0
 node "$SRC/tests/browser/check_live.mjs" lenet5.html --chromium "$CHROMIUM" --shot "$SHOTS/live-panel.png" \
     --cnn "$CNN" --model lenet5.safetensors --png "$SHOTS/live-strokes.png" > check.txt 2>&1 || fail=1
 if [ $fail = 0 ]; then grep -Ev "^  ok: " check.txt; else echo "FAIL: the live panel of lenet5.html"; sed 's/^/    /' check.txt; fi

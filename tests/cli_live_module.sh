@@ -8,6 +8,7 @@
 # was not found), where Node.js is absent, or without MNIST.
 # Usage: bash tests/cli_live_module.sh <cnn-binary> <source-dir> <build-dir>
 CNN=$1; SRC=$2; BUILD=$3
+. "$SRC/tests/lib/cli.sh"
 if [ ! -f "$BUILD/cnn_live.wasm" ]; then
     echo "SKIP: this build has no WebAssembly module (clang for wasm32-wasi, wasi-libc and lld were not found; tests/deps.sh installs them)"; exit 77
 fi
@@ -16,8 +17,6 @@ MNIST=$SRC/data/mnist
 [ -f "$MNIST/t10k-images-idx3-ubyte" ] || { echo "SKIP: MNIST is not in $MNIST (data/fetch.sh)"; exit 77; }
 REF=$BUILD/tests/live_reference
 [ -x "$REF" ] || { echo "FAIL: $REF is not built"; exit 1; }
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-cd "$T"
 "$CNN" train --dataset mnist --arch lenet5 --epochs 1 --limit 2000 --val 0 --threads 2 --out lenet5.safetensors \
     > train.txt 2>&1 || { echo "FAIL: cnn train"; cat train.txt; exit 1; }
 "$CNN" report --model lenet5.safetensors --out page.html > report.txt 2>&1 || { echo "FAIL: cnn report"; cat report.txt; exit 1; }

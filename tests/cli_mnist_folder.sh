@@ -7,15 +7,11 @@
 # The same data as CSV files (Kaggle's layout, with a header) too.
 # Usage: bash tests/cli_mnist_folder.sh <cnn-binary> <source-dir> <build-dir>
 CNN=$1; SRC=$2; BUILD=$3
+. "$SRC/tests/lib/cli.sh"
 PY=/usr/bin/python3
 DATA=$SRC/data/mnist
-if ! ls "$DATA"/train-images* > /dev/null 2>&1; then
-    echo "SKIP: no MNIST in $DATA (run data/fetch.sh)"; exit 77
-fi
+need_data "$DATA" MNIST train-images
 $PY -c "import numpy, PIL" 2>/dev/null || { echo "SKIP: $PY lacks numpy or PIL"; exit 77; }
-fail=0
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-cd "$T"
 t0=$(date +%s)
 $PY "$SRC/tests/data/mnist_to_folder.py" "$DATA" tree png || { echo "FAIL: writing the PNG tree"; exit 1; }
 $PY "$SRC/tests/data/mnist_to_folder.py" "$DATA" csv csv || { echo "FAIL: writing the CSV files"; exit 1; }

@@ -6,13 +6,9 @@
 # reproduces the same accuracy.
 # Usage: bash tests/cli_mnist_lenet5.sh <cnn-binary> <source-dir> <build-dir>
 CNN=$1; SRC=$2; BUILD=$3
+. "$SRC/tests/lib/cli.sh"
 DATA=$SRC/data/mnist
-if ! ls "$DATA"/train-images* > /dev/null 2>&1; then
-    echo "SKIP: no MNIST in $DATA (run data/fetch.sh)"; exit 77
-fi
-fail=0
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-cd "$T"
+need_data "$DATA" MNIST train-images
 # the program looks for data/mnist in the current directory first
 mkdir data && ln -s "$DATA" data/mnist
 "$CNN" train --arch lenet5 --epochs 1 > train.txt 2>&1 \

@@ -10,18 +10,14 @@
 # CNN_PHOTOS_MODEL=FILE uses that model instead of training one.
 # Usage: bash tests/cli_mnist_photos.sh <cnn-binary> <source-dir> <build-dir>
 CNN=$1; SRC=$2; BUILD=$3
+. "$SRC/tests/lib/cli.sh"
 DATA=$SRC/data/mnist
-if ! ls "$DATA"/train-images* > /dev/null 2>&1; then
-    echo "SKIP: no MNIST in $DATA (run data/fetch.sh)"; exit 77
-fi
+need_data "$DATA" MNIST train-images
 PY=
 for p in python3 /usr/bin/python3; do
     if "$p" -c "import numpy, PIL" > /dev/null 2>&1; then PY=$p; break; fi
 done
 [ -n "$PY" ] || { echo "SKIP: no python3 with numpy and PIL (apt-get install python3-numpy python3-pil)"; exit 77; }
-fail=0
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-cd "$T"
 
 if [ -n "$CNN_PHOTOS_MODEL" ]; then
     cp "$CNN_PHOTOS_MODEL" model.safetensors

@@ -8,19 +8,9 @@
 # Chromium; the Fashion-MNIST part is skipped without its data.
 # Usage: bash tests/cli_mnist_report.sh <cnn-binary> <source-dir> <build-dir>
 CNN=$1; SRC=$2; BUILD=$3
-if ! ls "$SRC"/data/mnist/train-images* > /dev/null 2>&1; then
-    echo "SKIP: no MNIST in $SRC/data/mnist (run data/fetch.sh)"; exit 77
-fi
-CHROMIUM=${CHROMIUM:-$(command -v chromium || command -v chromium-browser || true)}
-if [ -z "$CHROMIUM" ] || [ ! -x "$CHROMIUM" ]; then
-    echo "SKIP: Chromium is not installed (Debian: apt-get install chromium; tests/deps.sh installs it)"; exit 77
-fi
-command -v node > /dev/null || { echo "FAIL: Chromium is here but Node.js is not (tests/deps.sh installs it)"; exit 1; }
-SHOTS=$BUILD/report-screenshots
-mkdir -p "$SHOTS"
-fail=0
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-cd "$T"
+. "$SRC/tests/lib/cli.sh"
+need_data "$SRC/data/mnist" MNIST train-images
+need_chromium
 mkdir data && ln -s "$SRC/data/mnist" data/mnist
 [ -d "$SRC/data/fashion" ] && ln -s "$SRC/data/fashion" data/fashion
 

@@ -9,13 +9,9 @@
 # The model is trained with --fit digit (MNIST's preparation, recorded as the
 # model's prep), which predict applies to the pictures.
 CNN=$1; SRC=$2; BUILD=$3
+. "$SRC/tests/lib/cli.sh"
 DATA=$SRC/data/mnist
-if ! ls "$DATA"/t10k-images* > /dev/null 2>&1; then
-    echo "SKIP: no MNIST in $DATA (run data/fetch.sh)"; exit 77
-fi
-fail=0
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-cd "$T"
+need_data "$DATA" MNIST t10k-images
 
 "$CNN" train --data "$DATA" --fit digit --arch simplecnn --epochs 2 --limit 20000 --val 1000 --test-limit 2000 \
     --opt adam --lr 0.002 --threads 2 --out m.safetensors > train.txt 2>&1 \

@@ -8,19 +8,9 @@
 # Chromium.)
 # Usage: bash tests/cli_report.sh <cnn-binary> <source-dir> <build-dir>
 CNN=$1; SRC=$2; BUILD=$3
-fail=0
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-cd "$T"
-python3 "$SRC/tests/syn_data.py" syn 400 150 || { echo "FAIL: could not write the synthetic data"; exit 1; }
+. "$SRC/tests/lib/cli.sh"
+syn_data 400 150
 
-# expect CODE PATTERN -- command...: the exit code and a regexp the output matches
-expect() {
-    local code=$1 pat=$2; shift 3
-    "$@" > out.txt 2>&1; local rc=$?
-    if [ "$rc" != "$code" ] || ! grep -Eq -- "$pat" out.txt; then
-        echo "FAIL: '$*' exited $rc (expected $code) or lacks /$pat/"; sed 's/^/    /' out.txt | head; fail=1
-    fi
-}
 # the JSON the page embeds
 page_data() { sed -n '/id="cnn-data">/,/<\/script>/p' "$1"; }
 # one file: no <link>, no script or image from a URL, no CSS import

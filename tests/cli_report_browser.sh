@@ -14,19 +14,11 @@
 # Fashion-MNIST models.
 # Usage: bash tests/cli_report_browser.sh <cnn-binary> <source-dir> <build-dir>
 CNN=$1; SRC=$2; BUILD=$3
-CHROMIUM=${CHROMIUM:-$(command -v chromium || command -v chromium-browser || true)}
-if [ -z "$CHROMIUM" ] || [ ! -x "$CHROMIUM" ]; then
-    echo "SKIP: Chromium is not installed (Debian: apt-get install chromium; tests/deps.sh installs it)"; exit 77
-fi
-command -v node > /dev/null || { echo "FAIL: Chromium is here but Node.js is not (tests/deps.sh installs it)"; exit 1; }
+. "$SRC/tests/lib/cli.sh"
+need_chromium
 PAGES=$BUILD/tests/report_pages
 [ -x "$PAGES" ] || { echo "FAIL: $PAGES is not built"; exit 1; }
-SHOTS=$BUILD/report-screenshots
-mkdir -p "$SHOTS"
-fail=0
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-cd "$T"
-python3 "$SRC/tests/syn_data.py" syn 700 200 || { echo "FAIL: could not write the synthetic data"; exit 1; }
+syn_data 700 200
 
 # a build without the WebAssembly module writes pages without the live panel
 LIVE=(); [ -f "$BUILD/cnn_live.wasm" ] || LIVE=(--no-live)

@@ -10,21 +10,11 @@
 # (Stopping by signals and resuming mid-epoch: cli_signals.sh.)
 # Usage: bash tests/cli_resume.sh <cnn-binary> <source-dir> <build-dir>
 CNN=$1; SRC=$2; BUILD=$3
-fail=0
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-cd "$T"
-python3 "$SRC/tests/syn_data.py" syn 700 200 || { echo "FAIL: could not write the synthetic data"; exit 1; }
-cat > net.txt <<'NET'
-input 1x28x28
-conv 8 3x3 pad=1
-batchnorm
-relu
-maxpool 2
-flatten
-dropout 0.2
-dense 10
-softmax
-NET
+. "$SRC/tests/lib/cli.sh"
+syn_data 700 200
+# a small net with state besides its weights: batchnorm statistics, and
+# dropout drawing from the model RNG
+cp "$SRC/tests/data/net_with_state.txt" net.txt
 
 # a constant schedule: 2 epochs then 2 more are the same run as 4 at once
 RUN=(--data syn --arch net.txt --batch 16 --val 100 --opt momentum --lr 0.02 --sched constant
@@ -77,13 +67,6 @@ grep -q "(the run wrote --history c.csv; this one does not: give the option to c
 
 # 4. refused: options that contradict the checkpoint (exit 2, naming both
 # values), fewer epochs than done (2), a model file instead of a checkpoint (1)
-expect() {
-    local code=$1 pat=$2; shift 3
-    "$@" > out.txt 2>&1; local rc=$?
-    if [ "$rc" != "$code" ] || ! grep -Eq -- "$pat" out.txt; then
-        echo "FAIL: '$*' exited $rc (expected $code) or lacks /$pat/"; sed 's/^/    /' out.txt | head; fail=1
-    fi
-}
 expect 2 "--lr 0.5 conflicts with the checkpoint, which was made with --lr 0.02" -- \
     "$CNN" train --resume a.safetensors.ckpt --lr 0.5 --out x.safetensors
 expect 2 "--test-limit 10 conflicts with the checkpoint, which was made with --test-limit 150" -- \

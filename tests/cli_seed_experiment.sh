@@ -4,12 +4,8 @@
 # a plausible accuracy (the seed reached 78%).
 # Usage: bash tests/cli_seed_experiment.sh <cnn-binary> <source-dir> <build-dir>
 CNN=$1; SRC=$2; BUILD=$3
-if ! ls "$SRC"/data/mnist/train-images* > /dev/null 2>&1; then
-    echo "SKIP: no MNIST in $SRC/data/mnist (run data/fetch.sh)"; exit 77
-fi
-fail=0
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-cd "$T"
+. "$SRC/tests/lib/cli.sh"
+need_data "$SRC/data/mnist" MNIST train-images
 # the script reads data/mnist of the current directory
 mkdir data && ln -s "$SRC/data/mnist" data/mnist
 start=$(date +%s.%N)

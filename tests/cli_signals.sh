@@ -13,21 +13,11 @@
 #     save of the same file removes.
 # Usage: bash tests/cli_signals.sh <cnn-binary> <source-dir> <build-dir>
 CNN=$1; SRC=$2; BUILD=$3
-fail=0
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-cd "$T"
-python3 "$SRC/tests/syn_data.py" syn 700 200 || { echo "FAIL: could not write the synthetic data"; exit 1; }
-cat > net.txt <<'NET'
-input 1x28x28
-conv 8 3x3 pad=1
-batchnorm
-relu
-maxpool 2
-flatten
-dropout 0.2
-dense 10
-softmax
-NET
+. "$SRC/tests/lib/cli.sh"
+syn_data 700 200
+# a small net with state besides its weights: batchnorm statistics, and
+# dropout drawing from the model RNG
+cp "$SRC/tests/data/net_with_state.txt" net.txt
 # 30 small epochs: long enough to be stopped in the middle on any machine
 RUN=(--data syn --arch net.txt --batch 4 --val 100 --opt momentum --lr 0.01 --augment --seed 5
      --threads 2 --test-limit 150 --epochs 30)

@@ -10,10 +10,8 @@
 # stopping are refused naming the field (exit 1).
 # Usage: bash tests/cli_train_fit.sh <cnn-binary> <source-dir> <build-dir>
 CNN=$1; SRC=$2; BUILD=$3
-fail=0
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-cd "$T"
-python3 "$SRC/tests/syn_data.py" syn 700 200 || { echo "FAIL: could not write the synthetic data"; exit 1; }
+. "$SRC/tests/lib/cli.sh"
+syn_data 700 200
 # random labels: nothing to learn, so the validation loss soon rises
 python3 - <<'PY' || { echo "FAIL: could not write the random-label data"; exit 1; }
 import os, random, struct
@@ -41,13 +39,6 @@ elif sys.argv[1] == "same-weights":
     tb = {k: v for k, v in hb.items() if k != "__metadata__"}
     sys.exit(0 if ta == tb and da == db else 1)
 PY
-expect() {
-    local code=$1 pat=$2; shift 3
-    "$@" > out.txt 2>&1; local rc=$?
-    if [ "$rc" != "$code" ] || ! grep -Eq -- "$pat" out.txt; then
-        echo "FAIL: '$*' exited $rc (expected $code) or lacks /$pat/"; sed 's/^/    /' out.txt | head; fail=1
-    fi
-}
 
 # 1. --val as a fraction: rounded to the nearest image, recorded as given
 SYN=(--data syn --arch simplecnn --epochs 1 --batch 32 --threads 2 --test-limit 20)

@@ -5,34 +5,10 @@
 # F1 and accuracy counted independently from its --predictions CSV.
 # Usage: bash tests/cli_train_synthetic.sh <cnn-binary> <source-dir> <build-dir>
 CNN=$1; SRC=$2; BUILD=$3
-fail=0
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-cd "$T"
+. "$SRC/tests/lib/cli.sh"
 
-# Ten classes: class k is a bright 6x6 square at one of ten places, jittered
-# by a pixel, on a noisy background. Training files raw, test files .gz.
-python3 - <<'PY' || { echo "FAIL: could not write the synthetic data"; exit 1; }
-import gzip, os, random, struct
-random.seed(7)
-def image(k):
-    px = bytearray(random.randrange(0, 40) for _ in range(28 * 28))
-    x0 = 1 + (k % 5) * 5 + random.randrange(-1, 2)
-    y0 = 4 + (k // 5) * 12 + random.randrange(-1, 2)
-    for y in range(y0, y0 + 6):
-        for x in range(max(0, x0), min(28, x0 + 6)):
-            px[y * 28 + x] = random.randrange(180, 256)
-    return bytes(px)
-def write(prefix, n, opener):
-    labels = [random.randrange(10) for _ in range(n)]
-    with opener(prefix + "-images-idx3-ubyte" + (".gz" if opener is gzip.open else ""), "wb") as f:
-        f.write(struct.pack(">IIII", 0x803, n, 28, 28))
-        for k in labels: f.write(image(k))
-    with opener(prefix + "-labels-idx1-ubyte" + (".gz" if opener is gzip.open else ""), "wb") as f:
-        f.write(struct.pack(">II", 0x801, n)); f.write(bytes(labels))
-os.mkdir("syn")
-write("syn/train", 1200, open)
-write("syn/t10k", 400, gzip.open)
-PY
+# the synthetic data set, the test files gzipped
+syn_data 1200 400 28 gz
 
 "$CNN" train --data syn --arch simplecnn --epochs 4 --batch 32 --val 200 --opt momentum --lr 0.02 \
     --threads 2 --out m.safetensors --history h.csv --plot p.svg > train.txt 2>&1

@@ -14,12 +14,10 @@
 # plain-cnn: the program of a build without MPI (default: the same program
 # started without mpirun, which takes the one-process path).
 CNN=$1; SRC=$2; BUILD=$3; PLAIN=${4:-$1}
+. "$SRC/tests/lib/cli.sh"
 command -v mpirun >/dev/null || { echo "SKIP: no mpirun"; exit 77; }
 MPIRUN=(mpirun --oversubscribe --allow-run-as-root)
-fail=0
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-cd "$T"
-python3 "$SRC/tests/syn_data.py" syn 700 150 || { echo "FAIL: could not write the synthetic data"; exit 1; }
+syn_data 700 150
 EQ=(python3 "$SRC/tests/tensors_equal.py")
 
 # the numbers an epoch line reports, without its times

@@ -131,31 +131,20 @@ TEST(Activation, ShapesNamesDescs)
         TestLayer t;
         ASSERT_TRUE(tu_make_layer(t, c.line, cnn_shape{3, 5, 4}, 2));
         cnn_layer *l = t.layer;
-        EXPECT_EQ(l->out.c, 3);
-        EXPECT_EQ(l->out.h, 5);
-        EXPECT_EQ(l->out.w, 4);
+        tu_expect_layer(l, cnn_shape{3, 5, 4}, c.kind, c.torch, c.desc);
         EXPECT_EQ(l->nparams, 0);
-        EXPECT_STREQ(l->ops->kind, c.kind);
-        EXPECT_STREQ(l->ops->torch, c.torch);
-        EXPECT_STREQ(l->desc, c.desc);
         EXPECT_GT(l->ops->flops(l), 0.0);
     }
 }
 
 TEST(Activation, ParseErrors)
 {
-    std::string msg;
     cnn_shape in{4, 1, 1};
-    EXPECT_EQ(tu_layer_error("relu 3", in, &msg), CNN_ERR_PARSE);
-    EXPECT_NE(msg.find("test:1: relu: unexpected word '3'"), std::string::npos) << msg;
-    EXPECT_EQ(tu_layer_error("softmax dim=0", in, &msg), CNN_ERR_PARSE);
-    EXPECT_NE(msg.find("test:1: softmax: unknown option 'dim=0'"), std::string::npos) << msg;
-    EXPECT_EQ(tu_layer_error("leaky_relu steep", in, &msg), CNN_ERR_PARSE);
-    EXPECT_NE(msg.find("test:1: leaky_relu: a slope must be a number"), std::string::npos) << msg;
-    EXPECT_EQ(tu_layer_error("leaky_relu alpha=x", in, &msg), CNN_ERR_PARSE);
-    EXPECT_NE(msg.find("alpha="), std::string::npos) << msg;
-    EXPECT_EQ(tu_layer_error("leaky_relu 0.1 0.2", in, &msg), CNN_ERR_PARSE);
-    EXPECT_NE(msg.find("unexpected word '0.2'"), std::string::npos) << msg;
+    tu_expect_parse_error("relu 3", in, "test:1: relu: unexpected word '3'");
+    tu_expect_parse_error("softmax dim=0", in, "test:1: softmax: unknown option 'dim=0'");
+    tu_expect_parse_error("leaky_relu steep", in, "test:1: leaky_relu: a slope must be a number");
+    tu_expect_parse_error("leaky_relu alpha=x", in, "alpha=");
+    tu_expect_parse_error("leaky_relu 0.1 0.2", in, "unexpected word '0.2'");
 }
 
 TEST(Activation, GradientCheck)

@@ -155,12 +155,7 @@ TEST(BatchNorm, ShapesNamesParams)
     TestLayer t2;
     ASSERT_TRUE(tu_make_layer(t2, "batchnorm", cnn_shape{16, 7, 5}, 2));
     cnn_layer *l = t2.layer;
-    EXPECT_EQ(l->out.c, 16);
-    EXPECT_EQ(l->out.h, 7);
-    EXPECT_EQ(l->out.w, 5);
-    EXPECT_STREQ(l->ops->kind, "batchnorm");
-    EXPECT_STREQ(l->ops->torch, "BatchNorm2d");
-    EXPECT_STREQ(l->desc, "batchnorm");
+    tu_expect_layer(l, cnn_shape{16, 7, 5}, "batchnorm", "BatchNorm2d", "batchnorm");
     ASSERT_EQ(l->nparams, 4);
     const char *names[4] = {"weight", "bias", "running_mean", "running_var"};
     const cnn_pinit inits[4] = {CNN_PINIT_ONE, CNN_PINIT_ZERO, CNN_PINIT_ZERO, CNN_PINIT_ONE};
@@ -183,16 +178,11 @@ TEST(BatchNorm, ShapesNamesParams)
 
 TEST(BatchNorm, ParseErrors)
 {
-    std::string msg;
     cnn_shape in{4, 3, 3};
-    EXPECT_EQ(tu_layer_error("batchnorm eps=0", in, &msg), CNN_ERR_PARSE);
-    EXPECT_NE(msg.find("test:1: batchnorm: eps= must be a number"), std::string::npos) << msg;
-    EXPECT_EQ(tu_layer_error("batchnorm momentum=1.5", in, &msg), CNN_ERR_PARSE);
-    EXPECT_NE(msg.find("momentum= must be a number from 0 to 1"), std::string::npos) << msg;
-    EXPECT_EQ(tu_layer_error("batchnorm 4", in, &msg), CNN_ERR_PARSE);
-    EXPECT_NE(msg.find("unexpected word '4'"), std::string::npos) << msg;
-    EXPECT_EQ(tu_layer_error("batchnorm affine=0", in, &msg), CNN_ERR_PARSE);
-    EXPECT_NE(msg.find("unknown option 'affine=0'"), std::string::npos) << msg;
+    tu_expect_parse_error("batchnorm eps=0", in, "test:1: batchnorm: eps= must be a number");
+    tu_expect_parse_error("batchnorm momentum=1.5", in, "momentum= must be a number from 0 to 1");
+    tu_expect_parse_error("batchnorm 4", in, "unexpected word '4'");
+    tu_expect_parse_error("batchnorm affine=0", in, "unknown option 'affine=0'");
 }
 
 TEST(BatchNorm, GradientCheck)

@@ -125,11 +125,7 @@ TEST(Conv, ShapesParamsAndDescription)
         TestLayer t;
         ASSERT_TRUE(tu_make_layer(t, c.line, c.in, 2)) << c.line;
         cnn_layer *l = t.layer;
-        EXPECT_EQ(l->out.c, c.out.c) << c.line;
-        EXPECT_EQ(l->out.h, c.out.h) << c.line;
-        EXPECT_EQ(l->out.w, c.out.w) << c.line;
-        EXPECT_STREQ(l->desc, c.desc);
-        EXPECT_STREQ(l->ops->torch, "Conv2d");
+        tu_expect_layer(l, c.out, "conv", "Conv2d", c.desc);
         const cnn_param &w = l->params[0];
         EXPECT_STREQ(w.name, "weight");
         ASSERT_EQ(w.ndim, 4);
@@ -176,10 +172,8 @@ TEST(Conv, ParseErrors)
         {"conv 4 3 7", {1, 8, 8}, "unexpected word '7'"},
     };
     for (auto &c : cases) {
-        std::string msg;
-        EXPECT_EQ(tu_layer_error(c.line, c.in, &msg), CNN_ERR_PARSE) << c.line;
-        EXPECT_NE(msg.find(c.want), std::string::npos) << c.line << " gave: " << msg;
-        EXPECT_NE(msg.find("test:1:"), std::string::npos) << msg;
+        tu_expect_parse_error(c.line, c.in, c.want);
+        tu_expect_parse_error(c.line, c.in, "test:1:");
     }
     /* reflect with pad equal to the input size is PyTorch's error too */
     std::string msg;
@@ -189,13 +183,7 @@ TEST(Conv, ParseErrors)
 
 /* ------------------------------------------------ numerical gradients */
 
-struct ConvCase {
-    const char *line;
-    cnn_shape in;
-    int n;
-};
-
-static const ConvCase kGradCases[] = {
+static const LayerCase kGradCases[] = {
     {"conv 3 3x3", {2, 5, 5}, 2},
     {"conv 2 3x3 stride=2 pad=1", {1, 7, 6}, 2},
     {"conv 4 2x3 stride=3x2 pad=2x1 bias=0", {3, 9, 7}, 1},
@@ -211,21 +199,14 @@ static const ConvCase kGradCases[] = {
 TEST(Conv, GradientsMatchNumerical)
 {
     for (cnn_kernels k : kBoth)
-        for (auto &c : kGradCases) {
-            TestLayer t;
-            ASSERT_TRUE(tu_make_layer(t, c.line, c.in, c.n, 11));
-            t.layer->kernels = k;
-            std::string where;
-            double e = tu_gradcheck_layer(t, c.n, 21, 1, 1e-2, &where);
-            EXPECT_LT(e, 2e-3) << c.line << " kernels " << k << " worst at " << where;
-        }
+        for (auto &c : kGradCases) tu_expect_gradients(c, k, 11, 21, 1e-2, 2e-3);
 }
 
 /* ------------------------------------------------ reference vs fast */
 
 TEST(Conv, ReferenceAndFastAgree)
 {
-    const ConvCase cases[] = {
+    const LayerCase cases[] = {
         {"conv 1 1", {1, 1, 1}, 1},
         {"conv 2 2", {1, 2, 3}, 3},
         {"conv 16 3x3 stride=2 pad=1", {1, 28, 28}, 8},
@@ -234,12 +215,7 @@ TEST(Conv, ReferenceAndFastAgree)
         {"conv 12 1", {9, 10, 10}, 6},
         {"conv 6 3 stride=3", {4, 20, 19}, 33},
     };
-    for (auto &c : cases) {
-        TestLayer t;
-        ASSERT_TRUE(tu_make_layer(t, c.line, c.in, c.n, 5));
-        std::string where;
-        EXPECT_LT(tu_ref_vs_fast(t, c.n, 8, 1, &where), 1e-5) << c.line << " at " << where;
-    }
+    for (auto &c : cases) tu_expect_ref_matches_fast(c, 5, 8, 1e-5);
 }
 
 TEST(Conv, ReferenceAndFastAgreeLarge)
@@ -273,7 +249,7 @@ static void ref_vs_fast_all_levels(const char *line, cnn_shape in, int n, uint64
 
 TEST(Conv, ReferenceAndFastAgreePresetShapes)
 {
-    const ConvCase cases[] = {
+    const LayerCase cases[] = {
         {"conv 6 5x5 pad=2", {1, 28, 28}, 9},          /* lenet5.conv1: dW by dot tiles */
         {"conv 16 5x5", {6, 14, 14}, 9},               /* lenet5.conv2: dW filters-in-lanes */
         {"conv 32 3x3", {1, 28, 28}, 5},               /* pytorchnet.conv1: two filter vectors */
@@ -285,7 +261,7 @@ TEST(Conv, ReferenceAndFastAgreePresetShapes)
 
 TEST(Conv, ReferenceAndFastAgreeEdgeShapes)
 {
-    const ConvCase cases[] = {
+    const LayerCase cases[] = {
         {"conv 17 1x3 pad=0x1", {2, 5, 9}, 3},          /* kh = 1: no dy margin rows */
         {"conv 3 3x1 pad=2x0 padmode=replicate", {2, 7, 5}, 3},
         {"conv 9 3 pad=1 padmode=reflect", {3, 23, 19}, 4}, /* dx folds the reflected border */
@@ -329,7 +305,7 @@ TEST(Conv, ReferenceAndFastAgreeRandomShapes)
 
 TEST(Conv, BitIdenticalAcrossThreadCounts)
 {
-    const ConvCase cases[] = {
+    const LayerCase cases[] = {
         {"conv 16 3x3 stride=2 pad=1", {1, 28, 28}, 64}, /* SimpleCNN, batch-parallel */
         {"conv 16 3 pad=1 padmode=reflect", {8, 14, 14}, 3}, /* small batch: GEMM-parallel */
         {"conv 32 3", {16, 12, 12}, 1},

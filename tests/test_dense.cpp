@@ -68,12 +68,7 @@ TEST(Dense, ShapesAndParams)
     TestLayer t;
     ASSERT_TRUE(tu_make_layer(t, "dense 10", flat(784), 4));
     cnn_layer *l = t.layer;
-    EXPECT_EQ(l->out.c, 10);
-    EXPECT_EQ(l->out.h, 1);
-    EXPECT_EQ(l->out.w, 1);
-    EXPECT_STREQ(l->ops->kind, "dense");
-    EXPECT_STREQ(l->ops->torch, "Linear");
-    EXPECT_STREQ(l->desc, "dense 10");
+    tu_expect_layer(l, flat(10), "dense", "Linear", "dense 10");
     ASSERT_EQ(l->nparams, 2);
     /* torch.nn.Linear's layout: weight (out, in) */
     EXPECT_STREQ(l->params[0].name, "weight");
@@ -96,20 +91,13 @@ TEST(Dense, ShapesAndParams)
 
 TEST(Dense, ParseErrors)
 {
-    std::string msg;
-    EXPECT_EQ(tu_layer_error("dense", flat(8), &msg), CNN_ERR_PARSE);
-    EXPECT_NE(msg.find("test:1: dense: expected an output size"), std::string::npos) << msg;
-    EXPECT_EQ(tu_layer_error("dense 0", flat(8), &msg), CNN_ERR_PARSE);
-    EXPECT_NE(msg.find("output size"), std::string::npos) << msg;
-    EXPECT_EQ(tu_layer_error("dense ten", flat(8), &msg), CNN_ERR_PARSE);
-    EXPECT_NE(msg.find("'ten'"), std::string::npos) << msg;
-    EXPECT_EQ(tu_layer_error("dense 4 bias=2", flat(8), &msg), CNN_ERR_PARSE);
-    EXPECT_NE(msg.find("bias="), std::string::npos) << msg;
-    EXPECT_EQ(tu_layer_error("dense 4 5", flat(8), &msg), CNN_ERR_PARSE);
-    EXPECT_NE(msg.find("unexpected word '5'"), std::string::npos) << msg;
-    EXPECT_EQ(tu_layer_error("dense 10", cnn_shape{16, 7, 7}, &msg), CNN_ERR_PARSE);
-    EXPECT_NE(msg.find("test:1: dense: needs a flat input (got 16x7x7)"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("'flatten'"), std::string::npos) << msg;
+    tu_expect_parse_error("dense", flat(8), "test:1: dense: expected an output size");
+    tu_expect_parse_error("dense 0", flat(8), "output size");
+    tu_expect_parse_error("dense ten", flat(8), "'ten'");
+    tu_expect_parse_error("dense 4 bias=2", flat(8), "bias=");
+    tu_expect_parse_error("dense 4 5", flat(8), "unexpected word '5'");
+    tu_expect_parse_error("dense 10", cnn_shape{16, 7, 7}, "test:1: dense: needs a flat input (got 16x7x7)");
+    tu_expect_parse_error("dense 10", cnn_shape{16, 7, 7}, "'flatten'");
 }
 
 TEST(Dense, GradientCheck)

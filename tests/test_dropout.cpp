@@ -114,32 +114,19 @@ TEST(Dropout, ShapesAndNames)
     TestLayer t;
     ASSERT_TRUE(tu_make_layer(t, "dropout 0.25", cnn_shape{8, 3, 3}, 2));
     cnn_layer *l = t.layer;
-    EXPECT_EQ(l->out.c, 8);
-    EXPECT_EQ(l->out.h, 3);
-    EXPECT_EQ(l->out.w, 3);
+    tu_expect_layer(l, cnn_shape{8, 3, 3}, "dropout", "Dropout", "dropout 0.25");
     EXPECT_EQ(l->nparams, 0);
-    EXPECT_STREQ(l->ops->kind, "dropout");
-    EXPECT_STREQ(l->ops->torch, "Dropout");
-    EXPECT_STREQ(l->desc, "dropout 0.25");
 }
 
 TEST(Dropout, ParseErrors)
 {
-    std::string msg;
     cnn_shape in{4, 1, 1};
-    EXPECT_EQ(tu_layer_error("dropout", in, &msg), CNN_ERR_PARSE);
-    EXPECT_NE(msg.find("test:1: dropout: expected a drop probability"), std::string::npos) << msg;
-    EXPECT_EQ(tu_layer_error("dropout 1", in, &msg), CNN_ERR_PARSE);
-    EXPECT_NE(msg.find("test:1: dropout: the drop probability must be below 1"), std::string::npos)
-        << msg;
-    EXPECT_EQ(tu_layer_error("dropout 1.5", in, &msg), CNN_ERR_PARSE);
-    EXPECT_NE(msg.find("'1.5'"), std::string::npos) << msg;
-    EXPECT_EQ(tu_layer_error("dropout -0.1", in, &msg), CNN_ERR_PARSE);
-    EXPECT_NE(msg.find("'-0.1'"), std::string::npos) << msg;
-    EXPECT_EQ(tu_layer_error("dropout half", in, &msg), CNN_ERR_PARSE);
-    EXPECT_NE(msg.find("'half'"), std::string::npos) << msg;
-    EXPECT_EQ(tu_layer_error("dropout 0.5 p=0.5", in, &msg), CNN_ERR_PARSE);
-    EXPECT_NE(msg.find("unknown option 'p=0.5'"), std::string::npos) << msg;
+    tu_expect_parse_error("dropout", in, "test:1: dropout: expected a drop probability");
+    tu_expect_parse_error("dropout 1", in, "test:1: dropout: the drop probability must be below 1");
+    tu_expect_parse_error("dropout 1.5", in, "'1.5'");
+    tu_expect_parse_error("dropout -0.1", in, "'-0.1'");
+    tu_expect_parse_error("dropout half", in, "'half'");
+    tu_expect_parse_error("dropout 0.5 p=0.5", in, "unknown option 'p=0.5'");
 }
 
 TEST(Dropout, GradientCheck)

@@ -271,15 +271,19 @@ Stats draw(cnn_init how, cnn_pinit kind, int fan_in, int fan_out, size_t n, uint
     return {mean, s2 / n - mean * mean, lo, hi};
 }
 
+/* n draws whose mean is 0 and variance var, as far as n draws can tell */
+void expect_normal(const Stats &s, double var, size_t n)
+{
+    EXPECT_NEAR(s.mean, 0.0, 4 * std::sqrt(var / n));
+    EXPECT_NEAR(s.var, var, 0.02 * var);
+}
+
 } // namespace
 
 TEST(Init, XavierNormalIsN0OneOverFanIn)
 {
     const size_t n = 200000;
-    Stats s = draw(CNN_INIT_XAVIER_NORMAL, CNN_PINIT_WEIGHT, 50, 10, n, 1);
-    double var = 1.0 / 50;
-    EXPECT_NEAR(s.mean, 0.0, 4 * std::sqrt(var / n));
-    EXPECT_NEAR(s.var, var, 0.02 * var);
+    expect_normal(draw(CNN_INIT_XAVIER_NORMAL, CNN_PINIT_WEIGHT, 50, 10, n, 1), 1.0 / 50, n);
 }
 
 TEST(Init, XavierUniformBoundsAndVariance)
@@ -298,10 +302,7 @@ TEST(Init, XavierUniformBoundsAndVariance)
 TEST(Init, HeNormalIsN0TwoOverFanIn)
 {
     const size_t n = 200000;
-    Stats s = draw(CNN_INIT_HE_NORMAL, CNN_PINIT_WEIGHT, 72, 16, n, 3);
-    double var = 2.0 / 72;
-    EXPECT_NEAR(s.mean, 0.0, 4 * std::sqrt(var / n));
-    EXPECT_NEAR(s.var, var, 0.02 * var);
+    expect_normal(draw(CNN_INIT_HE_NORMAL, CNN_PINIT_WEIGHT, 72, 16, n, 3), 2.0 / 72, n);
 }
 
 TEST(Init, ZeroAndOneIgnoreTheScheme)

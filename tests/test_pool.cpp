@@ -32,6 +32,21 @@ static Pass run(TestLayer &t, cnn_kernels k, const std::vector<float> &x,
 
 /* ------------------------------------------------------------ by hand */
 
+/* The pool of `line` over the 4x4 picture below on both kernel sets: its
+ * output is y and, for the output gradient dy, its input gradient dx. */
+static void by_hand(const char *line, const std::vector<float> &dy, const std::vector<float> &y,
+                    const std::vector<float> &dx)
+{
+    const std::vector<float> x = {1, 5, 2, 0, 6, -1, 8, 3, 0, 9, 7, 7, 2, 4, 7, 1};
+    for (cnn_kernels k : kBoth) {
+        TestLayer t;
+        ASSERT_TRUE(tu_make_layer(t, line, {1, 4, 4}, 1));
+        Pass r = run(t, k, x, dy, 1);
+        EXPECT_EQ(r.y, y) << line << " kernels " << k;
+        EXPECT_EQ(r.dx, dx) << line << " kernels " << k;
+    }
+}
+
 TEST(Pool, ByHandMaxpool4x4)
 {
     /*  1  5 | 2  0        y = 6 8      dy = 10 20   dx: 10 at the 6, 20 at the 8,
@@ -39,27 +54,14 @@ TEST(Pool, ByHandMaxpool4x4)
      *  ----------
      *  0  9 | 7  7   <- tie: the first 7 in scan order wins
      *  2  4 | 7  1 */
-    std::vector<float> x = {1, 5, 2, 0, 6, -1, 8, 3, 0, 9, 7, 7, 2, 4, 7, 1};
-    for (cnn_kernels k : kBoth) {
-        TestLayer t;
-        ASSERT_TRUE(tu_make_layer(t, "maxpool 2", {1, 4, 4}, 1));
-        Pass r = run(t, k, x, {10, 20, 30, 40}, 1);
-        EXPECT_EQ(r.y, (std::vector<float>{6, 8, 9, 7})) << k;
-        EXPECT_EQ(r.dx, (std::vector<float>{0, 0, 0, 0, 10, 0, 20, 0, 0, 30, 40, 0, 0, 0, 0, 0}))
-            << k;
-    }
+    by_hand("maxpool 2", {10, 20, 30, 40}, {6, 8, 9, 7},
+            {0, 0, 0, 0, 10, 0, 20, 0, 0, 30, 40, 0, 0, 0, 0, 0});
 }
 
 TEST(Pool, ByHandAvgpool4x4)
 {
-    std::vector<float> x = {1, 5, 2, 0, 6, -1, 8, 3, 0, 9, 7, 7, 2, 4, 7, 1};
-    for (cnn_kernels k : kBoth) {
-        TestLayer t;
-        ASSERT_TRUE(tu_make_layer(t, "avgpool 2", {1, 4, 4}, 1));
-        Pass r = run(t, k, x, {4, 8, 12, 16}, 1);
-        EXPECT_EQ(r.y, (std::vector<float>{2.75f, 3.25f, 3.75f, 5.5f})) << k;
-        EXPECT_EQ(r.dx, (std::vector<float>{1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4})) << k;
-    }
+    by_hand("avgpool 2", {4, 8, 12, 16}, {2.75f, 3.25f, 3.75f, 5.5f},
+            {1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4});
 }
 
 TEST(Pool, ByHandOverlappingPadded)
@@ -114,11 +116,7 @@ TEST(Pool, ShapesAndDescription)
         TestLayer t;
         ASSERT_TRUE(tu_make_layer(t, c.line, c.in, 2)) << c.line;
         cnn_layer *l = t.layer;
-        EXPECT_EQ(l->out.c, c.out.c) << c.line;
-        EXPECT_EQ(l->out.h, c.out.h) << c.line;
-        EXPECT_EQ(l->out.w, c.out.w) << c.line;
-        EXPECT_STREQ(l->desc, c.desc);
-        EXPECT_STREQ(l->ops->torch, c.torch);
+        tu_expect_layer(l, c.out, nullptr, c.torch, c.desc);
         EXPECT_EQ(l->nparams, 0);
         EXPECT_DOUBLE_EQ(l->ops->flops(l), (double)c.kh * c.kw * c.out.c * c.out.h * c.out.w)
             << c.line;
@@ -141,22 +139,12 @@ TEST(Pool, ParseErrors)
         {"maxpool 3", {1, 2, 2}, "test:1: maxpool: output would be 0x0 for input 1x2x2"},
         {"avgpool 2 padmode=zero", {1, 8, 8}, "unknown option 'padmode=zero'"},
     };
-    for (auto &c : cases) {
-        std::string msg;
-        EXPECT_EQ(tu_layer_error(c.line, c.in, &msg), CNN_ERR_PARSE) << c.line;
-        EXPECT_NE(msg.find(c.want), std::string::npos) << c.line << " gave: " << msg;
-    }
+    for (auto &c : cases) tu_expect_parse_error(c.line, c.in, c.want);
 }
 
 /* ------------------------------------------------ numerical gradients */
 
-struct PoolCase {
-    const char *line;
-    cnn_shape in;
-    int n;
-};
-
-static const PoolCase kCases[] = {
+static const LayerCase kCases[] = {
     {"maxpool 2", {2, 6, 6}, 2},
     {"maxpool 2", {1, 7, 5}, 2},
     {"maxpool 3 stride=2 pad=1", {2, 7, 6}, 2},
@@ -172,31 +160,19 @@ TEST(Pool, GradientsMatchNumerical)
 {
     /* eps small enough that no probe moves a window's arg-max on these seeds */
     for (cnn_kernels k : kBoth)
-        for (auto &c : kCases) {
-            TestLayer t;
-            ASSERT_TRUE(tu_make_layer(t, c.line, c.in, c.n));
-            t.layer->kernels = k;
-            std::string where;
-            double e = tu_gradcheck_layer(t, c.n, 31, 1, 1e-3, &where);
-            EXPECT_LT(e, 2e-3) << c.line << " kernels " << k << " at " << where;
-        }
+        for (auto &c : kCases) tu_expect_gradients(c, k, 1, 31, 1e-3, 2e-3);
 }
 
 /* ------------------------------------------------ reference vs fast */
 
 TEST(Pool, ReferenceAndFastAgree)
 {
-    std::vector<PoolCase> cases(std::begin(kCases), std::end(kCases));
+    std::vector<LayerCase> cases(std::begin(kCases), std::end(kCases));
     cases.push_back({"maxpool 2", {16, 14, 14}, 64});
     cases.push_back({"avgpool 2", {32, 28, 28}, 16});
     cases.push_back({"maxpool 3 stride=2 pad=1", {8, 27, 27}, 12});
     cases.push_back({"maxpool 1", {1, 1, 1}, 1});
-    for (auto &c : cases) {
-        TestLayer t;
-        ASSERT_TRUE(tu_make_layer(t, c.line, c.in, c.n));
-        std::string where;
-        EXPECT_LT(tu_ref_vs_fast(t, c.n, 4, 1, &where), 1e-6) << c.line << " at " << where;
-    }
+    for (auto &c : cases) tu_expect_ref_matches_fast(c, 1, 4, 1e-6);
 }
 
 TEST(Pool, BitIdenticalAcrossThreadCounts)

@@ -84,6 +84,19 @@ void train_steps(cnn_model *m, int steps, int n, uint64_t seed)
     }
 }
 
+// A model of kArch for batches of n, with an optimizer of kind at lr,
+// trained `steps` steps on batches drawn from seed.
+cnn_model *trained(cnn_opt_kind kind, float lr, int n, int steps, uint64_t seed)
+{
+    cnn_model *m = build(kArch, n);
+    if (!m) return nullptr;
+    cnn_optim_config oc = cnn_optim_defaults(kind);
+    oc.lr = lr;
+    EXPECT_EQ(cnn_model_set_optimizer(m, &oc), CNN_OK) << cnn_errmsg();
+    train_steps(m, steps, n, seed);
+    return m;
+}
+
 std::vector<float> all_weights(cnn_model *m)
 {
     std::vector<float> w;
@@ -159,12 +172,8 @@ bool has_tmp_file(const std::string &dir)
 TEST_F(Safetensors, RoundTripKeepsTensorsMetadataAndOutputs)
 {
     const int n = 6;
-    cnn_model *a = build(kArch, n);
+    cnn_model *a = trained(CNN_OPT_SGD, 0.05f, n, 3, 11);
     ASSERT_NE(a, nullptr);
-    cnn_optim_config oc = cnn_optim_defaults(CNN_OPT_SGD);
-    oc.lr = 0.05f;
-    ASSERT_EQ(cnn_model_set_optimizer(a, &oc), CNN_OK);
-    train_steps(a, 3, n, 11);
     ASSERT_EQ(cnn_model_set_meta(a, "classes", "a,b,c,d,e"), CNN_OK);
     ASSERT_EQ(cnn_model_set_meta(a, "norm_mean", "0.1307"), CNN_OK);
     ASSERT_EQ(cnn_model_set_meta(a, "note", "quotes \" and\nnewlines \\ survive"), CNN_OK);
@@ -265,11 +274,8 @@ TEST_F(Safetensors, CheckpointReloadedAndResavedKeepsState)
     // A checkpoint loaded and saved again before any optimizer is attached
     // must not lose the state it carries.
     const int n = 4;
-    cnn_model *a = build(kArch, n);
-    cnn_optim_config oc = cnn_optim_defaults(CNN_OPT_ADAM);
-    oc.lr = 0.01f;
-    ASSERT_EQ(cnn_model_set_optimizer(a, &oc), CNN_OK);
-    train_steps(a, 2, n, 5);
+    cnn_model *a = trained(CNN_OPT_ADAM, 0.01f, n, 2, 5);
+    ASSERT_NE(a, nullptr);
     const std::string p1 = path("c1.safetensors"), p2 = path("c2.safetensors");
     ASSERT_EQ(cnn_model_save(a, p1.c_str(), 1), CNN_OK);
     cnn_model *b = nullptr;
@@ -278,6 +284,72 @@ TEST_F(Safetensors, CheckpointReloadedAndResavedKeepsState)
     EXPECT_EQ(read_all(p1), read_all(p2));
     cnn_model_free(a);
     cnn_model_free(b);
+}
+
+// What the optimizer keeps is allocated only when its kind uses it: plain
+// SGD no moments, momentum one array, Adam two (a batch of 5 runs unsharded,
+// so setting the optimizer allocates nothing else).
+TEST_F(Safetensors, OptimizerStateIsAllocatedOnlyWhereUsed)
+{
+    const int n = 5;
+    size_t grew[3];
+    const cnn_opt_kind kinds[3] = {CNN_OPT_SGD, CNN_OPT_MOMENTUM, CNN_OPT_ADAM};
+    for (int k = 0; k < 3; k++) {
+        cnn_model *m = build(kArch, n);
+        ASSERT_NE(m, nullptr);
+        const size_t before = cnn_memory_used();
+        cnn_optim_config oc = cnn_optim_defaults(kinds[k]);
+        ASSERT_EQ(cnn_model_set_optimizer(m, &oc), CNN_OK) << cnn_errmsg();
+        grew[k] = cnn_memory_used() - before;
+        cnn_model_free(m);
+    }
+    EXPECT_EQ(grew[0], 0u) << "plain SGD keeps no state";
+    EXPECT_GT(grew[1], 0u);
+    EXPECT_EQ(grew[2], 2 * grew[1]) << "Adam keeps two arrays, momentum one";
+}
+
+// A checkpoint's moments load straight into the arrays the optimizer uses:
+// loading allocates what the live optimizer held (nothing for plain SGD),
+// taking the optimizer over allocates nothing more, and the resumed steps
+// give the same bits as the original run.
+TEST_F(Safetensors, CheckpointStateLoadsWhereTheOptimizerReadsIt)
+{
+    const int n = 5;
+    for (cnn_opt_kind kind : {CNN_OPT_SGD, CNN_OPT_NESTEROV, CNN_OPT_ADAMW}) {
+        SCOPED_TRACE(cnn_optim_name(kind));
+        cnn_model *a = build(kArch, n);
+        ASSERT_NE(a, nullptr);
+        cnn_optim_config oc = cnn_optim_defaults(kind);
+        oc.lr = 0.01f;
+        const size_t no_state = cnn_memory_used();
+        ASSERT_EQ(cnn_model_set_optimizer(a, &oc), CNN_OK);
+        const size_t state = cnn_memory_used() - no_state;
+        train_steps(a, 2, n, 300);
+        const std::string ckpt = path("state.safetensors"), weights = path("weights.safetensors");
+        ASSERT_EQ(cnn_model_save(a, ckpt.c_str(), 1), CNN_OK) << cnn_errmsg();
+        ASSERT_EQ(cnn_model_save(a, weights.c_str(), 0), CNN_OK) << cnn_errmsg();
+        train_steps(a, 3, n, 400);
+
+        size_t before = cnn_memory_used();
+        cnn_model *w = nullptr;
+        ASSERT_EQ(cnn_model_load(weights.c_str(), &w), CNN_OK) << cnn_errmsg();
+        const size_t weights_only = cnn_memory_used() - before;
+        cnn_model_free(w);
+
+        before = cnn_memory_used();
+        cnn_model *b = nullptr;
+        ASSERT_EQ(cnn_model_load(ckpt.c_str(), &b), CNN_OK) << cnn_errmsg();
+        EXPECT_EQ(cnn_memory_used() - before, weights_only + state);
+        if (kind == CNN_OPT_SGD) EXPECT_EQ(state, 0u);
+        ASSERT_EQ(cnn_model_set_batch(b, n), CNN_OK);
+        const size_t set_up = cnn_memory_used();
+        ASSERT_EQ(cnn_model_set_optimizer(b, &oc), CNN_OK);
+        EXPECT_EQ(cnn_memory_used(), set_up) << "the loaded state is used where it is";
+        train_steps(b, 3, n, 400);
+        EXPECT_EQ(all_weights(a), all_weights(b));
+        cnn_model_free(a);
+        cnn_model_free(b);
+    }
 }
 
 // ------------------------------------------------------------ load_weights
@@ -589,12 +661,8 @@ TEST_F(Safetensors, PyTorchLoadsStrictAndAgrees)
     if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0)
         GTEST_SKIP() << "/usr/bin/python3 cannot import torch";
     const int n = 8;
-    cnn_model *m = build(kArch, n);
+    cnn_model *m = trained(CNN_OPT_SGD, 0.05f, n, 4, 31);
     ASSERT_NE(m, nullptr);
-    cnn_optim_config oc = cnn_optim_defaults(CNN_OPT_SGD);
-    oc.lr = 0.05f;
-    ASSERT_EQ(cnn_model_set_optimizer(m, &oc), CNN_OK);
-    train_steps(m, 4, n, 31);
     // the running statistics must be non-trivial for the check to mean much
     cnn_tensor rv;
     ASSERT_EQ(cnn_model_tensor(m, 5, &rv), CNN_OK);

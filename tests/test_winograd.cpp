@@ -346,12 +346,6 @@ TEST(Winograd, WeightGradientMatchesDoublePrecision)
 
 /* ------------------------------------------- through the conv layer */
 
-struct LayerCase {
-    const char *line;
-    cnn_shape in;
-    int n;
-};
-
 /* Layers the fast kernel runs by Winograd at every SIMD level (3x3,
  * stride 1, C >= 8, and F > 32 or C >= 16 so the AVX-512 shifted planes
  * do not take the forward), and some it runs by Winograd only off AVX-512
@@ -378,11 +372,8 @@ TEST(Winograd, ConvLayerFastMatchesReference)
 {
     for (const LayerCase &c : kLayers)
         each_level([&] {
-            TestLayer t;
-            ASSERT_TRUE(tu_make_layer(t, c.line, c.in, c.n, 17));
-            std::string where;
-            EXPECT_LT(tu_ref_vs_fast(t, c.n, 5, 1, &where), kWinoMaxErr)
-                << c.line << " simd " << cnn_simd_name() << " at " << where;
+            SCOPED_TRACE(cnn_simd_name());
+            tu_expect_ref_matches_fast(c, 17, 5, kWinoMaxErr);
         });
 }
 
@@ -460,14 +451,7 @@ TEST(Winograd, ConvLayerGradientsMatchNumerical)
         {"conv 34 3", {9, 6, 5}, 1},
         {"conv 33 3 pad=2 bias=0", {8, 3, 4}, 1},
     };
-    for (const LayerCase &c : cases) {
-        TestLayer t;
-        ASSERT_TRUE(tu_make_layer(t, c.line, c.in, c.n, 12));
-        t.layer->kernels = CNN_KERNELS_FAST;
-        std::string where;
-        double e = tu_gradcheck_layer(t, c.n, 22, 1, 1e-2, &where);
-        EXPECT_LT(e, 2e-3) << c.line << " worst at " << where;
-    }
+    for (const LayerCase &c : cases) tu_expect_gradients(c, CNN_KERNELS_FAST, 12, 22, 1e-2, 2e-3);
 }
 
 TEST(Winograd, NewWeightsAreUsed)

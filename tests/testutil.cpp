@@ -192,3 +192,63 @@ double tu_ref_vs_fast(TestLayer &t, int n, uint64_t seed, int train, std::string
     }
     return worst;
 }
+
+void tu_expect_mnist_like(const std::vector<uint8_t> &o, double centre_tol)
+{
+    ASSERT_EQ(o.size(), 784u);
+    int x0 = 28, x1 = -1, y0 = 28, y1 = -1, peak = 0;
+    double m = 0, mx = 0, my = 0;
+    for (int y = 0; y < 28; y++)
+        for (int x = 0; x < 28; x++) {
+            int v = o[y * 28 + x];
+            peak = std::max(peak, v);
+            if (!v) continue;
+            x0 = std::min(x0, x), x1 = std::max(x1, x);
+            y0 = std::min(y0, y), y1 = std::max(y1, y);
+            m += v, mx += (double)x * v, my += (double)y * v;
+        }
+    ASSERT_GT(m, 0) << "no ink in the output";
+    EXPECT_EQ(peak, 255);
+    EXPECT_LE(x1 - x0 + 1, 20);
+    EXPECT_LE(y1 - y0 + 1, 20);
+    EXPECT_GE(std::max(x1 - x0, y1 - y0) + 1, 19);
+    EXPECT_NEAR(mx / m, 14.0, centre_tol);
+    EXPECT_NEAR(my / m, 14.0, centre_tol);
+}
+
+void tu_expect_gradients(const LayerCase &c, cnn_kernels k, uint64_t init_seed, uint64_t seed,
+                         double eps, double tol)
+{
+    TestLayer t;
+    ASSERT_TRUE(tu_make_layer(t, c.line, c.in, c.n, init_seed)) << c.line;
+    t.layer->kernels = k;
+    std::string where;
+    double e = tu_gradcheck_layer(t, c.n, seed, 1, eps, &where);
+    EXPECT_LT(e, tol) << c.line << " kernels " << k << " worst at " << where;
+}
+
+void tu_expect_ref_matches_fast(const LayerCase &c, uint64_t init_seed, uint64_t seed, double tol)
+{
+    TestLayer t;
+    ASSERT_TRUE(tu_make_layer(t, c.line, c.in, c.n, init_seed)) << c.line;
+    std::string where;
+    EXPECT_LT(tu_ref_vs_fast(t, c.n, seed, 1, &where), tol) << c.line << " at " << where;
+}
+
+void tu_expect_parse_error(const std::string &line, cnn_shape in, const std::string &part)
+{
+    std::string msg;
+    EXPECT_EQ(tu_layer_error(line, in, &msg), CNN_ERR_PARSE) << line;
+    EXPECT_NE(msg.find(part), std::string::npos) << line << " gave: " << msg;
+}
+
+void tu_expect_layer(const cnn_layer *l, cnn_shape out, const char *kind, const char *torch,
+                     const char *desc)
+{
+    EXPECT_EQ(l->out.c, out.c) << desc;
+    EXPECT_EQ(l->out.h, out.h) << desc;
+    EXPECT_EQ(l->out.w, out.w) << desc;
+    if (kind) EXPECT_STREQ(l->ops->kind, kind);
+    EXPECT_STREQ(l->ops->torch, torch);
+    EXPECT_STREQ(l->desc, desc);
+}

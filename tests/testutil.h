@@ -46,8 +46,15 @@ struct TestLayer {
 };
 bool tu_make_layer(TestLayer &t, const std::string &line, cnn_shape in, int max_batch,
                    uint64_t seed = 1, float scale = 0.5f);
+/* Expect layer l to have output shape out, the kind (NULL: not checked),
+ * the torch.nn module name and the description given. */
+void tu_expect_layer(const cnn_layer *l, cnn_shape out, const char *kind, const char *torch,
+                     const char *desc);
 /* The status and message of building a layer that should fail. */
 cnn_status tu_layer_error(const std::string &line, cnn_shape in, std::string *msg);
+/* Expect building the layer of `line` on input `in` to fail with
+ * CNN_ERR_PARSE and a message that contains `part`. */
+void tu_expect_parse_error(const std::string &line, cnn_shape in, const std::string &part);
 
 /* Restores the thread count and the SIMD level it found, when it goes:
  * for tests that change either. */
@@ -83,5 +90,27 @@ double tu_gradcheck_layer(TestLayer &t, int n, uint64_t seed, int train = 1,
  * every parameter gradient (and say where). */
 double tu_ref_vs_fast(TestLayer &t, int n, uint64_t seed, int train = 1,
                       std::string *where = nullptr);
+
+/* One case of a layer's tests: its line, input shape and batch size. */
+struct LayerCase {
+    const char *line;
+    cnn_shape in;
+    int n;
+};
+/* Expect the layer of case c (weights drawn from init_seed) on kernels k to
+ * pass the numerical gradient check (tu_gradcheck_layer with eps on a batch
+ * drawn from seed) within tol. */
+void tu_expect_gradients(const LayerCase &c, cnn_kernels k, uint64_t init_seed, uint64_t seed,
+                         double eps, double tol);
+/* Expect the fast kernels of case c's layer (weights drawn from init_seed)
+ * to agree with the reference within tol (tu_ref_vs_fast on a batch drawn
+ * from seed). */
+void tu_expect_ref_matches_fast(const LayerCase &c, uint64_t init_seed, uint64_t seed, double tol);
+
+/* Expect a 28x28 grey picture laid out like an MNIST digit: ink bright
+ * (peak 255) on black, inside 20x20 with the longer side 19 or 20 (an edge
+ * may round to 0 in bytes), its centre of mass within centre_tol pixels of
+ * (14, 14). */
+void tu_expect_mnist_like(const std::vector<uint8_t> &o, double centre_tol);
 
 #endif

@@ -205,6 +205,14 @@ int cli_parse(const char *cmd, int argc, char **argv, cli_opt *opts, char **pos,
     return CLI_OK;
 }
 
+int cli_parse_or_help(const char *cmd, int argc, char **argv, cli_opt *opts, char **pos,
+                      int max_pos, int *npos, const char *synopsis, const char *about)
+{
+    int rc = cli_parse(cmd, argc, argv, opts, pos, max_pos, npos);
+    if (rc < 0) cli_print_help(stdout, cmd, synopsis, about, opts);
+    return rc;
+}
+
 void cli_print_help(FILE *f, const char *cmd, const char *synopsis, const char *about,
                     const cli_opt *opts)
 {

@@ -127,35 +127,35 @@ void cli_ckpt_state_free(cli_ckpt_state *st)
     memset(st, 0, sizeof *st);
 }
 
-/* "epoch,lr,train_loss,train_acc,val_loss,val_acc;..." in full precision
- * (the wall times are kept apart: they would make two identical runs'
- * model files differ). */
-static char *history_text(const cli_ckpt_state *st)
+/* One row of the history text: "epoch,lr,train_loss,train_acc,val_loss,val_acc"
+ * in full precision (the wall times are kept apart: they would make two
+ * identical runs' model files differ). */
+static int history_row(char *s, size_t cap, const cli_epoch_row *r)
 {
-    size_t cap = 16 + (size_t)st->nrows * 160;
+    return snprintf(s, cap, "%d,%.9g,%.17g,%.17g,%.17g,%.17g", r->epoch, r->lr, r->train_loss,
+                    r->train_acc, r->val_loss, r->val_acc);
+}
+
+/* One row's wall time. */
+static int seconds_row(char *s, size_t cap, const cli_epoch_row *r)
+{
+    return snprintf(s, cap, "%.17g", r->seconds);
+}
+
+/* Every row of st written by row (at most per_row bytes each), joined by
+ * sep; NULL when out of memory. */
+static char *rows_text(const cli_ckpt_state *st, size_t per_row, const char *sep,
+                       int (*row)(char *, size_t, const cli_epoch_row *))
+{
+    size_t cap = 16 + (size_t)st->nrows * per_row;
     char *s = malloc(cap);
     if (!s) return NULL;
     size_t used = 0;
     s[0] = '\0';
     for (int i = 0; i < st->nrows; i++) {
-        const cli_epoch_row *r = &st->rows[i];
-        used += (size_t)snprintf(s + used, cap - used, "%s%d,%.9g,%.17g,%.17g,%.17g,%.17g",
-                                 i ? ";" : "", r->epoch, r->lr, r->train_loss, r->train_acc,
-                                 r->val_loss, r->val_acc);
+        if (i) used += (size_t)snprintf(s + used, cap - used, "%s", sep);
+        used += (size_t)row(s + used, cap - used, &st->rows[i]);
     }
-    return s;
-}
-
-/* "s1,s2,...": each finished epoch's wall time. */
-static char *seconds_text(const cli_ckpt_state *st)
-{
-    size_t cap = 16 + (size_t)st->nrows * 32;
-    char *s = malloc(cap);
-    if (!s) return NULL;
-    size_t used = 0;
-    s[0] = '\0';
-    for (int i = 0; i < st->nrows; i++)
-        used += (size_t)snprintf(s + used, cap - used, "%s%.17g", i ? "," : "", st->rows[i].seconds);
     return s;
 }
 
@@ -369,11 +369,11 @@ int cli_ckpt_state_write(cli_meta_set set, void *ctx, const cli_ckpt_state *st, 
     rc |= set(ctx, K_CORRECT, buf);
     snprintf(buf, sizeof buf, "%ld", st->seen);
     rc |= set(ctx, K_SEEN, buf);
-    char *h = history_text(st);
+    char *h = rows_text(st, 160, ";", history_row);
     rc |= h ? set(ctx, K_HISTORY, h) : -1;
     free(h);
     if (checkpoint) {
-        char *s = seconds_text(st);
+        char *s = rows_text(st, 32, ",", seconds_row);
         rc |= s ? set(ctx, K_SECONDS, s) : -1;
         free(s);
         snprintf(buf, sizeof buf, "%.17g", st->epoch_seconds);

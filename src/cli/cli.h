@@ -73,6 +73,10 @@ typedef struct {
  * printing the message, or -1 if --help was printed (exit 0). */
 int cli_parse(const char *cmd, int argc, char **argv, cli_opt *opts, char **pos, int max_pos,
               int *npos);
+/* cli_parse for a command: on --help its help (cli_print_help with
+ * synopsis and about) is printed to stdout and -1 returned (exit 0). */
+int cli_parse_or_help(const char *cmd, int argc, char **argv, cli_opt *opts, char **pos,
+                      int max_pos, int *npos, const char *synopsis, const char *about);
 /* Print "Usage: cnn <cmd> <synopsis>", the description and every option
  * with its default. */
 void cli_print_help(FILE *f, const char *cmd, const char *synopsis, const char *about,

@@ -106,6 +106,17 @@ static void warn_line(void *ctx, const char *msg)
     fprintf(stderr, "cnn %s: warning: %s (skipped; --strict refuses it)\n", (const char *)ctx, msg);
 }
 
+/* What a store shows of the data it holds (an IDX split's or a cache's):
+ * where it came from, the image shape, the labels, the images (NULL: read
+ * from the cache file) and the number of classes. */
+static void store_view(cli_store *s, const char *where, int n, int c, int h, int w,
+                       const uint8_t *labels, const uint8_t *images, int classes)
+{
+    snprintf(s->where, sizeof s->where, "%s", where);
+    s->n = n, s->c = c, s->h = h, s->w = w;
+    s->labels = labels, s->images = images, s->classes = classes;
+}
+
 /* An IDX split into a store. IDX files hold tensors, not pictures: their
  * shape must be the model's input. */
 static int store_idx(const char *cmd, const char *dir, int test, const cli_data_opts *o,
@@ -120,14 +131,7 @@ static int store_idx(const char *cmd, const char *dir, int test, const cli_data_
     if (d->c != o->c || d->h != o->h || d->w != o->w)
         return cli_error(cmd, "the model takes %dx%dx%d images but the %s split in %s holds %dx%dx%d",
                          o->c, o->h, o->w, test ? "test" : "training", dir, d->c, d->h, d->w);
-    snprintf(s->where, sizeof s->where, "%s", dir);
-    s->n = d->n;
-    s->c = d->c;
-    s->h = d->h;
-    s->w = d->w;
-    s->labels = d->labels;
-    s->images = d->images;
-    s->classes = d->classes;
+    store_view(s, dir, d->n, d->c, d->h, d->w, d->labels, d->images, d->classes);
     return CLI_OK;
 }
 
@@ -157,14 +161,7 @@ static int store_cached(const char *cmd, const char *path, const char *kind, con
     if (strcmp(kind, "cache") == 0 && (c->c != o->c || c->h != o->h || c->w != o->w))
         return cli_error(cmd, "%s: holds %dx%dx%d images but the model takes %dx%dx%d", path, c->c,
                          c->h, c->w, o->c, o->h, o->w);
-    snprintf(s->where, sizeof s->where, "%s", path);
-    s->n = c->n;
-    s->c = c->c;
-    s->h = c->h;
-    s->w = c->w;
-    s->labels = c->labels;
-    s->images = c->images;
-    s->classes = c->classes;
+    store_view(s, path, c->n, c->c, c->h, c->w, c->labels, c->images, c->classes);
     if (!c->images && !(s->scratch = malloc((size_t)c->c * c->h * c->w)))
         return cli_error(cmd, "out of memory");
     if (!o->quiet && strcmp(kind, "cache") != 0) {

@@ -36,16 +36,12 @@ int cli_eval(int argc, char **argv)
     eval_cfg c;
     cli_opt opts[EVAL_NOPTS + 1];
     cli_eval_options(&c, opts);
-    int rc = cli_parse(cmd, argc, argv, opts, NULL, 0, NULL);
-    if (rc < 0) {
-        cli_print_help(stdout, cmd, "--model FILE [options]",
-                       "Print the classification report (precision, recall, F1-score and support "
-                       "per class,\naccuracy, macro and weighted averages) and the confusion matrix "
-                       "of a model on a test set.",
-                       opts);
-        return CLI_OK;
-    }
-    if (rc) return rc;
+    int rc = cli_parse_or_help(cmd, argc, argv, opts, NULL, 0, NULL,
+        "--model FILE [options]",
+        "Print the classification report (precision, recall, F1-score and support "
+        "per class,\naccuracy, macro and weighted averages) and the confusion matrix "
+        "of a model on a test set.");
+    if (rc) return rc < 0 ? CLI_OK : rc;
     const char *model = c.model, *dataset = c.dataset, *data = c.data, *preds = c.preds;
     const char *kernels = c.kernels, *mem_limit = c.mem_limit, *cache_dir = c.cache_dir;
     int test_limit = c.test_limit, threads = c.threads, batch = c.batch, strict = c.strict;

@@ -113,16 +113,12 @@ int cli_info(int argc, char **argv)
     info_cfg c;
     cli_opt opts[INFO_NOPTS + 1];
     cli_info_options(&c, opts);
-    int rc = cli_parse(cmd, argc, argv, opts, NULL, 0, NULL);
-    if (rc < 0) {
-        cli_print_help(stdout, cmd, "--arch NAME|FILE | --model FILE",
-                       "Print the layer table of an architecture or a model: output shape, "
-                       "parameters and\nforward FLOPs per image of each layer, the totals, and the "
-                       "matching torch.nn module.",
-                       opts);
-        return CLI_OK;
-    }
-    if (rc) return rc;
+    int rc = cli_parse_or_help(cmd, argc, argv, opts, NULL, 0, NULL,
+        "--arch NAME|FILE | --model FILE",
+        "Print the layer table of an architecture or a model: output shape, "
+        "parameters and\nforward FLOPs per image of each layer, the totals, and the "
+        "matching torch.nn module.");
+    if (rc) return rc < 0 ? CLI_OK : rc;
     const char *arch = c.arch, *model = c.model;
     if (!!arch == !!model) return cli_usage_error(cmd, "give exactly one of --arch and --model");
     cli_set_mem_limit(cmd, NULL);

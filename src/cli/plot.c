@@ -158,19 +158,15 @@ cnn_status cli_history_csv(const char *path, const cli_epoch_row *rows, int n)
     if (st != CNN_OK) return st;
     FILE *f = o.f;
     fprintf(f, "epoch,lr,train_loss,train_acc,val_loss,val_acc,seconds\n");
+    static const char *const formats[] = {"%.6g", "%.6f", "%.4f", "%.6f", "%.4f", "%.3f"};
     for (int i = 0; i < n; i++) {
-        fprintf(f, "%d,", rows[i].epoch);
-        csv_num(f, rows[i].lr, "%.6g");
-        fputc(',', f);
-        csv_num(f, rows[i].train_loss, "%.6f");
-        fputc(',', f);
-        csv_num(f, rows[i].train_acc, "%.4f");
-        fputc(',', f);
-        csv_num(f, rows[i].val_loss, "%.6f");
-        fputc(',', f);
-        csv_num(f, rows[i].val_acc, "%.4f");
-        fputc(',', f);
-        csv_num(f, rows[i].seconds, "%.3f");
+        const cli_epoch_row *r = &rows[i];
+        const double v[] = {r->lr, r->train_loss, r->train_acc, r->val_loss, r->val_acc, r->seconds};
+        fprintf(f, "%d", r->epoch);
+        for (int j = 0; j < 6; j++) {
+            fputc(',', f);
+            csv_num(f, v[j], formats[j]);
+        }
         fputc('\n', f);
     }
     return cnn_out_commit(&o);

@@ -50,26 +50,22 @@ int cli_predict(int argc, char **argv)
     cli_predict_options(&c, opts);
     char *files[CLI_PREDICT_MAX_IMAGES];
     int nfiles = 0;
-    int rc = cli_parse(cmd, argc, argv, opts, files, CLI_PREDICT_MAX_IMAGES, &nfiles);
-    if (rc < 0) {
-        cli_print_help(stdout, cmd, "--model FILE [options] IMAGE...",
-                       "Classify PNG, JPEG, BMP, GIF or PGM/PPM images. Each is turned upright "
-                       "(EXIF orientation),\nprepared as the model's training data was (its 'prep' "
-                       "metadata) and normalised\nwith the model's stored mean and std:\n"
-                       "  digit  the way MNIST was made (grayscale, invert a light background, crop "
-                       "to the ink,\n         fit 20x20, centre of mass at the centre of 28x28)\n"
-                       "  pad    resized to fit the input keeping the aspect ratio, padded with black\n"
-                       "  crop   the centre cut to the input's aspect ratio, resized to fill it\n"
-                       "Models without 'prep' (older files) use digit if they take 1x28x28 "
-                       "inputs, else pad.\n"
-                       "A picture in a folder named after one of the model's classes "
-                       "(digits/7/a.png) has that\ntrue label: each line and the --grid say "
-                       "whether the prediction is right,\n--predictions records it, and the "
-                       "accuracy is printed.",
-                       opts);
-        return CLI_OK;
-    }
-    if (rc) return rc;
+    int rc = cli_parse_or_help(cmd, argc, argv, opts, files, CLI_PREDICT_MAX_IMAGES, &nfiles,
+        "--model FILE [options] IMAGE...",
+        "Classify PNG, JPEG, BMP, GIF or PGM/PPM images. Each is turned upright "
+        "(EXIF orientation),\nprepared as the model's training data was (its 'prep' "
+        "metadata) and normalised\nwith the model's stored mean and std:\n"
+        "  digit  the way MNIST was made (grayscale, invert a light background, crop "
+        "to the ink,\n         fit 20x20, centre of mass at the centre of 28x28)\n"
+        "  pad    resized to fit the input keeping the aspect ratio, padded with black\n"
+        "  crop   the centre cut to the input's aspect ratio, resized to fill it\n"
+        "Models without 'prep' (older files) use digit if they take 1x28x28 "
+        "inputs, else pad.\n"
+        "A picture in a folder named after one of the model's classes "
+        "(digits/7/a.png) has that\ntrue label: each line and the --grid say "
+        "whether the prediction is right,\n--predictions records it, and the "
+        "accuracy is printed.");
+    if (rc) return rc < 0 ? CLI_OK : rc;
     const char *model = c.model, *grid = c.grid, *mem_limit = c.mem_limit, *prep_s = c.prep;
     const char *csv = c.csv;
     int top = c.top, threads = c.threads, scale = c.scale;

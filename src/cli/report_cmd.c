@@ -198,32 +198,28 @@ int cli_report(int argc, char **argv)
         {"mem-limit", CLI_STR, &mem_limit, 0, 0, "SIZE", CLI_MEM_LIMIT_HELP, CLI_MEM_LIMIT_DEFAULT, 0},
         {NULL, 0, NULL, 0, 0, NULL, NULL, NULL, 0},
     };
-    int rc = cli_parse(cmd, argc, argv, opts, NULL, 0, NULL);
-    if (rc < 0) {
-        cli_print_help(stdout, cmd, "--model FILE [--data DIR | --dataset mnist|fashion] --out FILE.html",
-                       "Write one self-contained HTML page (no network, no other file) that shows what\n"
-                       "a trained model learned: its architecture, the training curves, the\n"
-                       "classification report and a confusion matrix whose cells show their test\n"
-                       "images, the most confidently wrong images, every conv layer's filters and\n"
-                       "the test patches that excite them most, the feature maps of chosen test\n"
-                       "images after every layer, a convolution explained pixel by pixel with the\n"
-                       "real numbers, and statistics of every layer.\n"
-                       "\n"
-                       "A live panel runs the model in the page itself (cnn's C code compiled to\n"
-                       "WebAssembly): draw a digit or drop a picture and watch every layer and the\n"
-                       "prediction follow it.\n"
-                       "\n"
-                       "Without --data or --dataset the page shows the architecture, the curves,\n"
-                       "the filters and the weights, and says why the rest is absent.\n"
-                       "The history is the --history CSV, or the one a model file of cnn train\n"
-                       "keeps. cnn train --report FILE writes the same page at the end of a run.\n"
-                       "\n"
-                       "  cnn train --arch lenet5 --epochs 5 --out lenet5.safetensors\n"
-                       "  cnn report --model lenet5.safetensors --dataset mnist --out lenet5.html",
-                       opts);
-        return CLI_OK;
-    }
-    if (rc) return rc;
+    int rc = cli_parse_or_help(cmd, argc, argv, opts, NULL, 0, NULL,
+        "--model FILE [--data DIR | --dataset mnist|fashion] --out FILE.html",
+        "Write one self-contained HTML page (no network, no other file) that shows what\n"
+        "a trained model learned: its architecture, the training curves, the\n"
+        "classification report and a confusion matrix whose cells show their test\n"
+        "images, the most confidently wrong images, every conv layer's filters and\n"
+        "the test patches that excite them most, the feature maps of chosen test\n"
+        "images after every layer, a convolution explained pixel by pixel with the\n"
+        "real numbers, and statistics of every layer.\n"
+        "\n"
+        "A live panel runs the model in the page itself (cnn's C code compiled to\n"
+        "WebAssembly): draw a digit or drop a picture and watch every layer and the\n"
+        "prediction follow it.\n"
+        "\n"
+        "Without --data or --dataset the page shows the architecture, the curves,\n"
+        "the filters and the weights, and says why the rest is absent.\n"
+        "The history is the --history CSV, or the one a model file of cnn train\n"
+        "keeps. cnn train --report FILE writes the same page at the end of a run.\n"
+        "\n"
+        "  cnn train --arch lenet5 --epochs 5 --out lenet5.safetensors\n"
+        "  cnn report --model lenet5.safetensors --dataset mnist --out lenet5.html");
+    if (rc) return rc < 0 ? CLI_OK : rc;
     if (!model) return cli_usage_error(cmd, "--model FILE is required");
     if (!out) return cli_usage_error(cmd, "--out FILE.html is required");
     if (data && dataset) return cli_usage_error(cmd, "--data and --dataset conflict: give one");

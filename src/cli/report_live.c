@@ -6,8 +6,8 @@
  * the reader draws or drops. When it cannot, the object says why and the
  * page shows that instead. */
 #include "cli/cli.h"
+#include "cli/report_json.h"
 
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,77 +23,20 @@ extern const char cli_live_wasm_why[];
  * stays under 5 MB for the presets. */
 #define LIVE_PAGE_LIMIT 5000000u
 
-typedef struct {
-    char *p;
-    size_t n, cap;
-    int oom;
-} text;
-
-static void add(text *t, const char *s, size_t n)
+/* A JSON string of base64 */
+static void base64_str(buf *t, const unsigned char *p, size_t n)
 {
-    if (t->oom) return;
-    if (t->n + n + 1 > t->cap) {
-        size_t cap = t->cap ? t->cap : 1024;
-        while (cap < t->n + n + 1) cap *= 2;
-        char *g = realloc(t->p, cap);
-        if (!g) {
-            t->oom = 1;
-            return;
-        }
-        t->p = g;
-        t->cap = cap;
-    }
-    memcpy(t->p + t->n, s, n);
-    t->n += n;
-    t->p[t->n] = '\0';
+    buf_puts(t, "\"");
+    base64(t, p, n, 0);
+    buf_puts(t, "\"");
 }
 
-static void addf(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void addf(text *t, const char *fmt, ...)
-{
-    char tmp[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n > 0) add(t, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
-
-/* A JSON string of plain text: the characters that could end the script
- * element or the string escaped. */
-static void add_str(text *t, const char *s)
-{
-    add(t, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\' || *p < 0x20 || *p == '<' || *p == '>' || *p == '&') addf(t, "\\u%04x", *p);
-        else add(t, (const char *)p, 1);
-    }
-    add(t, "\"", 1);
-}
-
-static void add_base64(text *t, const unsigned char *p, size_t n)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char quad[4];
-    add(t, "\"", 1);
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0) |
-                     (i + 2 < n ? p[i + 2] : 0);
-        quad[0] = tab[v >> 18 & 63];
-        quad[1] = tab[v >> 12 & 63];
-        quad[2] = i + 1 < n ? tab[v >> 6 & 63] : '=';
-        quad[3] = i + 2 < n ? tab[v & 63] : '=';
-        add(t, quad, 4);
-    }
-    add(t, "\"", 1);
-}
-
-static char *absent(text *t, size_t *len, const char *why)
+static char *absent(buf *t, size_t *len, const char *why)
 {
     t->n = 0;
-    add(t, "{\"absent\":", 10);
-    add_str(t, why);
-    add(t, "}", 1);
+    buf_puts(t, "{\"absent\":");
+    json_str(t, why);
+    buf_puts(t, "}");
     if (t->oom) {
         free(t->p);
         return NULL;
@@ -104,7 +47,7 @@ static char *absent(text *t, size_t *len, const char *why)
 
 char *cli_report_live_json(cnn_model *m, int no_live, size_t page_bytes, size_t *len)
 {
-    text t = {0};
+    buf t = {0};
     char why[1024];
     int c, h, w;
     cnn_model_input_shape(m, &c, &h, &w);
@@ -161,13 +104,13 @@ char *cli_report_live_json(cnn_model *m, int no_live, size_t page_bytes, size_t 
             bytes[at + 3] = (unsigned char)(u >> 24);
         }
     }
-    addf(&t, "{\"prep\":\"%s\",\"prep_id\":%d,\"nfloats\":%zu,\"module_bytes\":%zu,\"weights\":",
-         cnn_prep_name(prep), (int)prep, nfloats, cli_live_wasm_size);
-    add_base64(&t, bytes, at);
+    buf_printf(&t, "{\"prep\":\"%s\",\"prep_id\":%d,\"nfloats\":%zu,\"module_bytes\":%zu,\"weights\":",
+               cnn_prep_name(prep), (int)prep, nfloats, cli_live_wasm_size);
+    base64_str(&t, bytes, at);
     free(bytes);
-    add(&t, ",\"module\":", 10);
-    add_base64(&t, cli_live_wasm, cli_live_wasm_size);
-    add(&t, "}", 1);
+    buf_puts(&t, ",\"module\":");
+    base64_str(&t, cli_live_wasm, cli_live_wasm_size);
+    buf_puts(&t, "}");
     if (t.oom) {
         free(t.p);
         return NULL;

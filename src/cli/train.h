@@ -1,5 +1,7 @@
-/* train.h — what the two files of `cnn train` share: train.c (the run)
- * and train_options.c (its options: from the command line or a checkpoint,
+/* train.h — what the files of `cnn train` share: train.c (the command and
+ * the run's setup), train_loop.c (the epochs, and the files saved on the
+ * way), train_finish.c (the test report and the final files) and
+ * train_options.c (the options: from the command line or a checkpoint,
  * checked together, the output paths, the command that resumes). */
 #ifndef CNN_CLI_TRAIN_H
 #define CNN_CLI_TRAIN_H
@@ -76,6 +78,10 @@ typedef struct {
     char *recorded[TRAIN_MAX_OPTS]; /* the checkpoint's output paths (not used) */
 } opt_source;
 
+/* The source of a run's options just parsed into opts: which were given
+ * on the command line, and the checkpoint to resume (or NULL). */
+void train_source_init(opt_source *src, cli_opt *opts, const char *resume);
+
 /* A bad value of option `name`: a usage error (exit 2) if it was given on
  * the command line, else a data error (exit 1) naming the checkpoint and
  * its field. Returns the exit code. */
@@ -144,5 +150,63 @@ void train_resume_command(const opt_source *src, const char *ckpt, char *buf, si
  * rank holds the same data, weights, optimizer state and run values. */
 int train_mpi_check(const char *cmd, cnn_model *m, const cli_split *train, const cli_split *val,
                     const cli_split *test, const long long *run, int nrun);
+
+/* ---------------------------------------------------------------- the run */
+
+/* A run once set up: what train.c prepared, and where the run stands. */
+typedef struct {
+    train_cfg *cfg;
+    opt_source *src;
+    run_choices x;              /* what the option texts mean */
+    cnn_optim_config oc;
+    cnn_model *m;
+    cli_data dset;
+    const char *dir, *dsname;   /* where the data is; its name in titles */
+    cli_split tr, va;           /* an epoch's training images; the validation images */
+    const cli_split *test;
+    int ntrain, nval, ntest;
+    int batch, steps;           /* images per step; steps per epoch */
+    int ic, ih, iw;             /* the input shape */
+    cli_norm nm;
+    cli_classes names;
+    float *xbuf;                /* a batch of inputs (max_batch images) */
+    uint8_t *lbuf;              /* and its labels */
+    int *perm;                  /* an epoch's order of the training images */
+    int *predicted;             /* the test set's predictions */
+    cli_ckpt_state st;          /* where the run stands, the history */
+    char test_accuracy[32];     /* "" until measured */
+    char ckpt_path[4096];
+    int best_saved;             /* this run wrote --best */
+    double t_start, train_seconds;
+    long images_trained;
+    char *resume_out, *best_out; /* cfg->out and cfg->best when made here */
+} train_run;
+
+/* Set by the first SIGINT or SIGTERM once the epochs start: the run stops
+ * at the next batch and saves. */
+extern volatile sig_atomic_t train_stop_signal;
+
+/* Whether a file (or anything) is at path p. */
+int train_file_exists(const char *p);
+/* Store a metadata value in the model ctx (NULL removes the key), in the
+ * shape of cli_meta_set. */
+int train_meta_set(void *ctx, const char *key, const char *value);
+/* Write the record of the run into the model's metadata (a checkpoint's
+ * with checkpoint != 0). Returns 0, or the exit code after printing. */
+int train_record_state(train_run *r, int checkpoint);
+/* Save the checkpoint or the model file (under MPI, rank 0 alone) with
+ * stopping signals held off. Return 0, or the exit code after printing. */
+int train_save_checkpoint(train_run *r);
+int train_save_model(train_run *r);
+/* A signal asked the run to stop (`where` says when): save the checkpoint
+ * and the model so far, print how to resume; returns 128 + the signal. */
+int train_stop_run(train_run *r, const char *where);
+
+/* The epochs from where the run stands up to cfg->epochs (or an early
+ * stop). Returns 0, or the exit code after printing. */
+int train_epochs(train_run *r);
+/* The test set's report, the model file, the final checkpoint and --report.
+ * Returns 0, or the exit code after printing. */
+int train_finish(train_run *r);
 
 #endif

@@ -104,6 +104,14 @@ static int from_cmdline(const opt_source *src, const char *name)
     return i >= 0 && src->cmdline[i];
 }
 
+void train_source_init(opt_source *src, cli_opt *opts, const char *resume)
+{
+    memset(src, 0, sizeof *src);
+    src->opts = opts;
+    src->resume = resume;
+    for (int i = 0; opts[i].name; i++) src->cmdline[i] = opts[i].given;
+}
+
 int train_option_error(const opt_source *src, const char *name, const char *fmt, ...)
 {
     char msg[1024];

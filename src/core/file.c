@@ -86,6 +86,15 @@ cnn_status cnn_fopen_input(const char *path, const char *what, FILE **out, long 
     return CNN_OK;
 }
 
+cnn_status cnn_fopen_nonempty(const char *path, const char *what, FILE **out, long long *size)
+{
+    cnn_status st = cnn_fopen_input(path, what, out, size);
+    if (st != CNN_OK || *size > 0) return st;
+    fclose(*out);
+    *out = NULL;
+    return cnn_fail(CNN_ERR_FORMAT, "%s: empty file", path);
+}
+
 /* ----------------------------------------------------------------- outputs */
 
 /* Where a write to `path` lands. *dest (malloc'd) is the path or, for a

@@ -166,12 +166,8 @@ cnn_status cnn_csv_read(const char *path, int c, int h, int w, cnn_row_fn row, v
 {
     FILE *f;
     long long size;
-    cnn_status s = cnn_fopen_input(path, "a CSV file", &f, &size);
+    cnn_status s = cnn_fopen_nonempty(path, "a CSV file", &f, &size);
     if (s) return s;
-    if (size == 0) {
-        fclose(f);
-        return cnn_fail(CNN_ERR_FORMAT, "%s: empty file", path);
-    }
     csv_state st;
     if ((s = csv_setup(&st, path, c, h, w, row, ctx))) {
         fclose(f);

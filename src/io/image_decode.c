@@ -266,12 +266,8 @@ cnn_status cnn_image_decode_file(const char *path, cnn_image *out)
     *out = (cnn_image){0, 0, 0, NULL};
     FILE *f;
     long long fsize;
-    cnn_status s = cnn_fopen_input(path, "an image", &f, &fsize);
+    cnn_status s = cnn_fopen_nonempty(path, "an image", &f, &fsize);
     if (s) return s;
-    if (fsize == 0) {
-        fclose(f);
-        return cnn_fail(CNN_ERR_FORMAT, "%s: empty file", path);
-    }
     if (fsize > IMG_MAX_FILE) {
         fclose(f);
         return cnn_fail(CNN_ERR_FORMAT,

@@ -138,8 +138,10 @@ static void add_out(out_list *L, const char *prefix, const cnn_named_param *np, 
     o->nbytes = np->p->size * sizeof(float);
 }
 
-static cnn_status collect_tensors(cnn_model *m, const float *opt_m, const float *opt_v,
-                                  out_list *L)
+/* The weights and buffers; with_state: the optimizer's moments too, as
+ * zeros where the optimizer keeps none (plain SGD, v of momentum), so every
+ * checkpoint has the same tensors whatever its optimizer. */
+static cnn_status collect_tensors(cnn_model *m, int with_state, out_list *L)
 {
     L->n = 0;
     L->t = calloc((size_t)m->ntensors * 3 + (size_t)m->nlayers + 1, sizeof *L->t);
@@ -156,14 +158,15 @@ static cnn_status collect_tensors(cnn_model *m, const float *opt_m, const float 
             o->nbytes = sizeof(int64_t);
         }
     }
-    if (opt_m)
+    if (with_state)
         for (int pass = 0; pass < 2; pass++)
             for (int i = 0; i < m->ntensors; i++) {
                 cnn_param *p = m->tensors[i].p;
                 if (!p->trainable) continue;
+                const float *state = pass ? m->opt_v : m->opt_m;
                 size_t off = (size_t)(p->data - m->params);
                 add_out(L, pass ? CNN_OPTIM_V_PREFIX : CNN_OPTIM_M_PREFIX, &m->tensors[i],
-                        (pass ? opt_v : opt_m) + off);
+                        state ? state + off : NULL);
             }
     return CNN_OK;
 }
@@ -220,9 +223,17 @@ static char *build_header(cnn_model *m, const out_list *L, int with_state, int o
     return h;
 }
 
-/* Write data as little-endian elements of elsize bytes. */
+/* Write data as little-endian elements of elsize bytes (zeros for NULL). */
 static int write_le(FILE *f, const void *data, size_t nbytes, size_t elsize)
 {
+    if (!data) {
+        static const uint8_t zeros[1 << 12];
+        for (size_t k; nbytes > 0; nbytes -= k) {
+            k = nbytes < sizeof zeros ? nbytes : sizeof zeros;
+            if (fwrite(zeros, 1, k, f) != k) return 0;
+        }
+        return 1;
+    }
     if (host_is_little_endian()) return fwrite(data, 1, nbytes, f) == nbytes;
     uint8_t chunk[1 << 16];
     const uint8_t *p = data;
@@ -245,28 +256,16 @@ cnn_status cnn_model_save(cnn_model *m, const char *path, int with_train_state)
                         "and has no parameters");
 
     /* the optimizer state: the live one, or the one a checkpoint brought in
-     * that no optimizer has claimed yet */
-    const float *om = NULL, *ov = NULL;
-    int kind = -1;
-    long step = 0;
-    if (m->has_opt && m->opt_m) {
-        om = m->opt_m;
-        ov = m->opt_v;
-        kind = (int)m->opt.kind;
-        step = m->step;
-    } else if (m->pending_kind >= 0 && m->pending_m) {
-        om = m->pending_m;
-        ov = m->pending_v;
-        kind = m->pending_kind;
-        step = m->pending_step;
-    }
+     * that no optimizer has taken over yet */
+    int kind = m->has_opt ? (int)m->opt.kind : m->pending_kind;
+    if (!with_train_state) kind = -1;
 
     out_list L;
-    cnn_status st = collect_tensors(m, with_train_state ? om : NULL, ov, &L);
+    cnn_status st = collect_tensors(m, kind >= 0, &L);
     if (st != CNN_OK) return st;
-    L.batches_tracked = step;
+    L.batches_tracked = m->step;
     size_t hlen = 0;
-    char *header = build_header(m, &L, with_train_state, with_train_state ? kind : -1, step, &hlen);
+    char *header = build_header(m, &L, with_train_state, kind, m->step, &hlen);
     if (!header) {
         free(L.t);
         return cnn_fail(CNN_ERR_NOMEM, "%s: out of memory building the header", path);
@@ -636,6 +635,37 @@ static cnn_status parse_long(const st_file *s, const char *key, long lo, long hi
     return CNN_OK;
 }
 
+/* Read a checkpoint's optimizer state of kind at step straight into the
+ * arrays m's optimizer will use, to be taken over by the next
+ * cnn_model_set_optimizer of that kind. A moment the kind does not keep
+ * (zeros in our files) is still read and checked, into a one-tensor
+ * buffer that is then dropped. */
+static cnn_status read_state(st_file *s, cnn_model *m, const st_match *x, cnn_opt_kind kind,
+                             long step)
+{
+    cnn_status st = cnn_model_reset_state(m, kind);
+    if (st != CNN_OK) return cnn_fail_prefix(st, "%s", s->path);
+    size_t largest = 0;
+    for (int i = 0; i < m->ntensors; i++)
+        if (m->tensors[i].p->trainable && m->tensors[i].p->size > largest)
+            largest = m->tensors[i].p->size;
+    float *dropped = NULL;
+    if ((!m->opt_m || !m->opt_v) && largest > 0) {
+        dropped = cnn_alloc(sizeof(float) * largest, "loading optimizer state");
+        if (!dropped) return cnn_fail_prefix(CNN_ERR_NOMEM, "%s", s->path);
+    }
+    for (int i = 0; st == CNN_OK && i < m->ntensors; i++) {
+        if (!m->tensors[i].p->trainable) continue;
+        size_t off = (size_t)(m->tensors[i].p->data - m->params);
+        st = read_f32(s, &s->e[x->om[i]], m->opt_m ? m->opt_m + off : dropped);
+        if (st == CNN_OK) st = read_f32(s, &s->e[x->ov[i]], m->opt_v ? m->opt_v + off : dropped);
+    }
+    cnn_free(dropped);
+    m->step = step;
+    m->pending_kind = (int)kind;
+    return st;
+}
+
 /* Copy the file's tensors into m. with_state: restore the optimizer state
  * and RNG too (a fresh model from cnn_model_load). The weights land in a
  * scratch copy first so a failure leaves m's weights as they were. */
@@ -663,16 +693,7 @@ static cnn_status apply_file(st_file *s, cnn_model *m, int with_state)
     }
     for (int i = 0; st == CNN_OK && i < m->ntensors; i++)
         st = read_f32(s, &s->e[x.weight[i]], scratch + (m->tensors[i].p->data - m->params));
-    if (st == CNN_OK && kind >= 0) {
-        if ((st = cnn_model_pending_state(m, (int)kind, step)) != CNN_OK)
-            st = cnn_fail_prefix(st, "%s", s->path);
-        for (int i = 0; st == CNN_OK && i < m->ntensors; i++) {
-            if (!m->tensors[i].p->trainable) continue;
-            size_t off = (size_t)(m->tensors[i].p->data - m->params);
-            st = read_f32(s, &s->e[x.om[i]], m->pending_m + off);
-            if (st == CNN_OK) st = read_f32(s, &s->e[x.ov[i]], m->pending_v + off);
-        }
-    }
+    if (st == CNN_OK && kind >= 0) st = read_state(s, m, &x, (cnn_opt_kind)kind, step);
     if (st == CNN_OK && with_state && st_meta(s, "rng") &&
         (st = cnn_model_rng_from_hex(m, st_meta(s, "rng"))) != CNN_OK)
         st = cnn_fail_prefix(st, "%s: metadata 'rng'", s->path);

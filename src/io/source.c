@@ -127,13 +127,20 @@ static uint64_t policy_fp(uint64_t fp, const cnn_source_opts *o)
     return cnn_fp_u64(fp, (uint64_t)o->prep);
 }
 
-cnn_status cnn_source_folder(const char *root, cnn_source_opts *o, cnn_cache *out)
+/* The start of finding a source's cache: o's results and *out cleared;
+ * returns the time, to say how long it took. */
+static double source_begin(cnn_source_opts *o, cnn_cache *out)
 {
-    double t0 = now();
     o->built = o->skipped = 0;
     o->cache_path[0] = '\0';
     memset(out, 0, sizeof *out);
     out->fd = -1;
+    return now();
+}
+
+cnn_status cnn_source_folder(const char *root, cnn_source_opts *o, cnn_cache *out)
+{
+    double t0 = source_begin(o, out);
     cnn_folder f;
     cnn_status s = cnn_folder_scan(root, &f);
     if (s) return s;
@@ -168,11 +175,7 @@ cnn_status cnn_source_folder(const char *root, cnn_source_opts *o, cnn_cache *ou
 
 cnn_status cnn_source_csv(const char *path, cnn_source_opts *o, cnn_cache *out)
 {
-    double t0 = now();
-    o->built = o->skipped = 0;
-    o->cache_path[0] = '\0';
-    memset(out, 0, sizeof *out);
-    out->fd = -1;
+    double t0 = source_begin(o, out);
     struct stat sb;
     if (stat(path, &sb) != 0) return cnn_fail(CNN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     uint64_t fp = cnn_fp_add(CNN_FP_INIT, "csv", 4);

@@ -1,5 +1,5 @@
-/* meta.c — a model's string metadata, and the training state (RNG,
- * optimizer arrays) that files carry besides the weights. */
+/* meta.c — a model's string metadata, and the RNG state that checkpoints
+ * carry besides the weights. */
 #include "model/model.h"
 
 #include <stdlib.h>
@@ -64,17 +64,5 @@ cnn_status cnn_model_rng_from_hex(cnn_model *m, const char *hex)
 {
     if (cnn_rng_from_hex(hex, &m->rng))
         return cnn_fail(CNN_ERR_FORMAT, "bad RNG state '%s'", hex ? hex : "");
-    return CNN_OK;
-}
-
-cnn_status cnn_model_pending_state(cnn_model *m, int kind, long step)
-{
-    if (!m->pending_m) m->pending_m = cnn_alloc(sizeof(float) * m->nfloats, "optimizer state");
-    if (!m->pending_v) m->pending_v = cnn_alloc(sizeof(float) * m->nfloats, "optimizer state");
-    if (!m->pending_m || !m->pending_v) return CNN_ERR_NOMEM;
-    memset(m->pending_m, 0, sizeof(float) * m->nfloats);
-    memset(m->pending_v, 0, sizeof(float) * m->nfloats);
-    m->pending_kind = kind;
-    m->pending_step = step;
     return CNN_OK;
 }

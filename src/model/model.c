@@ -73,8 +73,6 @@ void cnn_model_free(cnn_model *m)
     cnn_free(m->grads);
     cnn_free(m->opt_m);
     cnn_free(m->opt_v);
-    cnn_free(m->pending_m);
-    cnn_free(m->pending_v);
     free(m->tensors);
     for (int i = 0; i < m->nmeta; i++) {
         free(m->meta_key[i]);
@@ -431,19 +429,21 @@ size_t cnn_model_batch_need(const cnn_model *m, int max_batch, int threads)
 
 typedef struct {
     size_t weights;   /* parameters and gradients */
-    size_t optimizer; /* optimizer state (and a checkpoint's, held until it is used) */
+    size_t optimizer; /* optimizer state */
     size_t batch;     /* activations, gradient buffers, targets, layer workspaces */
     size_t shards;    /* the shard workers and their gradient buffers */
     size_t total;
 } mem_need;
 
-static mem_need need_of(const cnn_model *m, int max_batch, int with_optimizer, int threads)
+/* with_optimizer: set up to train (the shards' gradient buffers);
+ * state_arrays: how many arrays of nfloats the optimizer keeps (0 to 2) */
+static mem_need need_of(const cnn_model *m, int max_batch, int with_optimizer, int state_arrays,
+                        int threads)
 {
     mem_need n = {0, 0, 0, 0, 0};
     const size_t one = cnn_alloc_charge(cnn_mul_size(m->nfloats, sizeof(float)));
     if (!m->is_worker) n.weights = add_size(one, one); /* a worker shares its model's */
-    if (with_optimizer) n.optimizer = add_size(one, one);
-    if (m->pending_m) n.optimizer = add_size(n.optimizer, add_size(one, one));
+    for (int i = 0; i < state_arrays; i++) n.optimizer = add_size(n.optimizer, one);
     if (max_batch > 0) {
         n.batch = cnn_model_batch_need(m, max_batch, threads);
         if (!m->is_worker) n.shards = cnn_shards_need(m, max_batch, threads, with_optimizer);
@@ -454,7 +454,8 @@ static mem_need need_of(const cnn_model *m, int max_batch, int with_optimizer, i
 
 size_t cnn_model_memory_need(const cnn_model *m, int max_batch, int with_optimizer)
 {
-    return need_of(m, max_batch, with_optimizer, cnn_threads_max()).total;
+    /* the optimizer's state counted at its largest, Adam's two moments */
+    return need_of(m, max_batch, with_optimizer, with_optimizer ? 2 : 0, cnn_threads_max()).total;
 }
 
 /* CNN_ERR_NOMEM if what the model needs for batches of max_batch (with the
@@ -462,12 +463,14 @@ size_t cnn_model_memory_need(const cnn_model *m, int max_batch, int with_optimiz
  * the process holds elsewhere: the whole need, said before anything is
  * allocated. What the model holds now is its need at its current batch,
  * which it gives back (or keeps) on the way. */
-cnn_status cnn_model_check_need(const cnn_model *m, int max_batch, int with_optimizer)
+cnn_status cnn_model_check_need(const cnn_model *m, int max_batch, int with_optimizer,
+                                int state_arrays)
 {
     if (m->is_worker) return CNN_OK; /* its model's check counted it */
-    mem_need n = need_of(m, max_batch, with_optimizer, cnn_threads_max());
+    mem_need n = need_of(m, max_batch, with_optimizer, state_arrays, cnn_threads_max());
     const int held_threads = m->reserved_threads > 0 ? m->reserved_threads : cnn_threads_max();
-    const size_t held = need_of(m, m->max_batch, m->opt_m != NULL, held_threads).total;
+    const size_t held =
+        need_of(m, m->max_batch, m->has_opt, cnn_model_state_arrays(m), held_threads).total;
     const size_t used = cnn_memory_used(), limit = cnn_memory_limit();
     const size_t elsewhere = used > held ? used - held : 0;
     if (elsewhere <= limit && n.total <= limit - elsewhere) return CNN_OK;
@@ -506,7 +509,7 @@ cnn_status cnn_model_set_batch(cnn_model *m, int max_batch)
     if (max_batch < 1 || max_batch > (1 << 24))
         return cnn_fail(CNN_ERR_ARG, "batch size %d is out of range (1 to %d)", max_batch, 1 << 24);
     if (cnn_model_need_params(m, "cnn_model_set_batch")) return CNN_ERR_ARG;
-    cnn_status st = cnn_model_check_need(m, max_batch, m->has_opt);
+    cnn_status st = cnn_model_check_need(m, max_batch, m->has_opt, cnn_model_state_arrays(m));
     if (st != CNN_OK) return st;
     free_batch_buffers(m);
     m->act = calloc((size_t)m->nlayers + 1, sizeof *m->act);

@@ -57,17 +57,16 @@ struct cnn_model {
     cnn_kernels kernels;
     cnn_rng rng;              /* weights at init, then dropout masks */
 
-    /* optimizer: state arrays parallel to params (unused for buffers) */
+    /* optimizer: state arrays parallel to params (unused for buffers), each
+     * allocated only if the kind uses it (cnn_optim_needs_m, _needs_v) */
     int has_opt;
     cnn_optim_config opt;
     float lr;
     long step;
     float *opt_m, *opt_v;
-    /* training state read from a checkpoint, used by the next
-     * cnn_model_set_optimizer of the same kind */
-    int pending_kind;         /* -1: none */
-    long pending_step;
-    float *pending_m, *pending_v;
+    /* the kind of the state (opt_m, opt_v, step) a checkpoint brought in,
+     * until cnn_model_set_optimizer of that kind takes it over; -1: none */
+    int pending_kind;
 
     cnn_shards shards;
     int is_worker;            /* this is a shard worker of another model (cnn_model_share) */
@@ -92,9 +91,13 @@ cnn_status cnn_model_from_text_limited(const char *text, const char *name, size_
 
 /* CNN_ERR_ARG for a model built for its shapes only (`what` names the call) */
 cnn_status cnn_model_need_params(const cnn_model *m, const char *what);
-/* CNN_ERR_NOMEM, saying what, when m set up for batches of max_batch (with
- * the optimizer's state or not) would pass the memory limit */
-cnn_status cnn_model_check_need(const cnn_model *m, int max_batch, int with_optimizer);
+/* CNN_ERR_NOMEM, saying what, when m set up for batches of max_batch (to
+ * train or not, with state_arrays arrays of optimizer state) would pass
+ * the memory limit */
+cnn_status cnn_model_check_need(const cnn_model *m, int max_batch, int with_optimizer,
+                                int state_arrays);
+/* How many optimizer state arrays (opt_m, opt_v) m holds now */
+int cnn_model_state_arrays(const cnn_model *m);
 
 /* A shard worker of m: its layers are copies of m's (cnn_layer_clone)
  * whose parameters are m's own, with activations, layer buffers and RNG
@@ -184,8 +187,9 @@ void cnn_model_set_params(cnn_model *m, const float *from);
 /* Serialise / restore the model RNG as 64 hex digits (checkpoints). */
 void cnn_model_rng_to_hex(const cnn_model *m, char out[65]);
 cnn_status cnn_model_rng_from_hex(cnn_model *m, const char *hex);
-/* Make room for training state from a file: allocates pending_m/v (nfloats
- * each, zeroed) and returns them; the caller fills them. */
-cnn_status cnn_model_pending_state(cnn_model *m, int kind, long step);
+/* Give m the optimizer state arrays kind uses, zeroed (and free those it
+ * does not use), with step 0: a fresh optimizer, or room for a
+ * checkpoint's state to be read into. */
+cnn_status cnn_model_reset_state(cnn_model *m, cnn_opt_kind kind);
 
 #endif

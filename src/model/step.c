@@ -8,33 +8,42 @@
 
 /* ------------------------------------------------------------- optimizer */
 
+int cnn_model_state_arrays(const cnn_model *m) { return (m->opt_m != NULL) + (m->opt_v != NULL); }
+
+cnn_status cnn_model_reset_state(cnn_model *m, cnn_opt_kind kind)
+{
+    float **arrays[2] = {&m->opt_m, &m->opt_v};
+    const int needed[2] = {cnn_optim_needs_m(kind), cnn_optim_needs_v(kind)};
+    for (int i = 0; i < 2; i++) {
+        if (!needed[i]) {
+            cnn_free(*arrays[i]);
+            *arrays[i] = NULL;
+            continue;
+        }
+        if (!*arrays[i]) *arrays[i] = cnn_alloc(sizeof(float) * m->nfloats, "optimizer state");
+        if (!*arrays[i]) return CNN_ERR_NOMEM;
+        memset(*arrays[i], 0, sizeof(float) * m->nfloats);
+    }
+    m->step = 0;
+    return CNN_OK;
+}
+
 cnn_status cnn_model_set_optimizer(cnn_model *m, const cnn_optim_config *c)
 {
     if (!(c->lr > 0) || !isfinite(c->lr))
         return cnn_fail(CNN_ERR_ARG, "learning rate must be a positive number, got %g", c->lr);
     if (cnn_model_need_params(m, "cnn_model_set_optimizer")) return CNN_ERR_ARG;
-    if (!m->opt_m) {
-        cnn_status need = cnn_model_check_need(m, m->max_batch, 1);
-        if (need != CNN_OK) return need;
-    }
-    if (!m->opt_m) m->opt_m = cnn_alloc(sizeof(float) * m->nfloats, "optimizer state");
-    if (!m->opt_v) m->opt_v = cnn_alloc(sizeof(float) * m->nfloats, "optimizer state");
-    if (!m->opt_m || !m->opt_v) return CNN_ERR_NOMEM;
-    cnn_status st = cnn_shards_reserve_grads(m);
+    const int arrays = cnn_optim_needs_m(c->kind) + cnn_optim_needs_v(c->kind);
+    cnn_status st = cnn_model_check_need(m, m->max_batch, 1, arrays);
     if (st != CNN_OK) return st;
+    /* resume: a checkpoint's state of this kind is already in place */
+    const int resume = m->pending_kind == (int)c->kind;
+    if (!resume && (st = cnn_model_reset_state(m, c->kind)) != CNN_OK) return st;
+    if ((st = cnn_shards_reserve_grads(m)) != CNN_OK) return st;
     m->opt = *c;
     m->lr = c->lr;
     m->has_opt = 1;
-    if (m->pending_kind == (int)c->kind && m->pending_m) {
-        /* resume: the state a checkpoint carried */
-        memcpy(m->opt_m, m->pending_m, sizeof(float) * m->nfloats);
-        memcpy(m->opt_v, m->pending_v, sizeof(float) * m->nfloats);
-        m->step = m->pending_step;
-    } else {
-        memset(m->opt_m, 0, sizeof(float) * m->nfloats);
-        memset(m->opt_v, 0, sizeof(float) * m->nfloats);
-        m->step = 0;
-    }
+    m->pending_kind = -1;
     return CNN_OK;
 }
 
@@ -63,7 +72,8 @@ static void step_blocks(void *ctx, long b0, long b1, int t)
         const size_t hi = off + p->size < e1 ? off + p->size : e1;
         if (!p->trainable || lo >= hi) continue;
         cnn_optim_update(&m->opt, m->lr, m->step, j->scale, m->params + lo, m->grads + lo,
-                         m->opt_m + lo, m->opt_v + lo, hi - lo);
+                         m->opt_m ? m->opt_m + lo : NULL, m->opt_v ? m->opt_v + lo : NULL,
+                         hi - lo);
         bad |= cnn_first_nonfinite(m->params + lo, hi - lo) >= 0;
     }
     if (bad) __atomic_fetch_or(&j->bad, 1, __ATOMIC_RELAXED);

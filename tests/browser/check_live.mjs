@@ -18,9 +18,7 @@
 //        [--cnn CNN --model M.safetensors --png STROKES.png]
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { Browser } from './cdp.mjs';
+import { check, runPage } from './checks.mjs';
 
 const args = process.argv.slice(2);
 const opt = { page: null, shot: null, chromium: '/usr/bin/chromium', cnn: null, model: null, png: null };
@@ -32,12 +30,6 @@ for (let i = 0; i < args.length; i++) {
 }
 if (!opt.page) { console.error('usage: node check_live.mjs PAGE.html --shot OUT.png [--cnn CNN --model M --png OUT.png]'); process.exit(2); }
 
-let failures = 0;
-function check(ok, what, detail) {
-  if (ok) console.log('  ok: ' + what);
-  else { failures++; console.log('  FAIL: ' + what + (detail !== undefined ? ' -- ' + detail : '')); }
-  return ok;
-}
 const sleep = ms => new Promise(r => setTimeout(r, ms));
 
 // `cnn predict`'s probabilities (percent) of a picture, by class index
@@ -49,11 +41,7 @@ function predict(png, classes) {
   return classes.map(c => got[c]);
 }
 
-const url = pathToFileURL(resolve(opt.page)).href;
-const browser = await Browser.launch(opt.chromium);
-let status = 1;
-try {
-  const page = await browser.newPage({ width: 1280, height: 900 });
+await runPage(opt.chromium, opt.page, async (page, url, browser) => {
   await page.goto(url);
   await page.waitFor('window.cnnReport && cnnReport.live && (cnnReport.live.ready || cnnReport.live.error || cnnReport.live.absent)');
   const L = await page.eval('({absent: cnnReport.live.absent, error: cnnReport.live.error, draws: cnnReport.live.draws, k: cnnReport.data.k, input: cnnReport.data.input, layers: cnnReport.data.layers.length, classes: cnnReport.data.classes})');
@@ -218,12 +206,4 @@ try {
   await waitUpdate(b);
   const cleared = await page.eval(`[cnnReport.live.result, document.getElementById('live-pred').dataset.probs]`);
   check(cleared[0] === null && !cleared[1], 'Clear empties the panel');
-  status = failures ? 1 : 0;
-} catch (e) {
-  console.log('  FAIL: ' + (e.stack || e.message));
-  status = 1;
-} finally {
-  await browser.close();
-}
-console.log(status ? `FAIL: ${failures} check(s) failed on ${opt.page}` : `PASS: ${opt.page}`);
-process.exit(status);
+});

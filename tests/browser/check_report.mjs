@@ -15,9 +15,7 @@
 // Usage: node check_report.mjs PAGE.html --shot OUT.png [--no-data] [--no-history] [--no-live]
 //        [--chromium PATH] [--hero OUT.png --hero-sections id,id]
 import { writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { Browser } from './cdp.mjs';
+import { check, runPage } from './checks.mjs';
 
 const args = process.argv.slice(2);
 const opt = { page: null, shot: null, data: true, history: true, live: true, chromium: '/usr/bin/chromium', hero: null, heroSections: 'architecture' };
@@ -35,12 +33,6 @@ for (let i = 0; i < args.length; i++) {
 }
 if (!opt.page) { console.error('usage: node check_report.mjs PAGE.html --shot OUT.png [--no-data] [--no-history]'); process.exit(2); }
 
-let failures = 0;
-function check(ok, what, detail) {
-  if (ok) console.log('  ok: ' + what);
-  else { failures++; console.log('  FAIL: ' + what + (detail !== undefined ? ' -- ' + detail : '')); }
-  return ok;
-}
 
 // eq. 3.3, written again here: output (f, oy, ox) of a conv layer from its input x (C, H, W)
 function padAt(i, n, mode) {
@@ -62,11 +54,7 @@ function conv33(L, f, oy, ox) {
   return s;
 }
 
-const url = pathToFileURL(resolve(opt.page)).href;
-const browser = await Browser.launch(opt.chromium);
-let status = 1;
-try {
-  const page = await browser.newPage({ width: 1280, height: 900 });
+await runPage(opt.chromium, opt.page, async (page, url) => {
   const t0 = Date.now();
   await page.goto(url);
   await page.waitFor('window.cnnReport && window.cnnReport.ready');
@@ -201,12 +189,4 @@ try {
     writeFileSync(opt.hero, await page.screenshot(clip));
     console.log(`  picture of ${opt.heroSections}: ${opt.hero}`);
   }
-  status = failures ? 1 : 0;
-} catch (e) {
-  console.log('  FAIL: ' + (e.stack || e.message));
-  status = 1;
-} finally {
-  await browser.close();
-}
-console.log(status ? `FAIL: ${failures} check(s) failed on ${opt.page}` : `PASS: ${opt.page}`);
-process.exit(status);
+});

@@ -6,20 +6,12 @@
 # OUT/csv/test.csv: the 32x32 pictures, label then pixels in planar order:
 # R plane, G, B).
 # Usage: colour_digits.py IDX_DIR OUT [TRAIN [TEST]]
-import gzip, os, sys
+import os, sys
 
 import numpy as np
 from PIL import Image
 
-
-def read_idx(path):
-    for p in (path, path + ".gz"):
-        if os.path.exists(p):
-            data = (gzip.open if p.endswith(".gz") else open)(p, "rb").read()
-            ndim = data[3]
-            dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-            return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
-    raise SystemExit("no " + path)
+from idx import read_idx
 
 
 src, out = sys.argv[1], sys.argv[2]

@@ -3,20 +3,12 @@
 # as CSV files (DIR/train.csv, DIR/test.csv: label,pixel0,...), for the
 # round-trip tests. Usage:
 #   mnist_to_folder.py IDX_DIR OUT_DIR [png|csv] [TRAIN_LIMIT [TEST_LIMIT]]
-import gzip, os, sys
+import os, sys
 
 import numpy as np
 from PIL import Image
 
-
-def read_idx(path):
-    for p in (path, path + ".gz"):
-        if os.path.exists(p):
-            data = (gzip.open if p.endswith(".gz") else open)(p, "rb").read()
-            ndim = data[3]
-            dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-            return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
-    raise SystemExit("no " + path)
+from idx import read_idx
 
 
 src, out = sys.argv[1], sys.argv[2]

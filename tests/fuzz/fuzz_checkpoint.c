@@ -204,9 +204,7 @@ static int resume(cnn_model *m, const char *name, char **extra, int nextra, resu
         double b, p;
         if (cli_mem_limit_parse(r->mem_limit, &b, &p)) return CLI_EUSAGE;
     }
-    r->src.opts = r->opts;
-    r->src.resume = r->c.resume;
-    for (int i = 0; r->opts[i].name; i++) r->src.cmdline[i] = r->opts[i].given;
+    train_source_init(&r->src, r->opts, r->c.resume);
     if (r->c.init) return CLI_EUSAGE;                                 /* --resume and --init */
     if (r->c.data && cli_opt_find(r->opts, "dataset")->given) return CLI_EUSAGE; /* --data, --dataset */
 
@@ -396,13 +394,8 @@ static void resume_twice(cnn_model *m, const char *name, char **extra, int nextr
 static void as_file(const uint8_t *data, size_t size)
 {
     const char *path = fuzz_file_set(&in_file, "ckpt", data, size);
-    cnn_model *m = NULL;
-    cnn_status s = cnn_model_load(path, &m);
-    if (s) {
-        fuzz_check_failure(s, path);
-        if (m) fuzz_die("failed load returned a model");
-        return;
-    }
+    cnn_model *m = fuzz_load_model(path);
+    if (!m) return;
     resume_twice(m, path, NULL, 0);
     cnn_model_free(m);
 }

@@ -323,10 +323,7 @@ static void run_train(int argc, char **argv)
     if (mem_limit) check_mem_limit("train", mem_limit);
 
     opt_source src;
-    memset(&src, 0, sizeof src);
-    src.opts = opts;
-    src.resume = c.resume;
-    for (int i = 0; opts[i].name; i++) src.cmdline[i] = opts[i].given;
+    train_source_init(&src, opts, c.resume);
     run_choices x;
     fz_begin("train_check_options", 1);
     int rc = train_check_options(&c, &src, &x);

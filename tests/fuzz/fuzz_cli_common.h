@@ -125,18 +125,22 @@ FZ_WRAP(int, remove, (const char *p), (p), p)
 FZ_WRAP(int, rename, (const char *a, const char *b), (a, b), a)
 FZ_WRAP(int, creat, (const char *p, mode_t m), (p, m), p)
 
+/* The mode argument of open and openat: given only when they may create
+ * a file. */
+static mode_t fz_open_mode(int flags, va_list ap)
+{
+    return flags & (O_CREAT | O_TMPFILE) ? (mode_t)va_arg(ap, int) : 0;
+}
+
 int __real_open(const char *p, int flags, ...);
 int __wrap_open(const char *p, int flags, ...);
 int __wrap_open(const char *p, int flags, ...)
 {
     fz_touched("open", p);
-    mode_t mode = 0;
-    if (flags & (O_CREAT | O_TMPFILE)) {
-        va_list ap;
-        va_start(ap, flags);
-        mode = (mode_t)va_arg(ap, int);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = fz_open_mode(flags, ap);
+    va_end(ap);
     return __real_open(p, flags, mode);
 }
 
@@ -145,13 +149,10 @@ int __wrap_openat(int dir, const char *p, int flags, ...);
 int __wrap_openat(int dir, const char *p, int flags, ...)
 {
     fz_touched("openat", p);
-    mode_t mode = 0;
-    if (flags & (O_CREAT | O_TMPFILE)) {
-        va_list ap;
-        va_start(ap, flags);
-        mode = (mode_t)va_arg(ap, int);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = fz_open_mode(flags, ap);
+    va_end(ap);
     return __real_openat(dir, p, flags, mode);
 }
 

@@ -70,6 +70,21 @@ static inline void fuzz_check_failure(cnn_status s, const char *must_name)
     }
 }
 
+/* cnn_model_load of path: the model, or NULL once the failure is checked
+ * (a real status, a message naming path, and no model returned). */
+static inline cnn_model *fuzz_load_model(const char *path)
+{
+    cnn_model *m = NULL;
+    cnn_status s = cnn_model_load(path, &m);
+    if (s == CNN_OK) {
+        if (!m) fuzz_die("successful load returned no model");
+        return m;
+    }
+    fuzz_check_failure(s, path);
+    if (m) fuzz_die("failed load returned a model");
+    return NULL;
+}
+
 static inline uint32_t fuzz_le32(const uint8_t *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;

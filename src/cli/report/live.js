@@ -10,7 +10,7 @@
   'use strict';
 
   const R = window.cnnReport;
-  const {el, fill, absent, section, fmt, shapeText, cname, paint, diverging, probBars} = R.lib;
+  const {el, fill, absent, section, fmt, shapeText, cname, paint, diverging, drawBars, probBars} = R.lib;
   const D = R.data;
   const LIVE = JSON.parse(document.getElementById('cnn-live').textContent);
   const [IC, IH, IW] = D.input;
@@ -235,27 +235,7 @@
         const sc = Math.max(1, Math.round(52 / Math.max(H, W)));
         r.canv.forEach((cv, ch) => drawPlane(cv, v, ch * H * W, W, H, sc));
       } else {
-        drawFlat(r.flat, v, C);
-      }
-    }
-
-    /* A flat layer's values as bars (as the report's feature maps draw
-     * them), into the row's own canvas. */
-    function drawFlat(cv, v, n) {
-      let m = 0;
-      for (let i = 0; i < n; i++) m = Math.max(m, Math.abs(v[i]));
-      m = m || 1;
-      const bw = Math.max(1, Math.min(8, Math.floor(640 / n))), Hh = 60;
-      if (cv.width !== n * bw) { cv.width = n * bw; cv.height = Hh; }
-      const c2 = cv.getContext('2d');
-      c2.fillStyle = '#f4f5f7';
-      c2.fillRect(0, 0, n * bw, Hh);
-      c2.fillStyle = '#bbb';
-      c2.fillRect(0, Hh / 2, n * bw, 1);
-      for (let i = 0; i < n; i++) {
-        const t = v[i] / m, hgt = Math.abs(t) * (Hh / 2 - 2);
-        c2.fillStyle = t >= 0 ? 'rgb(200,55,45)' : 'rgb(47,109,181)';
-        c2.fillRect(i * bw, t >= 0 ? Hh / 2 - hgt : Hh / 2 + 1, Math.max(1, bw - 1), hgt);
+        drawBars(r.flat, v, C, 1);
       }
     }
 
