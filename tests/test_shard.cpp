@@ -10,8 +10,11 @@ extern "C" {
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -142,6 +145,104 @@ class Shard : public ::testing::Test {
 TEST_F(Shard, SameBitsAtOneTwoThreeAndFourThreads)
 {
     expect_same_bits(kPerImage, 77, 4, {2, 3, 4});
+}
+
+std::string read_text(const std::string &path)
+{
+    std::ifstream f(path);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+}
+
+/* A preset (models/NAME.txt) trained for `steps` Adam steps on a batch of
+ * n random images at `threads` threads: its weights. */
+std::vector<float> trained_preset(const std::string &name, int n, int threads, int steps)
+{
+    const std::string text = read_text(std::string(CNN_SOURCE_DIR) + "/models/" + name + ".txt");
+    EXPECT_FALSE(text.empty()) << name;
+    ModelPtr p;
+    make_model(p, text.c_str(), n, threads);
+    if (!p.m) return {};
+    int c, h, w;
+    cnn_model_input_shape(p.m, &c, &h, &w);
+    std::vector<float> x = tu_randn((size_t)n * c * h * w, 13);
+    std::vector<uint8_t> y(n);
+    for (int i = 0; i < n; i++) y[i] = (uint8_t)(i * 7 % 10);
+    cnn_optim_config oc = cnn_optim_defaults(CNN_OPT_ADAM);
+    oc.lr = 0.003f;
+    EXPECT_EQ(cnn_model_set_optimizer(p.m, &oc), CNN_OK);
+    cnn_loss loss = {CNN_LOSS_XENT, 1.0f};
+    cnn_batch_stats st;
+    for (int s = 0; s < steps; s++)
+        EXPECT_EQ(cnn_model_train_batch(p.m, x.data(), y.data(), n, loss, &st), CNN_OK)
+            << cnn_errmsg();
+    return all_of(p.m, false);
+}
+
+void expect_preset_same_bits(const std::string &name, int n, int steps,
+                             const std::vector<int> &threads)
+{
+    std::vector<float> w1 = trained_preset(name, n, 1, steps);
+    ASSERT_FALSE(w1.empty());
+    for (int t : threads) {
+        std::vector<float> wt = trained_preset(name, n, t, steps);
+        ASSERT_EQ(wt.size(), w1.size()) << t << " threads";
+        EXPECT_EQ(std::memcmp(w1.data(), wt.data(), w1.size() * sizeof(float)), 0)
+            << name << ", batch " << n << ", " << t << " threads";
+    }
+}
+
+/* More threads than shards: the threads of a group share each shard's
+ * layers, over images, chunks, filters, rows or GEMM panels, and the
+ * weights stay those of one thread at every count up to 16 (on 2 cores,
+ * oversubscribed). Batch 50 cuts uneven shards, 40 three shards, 32 two. */
+TEST_F(Shard, Lenet5SameBitsAtOneToSixteenThreads)
+{
+    std::vector<int> all;
+    for (int t = 2; t <= 16; t++) all.push_back(t);
+    expect_preset_same_bits("lenet5", 64, 3, all);
+    expect_preset_same_bits("lenet5", 50, 3, all);
+    expect_preset_same_bits("lenet5", 40, 2, {3, 4, 6, 9, 16});
+    expect_preset_same_bits("lenet5", 32, 2, {3, 4, 8, 16});
+}
+
+/* Each thread's share of a batch's work, counted (cnn_work_count) as on a
+ * machine with a core per thread: at 4, 8 and 16 threads the largest share
+ * is at most 1.25 times the mean (bench/balance.c prints them). */
+TEST_F(Shard, WorkIsBalancedAtFourEightAndSixteenThreads)
+{
+    for (const char *name : {"lenet5", "pytorchnet"}) {
+        const std::string text = read_text(std::string(CNN_SOURCE_DIR) + "/models/" + name + ".txt");
+        for (int T : {4, 8, 16}) {
+            ModelPtr p;
+            make_model(p, text.c_str(), 64, T);
+            ASSERT_TRUE(p.m);
+            std::vector<float> x = tu_randn((size_t)64 * 784, 3);
+            std::vector<uint8_t> y(64, 1);
+            cnn_loss loss = {CNN_LOSS_XENT, 1.0f};
+            cnn_batch_stats st;
+            cnn_work_count(1);
+            ASSERT_EQ(cnn_model_compute_grads(p.m, x.data(), y.data(), 64, loss, &st), CNN_OK)
+                << cnn_errmsg();
+            double w[CNN_WORK_MAX_THREADS];
+            const int used = cnn_work_counts(w, CNN_WORK_MAX_THREADS);
+            cnn_work_count(0);
+            EXPECT_EQ(used, T) << name << ": threads with work";
+            double total = 0, most = 0;
+            for (int t = 0; t < used; t++) {
+                total += w[t];
+                most = std::max(most, w[t]);
+            }
+            EXPECT_LE(most / (total / T), 1.25) << name << " at " << T << " threads";
+        }
+    }
+}
+
+/* The example net: Winograd and im2col layers, dense 9216x128 */
+TEST_F(Shard, PytorchnetSameBitsAtMoreThreadsThanShards)
+{
+    expect_preset_same_bits("pytorchnet", 64, 2, {5, 8, 12, 16});
 }
 
 /* Two shards give exactly the mean of the same two halves run as batches

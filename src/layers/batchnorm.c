@@ -189,7 +189,8 @@ static void bn_forward_fast(bn_layer *b, const float *restrict x, float *restric
                             int train, int nt)
 {
     bn_job j = {.b = b, .x = x, .out = y, .n = n, .train = train};
-    cnn_parallel_for(bn_threads(b, n, nt), b->c, CNN_SPLIT_EVEN, bn_channels_forward, &j);
+    cnn_parallel_for(bn_threads(b, n, nt), b->c, CNN_SPLIT_EVEN, 6.0 * n * (double)b->c * b->hw,
+                     bn_channels_forward, &j);
 }
 
 /* Channel c of dy: (N, C, H, W)  ->  dweight, dbias: (C)  dx: (N, C, H, W) */
@@ -240,7 +241,8 @@ static void bn_backward_fast(bn_layer *b, const float *restrict x, const float *
                              float *restrict dx, int n, int nt)
 {
     bn_job j = {.b = b, .x = x, .dy = dy, .out = dx, .n = n};
-    cnn_parallel_for(bn_threads(b, n, nt), b->c, CNN_SPLIT_EVEN, bn_channels_backward, &j);
+    cnn_parallel_for(bn_threads(b, n, nt), b->c, CNN_SPLIT_EVEN, 6.0 * n * (double)b->c * b->hw,
+                     bn_channels_backward, &j);
 }
 
 /* ----------------------------------------------------------- dispatch */

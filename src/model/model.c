@@ -392,9 +392,13 @@ static size_t largest_activation(const cnn_model *m)
     return big;
 }
 
-/* The most threads m's kernels run on: a shard worker's run on the one
- * thread that runs its shard (shard.c). */
-static int model_threads_max(const cnn_model *m) { return m->is_worker ? 1 : cnn_threads_max(); }
+/* The most threads m's kernels run on: a shard worker's, the most its
+ * thread group can have (shard.c). */
+static int model_threads_max(const cnn_model *m)
+{
+    if (m->is_worker) return m->worker_threads > 1 ? m->worker_threads : 1;
+    return cnn_threads_max();
+}
 
 static cnn_status reserve_layers(cnn_model *m)
 {

@@ -7,8 +7,15 @@
  * about CNN_SHARD images and each thread takes whole shards through every
  * layer (forward, loss, backward) on its own worker: a copy of the model
  * that shares this model's parameters but has its own activations, layer
- * scratch and RNG, and runs every kernel on its one thread. The only
- * synchronisation is the end of the batch.
+ * scratch and RNG. The only synchronisation is the end of the batch.
+ *
+ * More threads than shards. The threads form one group per shard running
+ * at a time (cnn_parallel_groups: min(shards, threads) groups of
+ * threads / groups), and a group's worker runs its kernels on the group's
+ * threads, which split a layer over images, filters, output rows or GEMM
+ * panels. No kernel's sums depend on its thread count, so this changes
+ * no bits either. Worker g serves group g, whose size is at most
+ * threads / (g + 1): it is set up for that many.
  *
  * Determinism. The shard count and boundaries depend on the batch size
  * only. Shard s writes its parameter gradients into a buffer of its own
@@ -92,6 +99,22 @@ static int train_shards_for(const cnn_model *m, int max_batch)
     return max_shards < MAX_TRAIN_SHARDS ? max_shards : MAX_TRAIN_SHARDS;
 }
 
+/* Workers for batches of up to max_batch on `threads` threads: one per
+ * group, and there are never more groups than shards */
+static int workers_for(int max_batch, int threads)
+{
+    const int max_shards = ceil_div(max_batch, CNN_SHARD);
+    return threads < max_shards ? threads : max_shards;
+}
+
+/* The most threads group g can have: threads / groups, with at least g + 1
+ * groups */
+static int group_threads(int threads, int g)
+{
+    const int k = threads / (g + 1);
+    return k > 1 ? k : 1;
+}
+
 static size_t shard_grads_bytes(const cnn_model *m, int train_shards)
 {
     return cnn_mul_size(cnn_mul_size((size_t)train_shards - 1, m->nfloats), sizeof(float));
@@ -104,9 +127,11 @@ size_t cnn_shards_need(const cnn_model *m, int max_batch, int threads, int with_
     const int train_shards = train_shards_for(m, max_batch);
     size_t total = 0;
     if (with_grads && train_shards > 1) total = cnn_alloc_charge(shard_grads_bytes(m, train_shards));
-    /* each worker runs its kernels on one thread */
-    size_t worker = cnn_model_batch_need(m, largest_shard(max_batch), 1);
-    size_t workers = cnn_mul_size(worker, (size_t)threads);
+    size_t workers = 0;
+    for (int g = 0; g < workers_for(max_batch, threads); g++) {
+        size_t w = cnn_model_batch_need(m, largest_shard(max_batch), group_threads(threads, g));
+        workers = workers > SIZE_MAX - w ? SIZE_MAX : workers + w;
+    }
     return total > SIZE_MAX - workers ? SIZE_MAX : total + workers;
 }
 
@@ -148,12 +173,13 @@ cnn_status cnn_model_share(const cnn_model *m, cnn_model **out)
 }
 
 /* A worker: a copy of m sharing its parameters, set up for shards of up
- * to `batch` images on one thread. */
-static cnn_status new_worker(cnn_model *m, int batch, cnn_model **out)
+ * to `batch` images on up to `threads` threads. */
+static cnn_status new_worker(cnn_model *m, int batch, int threads, cnn_model **out)
 {
     cnn_model *w;
     cnn_status st = cnn_model_share(m, &w);
     if (st != CNN_OK) return st;
+    w->worker_threads = threads;
     st = cnn_model_set_batch(w, batch);
     if (st != CNN_OK) {
         cnn_model_free(w);
@@ -170,23 +196,26 @@ cnn_status cnn_shards_reserve(cnn_model *m)
     if (m->max_batch < 2 * CNN_SHARD) return CNN_OK; /* never sharded */
 
     int max_shards = ceil_div(m->max_batch, CNN_SHARD);
-    m->shards.workers = calloc((size_t)threads, sizeof *m->shards.workers);
-    m->shards.err = calloc((size_t)threads, sizeof *m->shards.err);
+    const int nworkers = workers_for(m->max_batch, threads);
+    m->shards.workers = calloc((size_t)nworkers, sizeof *m->shards.workers);
+    m->shards.err = calloc((size_t)nworkers, sizeof *m->shards.err);
     m->shards.loss = calloc((size_t)max_shards, sizeof *m->shards.loss);
     m->shards.seed = calloc((size_t)max_shards, sizeof *m->shards.seed);
     if (!m->shards.workers || !m->shards.err || !m->shards.loss || !m->shards.seed) {
         cnn_shards_free(m);
         return cnn_fail(CNN_ERR_NOMEM, "out of memory for the per-thread workers");
     }
-    for (int t = 0; t < threads; t++) {
-        cnn_status st = new_worker(m, largest_shard(m->max_batch), &m->shards.workers[t]);
+    for (int g = 0; g < nworkers; g++) {
+        cnn_status st = new_worker(m, largest_shard(m->max_batch), group_threads(threads, g),
+                                   &m->shards.workers[g]);
         if (st != CNN_OK) {
-            m->shards.nworkers = t;
+            m->shards.nworkers = g;
             cnn_shards_free(m);
-            return cnn_fail_prefix(st, "worker for thread %d", t);
+            return cnn_fail_prefix(st, "worker for thread group %d", g);
         }
     }
-    m->shards.nworkers = threads;
+    m->shards.nworkers = nworkers;
+    m->shards.threads = threads;
     m->shards.worker_batch = largest_shard(m->max_batch);
     m->shards.grad_slots = 1;
     m->shards.max_shards = max_shards;
@@ -202,6 +231,14 @@ cnn_status cnn_shards_reserve_grads(cnn_model *m)
     if (!m->shards.grads) return CNN_ERR_NOMEM;
     m->shards.grad_slots = train_shards;
     return CNN_OK;
+}
+
+/* Values per image of all of m's activations */
+static size_t act_values(const cnn_model *m)
+{
+    size_t v = 0;
+    for (int i = 0; i < m->nlayers; i++) v += cnn_shape_size(m->layers[i]->out);
+    return v;
 }
 
 /* Where shard s's gradients go: shard 0 into the model's own, the others
@@ -221,9 +258,10 @@ typedef struct {
     const cnn_loss_plan *plan; /* NULL: forward only */
 } shard_job;
 
-/* Shard s of the batch, start to end on worker w, on the calling thread. */
+/* Shard s of the batch, start to end on worker w, its kernels on up to nt
+ * threads (the calling thread's group). */
 static void run_shard(cnn_model *m, cnn_model *w, struct cnn_shard_error *err,
-                      const shard_job *job, int s)
+                      const shard_job *job, int s, int nt)
 {
     const int i0 = (int)((long)s * job->n / job->shards);
     const int ns = (int)((long)(s + 1) * job->n / job->shards) - i0;
@@ -234,7 +272,7 @@ static void run_shard(cnn_model *m, cnn_model *w, struct cnn_shard_error *err,
 
     if (job->grad) point_grads(m, w, s);
     if (job->train) cnn_rng_seed(&w->rng, m->shards.seed[s]);
-    cnn_model_run_forward(w, job->x + (size_t)i0 * cnn_shape_size(m->input), ns, job->train, 1);
+    cnn_model_run_forward(w, job->x + (size_t)i0 * cnn_shape_size(m->input), ns, job->train, nt);
     /* the rows the caller reads: outputs, and the scores if the loss reads
      * those (act[0], the input itself, is the caller's already) */
     memcpy(m->act[L] + (size_t)i0 * k, w->act[L], sizeof(float) * (size_t)ns * k);
@@ -247,7 +285,10 @@ static void run_shard(cnn_model *m, cnn_model *w, struct cnn_shard_error *err,
         m->shards.loss[s] = t;
         if (!isfinite(t)) st = cnn_model_numeric_fault(w, ns, "the loss");
         else if (job->grad && (st = cnn_model_check_activations(w, ns)) == CNN_OK)
-            st = cnn_model_run_backward(w, plan->start, ns, 1);
+            st = cnn_model_run_backward(w, plan->start, ns, nt);
+        /* the serial part: the loss, and the scans of the activations and
+         * gradients for NaN/Inf (in values) */
+        cnn_work_add((double)ns * (double)(act_values(m) + k) + (job->grad ? (double)m->nfloats : 0.0));
     }
     /* shards reach a thread in increasing order: keep its first failure */
     if (st != CNN_OK && err->shard < 0) {
@@ -287,12 +328,11 @@ typedef struct {
     int lo; /* the first shard this rank runs (0 without MPI) */
 } shards_job;
 
-/* shards lo + [s0, s1) on thread t, by t's worker */
-static void run_shards(void *ctx, long s0, long s1, int t)
+/* shard lo + i on group g's worker and threads */
+static void run_group_shard(void *ctx, long i, int g, int size)
 {
     const shards_job *j = ctx;
-    for (long s = j->lo + s0; s < j->lo + s1; s++)
-        run_shard(j->m, j->m->shards.workers[t], &j->m->shards.err[t], j->job, (int)s);
+    run_shard(j->m, j->m->shards.workers[g], &j->m->shards.err[g], j->job, (int)(j->lo + i), size);
 }
 
 /* the shards' gradients summed into the model's, blocks [b0, b1) of 1024
@@ -323,9 +363,9 @@ cnn_status cnn_shards_run(cnn_model *m, const float *x, int n, int shards, int t
     int lo, hi;
     const int dist = cnn_dist_shard_range(shards, &lo, &hi);
     int nt = cnn_threads();
-    if (nt > m->shards.nworkers) nt = m->shards.nworkers;
+    if (nt > m->shards.threads) nt = m->shards.threads;
     shards_job j = {m, &job, lo};
-    cnn_parallel_for(nt, hi - lo, CNN_SPLIT_EACH, run_shards, &j);
+    cnn_parallel_groups(nt, hi - lo, run_group_shard, &j);
 
     const struct cnn_shard_error *first = NULL;
     for (int t = 0; t < m->shards.nworkers; t++)
@@ -340,7 +380,8 @@ cnn_status cnn_shards_run(cnn_model *m, const float *x, int n, int shards, int t
         first = NULL;
     }
     if (job.grad)
-        cnn_parallel_for(nt, (long)((m->nfloats + 1023) / 1024), CNN_SPLIT_EVEN, reduce_blocks, &j);
+        cnn_parallel_for(nt, (long)((m->nfloats + 1023) / 1024), CNN_SPLIT_EVEN,
+                         (double)m->nfloats * (shards - 1), reduce_blocks, &j);
     if (first) return cnn_fail(first->st, "%s", first->msg);
     if (total) {
         double sum = 0.0;
