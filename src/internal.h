@@ -441,6 +441,20 @@ cnn_status cnn_softmax_create(cnn_spec_line *s, cnn_shape in, cnn_layer **out);
 cnn_status cnn_dropout_create(cnn_spec_line *s, cnn_shape in, cnn_layer **out);
 cnn_status cnn_batchnorm_create(cnn_spec_line *s, cnn_shape in, cnn_layer **out);
 
+/* Batchnorm's fast kernels in steps, for a batch run in shards layer by
+ * layer (src/model/shard.c): x, dy and out are the whole batch's, and a
+ * call covers images [i0, i1) on up to nt threads. sums: per (image,
+ * channel) row, pass 0 of x, 1 of (x - mean)^2, 2 of dy and dy * x_hat;
+ * combine (one thread, every shard's rows in image order, n images):
+ * pass 0 the mean, 1 the variance, running statistics and 1/std, 2 the
+ * weight and bias gradients and dx's coefficients; apply: y = the
+ * normalised x (dy NULL), or dx. A whole batch runs the same steps. */
+void cnn_batchnorm_sums(cnn_layer *l, const float *x, const float *dy, int i0, int i1, int pass,
+                        int nt);
+void cnn_batchnorm_combine(cnn_layer *l, int n, int pass);
+void cnn_batchnorm_apply(cnn_layer *l, const float *x, const float *dy, float *out, int i0,
+                         int i1, int nt);
+
 /* Allocate a zeroed layer struct of `size` bytes (size >= sizeof(cnn_layer))
  * with ops, shapes and line set. */
 cnn_layer *cnn_layer_new(size_t size, const cnn_layer_ops *ops, cnn_shape in,

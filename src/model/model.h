@@ -180,6 +180,18 @@ int cnn_shards_for(const cnn_model *m, int n, int grad);
 cnn_status cnn_shards_run(cnn_model *m, const float *x, int n, int shards, int train,
                           const cnn_loss_plan *plan, int grad, double *total);
 
+/* 1 if a layer of m mixes the images of a batch in training (batchnorm):
+ * its training batches run in shards layer by layer. */
+int cnn_shards_coupled(const cnn_model *m);
+/* Such a model's training forward of n images as `shards` shards, layer by
+ * layer, into its own whole-batch activations (train: batch statistics). */
+void cnn_shards_forward_layers(cnn_model *m, const float *x, int n, int shards, int train);
+/* Its backward after that forward, from dbuf[0] = dL/d(output of layer
+ * start): every shard's parameter gradients, summed in shard order into
+ * m->grads, then checked for NaN/Inf. Not under MPI (src/cli/train_mpi.c
+ * refuses such models). */
+cnn_status cnn_shards_backward_layers(cnn_model *m, int start, int n, int shards);
+
 /* Every parameter and buffer at once, from `from` (nfloats, in m->params'
  * layout): a load. Counts as a change of the parameters. */
 void cnn_model_set_params(cnn_model *m, const float *from);
