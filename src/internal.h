@@ -186,8 +186,34 @@ typedef enum {
 } cnn_split;
 /* fn over [0, n) on at most nt threads (src/core/parallel.c), each index
  * exactly once; nt <= 1 (or n == 1) calls fn(ctx, 0, n, 0) inline, with no
- * parallel region. */
-void cnn_parallel_for(int nt, long n, cnn_split split, cnn_range_fn fn, void *ctx);
+ * parallel region. `work`: what the n indices cost together (FLOPs, or
+ * values for memory-bound loops), for the work counts only. Called by the
+ * leader of a group (cnn_parallel_groups), it runs on the group's threads. */
+void cnn_parallel_for(int nt, long n, cnn_split split, double work, cnn_range_fn fn, void *ctx);
+
+/* Item i of cnn_parallel_groups, run by the leader of group g, whose
+ * cnn_parallel_for calls may use up to `size` threads. */
+typedef void (*cnn_item_fn)(void *ctx, long i, int g, int size);
+/* Items [0, items) on nt threads: min(items, nt) groups of nt / groups
+ * threads each (cnn_parallel_groups_shape), each group's leader taking
+ * items in increasing order. Which group runs an item must not change its
+ * result. Groups of one run as cnn_parallel_for's CNN_SPLIT_EACH. */
+void cnn_parallel_groups(int nt, long items, cnn_item_fn fn, void *ctx);
+void cnn_parallel_groups_shape(int nt, long items, int *groups, int *size);
+
+/* Work counts per thread, for measuring balance (bench/bench_balance.c):
+ * cnn_work_count(1) zeroes the counts and starts counting (dynamic splits
+ * are then dealt statically), cnn_work_count(0) stops; cnn_work_add puts
+ * work on the calling thread (serial parts); cnn_work_counts copies up to
+ * max counts and returns how many threads have any. Not for use while
+ * another thread runs a kernel. */
+#define CNN_WORK_MAX_THREADS 256
+void cnn_work_count(int on);
+void cnn_work_add(double work);
+int cnn_work_counts(double *out, int max);
+/* Barriers since counting began on the thread that started the most
+ * (parallel regions and group jobs): the ones on the critical path. */
+long cnn_work_syncs(void);
 
 /* ---------------------------------------------------------------- kernels */
 
@@ -417,6 +443,20 @@ cnn_status cnn_tanh_create(cnn_spec_line *s, cnn_shape in, cnn_layer **out);
 cnn_status cnn_softmax_create(cnn_spec_line *s, cnn_shape in, cnn_layer **out);
 cnn_status cnn_dropout_create(cnn_spec_line *s, cnn_shape in, cnn_layer **out);
 cnn_status cnn_batchnorm_create(cnn_spec_line *s, cnn_shape in, cnn_layer **out);
+
+/* Batchnorm's fast kernels in steps, for a batch run in shards layer by
+ * layer (src/model/shard.c): x, dy and out are the whole batch's, and a
+ * call covers images [i0, i1) on up to nt threads. sums: per (image,
+ * channel) row, pass 0 of x, 1 of (x - mean)^2, 2 of dy and dy * x_hat;
+ * combine (one thread, every shard's rows in image order, n images):
+ * pass 0 the mean, 1 the variance, running statistics and 1/std, 2 the
+ * weight and bias gradients and dx's coefficients; apply: y = the
+ * normalised x (dy NULL), or dx. A whole batch runs the same steps. */
+void cnn_batchnorm_sums(cnn_layer *l, const float *x, const float *dy, int i0, int i1, int pass,
+                        int nt);
+void cnn_batchnorm_combine(cnn_layer *l, int n, int pass);
+void cnn_batchnorm_apply(cnn_layer *l, const float *x, const float *dy, float *out, int i0,
+                         int i1, int nt);
 
 /* Allocate a zeroed layer struct of `size` bytes (size >= sizeof(cnn_layer))
  * with ops, shapes and line set. */

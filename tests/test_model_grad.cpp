@@ -192,3 +192,91 @@ INSTANTIATE_TEST_SUITE_P(EveryLossAndEnding, ModelGrad, ::testing::ValuesIn(all_
                          [](const ::testing::TestParamInfo<GradCase> &i) {
                              return case_name(i.param);
                          });
+
+/* A model with batchnorm (2-d and 1-d) trained in shards layer by layer
+ * (src/model/shard.c): its parameter gradients against central differences
+ * of the training-mode loss, whose batch statistics move with the weights.
+ * The loss is measured on a whole-batch training forward, whose statistics
+ * are the sharded run's bit for bit (tests/test_shard.cpp). Smooth layers
+ * (tanh, average pooling) keep kinks from the differences; relu and max
+ * pooling are checked above. */
+TEST(ModelGradBatchNorm, ShardedGradientsMatchCentralDifferences)
+{
+    const int keep = cnn_get_threads();
+    const char *arch = "input 1x8x8\n"
+                       "conv 3 3x3 pad=1\n"
+                       "batchnorm\n"
+                       "tanh\n"
+                       "avgpool 2\n"
+                       "flatten\n"
+                       "dense 6\n"
+                       "batchnorm\n"
+                       "tanh\n"
+                       "dense 5\n";
+    const int n = 40, k = 5;
+    cnn_set_threads(3);
+    cnn_model *m = nullptr;
+    ASSERT_EQ(cnn_model_from_text(arch, "bn-gradcheck", &m), CNN_OK) << cnn_errmsg();
+    ASSERT_EQ(cnn_model_init(m, CNN_INIT_XAVIER_NORMAL, 5), CNN_OK);
+    ASSERT_EQ(cnn_model_set_batch(m, n), CNN_OK) << cnn_errmsg();
+    ASSERT_TRUE(cnn_shards_coupled(m));
+    ASSERT_EQ(cnn_shards_for(m, n, 1), 3) << "the path under test: three shards";
+    std::vector<float> x = tu_randn((size_t)n * 64, 19);
+    std::vector<uint8_t> y(n);
+    std::vector<float> target((size_t)n * k, 0.0f);
+    for (int i = 0; i < n; i++) {
+        y[i] = (uint8_t)((i * 3 + 1) % k);
+        target[(size_t)i * k + y[i]] = 1.0f;
+    }
+    const cnn_loss loss = {CNN_LOSS_XENT, 1.0f};
+    cnn_batch_stats st;
+    ASSERT_EQ(cnn_model_compute_grads(m, x.data(), y.data(), n, loss, &st), CNN_OK) << cnn_errmsg();
+    auto train_loss = [&]() {
+        const float *out = nullptr;
+        EXPECT_EQ(cnn_model_forward(m, x.data(), n, 1, &out), CNN_OK) << cnn_errmsg();
+        return cnn_loss_compute(loss, out, target.data(), n, k, nullptr);
+    };
+    const double l0 = train_loss();
+    EXPECT_NEAR(l0, st.loss, 1e-9 * std::fabs(l0));
+    const double h1 = 1e-2, tol1 = 2e-3, h2 = 1e-3, tol2 = 5e-3;
+    int failed = 0, retried = 0, coords = 0;
+    for (int ti = 0; ti < cnn_model_num_tensors(m); ti++) {
+        cnn_tensor t;
+        ASSERT_EQ(cnn_model_tensor(m, ti, &t), CNN_OK);
+        if (!t.grad) continue;
+        const std::vector<float> ana(t.grad, t.grad + t.size);
+        double scale = 0;
+        for (float g : ana) scale = std::max(scale, (double)std::fabs(g));
+        /* a bias just before a batchnorm has no effect on the loss */
+        const bool zero = scale < 1e-6;
+        if (zero) scale = 1e-3;
+        for (size_t i = 0; i < t.size; i++, coords++) {
+            const float keep_w = t.data[i];
+            auto at = [&](double h, double *taken) {
+                t.data[i] = keep_w + (float)h;
+                *taken = (double)t.data[i] - keep_w;
+                double l = train_loss();
+                t.data[i] = keep_w;
+                return l;
+            };
+            double hp, hm;
+            double lp = at(h1, &hp), lm = at(-h1, &hm);
+            if (std::fabs((lp - lm) / (hp - hm) - ana[i]) <= tol1 * scale) continue;
+            retried++;
+            lp = at(h2, &hp);
+            lm = at(-h2, &hm);
+            const double central = (lp - lm) / (hp - hm), forward = (lp - l0) / hp,
+                         backward = (l0 - lm) / -hm;
+            double best = std::min({std::fabs(central - ana[i]), std::fabs(forward - ana[i]),
+                                    std::fabs(backward - ana[i])});
+            if (best > tol2 * scale && ++failed <= 5)
+                ADD_FAILURE() << t.name << "[" << i << "]: analytic " << ana[i] << ", numerical "
+                              << central << " (central), " << forward << " (forward), "
+                              << backward << " (backward)";
+        }
+    }
+    EXPECT_EQ(failed, 0);
+    EXPECT_LT(retried, coords / 4);
+    cnn_model_free(m);
+    cnn_set_threads(keep);
+}

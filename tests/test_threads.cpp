@@ -169,7 +169,7 @@ TEST(ParallelFor, OneThreadRunsInlineAsOneRange)
         Ranges r;
         r.hits.assign(37, 0);
         r.thread_of.assign(37, -1);
-        cnn_parallel_for(1, 37, split, record, &r);
+        cnn_parallel_for(1, 37, split, 0.0, record, &r);
         EXPECT_EQ(r.calls, 1);
         EXPECT_EQ(r.in_region, 0) << "one thread must not open a parallel region";
         EXPECT_EQ(r.max_t, 0);
@@ -177,7 +177,7 @@ TEST(ParallelFor, OneThreadRunsInlineAsOneRange)
     }
     /* nothing to do: no call at all */
     Ranges r;
-    cnn_parallel_for(4, 0, CNN_SPLIT_EVEN, record, &r);
+    cnn_parallel_for(4, 0, CNN_SPLIT_EVEN, 0.0, record, &r);
     EXPECT_EQ(r.calls, 0);
 }
 
@@ -189,7 +189,7 @@ TEST(ParallelFor, EveryIndexExactlyOnce)
                 Ranges r;
                 r.hits.assign((size_t)n, 0);
                 r.thread_of.assign((size_t)n, -1);
-                cnn_parallel_for(nt, n, split, record, &r);
+                cnn_parallel_for(nt, n, split, 0.0, record, &r);
                 for (long i = 0; i < n; i++)
                     EXPECT_EQ(r.hits[(size_t)i], 1) << "nt " << nt << " n " << n << " index " << i;
                 EXPECT_LT(r.max_t, nt < n ? nt : (int)n);
@@ -209,4 +209,90 @@ TEST(ParallelFor, ThreadsForWork)
     EXPECT_EQ(cnn_threads_for(CNN_PARALLEL_MIN_FLOPS, 8), 8);
     EXPECT_EQ(cnn_threads_for(1e12, 1), 1);
     EXPECT_EQ(cnn_threads_for(1e12, 0), 1);
+}
+
+/* ---------------------------------------------- cnn_parallel_groups */
+
+namespace {
+
+/* Items of cnn_parallel_groups: each runs a cnn_parallel_for of 53 indices
+ * on its group, recording which group ran it and every index's rank. */
+struct Items {
+    std::vector<int> group_of, size_of;
+    std::vector<Ranges> inner;
+    cnn_split split;
+};
+
+void item(void *ctx, long i, int g, int size)
+{
+    Items *it = static_cast<Items *>(ctx);
+    it->group_of[(size_t)i] = g;
+    it->size_of[(size_t)i] = size;
+    cnn_parallel_for(size, 53, it->split, 53.0, record, &it->inner[(size_t)i]);
+}
+
+}  // namespace
+
+TEST(ParallelGroups, EveryItemOnceAndEveryIndexOnceOnItsGroup)
+{
+    for (cnn_split split : {CNN_SPLIT_EVEN, CNN_SPLIT_EACH})
+        for (int nt : {1, 2, 3, 4, 8, 16})
+            for (long items : {1L, 2L, 3L, 4L, 7L}) {
+                int G, k;
+                cnn_parallel_groups_shape(nt, items, &G, &k);
+                EXPECT_EQ(G, nt < items ? nt : (int)items);
+                EXPECT_EQ(k, nt / G);
+                Items it;
+                it.split = split;
+                it.group_of.assign((size_t)items, -1);
+                it.size_of.assign((size_t)items, 0);
+                it.inner.resize((size_t)items);
+                for (auto &r : it.inner) {
+                    r.hits.assign(53, 0);
+                    r.thread_of.assign(53, -1);
+                }
+                cnn_parallel_groups(nt, items, item, &it);
+                for (long i = 0; i < items; i++) {
+                    EXPECT_GE(it.group_of[(size_t)i], 0) << "item " << i << " never ran";
+                    EXPECT_LT(it.group_of[(size_t)i], G);
+                    EXPECT_EQ(it.size_of[(size_t)i], k);
+                    const Ranges &r = it.inner[(size_t)i];
+                    for (int x = 0; x < 53; x++)
+                        EXPECT_EQ(r.hits[(size_t)x], 1) << "nt " << nt << " item " << i;
+                    EXPECT_LT(r.max_t, k) << "a rank beyond the group";
+                    if (k > 1 && split == CNN_SPLIT_EVEN)
+                        EXPECT_EQ(r.max_t, k - 1) << "a group's threads left idle";
+                }
+            }
+}
+
+/* The work counts: a call's work goes to the threads that ran it, in
+ * proportion to their indices; calls inside a counted share are part of
+ * it; work 0 leaves the counting to the calls inside. */
+TEST(ParallelGroups, WorkCountsFollowTheShares)
+{
+    Items it;
+    it.split = CNN_SPLIT_EACH;
+    it.group_of.assign(4, -1);
+    it.size_of.assign(4, 0);
+    it.inner.resize(4);
+    for (auto &r : it.inner) {
+        r.hits.assign(53, 0);
+        r.thread_of.assign(53, -1);
+    }
+    cnn_work_count(1);
+    cnn_parallel_groups(8, 4, item, &it);
+    double w[CNN_WORK_MAX_THREADS];
+    const int used = cnn_work_counts(w, CNN_WORK_MAX_THREADS);
+    const long syncs = cnn_work_syncs();
+    cnn_work_count(0);
+    ASSERT_EQ(used, 8);
+    double total = 0;
+    for (int t = 0; t < used; t++) {
+        total += w[t];
+        /* 4 groups of 2: 26 or 27 of each item's 53 indices */
+        EXPECT_NEAR(w[t], t % 2 == 0 ? 26.0 : 27.0, 1e-9) << "thread " << t;
+    }
+    EXPECT_NEAR(total, 4 * 53.0, 1e-9);
+    EXPECT_EQ(syncs, 2) << "thread 0 started the region and its group's one job";
 }

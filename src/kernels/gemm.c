@@ -502,7 +502,7 @@ static void dot_threads(int nt, int M, int N, int K, float alpha, const float *A
     gemm_job j = {.M = M, .N = N, .K = K, .lda = lda, .ldb = ldb, .ldc = ldc, .alpha = alpha,
                   .beta = beta, .A = A, .B = B, .C = C, .nch = nch, .T = nt,
                   .pair = (void *)pair};
-    cnn_parallel_for(nt, nt, CNN_SPLIT_EVEN, dot_shares, &j);
+    cnn_parallel_for(nt, nt, CNN_SPLIT_EVEN, 2.0 * M * N * K, dot_shares, &j);
 }
 
 /* Units [u0, u1) of the tile path: a run of columns or of rows of C */
@@ -531,6 +531,7 @@ void cnn_sgemm_threads(int nt, int transa, int transb, int M, int N, int K, floa
     }
     nt = cnn_threads_for(2.0 * M * N * K, nt);
     if (nt <= 1) {
+        cnn_work_add(2.0 * M * N * K);
         cnn_sgemm_serial(transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
@@ -547,7 +548,8 @@ void cnn_sgemm_threads(int nt, int transa, int transb, int M, int N, int K, floa
     gemm_job j = {.transa = transa, .transb = transb, .M = M, .N = N, .K = K, .lda = lda,
                   .ldb = ldb, .ldc = ldc, .alpha = alpha, .beta = beta, .A = A, .B = B, .C = C,
                   .pl = &pl, .split_n = split_n, .un = un, .um = um};
-    cnn_parallel_for(nt, split_n ? unitsN : unitsM, CNN_SPLIT_EVEN, tile_units, &j);
+    cnn_parallel_for(nt, split_n ? unitsN : unitsM, CNN_SPLIT_EVEN, 2.0 * M * N * K, tile_units,
+                     &j);
 }
 
 void cnn_sgemm(int transa, int transb, int M, int N, int K, float alpha, const float *A,

@@ -167,7 +167,8 @@ static void act_forward_fast(const act_layer *a, const float *restrict x, float 
 {
     const double work = a->kind == ACT_RELU || a->kind == ACT_LEAKY ? (double)total : 20.0 * total;
     act_job j = {.a = a, .x = x, .out = y};
-    cnn_parallel_for(cnn_threads_for(work, nt), (long)total, CNN_SPLIT_EVEN, act_forward_slice, &j);
+    cnn_parallel_for(cnn_threads_for(work, nt), (long)total, CNN_SPLIT_EVEN, work, act_forward_slice,
+                     &j);
 }
 
 /* dy: (N, C, H, W)   dx: (N, C, H, W) */
@@ -176,7 +177,7 @@ static void act_backward_fast(const act_layer *a, const float *restrict x,
                               float *restrict dx, size_t total, int nt)
 {
     act_job j = {.a = a, .x = x, .y = y, .dy = dy, .out = dx};
-    cnn_parallel_for(cnn_threads_for(2.0 * total, nt), (long)total, CNN_SPLIT_EVEN,
+    cnn_parallel_for(cnn_threads_for(2.0 * total, nt), (long)total, CNN_SPLIT_EVEN, 2.0 * total,
                      act_backward_slice, &j);
 }
 
@@ -211,7 +212,8 @@ static void softmax_forward_rows(void *ctx, long s0, long s1, int t)
 static void softmax_forward_fast(const float *restrict x, float *restrict y, int n, int f, int nt)
 {
     act_job j = {.x = x, .out = y, .f = f};
-    cnn_parallel_for(cnn_threads_for(20.0 * n * f, nt), n, CNN_SPLIT_EVEN, softmax_forward_rows, &j);
+    cnn_parallel_for(cnn_threads_for(20.0 * n * f, nt), n, CNN_SPLIT_EVEN, 20.0 * n * f,
+                     softmax_forward_rows, &j);
 }
 
 /* Row s of dy: (N, F)   dx: (N, F) */
@@ -238,7 +240,8 @@ static void softmax_backward_fast(const float *restrict y, const float *restrict
                                   float *restrict dx, int n, int f, int nt)
 {
     act_job j = {.y = y, .dy = dy, .out = dx, .f = f};
-    cnn_parallel_for(cnn_threads_for(4.0 * n * f, nt), n, CNN_SPLIT_EVEN, softmax_backward_rows, &j);
+    cnn_parallel_for(cnn_threads_for(4.0 * n * f, nt), n, CNN_SPLIT_EVEN, 4.0 * n * f,
+                     softmax_backward_rows, &j);
 }
 
 /* ----------------------------------------------------------- dispatch */

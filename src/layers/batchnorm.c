@@ -24,6 +24,12 @@ typedef struct {
     float *mean;        /* (C) mean used by the last forward */
     float *invstd;      /* (C) 1/sqrt(var + eps) used by the last forward */
     int last_train;     /* mode of the last forward: picks backward's formula */
+    /* the fast kernels' sums: per (image, channel) two row sums, then per
+     * channel the mean in double and dx's two coefficients */
+    double *rows;       /* (max_batch, C, 2) */
+    double *dmean;      /* (C) */
+    float *a0, *a1;     /* (C) */
+    int max_batch;
 } bn_layer;
 
 enum { P_WEIGHT = 0, P_BIAS, P_RMEAN, P_RVAR };
@@ -33,15 +39,6 @@ static int bn_threads(const bn_layer *b, int n, int nt)
 {
     return cnn_threads_for(6.0 * n * (double)b->c * b->hw, nt);
 }
-
-/* One call of the fast kernels, split over threads by channel: every
- * channel's sums run on one thread in a fixed order. */
-typedef struct {
-    bn_layer *b;
-    const float *x, *dy;
-    float *out;
-    int n, train;
-} bn_job;
 
 /* Batch statistics of channel c, two passes in double so a large mean does
  * not eat the variance. Returns the biased variance. */
@@ -138,90 +135,132 @@ static void bn_backward_ref(bn_layer *b, const float *x, const float *dy, float 
 
 /* --------------------------------------------------------------- fast */
 
-/* Same math; channels are shared out between threads (each channel's sums
- * run on one thread in a fixed order) and the contiguous H*W runs are
- * vectorised. Per channel the affine map is folded into y = a x + d. */
-/* Channel c of x: (N, C, H, W)   y: (N, C, H, W) */
-static void bn_channel_forward(bn_layer *b, const float *restrict x, float *restrict y, int n,
-                               int train, int c)
+/* Same math; channels are shared out between threads and the contiguous
+ * H*W runs are vectorised. Per channel the affine map is folded into
+ * y = a x + d.
+ *
+ * The batch sums are made in two steps: a sum per (image, channel) row,
+ * then the rows added in image order. A batch run whole and one run in
+ * shards (src/model/shard.c: each shard's rows, then one combination) make
+ * the same row sums and add them in the same order, so they get the same
+ * statistics, bit for bit. Training needs three sums: of x, then of
+ * (x - mean)^2 (two passes in double so a large mean does not eat the
+ * variance), and in backward of dy and dy * x_hat together. */
+
+/* The rows' sums of channel c, images [i0, i1), into b->rows[i][c]:
+ * pass 0: x; 1: (x - mean)^2; 2: dy and dy * x_hat */
+static void bn_channel_sums(bn_layer *b, const float *restrict x, const float *restrict dy,
+                            int i0, int i1, int pass, int c)
 {
-    const float *g = b->base.params[P_WEIGHT].data, *be = b->base.params[P_BIAS].data;
     const size_t chw = (size_t)b->c * b->hw;
     const int hw = b->hw;
-    double mean = 0.0, var = 0.0;
-    if (train) {
-        double s = 0.0;
-        for (int i = 0; i < n; i++) {
-            const float *xr = x + i * chw + (size_t)c * hw;
+    for (int i = i0; i < i1; i++) {
+        const float *xr = x + i * chw + (size_t)c * hw;
+        double *r = b->rows + 2 * ((size_t)i * b->c + c);
+        if (pass == 0) {
+            double s = 0.0;
 #pragma omp simd reduction(+ : s)
             for (int p = 0; p < hw; p++) s += xr[p];
-        }
-        mean = s / ((double)n * hw);
-        double v = 0.0;
-        for (int i = 0; i < n; i++) {
-            const float *xr = x + i * chw + (size_t)c * hw;
+            r[0] = s;
+        } else if (pass == 1) {
+            const double mean = b->dmean[c];
+            double v = 0.0;
 #pragma omp simd reduction(+ : v)
             for (int p = 0; p < hw; p++) {
                 double d = xr[p] - mean;
                 v += d * d;
             }
+            r[1] = v;
+        } else {
+            const float *gr = dy + i * chw + (size_t)c * hw;
+            const float mu = b->mean[c], is = b->invstd[c];
+            double sdy = 0.0, sdyxh = 0.0;
+#pragma omp simd reduction(+ : sdy, sdyxh)
+            for (int p = 0; p < hw; p++) {
+                float xh = (xr[p] - mu) * is;
+                sdy += gr[p];
+                sdyxh += (double)gr[p] * xh;
+            }
+            r[0] = sdy;
+            r[1] = sdyxh;
         }
-        var = v / ((double)n * hw);
-    }
-    bn_channel_setup(b, c, train, mean, var, n);
-    const float mu = b->mean[c], is = b->invstd[c], gc = g[c], bc = be[c];
-    for (int i = 0; i < n; i++) {
-        const float *xr = x + i * chw + (size_t)c * hw;
-        float *yr = y + i * chw + (size_t)c * hw;
-#pragma omp simd
-        for (int p = 0; p < hw; p++) yr[p] = gc * ((xr[p] - mu) * is) + bc;
     }
 }
 
-static void bn_channels_forward(void *ctx, long c0, long c1, int t)
+/* One call of the fast kernels over images [i0, i1), split by channel */
+typedef struct {
+    bn_layer *b;
+    const float *x, *dy;
+    float *out;
+    int i0, i1, pass;
+} bn_job;
+
+static void bn_sums_channels(void *ctx, long c0, long c1, int t)
 {
     const bn_job *j = ctx;
-    for (long c = c0; c < c1; c++) bn_channel_forward(j->b, j->x, j->out, j->n, j->train, (int)c);
+    for (long c = c0; c < c1; c++) bn_channel_sums(j->b, j->x, j->dy, j->i0, j->i1, j->pass, (int)c);
 }
 
-/* x: (N, C, H, W)   y: (N, C, H, W) */
-static void bn_forward_fast(bn_layer *b, const float *restrict x, float *restrict y, int n,
-                            int train, int nt)
+void cnn_batchnorm_sums(cnn_layer *l, const float *x, const float *dy, int i0, int i1, int pass,
+                        int nt)
 {
-    bn_job j = {.b = b, .x = x, .out = y, .n = n, .train = train};
-    cnn_parallel_for(bn_threads(b, n, nt), b->c, CNN_SPLIT_EVEN, bn_channels_forward, &j);
+    bn_layer *b = (bn_layer *)l;
+    bn_job j = {.b = b, .x = x, .dy = dy, .i0 = i0, .i1 = i1, .pass = pass};
+    cnn_parallel_for(bn_threads(b, i1 - i0, nt), b->c, CNN_SPLIT_EVEN,
+                     3.0 * (i1 - i0) * (double)b->c * b->hw, bn_sums_channels, &j);
 }
 
-/* Channel c of dy: (N, C, H, W)  ->  dweight, dbias: (C)  dx: (N, C, H, W) */
-static void bn_channel_backward(bn_layer *b, const float *restrict x, const float *restrict dy,
-                                float *restrict dx, int n, int c)
+void cnn_batchnorm_combine(cnn_layer *l, int n, int pass)
 {
-    const float *g = b->base.params[P_WEIGHT].data;
-    float *dg = b->base.params[P_WEIGHT].grad, *dbe = b->base.params[P_BIAS].grad;
-    const size_t chw = (size_t)b->c * b->hw;
-    const int hw = b->hw, train = b->last_train;
-    const double m = (double)n * hw;
-    const float mu = b->mean[c], is = b->invstd[c];
-    double sdy = 0.0, sdyxh = 0.0;
-    for (int i = 0; i < n; i++) {
-        const float *xr = x + i * chw + (size_t)c * hw, *gr = dy + i * chw + (size_t)c * hw;
-#pragma omp simd reduction(+ : sdy, sdyxh)
-        for (int p = 0; p < hw; p++) {
-            float xh = (xr[p] - mu) * is;
-            sdy += gr[p];
-            sdyxh += (double)gr[p] * xh;
+    bn_layer *b = (bn_layer *)l;
+    const double m = (double)n * b->hw;
+    const float *g = l->params[P_WEIGHT].data;
+    float *dg = l->params[P_WEIGHT].grad, *dbe = l->params[P_BIAS].grad;
+    if (pass == 0) b->last_train = 1;
+    for (int c = 0; c < b->c; c++) {
+        double s0 = 0.0, s1 = 0.0;
+        for (int i = 0; i < n; i++) {
+            const double *r = b->rows + 2 * ((size_t)i * b->c + c);
+            s0 += r[0];
+            s1 += r[1];
+        }
+        if (pass == 0) {
+            b->dmean[c] = s0 / m;
+        } else if (pass == 1) {
+            bn_channel_setup(b, c, 1, b->dmean[c], s1 / m, n);
+        } else {
+            /* dx = k1 * dy - k1/M * (sum(dy) + x_hat * sum(dy x_hat)), k1 = weight * invstd */
+            dg[c] = (float)s1;
+            dbe[c] = (float)s0;
+            const float k1 = g[c] * b->invstd[c];
+            b->a0[c] = b->last_train ? (float)(k1 * s0 / m) : 0.0f;
+            b->a1[c] = b->last_train ? (float)(k1 * s1 / m) : 0.0f;
         }
     }
-    dg[c] = (float)sdyxh;
-    dbe[c] = (float)sdy;
-    if (!dx) return;
-    /* dx = k1 * dy - k1/M * (sum(dy) + x_hat * sum(dy x_hat)), k1 = weight * invstd */
-    const float k1 = g[c] * is;
-    const float a0 = train ? (float)(k1 * sdy / m) : 0.0f;
-    const float a1 = train ? (float)(k1 * sdyxh / m) : 0.0f;
-    for (int i = 0; i < n; i++) {
+}
+
+/* Channel c of images [i0, i1): y (forward) or dx (backward) */
+static void bn_channel_apply(bn_layer *b, const float *restrict x, const float *restrict dy,
+                             float *restrict out, int i0, int i1, int c)
+{
+    const float *g = b->base.params[P_WEIGHT].data, *be = b->base.params[P_BIAS].data;
+    const size_t chw = (size_t)b->c * b->hw;
+    const int hw = b->hw;
+    const float mu = b->mean[c], is = b->invstd[c];
+    if (!dy) {
+        const float gc = g[c], bc = be[c];
+        for (int i = i0; i < i1; i++) {
+            const float *xr = x + i * chw + (size_t)c * hw;
+            float *yr = out + i * chw + (size_t)c * hw;
+#pragma omp simd
+            for (int p = 0; p < hw; p++) yr[p] = gc * ((xr[p] - mu) * is) + bc;
+        }
+        return;
+    }
+    const float k1 = g[c] * is, a0 = b->a0[c], a1 = b->a1[c];
+    for (int i = i0; i < i1; i++) {
         const float *xr = x + i * chw + (size_t)c * hw, *gr = dy + i * chw + (size_t)c * hw;
-        float *dr = dx + i * chw + (size_t)c * hw;
+        float *dr = out + i * chw + (size_t)c * hw;
 #pragma omp simd
         for (int p = 0; p < hw; p++) {
             float xh = (xr[p] - mu) * is;
@@ -230,17 +269,43 @@ static void bn_channel_backward(bn_layer *b, const float *restrict x, const floa
     }
 }
 
-static void bn_channels_backward(void *ctx, long c0, long c1, int t)
+static void bn_apply_channels(void *ctx, long c0, long c1, int t)
 {
     const bn_job *j = ctx;
-    for (long c = c0; c < c1; c++) bn_channel_backward(j->b, j->x, j->dy, j->out, j->n, (int)c);
+    for (long c = c0; c < c1; c++) bn_channel_apply(j->b, j->x, j->dy, j->out, j->i0, j->i1, (int)c);
 }
 
+void cnn_batchnorm_apply(cnn_layer *l, const float *x, const float *dy, float *out, int i0,
+                         int i1, int nt)
+{
+    bn_layer *b = (bn_layer *)l;
+    bn_job j = {.b = b, .x = x, .dy = dy, .out = out, .i0 = i0, .i1 = i1};
+    cnn_parallel_for(bn_threads(b, i1 - i0, nt), b->c, CNN_SPLIT_EVEN,
+                     3.0 * (i1 - i0) * (double)b->c * b->hw, bn_apply_channels, &j);
+}
+
+/* x: (N, C, H, W)   y: (N, C, H, W) */
+static void bn_forward_fast(bn_layer *b, const float *restrict x, float *restrict y, int n,
+                            int train, int nt)
+{
+    if (train) {
+        cnn_batchnorm_sums(&b->base, x, NULL, 0, n, 0, nt);
+        cnn_batchnorm_combine(&b->base, n, 0);
+        cnn_batchnorm_sums(&b->base, x, NULL, 0, n, 1, nt);
+        cnn_batchnorm_combine(&b->base, n, 1);
+    } else {
+        for (int c = 0; c < b->c; c++) bn_channel_setup(b, c, 0, 0.0, 0.0, n);
+    }
+    cnn_batchnorm_apply(&b->base, x, NULL, y, 0, n, nt);
+}
+
+/* dy: (N, C, H, W)  ->  dweight, dbias: (C)  dx: (N, C, H, W) */
 static void bn_backward_fast(bn_layer *b, const float *restrict x, const float *restrict dy,
                              float *restrict dx, int n, int nt)
 {
-    bn_job j = {.b = b, .x = x, .dy = dy, .out = dx, .n = n};
-    cnn_parallel_for(bn_threads(b, n, nt), b->c, CNN_SPLIT_EVEN, bn_channels_backward, &j);
+    cnn_batchnorm_sums(&b->base, x, dy, 0, n, 2, nt);
+    cnn_batchnorm_combine(&b->base, n, 2);
+    if (dx) cnn_batchnorm_apply(&b->base, x, dy, dx, 0, n, nt);
 }
 
 /* ----------------------------------------------------------- dispatch */
@@ -265,27 +330,17 @@ static void bn_backward(cnn_layer *l, const float *x, const float *y, const floa
         bn_backward_fast(b, x, dy, dx, n, nt);
 }
 
-/* The per-channel (C) scratch does not depend on the batch, but living here
- * keeps every allocation out of forward/backward and out of create's error
- * paths. */
-static cnn_status bn_reserve(cnn_layer *l, int max_batch, int threads)
+/* The scratch lives here, allocated once per batch size, which keeps every
+ * allocation out of forward/backward and out of create's error paths. */
+static size_t bn_sizes(const bn_layer *b, int max_batch, size_t bytes[6])
 {
-    bn_layer *b = (bn_layer *)l;
-    if (b->mean) return CNN_OK;
-    b->mean = cnn_alloc(sizeof(float) * b->c, "batchnorm mean");
-    b->invstd = cnn_alloc(sizeof(float) * b->c, "batchnorm inverse std");
-    if (!b->mean || !b->invstd) {
-        cnn_free(b->mean);
-        cnn_free(b->invstd);
-        b->mean = b->invstd = NULL;
-        return CNN_ERR_NOMEM;
-    }
-    return CNN_OK;
-}
-
-static size_t bn_workspace(const cnn_layer *l, int max_batch, int threads)
-{
-    return 2 * cnn_alloc_charge(sizeof(float) * ((const bn_layer *)l)->c);
+    const size_t c = (size_t)b->c;
+    bytes[0] = bytes[1] = bytes[4] = bytes[5] = sizeof(float) * c;
+    bytes[2] = cnn_mul_size(cnn_mul_size(2 * c, (size_t)(max_batch > 0 ? max_batch : 1)), sizeof(double));
+    bytes[3] = sizeof(double) * c;
+    size_t total = 0;
+    for (int k = 0; k < 6; k++) total += cnn_alloc_charge(bytes[k]);
+    return total;
 }
 
 static void bn_destroy(cnn_layer *l)
@@ -293,10 +348,49 @@ static void bn_destroy(cnn_layer *l)
     bn_layer *b = (bn_layer *)l;
     cnn_free(b->mean);
     cnn_free(b->invstd);
-    b->mean = b->invstd = NULL;
+    cnn_free(b->rows);
+    cnn_free(b->dmean);
+    cnn_free(b->a0);
+    cnn_free(b->a1);
+    b->mean = b->invstd = b->a0 = b->a1 = NULL;
+    b->rows = b->dmean = NULL;
+    b->max_batch = 0;
 }
 
-static void bn_detach(cnn_layer *l) { ((bn_layer *)l)->mean = ((bn_layer *)l)->invstd = NULL; }
+static cnn_status bn_reserve(cnn_layer *l, int max_batch, int threads)
+{
+    bn_layer *b = (bn_layer *)l;
+    if (b->mean && b->max_batch == max_batch) return CNN_OK;
+    bn_destroy(l);
+    size_t bytes[6];
+    bn_sizes(b, max_batch, bytes);
+    b->mean = cnn_alloc(bytes[0], "batchnorm mean");
+    b->invstd = cnn_alloc(bytes[1], "batchnorm inverse std");
+    b->rows = cnn_alloc(bytes[2], "batchnorm sums");
+    b->dmean = cnn_alloc(bytes[3], "batchnorm mean");
+    b->a0 = cnn_alloc(bytes[4], "batchnorm coefficients");
+    b->a1 = cnn_alloc(bytes[5], "batchnorm coefficients");
+    if (!b->mean || !b->invstd || !b->rows || !b->dmean || !b->a0 || !b->a1) {
+        bn_destroy(l);
+        return CNN_ERR_NOMEM;
+    }
+    b->max_batch = max_batch;
+    return CNN_OK;
+}
+
+static size_t bn_workspace(const cnn_layer *l, int max_batch, int threads)
+{
+    size_t bytes[6];
+    return bn_sizes((const bn_layer *)l, max_batch, bytes);
+}
+
+static void bn_detach(cnn_layer *l)
+{
+    bn_layer *b = (bn_layer *)l;
+    b->mean = b->invstd = b->a0 = b->a1 = NULL;
+    b->rows = b->dmean = NULL;
+    b->max_batch = 0;
+}
 
 /* normalise (2: subtract, scale) + affine (2) per element */
 static double bn_flops(const cnn_layer *l) { return 4.0 * (double)cnn_shape_size(l->in); }

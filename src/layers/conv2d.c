@@ -378,13 +378,15 @@ static void conv_backward_fast(conv2d *cv, const float *x, const float *dy, floa
      * thread, the GEMMs in it on all of them (the planes' and Winograd's
      * dW stay on one: the same arithmetic at any thread count). */
     conv_job j = {cv, x, dy, dx_chunks, cs, n};
-    if (nchunks >= nt) cnn_parallel_for(nt, nchunks, CNN_SPLIT_EACH, chunks_backward, &j);
+    const double work = conv_flops(&cv->base) * n * (dx_chunks ? 2 : 1);
+    if (nchunks >= nt) cnn_parallel_for(nt, nchunks, CNN_SPLIT_EACH, work, chunks_backward, &j);
     else
         for (int k = 0; k < nchunks; k++) conv_chunk_backward(cv, x, dy, dx_chunks, k, cs, n, 0, nt);
     if (dx && p->dx == CONV_DX_WINOGRAD) conv_wg_run(cv, &cv->wgd, dy, dx, NULL, n, nt);
 
     float *dw = cv->base.params[0].grad;
     memcpy(dw, cv->dw_part, sizeof(float) * wsz);
+    cnn_work_add((double)wsz * nchunks);
     for (int k = 1; k < nchunks; k++) {
         const float *part = cv->dw_part + k * wsz;
         for (size_t e = 0; e < wsz; e++) dw[e] += part[e];
@@ -394,10 +396,12 @@ static void conv_backward_fast(conv2d *cv, const float *x, const float *dy, floa
         /* the same lane sums in each, so the same bits */
         float *db = cv->base.params[1].grad;
         if (nt > 1) {
-            cnn_parallel_for(nt, F, CNN_SPLIT_EVEN, bias_grads, &j);
+            cnn_parallel_for(nt, F, CNN_SPLIT_EVEN, (double)n * F * hw, bias_grads, &j);
         } else if (p->simd == CNN_SIMD_AVX512) {
+            cnn_work_add((double)n * F * hw);
             cnn_bias_grad_avx512(dy, n, F, hw, db);
         } else {
+            cnn_work_add((double)n * F * hw);
             bias_grads(&j, 0, F, 0);
         }
     }

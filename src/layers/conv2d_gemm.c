@@ -55,7 +55,8 @@ static void images_forward(void *ctx, long i0, long i1, int t)
 void conv_gemm_forward(const conv2d *cv, const float *x, float *y, int n, int nt)
 {
     gemm_job j = {cv, x, y};
-    cnn_parallel_for(nt, n, CNN_SPLIT_EACH, images_forward, &j);
+    cnn_parallel_for(nt, n, CNN_SPLIT_EACH, cv->base.ops->flops(&cv->base) * n, images_forward,
+                     &j);
 }
 
 /* One image on nt threads (a batch smaller than the thread count: single-
@@ -102,7 +103,7 @@ void conv_gemm_forward_bands(const conv2d *cv, const float *x, float *y, int n, 
     const size_t isz = cnn_shape_size(cv->base.in), osz = cnn_shape_size(cv->base.out);
     for (int i = 0; i < n; i++) {
         bands_job j = {cv, x + i * isz, y + i * osz, nt};
-        cnn_parallel_for(nt, nt, CNN_SPLIT_EVEN, image_bands, &j);
+        cnn_parallel_for(nt, nt, CNN_SPLIT_EVEN, cv->base.ops->flops(&cv->base), image_bands, &j);
     }
 }
 

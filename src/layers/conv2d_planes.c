@@ -363,7 +363,8 @@ void conv_planes_forward(conv2d *cv, const float *x, float *y, int n, int nt)
     }
     /* too little work per image to split one across threads */
     planes_job j = {cv, x, y};
-    cnn_parallel_for(n >= nt ? nt : 1, n, CNN_SPLIT_EACH, images_forward, &j);
+    cnn_parallel_for(n >= nt ? nt : 1, n, CNN_SPLIT_EACH, cv->base.ops->flops(&cv->base) * n,
+                     images_forward, &j);
 }
 
 /* ------------------------------------------------------------ backward */

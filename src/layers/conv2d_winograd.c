@@ -566,8 +566,10 @@ void conv_wg_run(const conv2d *cv, const conv_wg *wg, const float *in, float *ou
                  const float *b, int n, int nt)
 {
     wg_job j = {cv, wg, in, b, out, n, nt};
-    if (n >= nt) cnn_parallel_for(nt, n, CNN_SPLIT_EACH, wg_images, &j);
-    else cnn_parallel_for(nt, nt, CNN_SPLIT_EVEN, wg_bands, &j);
+    /* counted as the direct convolution's FLOPs */
+    const double work = cv->base.ops->flops(&cv->base) * n;
+    if (n >= nt) cnn_parallel_for(nt, n, CNN_SPLIT_EACH, work, wg_images, &j);
+    else cnn_parallel_for(nt, nt, CNN_SPLIT_EVEN, work, wg_bands, &j);
 }
 
 /* The sums stay in the transformed domain until the chunk's last image */

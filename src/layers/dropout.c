@@ -62,7 +62,7 @@ static void dropout_mul(const float *in, const float *restrict mk, float *out, s
 {
     dropout_job j = {in, mk, out};
     cnn_parallel_for(cnn_threads_for((double)total, nt), (long)total, CNN_SPLIT_EVEN,
-                     dropout_mul_slice, &j);
+                     (double)total, dropout_mul_slice, &j);
 }
 
 /* x: (N, C, H, W)   y: (N, C, H, W) = x .* mask (train) or x (eval) */

@@ -405,8 +405,9 @@ static void pool_planes(void *ctx, long k0, long k1, int t)
 static void pool_fast(pool2d *p, pool_planes_fn run, const float *in, float *out, int n, int nt)
 {
     pool_job j = {p, run, in, out, use_avx512()};
-    cnn_parallel_for(cnn_threads_for(pool_flops(&p->base) * n, nt), (long)n * p->g.c,
-                     CNN_SPLIT_EVEN, pool_planes, &j);
+    const double work = pool_flops(&p->base) * n;
+    cnn_parallel_for(cnn_threads_for(work, nt), (long)n * p->g.c, CNN_SPLIT_EVEN, work,
+                     pool_planes, &j);
 }
 
 /* ------------------------------------------------------------ the layer */

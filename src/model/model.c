@@ -390,9 +390,13 @@ static size_t largest_activation(const cnn_model *m)
     return big;
 }
 
-/* The most threads m's kernels run on: a shard worker's run on the one
- * thread that runs its shard (shard.c). */
-static int model_threads_max(const cnn_model *m) { return m->is_worker ? 1 : cnn_threads_max(); }
+/* The most threads m's kernels run on: a shard worker's, the most its
+ * thread group can have (shard.c). */
+static int model_threads_max(const cnn_model *m)
+{
+    if (m->is_worker) return m->worker_threads > 1 ? m->worker_threads : 1;
+    return cnn_threads_max();
+}
 
 static cnn_status reserve_layers(cnn_model *m)
 {
@@ -915,8 +919,10 @@ static cnn_status run_batch(cnn_model *m, const float *x, const uint8_t *labels,
     /* gradients without an optimizer: the shard buffers are made once here */
     if (grad && (st = cnn_shards_reserve_grads(m)) != CNN_OK) return st;
     const int shards = cnn_shards_for(m, n, grad || train);
+    /* a batchnorm model's training batch: in shards, layer by layer */
+    const int layered = shards > 1 && train && cnn_shards_coupled(m);
     double value;
-    if (shards > 1) {
+    if (shards > 1 && !layered) {
         double total;
         m->last_x = x; /* what the loss reads if it is the input itself */
         if ((st = cnn_shards_run(m, x, n, shards, train, &plan, grad, &total)) != CNN_OK)
@@ -927,23 +933,25 @@ static cnn_status run_batch(cnn_model *m, const float *x, const uint8_t *labels,
                                          n, k, n, NULL);
         value = cnn_loss_mean(loss, total, n, k);
     } else {
-        cnn_model_run_forward(m, x, n, train, cnn_threads());
+        if (layered) cnn_shards_forward_layers(m, x, n, shards, train);
+        else cnn_model_run_forward(m, x, n, train, cnn_threads());
         value = cnn_loss_mean(loss,
                               cnn_loss_rows(loss, plan.probs, cnn_model_act(m, plan.act),
                                             m->target, n, k, n, grad ? m->dbuf[0] : NULL),
                               n, k);
     }
-    if (!grad && (st = check_outputs(m, x, n, shards, plan.act)) != CNN_OK) return st;
+    if (!grad && (st = check_outputs(m, x, n, layered ? 1 : shards, plan.act)) != CNN_OK) return st;
     if (stats) {
         stats->loss = value;
         stats->correct = count_correct(m->act[m->nlayers], labels, n, k);
     }
-    if (shards > 1) /* each shard checked its own activations and gradients */
+    if (shards > 1 && !layered) /* each shard checked its own activations and gradients */
         return isfinite(value) ? CNN_OK
                                : cnn_fail(CNN_ERR_NUMERIC, "non-finite value (NaN or Inf) in the loss");
     if (!isfinite(value)) return cnn_model_numeric_fault(m, n, "the loss");
     if (!grad) return CNN_OK;
     if ((st = cnn_model_check_activations(m, n)) != CNN_OK) return st;
+    if (layered) return cnn_shards_backward_layers(m, plan.start, n, shards);
     return cnn_model_run_backward(m, plan.start, n, cnn_threads());
 }
 

@@ -16,7 +16,8 @@ typedef struct {
  * sharing its model's parameters; grads holds the gradients of shards
  * 1.. (shard 0 writes into the model's own). */
 typedef struct {
-    int nworkers;
+    int nworkers;                 /* one per thread group (cnn_parallel_groups) */
+    int threads;                  /* the most threads the workers serve together */
     int worker_batch;             /* the largest shard a worker is set up for */
     cnn_model **workers;
     struct cnn_shard_error *err;  /* nworkers: each one's first failure */
@@ -70,6 +71,7 @@ struct cnn_model {
 
     cnn_shards shards;
     int is_worker;            /* this is a shard worker of another model (cnn_model_share) */
+    int worker_threads;       /* a worker: the most threads its kernels run on */
 
     int shapes_only;          /* built without parameters (cnn_model_shapes_from_text) */
 
@@ -101,8 +103,9 @@ int cnn_model_state_arrays(const cnn_model *m);
 
 /* A shard worker of m: its layers are copies of m's (cnn_layer_clone)
  * whose parameters are m's own, with activations, layer buffers and RNG
- * of its own once set up for a batch; it runs the fast kernels on one
- * thread, and holds no gradients (shard.c points them per shard). */
+ * of its own once set up for a batch; it runs the fast kernels on up to
+ * worker_threads threads (1 unless set before its batch), and holds no
+ * gradients (shard.c points them per shard). */
 cnn_status cnn_model_share(const cnn_model *m, cnn_model **out);
 
 /* Bytes of the buffers cnn_model_set_batch(m, max_batch) allocates on
@@ -147,9 +150,9 @@ typedef struct {
 cnn_status cnn_model_loss_plan(const cnn_model *m, cnn_loss loss, cnn_loss_plan *plan);
 
 /* shard.c: a batch cut into shards of about CNN_SHARD images, each run by
- * one thread through every layer (forward, loss, backward) with no barrier
- * between layers; the shard count depends on the batch size only, so the
- * result is the same bits for any thread count. */
+ * one group of threads through every layer (forward, loss, backward) with
+ * no barrier between the groups; the shard count depends on the batch size
+ * only, so the result is the same bits for any thread count. */
 /* Measured (bench_train, batch 64, quiet machine): 32 gave pytorchnet 1.56x
  * on 2 threads over 1, 16 gave 1.95x (four shards balance two threads
  * dynamically), 8 lost 5-10% at 1 thread to per-call overheads. */
@@ -179,6 +182,18 @@ int cnn_shards_for(const cnn_model *m, int n, int grad);
  * m->grads gets the batch's gradient. */
 cnn_status cnn_shards_run(cnn_model *m, const float *x, int n, int shards, int train,
                           const cnn_loss_plan *plan, int grad, double *total);
+
+/* 1 if a layer of m mixes the images of a batch in training (batchnorm):
+ * its training batches run in shards layer by layer. */
+int cnn_shards_coupled(const cnn_model *m);
+/* Such a model's training forward of n images as `shards` shards, layer by
+ * layer, into its own whole-batch activations (train: batch statistics). */
+void cnn_shards_forward_layers(cnn_model *m, const float *x, int n, int shards, int train);
+/* Its backward after that forward, from dbuf[0] = dL/d(output of layer
+ * start): every shard's parameter gradients, summed in shard order into
+ * m->grads, then checked for NaN/Inf. Not under MPI (src/cli/train_mpi.c
+ * refuses such models). */
+cnn_status cnn_shards_backward_layers(cnn_model *m, int start, int n, int shards);
 
 /* Every parameter and buffer at once, from `from` (nfloats, in m->params'
  * layout): a load. Counts as a change of the parameters. */

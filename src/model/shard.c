@@ -7,8 +7,15 @@
  * about CNN_SHARD images and each thread takes whole shards through every
  * layer (forward, loss, backward) on its own worker: a copy of the model
  * that shares this model's parameters but has its own activations, layer
- * scratch and RNG, and runs every kernel on its one thread. The only
- * synchronisation is the end of the batch.
+ * scratch and RNG. The only synchronisation is the end of the batch.
+ *
+ * More threads than shards. The threads form one group per shard running
+ * at a time (cnn_parallel_groups: min(shards, threads) groups of
+ * threads / groups), and a group's worker runs its kernels on the group's
+ * threads, which split a layer over images, filters, output rows or GEMM
+ * panels. No kernel's sums depend on its thread count, so this changes
+ * no bits either. Worker g serves group g, whose size is at most
+ * threads / (g + 1): it is set up for that many.
  *
  * Determinism. The shard count and boundaries depend on the batch size
  * only. Shard s writes its parameter gradients into a buffer of its own
@@ -20,8 +27,19 @@
  * size (cnn_loss_rows), so its gradient rows are those of the whole batch.
  *
  * When. Only the fast kernels (the reference path stays the seed's serial
- * loops), only for batches of at least two shards, and for training only
- * when no layer mixes the images of a batch (batchnorm's batch statistics).
+ * loops), and only for batches of at least two shards.
+ *
+ * Batchnorm. A layer that mixes a batch's images (batchnorm's statistics)
+ * needs every shard's partial sums before any shard goes past it, so a
+ * batch-coupled model trains layer by layer instead (cnn_shards_forward_
+ * layers, cnn_shards_backward_layers): a round takes every shard through
+ * the layers up to the next batchnorm and through that layer's per-image
+ * sums, then one thread adds the sums in image order (the batch's mean,
+ * variance, or in backward the sums of dy and dy * x_hat) and the next
+ * round goes on. The activations stay in the model's whole-batch buffers;
+ * shard s runs on worker s, which keeps its max-pool indices and dropout
+ * masks from forward to backward. The statistics are those of a whole
+ * batch, bit for bit (batchnorm.c), and the running statistics move once.
  * Training uses at most MAX_TRAIN_SHARDS gradient buffers, so a very large
  * batch gets larger shards; inference keeps shards of CNN_SHARD. The
  * gradient buffers (up to 15 copies of the model's size) are made for
@@ -46,11 +64,11 @@ struct cnn_shard_error {
     char msg[1024];
 };
 
-static int trainable_batch(const cnn_model *m)
+int cnn_shards_coupled(const cnn_model *m)
 {
     for (int i = 0; i < m->nlayers; i++)
-        if (m->layers[i]->ops->batch_coupled) return 0;
-    return 1;
+        if (m->layers[i]->ops->batch_coupled) return 1;
+    return 0;
 }
 
 static int ceil_div(int a, int b) { return (a + b - 1) / b; }
@@ -58,7 +76,6 @@ static int ceil_div(int a, int b) { return (a + b - 1) / b; }
 int cnn_shards_for(const cnn_model *m, int n, int grad)
 {
     if (m->shards.nworkers < 1 || m->kernels != CNN_KERNELS_FAST || n < 2 * CNN_SHARD) return 1;
-    if (grad && !trainable_batch(m)) return 1;
     int s = ceil_div(n, CNN_SHARD);
     if (grad && s > MAX_TRAIN_SHARDS) s = MAX_TRAIN_SHARDS;
     return s;
@@ -88,8 +105,28 @@ void cnn_shards_free(cnn_model *m)
 static int train_shards_for(const cnn_model *m, int max_batch)
 {
     int max_shards = ceil_div(max_batch, CNN_SHARD);
-    if (max_batch < 2 * CNN_SHARD || !trainable_batch(m)) return 1;
+    if (max_batch < 2 * CNN_SHARD) return 1;
     return max_shards < MAX_TRAIN_SHARDS ? max_shards : MAX_TRAIN_SHARDS;
+}
+
+/* Workers for batches of up to max_batch on `threads` threads: one per
+ * group, and there are never more groups than shards; a batch-coupled
+ * model's training keeps every shard's state from layer to layer, so it
+ * has one per training shard */
+static int workers_for(const cnn_model *m, int max_batch, int threads)
+{
+    const int max_shards = ceil_div(max_batch, CNN_SHARD);
+    const int groups = threads < max_shards ? threads : max_shards;
+    const int train = cnn_shards_coupled(m) ? train_shards_for(m, max_batch) : 0;
+    return groups > train ? groups : train;
+}
+
+/* The most threads group g can have: threads / groups, with at least g + 1
+ * groups */
+static int group_threads(int threads, int g)
+{
+    const int k = threads / (g + 1);
+    return k > 1 ? k : 1;
 }
 
 static size_t shard_grads_bytes(const cnn_model *m, int train_shards)
@@ -104,9 +141,11 @@ size_t cnn_shards_need(const cnn_model *m, int max_batch, int threads, int with_
     const int train_shards = train_shards_for(m, max_batch);
     size_t total = 0;
     if (with_grads && train_shards > 1) total = cnn_alloc_charge(shard_grads_bytes(m, train_shards));
-    /* each worker runs its kernels on one thread */
-    size_t worker = cnn_model_batch_need(m, largest_shard(max_batch), 1);
-    size_t workers = cnn_mul_size(worker, (size_t)threads);
+    size_t workers = 0;
+    for (int g = 0; g < workers_for(m, max_batch, threads); g++) {
+        size_t w = cnn_model_batch_need(m, largest_shard(max_batch), group_threads(threads, g));
+        workers = workers > SIZE_MAX - w ? SIZE_MAX : workers + w;
+    }
     return total > SIZE_MAX - workers ? SIZE_MAX : total + workers;
 }
 
@@ -148,12 +187,13 @@ cnn_status cnn_model_share(const cnn_model *m, cnn_model **out)
 }
 
 /* A worker: a copy of m sharing its parameters, set up for shards of up
- * to `batch` images on one thread. */
-static cnn_status new_worker(cnn_model *m, int batch, cnn_model **out)
+ * to `batch` images on up to `threads` threads. */
+static cnn_status new_worker(cnn_model *m, int batch, int threads, cnn_model **out)
 {
     cnn_model *w;
     cnn_status st = cnn_model_share(m, &w);
     if (st != CNN_OK) return st;
+    w->worker_threads = threads;
     st = cnn_model_set_batch(w, batch);
     if (st != CNN_OK) {
         cnn_model_free(w);
@@ -170,23 +210,26 @@ cnn_status cnn_shards_reserve(cnn_model *m)
     if (m->max_batch < 2 * CNN_SHARD) return CNN_OK; /* never sharded */
 
     int max_shards = ceil_div(m->max_batch, CNN_SHARD);
-    m->shards.workers = calloc((size_t)threads, sizeof *m->shards.workers);
-    m->shards.err = calloc((size_t)threads, sizeof *m->shards.err);
+    const int nworkers = workers_for(m, m->max_batch, threads);
+    m->shards.workers = calloc((size_t)nworkers, sizeof *m->shards.workers);
+    m->shards.err = calloc((size_t)nworkers, sizeof *m->shards.err);
     m->shards.loss = calloc((size_t)max_shards, sizeof *m->shards.loss);
     m->shards.seed = calloc((size_t)max_shards, sizeof *m->shards.seed);
     if (!m->shards.workers || !m->shards.err || !m->shards.loss || !m->shards.seed) {
         cnn_shards_free(m);
         return cnn_fail(CNN_ERR_NOMEM, "out of memory for the per-thread workers");
     }
-    for (int t = 0; t < threads; t++) {
-        cnn_status st = new_worker(m, largest_shard(m->max_batch), &m->shards.workers[t]);
+    for (int g = 0; g < nworkers; g++) {
+        cnn_status st = new_worker(m, largest_shard(m->max_batch), group_threads(threads, g),
+                                   &m->shards.workers[g]);
         if (st != CNN_OK) {
-            m->shards.nworkers = t;
+            m->shards.nworkers = g;
             cnn_shards_free(m);
-            return cnn_fail_prefix(st, "worker for thread %d", t);
+            return cnn_fail_prefix(st, "worker for thread group %d", g);
         }
     }
-    m->shards.nworkers = threads;
+    m->shards.nworkers = nworkers;
+    m->shards.threads = threads;
     m->shards.worker_batch = largest_shard(m->max_batch);
     m->shards.grad_slots = 1;
     m->shards.max_shards = max_shards;
@@ -202,6 +245,14 @@ cnn_status cnn_shards_reserve_grads(cnn_model *m)
     if (!m->shards.grads) return CNN_ERR_NOMEM;
     m->shards.grad_slots = train_shards;
     return CNN_OK;
+}
+
+/* Values per image of all of m's activations */
+static size_t act_values(const cnn_model *m)
+{
+    size_t v = 0;
+    for (int i = 0; i < m->nlayers; i++) v += cnn_shape_size(m->layers[i]->out);
+    return v;
 }
 
 /* Where shard s's gradients go: shard 0 into the model's own, the others
@@ -221,9 +272,10 @@ typedef struct {
     const cnn_loss_plan *plan; /* NULL: forward only */
 } shard_job;
 
-/* Shard s of the batch, start to end on worker w, on the calling thread. */
+/* Shard s of the batch, start to end on worker w, its kernels on up to nt
+ * threads (the calling thread's group). */
 static void run_shard(cnn_model *m, cnn_model *w, struct cnn_shard_error *err,
-                      const shard_job *job, int s)
+                      const shard_job *job, int s, int nt)
 {
     const int i0 = (int)((long)s * job->n / job->shards);
     const int ns = (int)((long)(s + 1) * job->n / job->shards) - i0;
@@ -234,7 +286,7 @@ static void run_shard(cnn_model *m, cnn_model *w, struct cnn_shard_error *err,
 
     if (job->grad) point_grads(m, w, s);
     if (job->train) cnn_rng_seed(&w->rng, m->shards.seed[s]);
-    cnn_model_run_forward(w, job->x + (size_t)i0 * cnn_shape_size(m->input), ns, job->train, 1);
+    cnn_model_run_forward(w, job->x + (size_t)i0 * cnn_shape_size(m->input), ns, job->train, nt);
     /* the rows the caller reads: outputs, and the scores if the loss reads
      * those (act[0], the input itself, is the caller's already) */
     memcpy(m->act[L] + (size_t)i0 * k, w->act[L], sizeof(float) * (size_t)ns * k);
@@ -247,7 +299,10 @@ static void run_shard(cnn_model *m, cnn_model *w, struct cnn_shard_error *err,
         m->shards.loss[s] = t;
         if (!isfinite(t)) st = cnn_model_numeric_fault(w, ns, "the loss");
         else if (job->grad && (st = cnn_model_check_activations(w, ns)) == CNN_OK)
-            st = cnn_model_run_backward(w, plan->start, ns, 1);
+            st = cnn_model_run_backward(w, plan->start, ns, nt);
+        /* the serial part: the loss, and the scans of the activations and
+         * gradients for NaN/Inf (in values) */
+        cnn_work_add((double)ns * (double)(act_values(m) + k) + (job->grad ? (double)m->nfloats : 0.0));
     }
     /* shards reach a thread in increasing order: keep its first failure */
     if (st != CNN_OK && err->shard < 0) {
@@ -287,12 +342,11 @@ typedef struct {
     int lo; /* the first shard this rank runs (0 without MPI) */
 } shards_job;
 
-/* shards lo + [s0, s1) on thread t, by t's worker */
-static void run_shards(void *ctx, long s0, long s1, int t)
+/* shard lo + i on group g's worker and threads */
+static void run_group_shard(void *ctx, long i, int g, int size)
 {
     const shards_job *j = ctx;
-    for (long s = j->lo + s0; s < j->lo + s1; s++)
-        run_shard(j->m, j->m->shards.workers[t], &j->m->shards.err[t], j->job, (int)s);
+    run_shard(j->m, j->m->shards.workers[g], &j->m->shards.err[g], j->job, (int)(j->lo + i), size);
 }
 
 /* the shards' gradients summed into the model's, blocks [b0, b1) of 1024
@@ -323,9 +377,9 @@ cnn_status cnn_shards_run(cnn_model *m, const float *x, int n, int shards, int t
     int lo, hi;
     const int dist = cnn_dist_shard_range(shards, &lo, &hi);
     int nt = cnn_threads();
-    if (nt > m->shards.nworkers) nt = m->shards.nworkers;
+    if (nt > m->shards.threads) nt = m->shards.threads;
     shards_job j = {m, &job, lo};
-    cnn_parallel_for(nt, hi - lo, CNN_SPLIT_EACH, run_shards, &j);
+    cnn_parallel_groups(nt, hi - lo, run_group_shard, &j);
 
     const struct cnn_shard_error *first = NULL;
     for (int t = 0; t < m->shards.nworkers; t++)
@@ -340,12 +394,201 @@ cnn_status cnn_shards_run(cnn_model *m, const float *x, int n, int shards, int t
         first = NULL;
     }
     if (job.grad)
-        cnn_parallel_for(nt, (long)((m->nfloats + 1023) / 1024), CNN_SPLIT_EVEN, reduce_blocks, &j);
+        cnn_parallel_for(nt, (long)((m->nfloats + 1023) / 1024), CNN_SPLIT_EVEN,
+                         (double)m->nfloats * (shards - 1), reduce_blocks, &j);
     if (first) return cnn_fail(first->st, "%s", first->msg);
     if (total) {
         double sum = 0.0;
         for (int s = 0; s < shards; s++) sum += m->shards.loss[s];
         *total = sum;
+    }
+    return CNN_OK;
+}
+
+/* ------------------------------------- batch-coupled models, layer by layer */
+
+/* Values per image of act[i] (i = 0: the input) */
+static size_t act_size(const cnn_model *m, int i)
+{
+    return cnn_shape_size(i == 0 ? m->input : m->layers[i - 1]->out);
+}
+
+/* One round over every shard: first batchnorm `head`'s apply (its
+ * statistics are set), then layers [a, b) (downwards in backward: b..a+1
+ * ... as listed by the round), then batchnorm `tail`'s sums (-1: none). */
+typedef struct {
+    cnn_model *m;
+    int n, shards, train;
+    int head, a, b, tail, pass;
+    int start; /* backward: the top layer; dbuf[(start - i) & 1] holds dL/d(out of layer i) */
+    size_t big; /* backward: values per image of the largest activation */
+} layers_job;
+
+static int is_bn(const cnn_model *m, int i) { return m->layers[i]->ops->batch_coupled; }
+
+static void shard_rows(const layers_job *j, long s, int *i0, int *ns)
+{
+    *i0 = (int)(s * j->n / j->shards);
+    *ns = (int)((s + 1) * j->n / j->shards) - *i0;
+}
+
+/* shard s's part of a forward round, on group g's threads */
+static void forward_round(void *ctx, long s, int g, int size)
+{
+    const layers_job *j = ctx;
+    cnn_model *m = j->m, *w = m->shards.workers[s];
+    int i0, ns;
+    shard_rows(j, s, &i0, &ns);
+    if (j->head >= 0)
+        cnn_batchnorm_apply(m->layers[j->head], cnn_model_act(m, j->head), NULL,
+                            m->act[j->head + 1], i0, i0 + ns, size);
+    for (int i = j->a; i < j->b; i++) {
+        cnn_layer *l = w->layers[i];
+        l->ops->forward(l, cnn_model_act(m, i) + (size_t)i0 * act_size(m, i),
+                        m->act[i + 1] + (size_t)i0 * act_size(m, i + 1), ns, j->train, size);
+    }
+    if (j->tail >= 0)
+        cnn_batchnorm_sums(m->layers[j->tail], cnn_model_act(m, j->tail), NULL, i0, i0 + ns,
+                           j->pass, size);
+}
+
+static int layers_threads(const cnn_model *m)
+{
+    const int nt = cnn_threads();
+    return nt < m->shards.threads ? nt : m->shards.threads;
+}
+
+void cnn_shards_forward_layers(cnn_model *m, const float *x, int n, int shards, int train)
+{
+    const int L = m->nlayers, nt = layers_threads(m);
+    m->last_x = x;
+    /* each shard's dropout masks from a seed of its own, as in cnn_shards_run */
+    if (train)
+        for (int s = 0; s < shards; s++) cnn_rng_seed(&m->shards.workers[s]->rng, cnn_rng_next(&m->rng));
+    layers_job j = {.m = m, .n = n, .shards = shards, .train = train};
+    int summed = -1; /* the batchnorm whose pass-0 sums the last round made */
+    for (int a = 0; a < L;) {
+        const int bn = train && is_bn(m, a);
+        if (bn) {
+            if (summed != a) {
+                j.head = -1, j.a = j.b = a, j.tail = a, j.pass = 0;
+                cnn_parallel_groups(nt, shards, forward_round, &j);
+            }
+            cnn_batchnorm_combine(m->layers[a], n, 0);
+            j.head = -1, j.a = j.b = a, j.tail = a, j.pass = 1;
+            cnn_parallel_groups(nt, shards, forward_round, &j);
+            cnn_batchnorm_combine(m->layers[a], n, 1);
+        }
+        int b = a + bn;
+        while (b < L && !(train && is_bn(m, b))) b++;
+        j.head = bn ? a : -1, j.a = a + bn, j.b = b, j.tail = b < L ? b : -1, j.pass = 0;
+        cnn_parallel_groups(nt, shards, forward_round, &j);
+        summed = b;
+        a = b;
+    }
+}
+
+/* dL/d(out of layer i) for the shard whose first image is i0. In
+ * backward a round takes each shard through several layers, so a shard
+ * keeps its rows of the ping-pong buffers at i0 * big whatever the layer's
+ * size: at the layer's own stride, shards would write over the rows that
+ * others have yet to read. */
+static float *grad_out(const layers_job *j, int i, int i0)
+{
+    return j->m->dbuf[(j->start - i) & 1] + (size_t)i0 * j->big;
+}
+
+/* The same rows as a whole-batch pointer for batchnorm's steps, which
+ * index image i at i * size */
+static float *grad_out_batch(const layers_job *j, int i, int i0)
+{
+    return j->m->dbuf[(j->start - i) & 1] + (size_t)i0 * (j->big - act_size(j->m, i + 1));
+}
+
+/* shard s's part of a backward round: batchnorm head's dx, then layers
+ * j->b - 1 down to j->a, then batchnorm tail's sums */
+static void backward_round(void *ctx, long s, int g, int size)
+{
+    const layers_job *j = ctx;
+    cnn_model *m = j->m, *w = m->shards.workers[s];
+    int i0, ns;
+    shard_rows(j, s, &i0, &ns);
+    if (j->head > 0)
+        cnn_batchnorm_apply(m->layers[j->head], cnn_model_act(m, j->head),
+                            grad_out_batch(j, j->head, i0), grad_out_batch(j, j->head - 1, i0), i0,
+                            i0 + ns, size);
+    for (int i = j->b - 1; i >= j->a; i--) {
+        cnn_layer *l = w->layers[i];
+        float *dx = i > 0 ? grad_out(j, i - 1, i0) : NULL;
+        l->ops->backward(l, cnn_model_act(m, i) + (size_t)i0 * act_size(m, i),
+                         m->act[i + 1] + (size_t)i0 * act_size(m, i + 1), grad_out(j, i, i0), dx,
+                         ns, size);
+    }
+    if (j->tail >= 0)
+        cnn_batchnorm_sums(m->layers[j->tail], cnn_model_act(m, j->tail),
+                           grad_out_batch(j, j->tail, i0), i0, i0 + ns, 2, size);
+}
+
+cnn_status cnn_shards_backward_layers(cnn_model *m, int start, int n, int shards)
+{
+    const int nt = layers_threads(m);
+    if (shards > m->shards.grad_slots)
+        return cnn_fail(CNN_ERR_ARG, "internal: %d shards for a batch of %d", shards, n);
+    for (int s = 0; s < shards; s++) point_grads(m, m->shards.workers[s], s);
+    layers_job j = {.m = m, .n = n, .shards = shards, .train = 1, .start = start};
+    size_t big = cnn_shape_size(m->input);
+    for (int i = 0; i < m->nlayers; i++)
+        if (cnn_shape_size(m->layers[i]->out) > big) big = cnn_shape_size(m->layers[i]->out);
+    j.big = big;
+    /* the loss's rows (the whole batch's, at their own stride) to where
+     * each shard keeps them, the last shard first: no row is overwritten
+     * before it moves */
+    const size_t top = act_size(m, start + 1);
+    for (int s = shards - 1; s > 0; s--) {
+        int i0, ns;
+        shard_rows(&j, s, &i0, &ns);
+        memmove(m->dbuf[0] + (size_t)i0 * big, m->dbuf[0] + (size_t)i0 * top,
+                sizeof(float) * (size_t)ns * top);
+    }
+    int summed = -1;
+    for (int hi = start; hi >= 0;) {
+        const int bn = is_bn(m, hi);
+        if (bn) {
+            if (summed != hi) {
+                j.head = -1, j.a = j.b = hi, j.tail = hi;
+                cnn_parallel_groups(nt, shards, backward_round, &j);
+            }
+            cnn_batchnorm_combine(m->layers[hi], n, 2);
+        }
+        int lo = hi - bn;
+        while (lo >= 0 && !is_bn(m, lo)) lo--;
+        j.head = bn ? hi : -1, j.a = lo + 1, j.b = hi + 1 - bn, j.tail = lo;
+        cnn_parallel_groups(nt, shards, backward_round, &j);
+        summed = lo;
+        hi = lo;
+    }
+    /* a batchnorm's gradients are the whole batch's, in shard 0's (the
+     * model's own); the other shards add nothing to them */
+    for (int s = 1; s < shards; s++)
+        for (int i = 0; i < m->ntensors; i++) {
+            const cnn_param *p = m->tensors[i].p;
+            if (p->grad && is_bn(m, m->tensors[i].layer))
+                memset(m->shards.grads + (size_t)(s - 1) * m->nfloats + (p->grad - m->grads), 0,
+                       sizeof(float) * p->size);
+        }
+    const shard_job job = {.n = n, .shards = shards, .grad = 1};
+    shards_job sj = {m, &job, 0};
+    cnn_parallel_for(nt, (long)((m->nfloats + 1023) / 1024), CNN_SPLIT_EVEN,
+                     (double)m->nfloats * (shards - 1), reduce_blocks, &sj);
+    for (int i = start; i >= 0; i--) {
+        const cnn_layer *l = m->layers[i];
+        for (int k = 0; k < l->nparams; k++) {
+            const cnn_param *p = &l->params[k];
+            if (p->trainable && cnn_first_nonfinite(p->grad, p->size) >= 0)
+                return cnn_fail(CNN_ERR_NUMERIC,
+                                "non-finite gradient (NaN or Inf) for %d.%s in layer %d (%s, line %d)",
+                                i, p->name, i, l->desc, l->line);
+        }
     }
     return CNN_OK;
 }

@@ -102,7 +102,7 @@ cnn_status cnn_model_step(cnn_model *m)
     const long blocks = (long)((m->nfloats + STEP_BLOCK - 1) / STEP_BLOCK);
     step_job j = {m, scale, 0};
     cnn_parallel_for(m->nfloats < STEP_PARALLEL_MIN ? 1 : cnn_threads(), blocks, CNN_SPLIT_EVEN,
-                     step_blocks, &j);
+                     0.0, step_blocks, &j);
     const int bad = j.bad;
     if (bad)
         for (int i = 0; i < m->ntensors; i++) {
