@@ -1492,18 +1492,20 @@ Table parse_table(const Bytes &in)
 }
 
 /* fuzz_checkpoint's state reader alone on a table: against its "fuzz.run"
- * (epochs,steps,batch,images,validation) or the seeds' run; an accepted
- * state written back reads back the same. Returns whether it was accepted. */
+ * (epochs,steps,batch,images,validation[,early-stop]) or the seeds' run; an
+ * accepted state written back reads back the same. Returns whether it was
+ * accepted. */
 bool state_alone(const std::string &what, cnn_model *m)
 {
-    cli_ckpt_run run = {2, 5, 8, 40, 1};
+    cli_ckpt_run run = {2, 5, 8, 40, 1, 0};
     if (const char *r = cnn_model_get_meta(m, "fuzz.run")) {
-        int v[5];
-        if (sscanf(r, "%d,%d,%d,%d,%d", &v[0], &v[1], &v[2], &v[3], &v[4]) != 5) return false;
+        int v[6] = {0, 0, 0, 0, 0, 0};
+        const int k = sscanf(r, "%d,%d,%d,%d,%d,%d", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]);
+        if (k != 5 && k != 6) return false;
         if (v[0] < 1 || v[0] > 100000 || v[2] < 1 || v[3] < 1 || v[2] > v[3] || v[3] > 100000000 ||
-            v[1] != (v[3] + v[2] - 1) / v[2])
+            v[1] != (v[3] + v[2] - 1) / v[2] || v[5] < 0 || v[5] > 100000)
             return false;
-        run = cli_ckpt_run{v[0], v[1], v[2], v[3], v[4] != 0};
+        run = cli_ckpt_run{v[0], v[1], v[2], v[3], v[4] != 0, v[5]};
     }
     cli_ckpt_state st, again;
     char msg[512] = "";

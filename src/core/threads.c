@@ -48,18 +48,35 @@ int cnn_threads(void)
 /* Automatic mode starts at one thread and climbs. A probe runs up to
  * PROBE_BATCHES batches alternating between the count in use and one
  * neighbour on the ladder (double or half), and moves to the neighbour when
- * its median time per image is at least 5% lower. One batch 1.5x faster or
- * slower than the best of the other side decides at once: on a busy
- * machine a two-thread batch can take many times a one-thread one (45x to
- * 95x seen at loads of 10 to 15 on 2 cores), so a probe must stop before it
- * costs more than it can find, and that is also why the climb starts at
- * one. A probe that finds nothing doubles the wait before the next
- * (PROBE_EVERY up to PROBE_EVERY_MAX batches, longer after a far slower
- * trial); a move probes again soon, to keep climbing. */
+ * its median time per image is at least 5% lower, or sooner when two of its
+ * batches each ran 1.5x faster than the count in use. One trial batch 1.5x
+ * slower than the best of the count in use ends the probe at once: on a
+ * busy machine a two-thread batch can take many times a one-thread one
+ * (45x to 95x seen at loads of 10 to 15 on 2 cores), and that is also why
+ * the climb starts at one.
+ *
+ * What bounds the cost on a busy machine:
+ * - a budget: the time trial batches take beyond what the count in use
+ *   would have taken is charged, and no probe starts while the charges
+ *   exceed PROBE_BUDGET of the time trained, so a trial that ran 12x
+ *   slower delays the next probe by about 1100 batches, one that ran 95x
+ *   by about 9400;
+ * - back-off: a probe that finds nothing doubles the wait before the next
+ *   (PROBE_EVERY up to PROBE_EVERY_MAX batches);
+ * - the count in use is judged by its probe batches or by its usual time
+ *   (the median of its last RECENT batches before the probe), whichever is
+ *   lower: on a loaded machine a one-thread batch is now and then
+ *   preempted (2.5-7x its time), and a probe whose one-thread batches were
+ *   all preempted must not move to two threads;
+ * - a move is checked: the first VERIFY_BATCHES batches at the new count
+ *   must beat the count left, or the tuner goes back (and charges them),
+ *   so a lucky probe costs a few batches, not the PROBE_AFTER_MOVE batches
+ *   before the next probe. */
 enum {
     PROBE_BATCHES = 8, PROBE_EVERY = 200, PROBE_EVERY_MAX = 3200, PROBE_AFTER_MOVE = 40,
-    FIRST_PROBE = 2
+    FIRST_PROBE = 2, VERIFY_BATCHES = 4, RECENT = 4
 };
+#define PROBE_BUDGET 0.01 /* of the training time */
 
 static struct {
     long until_probe;           /* batches before the next probe */
@@ -68,6 +85,11 @@ static struct {
     double per_image[2][PROBE_BATCHES / 2]; /* [0]: the count in use, [1]: the trial */
     double started;
     int batch_threads;
+    double trained, charged;    /* seconds: every timed batch, and the trials' extra */
+    int verify, from;           /* after a move: batches left to check, the count left */
+    double from_per_image, verify_per_image[VERIFY_BATCHES], verify_extra;
+    double recent[RECENT];      /* the last batches at the count in use, per image */
+    long nrecent;
 } tn;
 
 static void tuner_reset(void)
@@ -85,16 +107,18 @@ static double now_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static double median4(double *v)
+/* The median of n <= 4 samples (the mean of the middle two when n is even). */
+static double median(const double *samples, int n)
 {
-    /* PROBE_BATCHES / 2 == 4 samples: the mean of the middle two */
-    for (int i = 1; i < 4; i++)
+    double v[4];
+    memcpy(v, samples, sizeof(double) * (size_t)n);
+    for (int i = 1; i < n; i++)
         for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
             double t = v[j];
             v[j] = v[j - 1];
             v[j - 1] = t;
         }
-    return 0.5 * (v[1] + v[2]);
+    return n & 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 void cnn_threads_batch_begin(void)
@@ -105,7 +129,9 @@ void cnn_threads_batch_begin(void)
     if (n < 2) return;
     if (tn.every == 0) tuner_reset(); /* cnn_set_threads was never called */
     if (g_auto_cap < 1 || g_auto_cap > n) g_auto_cap = 1;
-    if (!tn.probing && --tn.until_probe <= 0) {
+    if (tn.until_probe > 0) tn.until_probe--;
+    if (!tn.probing && !tn.verify && tn.until_probe <= 0 &&
+        tn.charged <= PROBE_BUDGET * tn.trained) {
         /* the neighbour in the current direction, else the other one */
         int down = g_auto_cap / 2 >= 1 ? g_auto_cap / 2 : 0;
         int up = g_auto_cap * 2 <= n ? g_auto_cap * 2 : (g_auto_cap < n ? n : 0);
@@ -123,24 +149,31 @@ void cnn_threads_batch_begin(void)
     tn.started = now_seconds();
 }
 
-/* End a probe. `slower`: how many times slower the losing side ran; the
- * next probe waits at least 100 times that many batches, so that a probe
- * of a count that runs 95x slower (seen at a load of 15 on 2 cores) costs
- * about 1% of the time between probes. */
-static void probe_done(int move, double slower)
+/* A probe that found nothing, or a move that did not hold: wait longer. */
+static void back_off(void)
+{
+    tn.dir = -tn.dir; /* look the other way next time */
+    tn.until_probe = tn.every;
+    if (tn.every < PROBE_EVERY_MAX) tn.every *= 2;
+}
+
+/* End a probe; on a move, `from_per_image` is the time per image of the
+ * count left, which the new count must beat. */
+static void probe_done(int move, double from_per_image)
 {
     tn.probing = 0;
     if (move) {
         tn.dir = tn.trial < g_auto_cap ? -1 : 1;
+        tn.from = g_auto_cap;
+        tn.from_per_image = from_per_image;
+        tn.verify = VERIFY_BATCHES;
+        tn.verify_extra = 0;
         g_auto_cap = tn.trial;
+        tn.nrecent = 0;
         tn.every = PROBE_EVERY;
         tn.until_probe = PROBE_AFTER_MOVE;
     } else {
-        tn.dir = -tn.dir; /* look the other way next time */
-        tn.until_probe = tn.every;
-        if (slower > 1.0 && 100.0 * slower > (double)tn.until_probe)
-            tn.until_probe = (long)(100.0 * slower);
-        if (tn.every < PROBE_EVERY_MAX) tn.every *= 2;
+        back_off();
     }
 }
 
@@ -151,6 +184,29 @@ static double least(const double *v, int n)
     return m;
 }
 
+static double most(const double *v, int n)
+{
+    double m = v[0];
+    for (int i = 1; i < n; i++) m = v[i] > m ? v[i] : m;
+    return m;
+}
+
+/* The first batches after a move: the move holds when their median beats
+ * the count left; else the tuner goes back, and what they took beyond that
+ * count is charged like a trial's. */
+static void verify_batch(int images, double seconds)
+{
+    const double t = seconds / images;
+    if (t > tn.from_per_image) tn.verify_extra += (t - tn.from_per_image) * images;
+    tn.verify_per_image[VERIFY_BATCHES - tn.verify] = t;
+    if (--tn.verify > 0) return;
+    if (median(tn.verify_per_image, VERIFY_BATCHES) < tn.from_per_image) return;
+    tn.charged += tn.verify_extra;
+    g_auto_cap = tn.from;
+    tn.nrecent = 0;
+    back_off();
+}
+
 void cnn_threads_batch_end(int images)
 {
     cnn_threads_batch_timed(images, now_seconds() - tn.started);
@@ -159,24 +215,44 @@ void cnn_threads_batch_end(int images)
 void cnn_threads_batch_timed(int images, double seconds)
 {
     g_active = 0;
-    if (tn.batch_threads == 0 || !tn.probing || images < 1) return;
+    if (tn.batch_threads == 0 || images < 1 || !(seconds >= 0)) return;
+    tn.trained += seconds;
+    if (tn.verify) {
+        verify_batch(images, seconds);
+        return;
+    }
     const int side = tn.step & 1, i = tn.step / 2;
     const double t = seconds / images;
-    tn.per_image[side][i] = t;
-    /* steps go in use, trial, in use, ...: after step 0 both sides have a
-     * sample whenever this is not the first one */
-    if (tn.step > 0) {
-        const double other = least(tn.per_image[!side], side ? i + 1 : i);
-        if (t > 1.5 * other) { /* the side just run is far slower */
-            probe_done(side == 0, t / other);
-            return;
-        }
-        if (1.5 * t < other) {
-            probe_done(side == 1, other / t);
-            return;
-        }
+    if (!tn.probing) {
+        /* the last RECENT batches at the count in use: its usual time */
+        tn.recent[tn.nrecent++ % RECENT] = t;
+        return;
     }
-    if (++tn.step < PROBE_BATCHES) return;
-    const double in_use = median4(tn.per_image[0]), trial = median4(tn.per_image[1]);
-    probe_done(trial < 0.95 * in_use, trial / in_use);
+    tn.per_image[side][i] = t;
+    if (side == 0) {
+        if (++tn.step < PROBE_BATCHES) return;
+    } else {
+        /* a trial batch: charge what it took beyond the count in use */
+        const double least_in_use = least(tn.per_image[0], i + 1);
+        if (t > least_in_use) tn.charged += (t - least_in_use) * images;
+        if (t > 1.5 * least_in_use) { /* far slower */
+            probe_done(0, 0);
+            return;
+        }
+        /* the count in use: its probe batches, or its usual time before the
+         * probe if lower (its probe batches may all have been preempted) */
+        double in_use = median(tn.per_image[0], i + 1);
+        if (tn.nrecent >= RECENT) {
+            const double usual = median(tn.recent, RECENT);
+            in_use = usual < in_use ? usual : in_use;
+        }
+        /* two trials, each far faster */
+        if (i >= 1 && 1.5 * most(tn.per_image[1], i + 1) < in_use) {
+            probe_done(1, in_use);
+            return;
+        }
+        if (++tn.step < PROBE_BATCHES) return;
+        const double trial = median(tn.per_image[1], PROBE_BATCHES / 2);
+        probe_done(trial < 0.95 * in_use, in_use);
+    }
 }

@@ -167,6 +167,16 @@ static void check_state(const cli_ckpt_state *st, const cli_ckpt_run *run)
             fz_fail("accepted history row %d: epoch %d lr %g loss %g acc %g val %g/%g, %g s", i + 1,
                     w->epoch, w->lr, w->train_loss, w->train_acc, w->val_loss, w->val_acc, w->seconds);
     }
+    /* a run that stops early trains no epoch past the stop */
+    if (run->early_stop > 0) {
+        cli_ckpt_state part = *st;
+        for (part.nrows = 1; part.nrows < st->nrows; part.nrows++)
+            if (cli_ckpt_stops_early(&part, run->early_stop))
+                fz_fail("accepted %d epochs, but --early-stop %d stops after epoch %d", st->nrows,
+                        run->early_stop, part.nrows);
+        if (st->step != 0 && cli_ckpt_stops_early(st, run->early_stop))
+            fz_fail("accepted step %d after an early stop (--early-stop %d)", st->step, run->early_stop);
+    }
 }
 
 static void check_names(const cli_classes *c, int k)
@@ -401,23 +411,26 @@ static void as_file(const uint8_t *data, size_t size)
 }
 
 /* The state reader alone on the table, against the run a "fuzz.run" line
- * describes (epochs,steps,batch,images,validation) or the seeds' run (2
- * epochs of 5 steps of 8 of 40 images, with validation): the fields are
+ * describes (epochs,steps,batch,images,validation[,early-stop]) or the
+ * seeds' run (2 epochs of 5 steps of 8 of 40 images, with validation, no
+ * early stop): the fields are
  * reached even when an option of the table would stop the resume first.
  * An accepted state keeps its promises and, written back, reads back the
  * same. */
 static void state_alone(cnn_model *m)
 {
-    cli_ckpt_run run = {2, 5, 8, 40, 1};
+    cli_ckpt_run run = {2, 5, 8, 40, 1, 0};
     const char *r = cnn_model_get_meta(m, "fuzz.run");
     if (r) {
-        int v[5];
-        if (sscanf(r, "%d,%d,%d,%d,%d", &v[0], &v[1], &v[2], &v[3], &v[4]) != 5) return;
-        /* a run cli_train could describe: its steps cover its images */
+        int v[6] = {0};
+        const int k = sscanf(r, "%d,%d,%d,%d,%d,%d", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]);
+        if (k != 5 && k != 6) return;
+        /* a run cli_train could describe: its steps cover its images,
+         * --early-stop in its option's range */
         if (v[0] < 1 || v[0] > 100000 || v[2] < 1 || v[3] < 1 || v[2] > v[3] || v[3] > 100000000 ||
-            v[1] != (v[3] + v[2] - 1) / v[2])
+            v[1] != (v[3] + v[2] - 1) / v[2] || v[5] < 0 || v[5] > 100000)
             return;
-        run = (cli_ckpt_run){v[0], v[1], v[2], v[3], v[4] != 0};
+        run = (cli_ckpt_run){v[0], v[1], v[2], v[3], v[4] != 0, v[5]};
     }
     static cli_ckpt_state st, again;
     char msg[512];

@@ -368,6 +368,22 @@ def table(meta, extra=()):
     return ("\n".join(lines + list(extra)) + "\n").encode()
 
 
+def early_stop_edits(meta):
+    """Edits of adam_val's finished checkpoint (2 epochs, validation) with
+    --early-stop 1 and a validation loss that rose in epoch 2: stopped after
+    it (accepted), and a 3-epoch run gone on training past the stop
+    (refused)."""
+    rows = meta["train.history"].split(";")
+    f = rows[1].split(",")
+    f[4] = "2.9"  # above epoch 1's validation loss
+    hist = rows[0] + ";" + ",".join(f)
+    stopped = dict(meta, **{"train.opt.early-stop": "1", "train.history": hist})
+    past = dict(stopped, **{"epochs": "3", "train.opt.epochs": "3", "train.step": "2", "train.seen": "16",
+                            "train.correct": "5", "train.loss_sum": "30.5", "train.epoch_seconds": "0.125"})
+    return {"early_stop_stopped": stopped, "early_stop_step_after": past,
+            "early_stop_step_after_run": dict(past, **{"fuzz.run": "3,5,8,40,1,1"})}
+
+
 def ckpt_seeds(cnn):
     """Checkpoints of tiny runs (40 training images of syn_data.py's set,
     as fuzz_checkpoint's training file of 60000 images with --limit 40
@@ -436,6 +452,7 @@ def ckpt_seeds(cnn):
             "classes_dup": dict(mid, classes="a,b,a"),
             "not_checkpoint": {k: v for k, v in mid.items() if k != "train.seconds"},
         }
+        edits.update(early_stop_edits(meta))
         for name, m in edits.items():
             h = dict(head)
             h["__metadata__"] = m
@@ -448,6 +465,7 @@ def ckpt_seeds(cnn):
         put("checkpoint", "args_disagree.table", table(mid, ["--lr=0.5"]))
         put("checkpoint", "args_help.table", table(mid, ["--help"]))
         put("checkpoint", "no_arch.table", table({k: v for k, v in mid.items() if k != "arch"}))
+        put("checkpoint", "args_early_stop_extend.table", table(edits["early_stop_stopped"], ["--epochs=4"]))
     finally:
         shutil.rmtree(tmp)
 
