@@ -120,8 +120,10 @@ cnn_status cnn_model_set_batch(cnn_model *m, int max_batch);
 int cnn_model_max_batch(const cnn_model *m);
 /* What the model needs for batches of up to max_batch at the current
  * thread count, in bytes, computed from its shapes alone: parameters and
- * gradients, optimizer state (with_optimizer), activations, the layers'
- * workspaces and the per-thread workers of a large batch.
+ * gradients, optimizer state (with_optimizer: counted as Adam's two moment
+ * arrays, the most any optimizer keeps; plain SGD keeps none, momentum
+ * one), activations, the layers' workspaces and the per-thread workers of
+ * a large batch.
  * cnn_model_set_batch (and cnn_model_set_optimizer) refuse a need above
  * the memory limit. */
 size_t cnn_model_memory_need(const cnn_model *m, int max_batch, int with_optimizer);
