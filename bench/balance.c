@@ -11,7 +11,11 @@
  * It prints each thread's share, max/mean, the barriers per batch, and a
  * speed-up predicted from them: the gradients' time at one thread scaled
  * by the largest share, plus the optimizer step (split evenly from 32768
- * parameters, else serial), plus a cost per barrier. */
+ * parameters, else serial), plus a cost per barrier. A second prediction
+ * lets the memory-bound parts (the sum of the shards' gradients, timed
+ * here as the same loop on buffers of the model's size, and the step)
+ * go at most MEM_SPEEDUP times faster than on one thread, as when a few
+ * cores fill the memory bus. */
 #include "model/model.h"
 
 #include <stdio.h>
@@ -103,6 +107,29 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Seconds of the shards' gradient sum at one thread: shards - 1 buffers of
+ * nfloats added in order into a first (shard.c's reduce_grads), the median
+ * of reps */
+static double time_reduce(size_t nfloats, int shards, int reps)
+{
+    float *b = calloc(nfloats * (size_t)shards, sizeof(float));
+    double *t = calloc((size_t)reps, sizeof *t), r;
+    for (int i = 0; i < reps; i++) {
+        double t0 = now();
+        for (size_t e0 = 0; e0 < nfloats; e0 += 1024) {
+            const size_t e1 = e0 + 1024 < nfloats ? e0 + 1024 : nfloats;
+            for (int s = 1; s < shards; s++)
+                for (size_t e = e0; e < e1; e++) b[e] += b[(size_t)s * nfloats + e];
+        }
+        t[i] = now() - t0;
+    }
+    qsort(t, (size_t)reps, sizeof *t, cmp_double);
+    r = t[reps / 2];
+    free(b);
+    free(t);
+    return r;
+}
+
 /* Median seconds of the gradients and of the step, one thread */
 static int time_parts(const char *name, int n, int reps, double *t_grads, double *t_step)
 {
@@ -155,13 +182,22 @@ int main(int argc, char **argv)
         names[nnames++] = "lenet5";
         names[nnames++] = "pytorchnet";
     }
-    /* what a barrier is assumed to cost on a 16-core machine */
-    const double sync_cost = 2e-6;
+    /* what a barrier is assumed to cost on a 16-core machine, and how much
+     * faster than one core all cores stream memory */
+    const double sync_cost = 2e-6, MEM_SPEEDUP = 4.0;
     for (int k = 0; k < nnames; k++) {
         double tg, ts;
         if (time_parts(names[k], n, reps, &tg, &ts)) return 1;
-        printf("%s, batch %d: at 1 thread, gradients %.3f ms, optimizer step %.3f ms "
-               "(medians of %d)\n", names[k], n, 1e3 * tg, 1e3 * ts, reps);
+        double tr;
+        {
+            run r = {0};
+            if (setup(&r, names[k], n, 1)) return 1;
+            tr = time_reduce(r.m->nfloats, cnn_shards_for(r.m, n, 1), reps);
+            done(&r);
+        }
+        printf("%s, batch %d: at 1 thread, gradients %.3f ms (of which the shards' sum %.3f ms), "
+               "optimizer step %.3f ms (medians of %d)\n", names[k], n, 1e3 * tg, 1e3 * tr,
+               1e3 * ts, reps);
         for (int q = 0; q < nthreads; q++) {
             const int T = threads[q];
             run r = {0};
@@ -189,8 +225,13 @@ int main(int argc, char **argv)
             const double step_T = r.m->nfloats >= 32768 ? ts / T : ts;
             const double t_ideal = tg * max / total + step_T;
             const double t_sync = t_ideal + (double)syncs / steps * sync_cost;
+            const double mem = T < MEM_SPEEDUP ? T : MEM_SPEEDUP;
+            const double t_mem = (tg - tr) * max / total + tr / mem + ts / mem +
+                                 (double)syncs / steps * sync_cost;
             printf("              predicted speed-up over 1 thread: %.2fx (%.2fx with %.0f us a "
-                   "barrier)\n", (tg + ts) / t_ideal, (tg + ts) / t_sync, sync_cost * 1e6);
+                   "barrier; %.2fx with the sum and the step at most %.0fx)\n",
+                   (tg + ts) / t_ideal, (tg + ts) / t_sync, sync_cost * 1e6, (tg + ts) / t_mem,
+                   MEM_SPEEDUP);
             done(&r);
         }
     }

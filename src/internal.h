@@ -365,8 +365,9 @@ typedef struct {
     const char *kind;   /* the keyword in an architecture file */
     const char *torch;  /* matching torch.nn module ("Conv2d") */
     /* 1 if the training forward mixes the images of a batch (batchnorm's
-     * batch statistics): such a model cannot be trained shard by shard
-     * (src/model/shard.c). Inference is per image for every kind. */
+     * batch statistics): such a model trains in shards layer by layer,
+     * through cnn_batchnorm_sums/combine/apply (src/model/shard.c).
+     * Inference is per image for every kind. */
     int batch_coupled;
     /* Prepare state that depends on the batch size (argmax indices, masks,
      * im2col buffers sized for `threads` threads). Called when the batch

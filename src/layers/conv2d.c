@@ -379,9 +379,13 @@ static void conv_backward_fast(conv2d *cv, const float *x, const float *dy, floa
      * dW stay on one: the same arithmetic at any thread count). */
     conv_job j = {cv, x, dy, dx_chunks, cs, n};
     const double work = conv_flops(&cv->base) * n * (dx_chunks ? 2 : 1);
-    if (nchunks >= nt) cnn_parallel_for(nt, nchunks, CNN_SPLIT_EACH, work, chunks_backward, &j);
-    else
+    if (nchunks >= nt) {
+        cnn_parallel_for(nt, nchunks, CNN_SPLIT_EACH, work, chunks_backward, &j);
+    } else {
+        /* the GEMMs count themselves; the planes and Winograd run here */
+        if (p->dw != CONV_DW_IM2COL_GEMM && p->dw != CONV_DW_IM2COL_DOTS) cnn_work_add(work);
         for (int k = 0; k < nchunks; k++) conv_chunk_backward(cv, x, dy, dx_chunks, k, cs, n, 0, nt);
+    }
     if (dx && p->dx == CONV_DX_WINOGRAD) conv_wg_run(cv, &cv->wgd, dy, dx, NULL, n, nt);
 
     float *dw = cv->base.params[0].grad;

@@ -896,9 +896,11 @@ static int count_correct(const float *out, const uint8_t *labels, int n, int k)
  * forward every activation is checked, not just the loss. */
 cnn_status cnn_model_check_activations(cnn_model *m, int n)
 {
-    for (int i = 0; i < m->nlayers; i++)
+    for (int i = 0; i < m->nlayers; i++) {
+        cnn_work_add((double)n * cnn_shape_size(m->layers[i]->out));
         if (cnn_first_nonfinite(m->act[i + 1], (size_t)n * cnn_shape_size(m->layers[i]->out)) >= 0)
             return cnn_model_numeric_fault(m, n, "the activations");
+    }
     return CNN_OK;
 }
 
@@ -935,6 +937,7 @@ static cnn_status run_batch(cnn_model *m, const float *x, const uint8_t *labels,
     } else {
         if (layered) cnn_shards_forward_layers(m, x, n, shards, train);
         else cnn_model_run_forward(m, x, n, train, cnn_threads());
+        cnn_work_add((double)n * k); /* the loss, on this thread */
         value = cnn_loss_mean(loss,
                               cnn_loss_rows(loss, plan.probs, cnn_model_act(m, plan.act),
                                             m->target, n, k, n, grad ? m->dbuf[0] : NULL),
@@ -950,7 +953,9 @@ static cnn_status run_batch(cnn_model *m, const float *x, const uint8_t *labels,
                                : cnn_fail(CNN_ERR_NUMERIC, "non-finite value (NaN or Inf) in the loss");
     if (!isfinite(value)) return cnn_model_numeric_fault(m, n, "the loss");
     if (!grad) return CNN_OK;
-    if ((st = cnn_model_check_activations(m, n)) != CNN_OK) return st;
+    if ((st = layered ? cnn_shards_check_layers(m, n, shards) : cnn_model_check_activations(m, n)) !=
+        CNN_OK)
+        return st;
     if (layered) return cnn_shards_backward_layers(m, plan.start, n, shards);
     return cnn_model_run_backward(m, plan.start, n, cnn_threads());
 }
@@ -978,6 +983,7 @@ cnn_status cnn_model_run_backward(cnn_model *m, int start, int n, int nt)
         l->ops->backward(l, cnn_model_act(m, i), m->act[i + 1], m->dbuf[cur], dx, n, nt);
         for (int j = 0; j < l->nparams; j++) {
             cnn_param *p = &l->params[j];
+            if (p->trainable) cnn_work_add((double)p->size);
             if (p->trainable && cnn_first_nonfinite(p->grad, p->size) >= 0)
                 return cnn_fail(CNN_ERR_NUMERIC,
                                 "non-finite gradient (NaN or Inf) for %d.%s in layer %d (%s, line %d)",

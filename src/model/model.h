@@ -189,6 +189,9 @@ int cnn_shards_coupled(const cnn_model *m);
 /* Such a model's training forward of n images as `shards` shards, layer by
  * layer, into its own whole-batch activations (train: batch statistics). */
 void cnn_shards_forward_layers(cnn_model *m, const float *x, int n, int shards, int train);
+/* The activations of that forward checked for NaN/Inf, shard by shard on
+ * every thread (cnn_model_check_activations's message on a fault). */
+cnn_status cnn_shards_check_layers(cnn_model *m, int n, int shards);
 /* Its backward after that forward, from dbuf[0] = dL/d(output of layer
  * start): every shard's parameter gradients, summed in shard order into
  * m->grads, then checked for NaN/Inf. Not under MPI (src/cli/train_mpi.c

@@ -247,14 +247,6 @@ cnn_status cnn_shards_reserve_grads(cnn_model *m)
     return CNN_OK;
 }
 
-/* Values per image of all of m's activations */
-static size_t act_values(const cnn_model *m)
-{
-    size_t v = 0;
-    for (int i = 0; i < m->nlayers; i++) v += cnn_shape_size(m->layers[i]->out);
-    return v;
-}
-
 /* Where shard s's gradients go: shard 0 into the model's own, the others
  * into their slot of shard_grads, at the same offsets. */
 static void point_grads(cnn_model *m, cnn_model *w, int s)
@@ -300,9 +292,8 @@ static void run_shard(cnn_model *m, cnn_model *w, struct cnn_shard_error *err,
         if (!isfinite(t)) st = cnn_model_numeric_fault(w, ns, "the loss");
         else if (job->grad && (st = cnn_model_check_activations(w, ns)) == CNN_OK)
             st = cnn_model_run_backward(w, plan->start, ns, nt);
-        /* the serial part: the loss, and the scans of the activations and
-         * gradients for NaN/Inf (in values) */
-        cnn_work_add((double)ns * (double)(act_values(m) + k) + (job->grad ? (double)m->nfloats : 0.0));
+        /* the loss, on this thread (the scans count themselves) */
+        cnn_work_add((double)ns * k);
     }
     /* shards reach a thread in increasing order: keep its first failure */
     if (st != CNN_OK && err->shard < 0) {
@@ -422,6 +413,7 @@ typedef struct {
     int head, a, b, tail, pass;
     int start; /* backward: the top layer; dbuf[(start - i) & 1] holds dL/d(out of layer i) */
     size_t big; /* backward: values per image of the largest activation */
+    int *bad;   /* the scan: set when a shard's activations hold a NaN/Inf */
 } layers_job;
 
 static int is_bn(const cnn_model *m, int i) { return m->layers[i]->ops->batch_coupled; }
@@ -486,6 +478,30 @@ void cnn_shards_forward_layers(cnn_model *m, const float *x, int n, int shards, 
         summed = b;
         a = b;
     }
+}
+
+/* shard s's rows of every activation, scanned for NaN/Inf */
+static void scan_round(void *ctx, long s, int g, int size)
+{
+    const layers_job *j = ctx;
+    int i0, ns;
+    shard_rows(j, s, &i0, &ns);
+    int bad = 0;
+    for (int i = 1; i <= j->m->nlayers && !bad; i++) {
+        const size_t v = act_size(j->m, i);
+        cnn_work_add((double)ns * v);
+        bad = cnn_first_nonfinite(j->m->act[i] + (size_t)i0 * v, (size_t)ns * v) >= 0;
+    }
+    if (bad) __atomic_store_n(j->bad, 1, __ATOMIC_RELAXED);
+}
+
+cnn_status cnn_shards_check_layers(cnn_model *m, int n, int shards)
+{
+    int bad = 0;
+    layers_job j = {.m = m, .n = n, .shards = shards, .bad = &bad};
+    cnn_parallel_groups(layers_threads(m), shards, scan_round, &j);
+    /* a fault: the whole batch's scan names the first layer */
+    return bad ? cnn_model_check_activations(m, n) : CNN_OK;
 }
 
 /* dL/d(out of layer i) for the shard whose first image is i0. In
@@ -584,6 +600,7 @@ cnn_status cnn_shards_backward_layers(cnn_model *m, int start, int n, int shards
         const cnn_layer *l = m->layers[i];
         for (int k = 0; k < l->nparams; k++) {
             const cnn_param *p = &l->params[k];
+            if (p->trainable) cnn_work_add((double)p->size);
             if (p->trainable && cnn_first_nonfinite(p->grad, p->size) >= 0)
                 return cnn_fail(CNN_ERR_NUMERIC,
                                 "non-finite gradient (NaN or Inf) for %d.%s in layer %d (%s, line %d)",
