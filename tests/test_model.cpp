@@ -69,45 +69,28 @@ TEST(Model, SimpleCNNShapesParamsFlops)
 
 TEST(Model, ParseErrorsNameTheLineAndWhatWasExpected)
 {
-    std::string e;
-    e = parse_error("input 1x28x28\nconvv 16 3x3\n");
-    EXPECT_NE(e.find("arch.txt:2"), std::string::npos) << e;
-    EXPECT_NE(e.find("unknown layer 'convv'"), std::string::npos) << e;
-
-    e = parse_error("input 1x28x28\nconv sixteen 3x3\n");
-    EXPECT_NE(e.find("arch.txt:2"), std::string::npos) << e;
-    EXPECT_NE(e.find("sixteen"), std::string::npos) << e;
-
-    e = parse_error("input 1x28x28\nconv -4 3x3\n");
-    EXPECT_NE(e.find("arch.txt:2"), std::string::npos) << e;
-
-    e = parse_error("input 1x4x4\nconv 4 5x5\nflatten\ndense 2\n");
-    EXPECT_NE(e.find("arch.txt:2"), std::string::npos) << e;
-
-    e = parse_error("input 1x28x28\nconv 4 3x3\ndense 10\n");
-    EXPECT_NE(e.find("arch.txt:3"), std::string::npos) << e;
-    EXPECT_NE(e.find("flatten"), std::string::npos) << e;
-
-    e = parse_error("conv 4 3x3\n");
-    EXPECT_NE(e.find("input"), std::string::npos) << e;
-
-    e = parse_error("input 1x28\nflatten\n");
-    EXPECT_NE(e.find("CxHxW"), std::string::npos) << e;
-
-    e = parse_error("input 1x28x28\nrelu bogus=1\nflatten\n");
-    EXPECT_NE(e.find("bogus"), std::string::npos) << e;
-
-    e = parse_error("input 1x28x28\nmaxpool 2\n");
-    EXPECT_NE(e.find("flat"), std::string::npos) << e;
-
-    e = parse_error("");
-    EXPECT_NE(e.find("empty"), std::string::npos) << e;
-
-    e = parse_error("# only a comment\ninput 1x28x28\n");
-    EXPECT_NE(e.find("no layers"), std::string::npos) << e;
-
-    e = parse_error("input 1x28x28\nflatten\ninput 1x2x2\n");
-    EXPECT_NE(e.find("arch.txt:3"), std::string::npos) << e;
+    /* an architecture and the parts its error must hold */
+    const struct {
+        const char *arch;
+        std::vector<const char *> want;
+    } cases[] = {
+        {"input 1x28x28\nconvv 16 3x3\n", {"arch.txt:2", "unknown layer 'convv'"}},
+        {"input 1x28x28\nconv sixteen 3x3\n", {"arch.txt:2", "sixteen"}},
+        {"input 1x28x28\nconv -4 3x3\n", {"arch.txt:2"}},
+        {"input 1x4x4\nconv 4 5x5\nflatten\ndense 2\n", {"arch.txt:2"}},
+        {"input 1x28x28\nconv 4 3x3\ndense 10\n", {"arch.txt:3", "flatten"}},
+        {"conv 4 3x3\n", {"input"}},
+        {"input 1x28\nflatten\n", {"CxHxW"}},
+        {"input 1x28x28\nrelu bogus=1\nflatten\n", {"bogus"}},
+        {"input 1x28x28\nmaxpool 2\n", {"flat"}},
+        {"", {"empty"}},
+        {"# only a comment\ninput 1x28x28\n", {"no layers"}},
+        {"input 1x28x28\nflatten\ninput 1x2x2\n", {"arch.txt:3"}},
+    };
+    for (const auto &c : cases) {
+        const std::string e = parse_error(c.arch);
+        for (const char *w : c.want) EXPECT_NE(e.find(w), std::string::npos) << c.arch << ": " << e;
+    }
 }
 
 TEST(Model, TooLargeIsRefusedWithTheSizeItWouldNeed)
@@ -240,18 +223,31 @@ TEST(Model, ReferenceAndFastKernelsTrainTheSameModel)
     EXPECT_LT(tu_max_rel_err(ref.data(), fast.data(), ref.size()), 1e-4);
 }
 
+/* simplecnn (initialised with init_seed unless 0) set up for plain SGD at
+ * lr on n synthetic images drawn with `seed` */
+struct Batch {
+    std::vector<float> x;
+    std::vector<uint8_t> y;
+};
+
+static void simplecnn_sgd(ModelPtr &p, int n, uint64_t seed, uint64_t init_seed, float lr, Batch &b)
+{
+    ASSERT_EQ(cnn_model_from_text(kSimpleCNN, "simplecnn", &p.m), CNN_OK);
+    synthetic(n, 28, 28, seed, b.x, b.y);
+    if (init_seed) ASSERT_EQ(cnn_model_init(p.m, CNN_INIT_XAVIER_NORMAL, init_seed), CNN_OK);
+    ASSERT_EQ(cnn_model_set_batch(p.m, n), CNN_OK);
+    cnn_optim_config oc = cnn_optim_defaults(CNN_OPT_SGD);
+    oc.lr = lr;
+    ASSERT_EQ(cnn_model_set_optimizer(p.m, &oc), CNN_OK);
+}
+
 TEST(Model, SimpleCNNLossFallsOnAFewHundredImages)
 {
     ModelPtr p;
-    ASSERT_EQ(cnn_model_from_text(kSimpleCNN, "simplecnn", &p.m), CNN_OK);
-    std::vector<float> x;
-    std::vector<uint8_t> y;
-    synthetic(300, 28, 28, 3, x, y);
-    ASSERT_EQ(cnn_model_init(p.m, CNN_INIT_XAVIER_NORMAL, 1), CNN_OK);
-    ASSERT_EQ(cnn_model_set_batch(p.m, 300), CNN_OK);
-    cnn_optim_config oc = cnn_optim_defaults(CNN_OPT_SGD);
-    oc.lr = 0.07f; /* the seed's full-batch setting (section 3.4) */
-    ASSERT_EQ(cnn_model_set_optimizer(p.m, &oc), CNN_OK);
+    Batch b; /* the seed's full-batch setting (section 3.4) */
+    ASSERT_NO_FATAL_FAILURE(simplecnn_sgd(p, 300, 3, 1, 0.07f, b));
+    const std::vector<float> &x = b.x;
+    const std::vector<uint8_t> &y = b.y;
     cnn_loss loss = {CNN_LOSS_XENT, 1.0f};
     cnn_batch_stats first, st;
     ASSERT_EQ(cnn_model_eval_batch(p.m, x.data(), y.data(), 300, loss, &first), CNN_OK);
@@ -266,14 +262,10 @@ TEST(Model, SimpleCNNLossFallsOnAFewHundredImages)
 TEST(Model, AbsurdLearningRateStopsWithANumericFaultNamingTheLayer)
 {
     ModelPtr p;
-    ASSERT_EQ(cnn_model_from_text(kSimpleCNN, "simplecnn", &p.m), CNN_OK);
-    std::vector<float> x;
-    std::vector<uint8_t> y;
-    synthetic(32, 28, 28, 4, x, y);
-    ASSERT_EQ(cnn_model_set_batch(p.m, 32), CNN_OK);
-    cnn_optim_config oc = cnn_optim_defaults(CNN_OPT_SGD);
-    oc.lr = 1e30f;
-    ASSERT_EQ(cnn_model_set_optimizer(p.m, &oc), CNN_OK);
+    Batch b;
+    ASSERT_NO_FATAL_FAILURE(simplecnn_sgd(p, 32, 4, 0, 1e30f, b));
+    const std::vector<float> &x = b.x;
+    const std::vector<uint8_t> &y = b.y;
     cnn_loss loss = {CNN_LOSS_XENT, 1.0f};
     cnn_batch_stats st;
     cnn_status s = CNN_OK;

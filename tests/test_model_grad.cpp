@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cmath>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -95,6 +96,89 @@ double batch_loss(cnn_model *m, const std::vector<float> &x, const std::vector<u
 
 } // namespace
 
+/* One coordinate's check. loss(h, &taken) is the loss at w_i + h (taken:
+ * the step made in float); l0 the loss at w_i. The analytic gradient ana
+ * is matched by the central difference at step h1 within tol1 * scale
+ * (returns 0), else by the central, forward or backward difference at step
+ * h2 within tol2 * scale (returns 1), else not (returns -1, the estimates
+ * in *what). *err1: the first estimate's error relative to scale. */
+template <class Loss>
+int check_coord(Loss loss, double l0, double ana, double scale, double h1, double tol1, double h2,
+                double tol2, double *err1, std::string *what)
+{
+    double hp, hm;
+    double lp = loss(h1, &hp), lm = loss(-h1, &hm);
+    const double first = (lp - lm) / (hp - hm);
+    *err1 = std::fabs(first - ana) / scale;
+    if (*err1 <= tol1) return 0;
+    lp = loss(h2, &hp);
+    lm = loss(-h2, &hm);
+    const double central = (lp - lm) / (hp - hm), forward = (lp - l0) / hp, backward = (l0 - lm) / -hm;
+    const double best = std::min({std::fabs(central - ana), std::fabs(forward - ana),
+                                  std::fabs(backward - ana)});
+    if (best <= tol2 * scale) return 1;
+    std::ostringstream o;
+    o << "analytic " << ana << ", numerical " << first << " at step " << h1 << ", " << central
+      << " (central), " << forward << " (forward), " << backward << " (backward) at step " << h2;
+    *what = o.str();
+    return -1;
+}
+
+/* Every parameter gradient of m (computed at the current weights, whose
+ * loss is l0) against differences of loss(), coordinate by coordinate
+ * (check_coord: step 1e-2 within tol1 of the tensor's largest gradient,
+ * else step 1e-3 within 5e-3). A tensor whose gradient is all zero fails
+ * unless zero_ok (then its errors are measured against 1e-3). Kinks near
+ * the point are the exception, not the rule: under a quarter of the
+ * coordinates may need the second step. */
+template <class Loss>
+void check_model_grads(cnn_model *m, Loss loss, double l0, double tol1, bool zero_ok,
+                       const std::string &label)
+{
+    const double h1 = 1e-2, h2 = 1e-3, tol2 = 5e-3;
+    int retried = 0, coords = 0, failed = 0;
+    for (int ti = 0; ti < cnn_model_num_tensors(m); ti++) {
+        cnn_tensor t;
+        ASSERT_EQ(cnn_model_tensor(m, ti, &t), CNN_OK);
+        if (!t.grad) continue;
+        const std::vector<float> ana(t.grad, t.grad + t.size);
+        double scale = 0;
+        for (float g : ana) scale = std::max(scale, (double)std::fabs(g));
+        if (scale < 1e-6) {
+            /* a tensor with no gradient at all would pass vacuously */
+            ASSERT_TRUE(zero_ok) << label << ": " << t.name << " has an all-zero gradient";
+            scale = 1e-3;
+        }
+        double worst = 0; /* of the first estimates, for the log */
+        for (size_t i = 0; i < t.size; i++, coords++) {
+            const float keep = t.data[i];
+            /* the loss at w_i = keep + h, and the step actually taken in float */
+            auto at = [&](double h, double *taken) {
+                t.data[i] = keep + (float)h;
+                *taken = (double)t.data[i] - keep;
+                double l = loss();
+                t.data[i] = keep;
+                return l;
+            };
+            double err;
+            std::string what;
+            const int r = check_coord(at, l0, ana[i], scale, h1, tol1, h2, tol2, &err, &what);
+            worst = std::max(worst, err);
+            retried += r != 0;
+            if (r < 0 && ++failed <= 5) ADD_FAILURE() << label << ": " << t.name << "[" << i << "]: " << what;
+        }
+        if (getenv("CNN_GRAD_LOG"))
+            printf("%s %s: max relative error %.3g at step %g (largest gradient %.3g)\n",
+                   label.c_str(), t.name, worst, h1, scale);
+    }
+    if (getenv("CNN_GRAD_LOG"))
+        printf("%s: %d of %d coordinates measured again at step %g\n", label.c_str(), retried,
+               coords, h2);
+    EXPECT_EQ(failed, 0) << label << ": coordinates whose gradient no difference matches";
+    EXPECT_LT(retried, coords / 4) << label << ": " << retried << " of " << coords
+                                   << " needed the second step";
+}
+
 TEST_P(ModelGrad, ParameterGradientsMatchCentralDifferences)
 {
     const GradCase c = GetParam();
@@ -134,57 +218,8 @@ TEST_P(ModelGrad, ParameterGradientsMatchCentralDifferences)
      * side's difference the derivative (its truncation and float noise, a
      * few 1e-4 of the scale, allow a looser bound). Only a coordinate that
      * no estimate matches fails. */
-    const double h1 = 1e-2, tol1 = 1e-3, h2 = 1e-3, tol2 = 5e-3;
-    int retried = 0, coords = 0, failed = 0;
-    for (int ti = 0; ti < cnn_model_num_tensors(m); ti++) {
-        cnn_tensor t;
-        ASSERT_EQ(cnn_model_tensor(m, ti, &t), CNN_OK);
-        if (!t.grad) continue;
-        const std::vector<float> ana(t.grad, t.grad + t.size);
-        double scale = 0;
-        for (float g : ana) scale = std::max(scale, (double)std::fabs(g));
-        /* a tensor with no gradient at all would pass vacuously */
-        ASSERT_GT(scale, 1e-6) << t.name << " has an all-zero gradient";
-        double worst = 0; /* of the first estimates, for the log */
-        for (size_t i = 0; i < t.size; i++, coords++) {
-            const float keep = t.data[i];
-            /* the loss at w_i = keep + h, and the step actually taken in float */
-            auto at = [&](double h, double *taken) {
-                t.data[i] = keep + (float)h;
-                *taken = (double)t.data[i] - keep;
-                double l = batch_loss(m, x, y, n, c.loss);
-                t.data[i] = keep;
-                return l;
-            };
-            double hp, hm;
-            double lp = at(h1, &hp), lm = at(-h1, &hm);
-            double err = std::fabs((lp - lm) / (hp - hm) - ana[i]) / scale;
-            worst = std::max(worst, err);
-            if (err <= tol1) continue;
-            retried++;
-            lp = at(h2, &hp);
-            lm = at(-h2, &hm);
-            const double central = (lp - lm) / (hp - hm), forward = (lp - l0) / hp,
-                         backward = (l0 - lm) / -hm;
-            double best = std::fabs(central - ana[i]);
-            best = std::min(best, std::fabs(forward - ana[i]));
-            best = std::min(best, std::fabs(backward - ana[i]));
-            if (best > tol2 * scale && ++failed <= 5)
-                ADD_FAILURE() << case_name(c) << ": " << t.name << "[" << i << "]: analytic "
-                              << ana[i] << ", numerical " << (lp - lm) / (hp - hm) << " at step "
-                              << h1 << ", " << central << " (central), " << forward
-                              << " (forward), " << backward << " (backward) at step " << h2;
-        }
-        if (getenv("CNN_GRAD_LOG"))
-            printf("%s %s: max relative error %.3g at step %g (largest gradient %.3g)\n",
-                   case_name(c).c_str(), t.name, worst, h1, scale);
-    }
-    if (getenv("CNN_GRAD_LOG"))
-        printf("%s: %d of %d coordinates measured again at step %g\n", case_name(c).c_str(),
-               retried, coords, h2);
-    EXPECT_EQ(failed, 0) << "coordinates whose gradient no difference matches";
-    /* kinks near the point are the exception, not the rule */
-    EXPECT_LT(retried, coords / 4) << retried << " of " << coords << " needed the second step";
+    check_model_grads(m, [&]() { return batch_loss(m, x, y, n, c.loss); }, l0, 1e-3, false,
+                      case_name(c));
     cnn_model_free(m);
 }
 
@@ -238,45 +273,9 @@ TEST(ModelGradBatchNorm, ShardedGradientsMatchCentralDifferences)
     };
     const double l0 = train_loss();
     EXPECT_NEAR(l0, st.loss, 1e-9 * std::fabs(l0));
-    const double h1 = 1e-2, tol1 = 2e-3, h2 = 1e-3, tol2 = 5e-3;
-    int failed = 0, retried = 0, coords = 0;
-    for (int ti = 0; ti < cnn_model_num_tensors(m); ti++) {
-        cnn_tensor t;
-        ASSERT_EQ(cnn_model_tensor(m, ti, &t), CNN_OK);
-        if (!t.grad) continue;
-        const std::vector<float> ana(t.grad, t.grad + t.size);
-        double scale = 0;
-        for (float g : ana) scale = std::max(scale, (double)std::fabs(g));
-        /* a bias just before a batchnorm has no effect on the loss */
-        const bool zero = scale < 1e-6;
-        if (zero) scale = 1e-3;
-        for (size_t i = 0; i < t.size; i++, coords++) {
-            const float keep_w = t.data[i];
-            auto at = [&](double h, double *taken) {
-                t.data[i] = keep_w + (float)h;
-                *taken = (double)t.data[i] - keep_w;
-                double l = train_loss();
-                t.data[i] = keep_w;
-                return l;
-            };
-            double hp, hm;
-            double lp = at(h1, &hp), lm = at(-h1, &hm);
-            if (std::fabs((lp - lm) / (hp - hm) - ana[i]) <= tol1 * scale) continue;
-            retried++;
-            lp = at(h2, &hp);
-            lm = at(-h2, &hm);
-            const double central = (lp - lm) / (hp - hm), forward = (lp - l0) / hp,
-                         backward = (l0 - lm) / -hm;
-            double best = std::min({std::fabs(central - ana[i]), std::fabs(forward - ana[i]),
-                                    std::fabs(backward - ana[i])});
-            if (best > tol2 * scale && ++failed <= 5)
-                ADD_FAILURE() << t.name << "[" << i << "]: analytic " << ana[i] << ", numerical "
-                              << central << " (central), " << forward << " (forward), "
-                              << backward << " (backward)";
-        }
-    }
-    EXPECT_EQ(failed, 0);
-    EXPECT_LT(retried, coords / 4);
+    /* a bias just before a batchnorm has no effect on the loss: its
+     * gradient may be zero */
+    check_model_grads(m, train_loss, l0, 2e-3, true, "bn-gradcheck");
     cnn_model_free(m);
     cnn_set_threads(keep);
 }

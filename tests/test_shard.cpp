@@ -97,6 +97,21 @@ std::vector<float> all_of(cnn_model *m, bool grads)
 }
 
 /* Weights after `steps` Adam steps on a batch of n, at `threads` threads. */
+/* `steps` Adam steps at lr on the batch (x, y) of n: the weights after. */
+std::vector<float> train_steps(ModelPtr &p, const std::vector<float> &x, const std::vector<uint8_t> &y,
+                               int n, float lr, int steps)
+{
+    cnn_optim_config oc = cnn_optim_defaults(CNN_OPT_ADAM);
+    oc.lr = lr;
+    EXPECT_EQ(cnn_model_set_optimizer(p.m, &oc), CNN_OK);
+    cnn_loss loss = {CNN_LOSS_XENT, 1.0f};
+    cnn_batch_stats st;
+    for (int s = 0; s < steps; s++)
+        EXPECT_EQ(cnn_model_train_batch(p.m, x.data(), y.data(), n, loss, &st), CNN_OK)
+            << cnn_errmsg();
+    return all_of(p.m, false);
+}
+
 std::vector<float> trained(const char *arch, int n, int threads, int steps)
 {
     ModelPtr p;
@@ -105,15 +120,7 @@ std::vector<float> trained(const char *arch, int n, int threads, int steps)
     std::vector<float> x;
     std::vector<uint8_t> y;
     random_batch(n, 3, x, y);
-    cnn_optim_config oc = cnn_optim_defaults(CNN_OPT_ADAM);
-    oc.lr = 0.01f;
-    EXPECT_EQ(cnn_model_set_optimizer(p.m, &oc), CNN_OK);
-    cnn_loss loss = {CNN_LOSS_XENT, 1.0f};
-    cnn_batch_stats st;
-    for (int s = 0; s < steps; s++)
-        EXPECT_EQ(cnn_model_train_batch(p.m, x.data(), y.data(), n, loss, &st), CNN_OK)
-            << cnn_errmsg();
-    return all_of(p.m, false);
+    return train_steps(p, x, y, n, 0.01f, steps);
 }
 
 /* The weights after training arch on a batch of n at 1 thread, and the same
@@ -169,15 +176,7 @@ std::vector<float> trained_preset(const std::string &name, int n, int threads, i
     std::vector<float> x = tu_randn((size_t)n * c * h * w, 13);
     std::vector<uint8_t> y(n);
     for (int i = 0; i < n; i++) y[i] = (uint8_t)(i * 7 % 10);
-    cnn_optim_config oc = cnn_optim_defaults(CNN_OPT_ADAM);
-    oc.lr = 0.003f;
-    EXPECT_EQ(cnn_model_set_optimizer(p.m, &oc), CNN_OK);
-    cnn_loss loss = {CNN_LOSS_XENT, 1.0f};
-    cnn_batch_stats st;
-    for (int s = 0; s < steps; s++)
-        EXPECT_EQ(cnn_model_train_batch(p.m, x.data(), y.data(), n, loss, &st), CNN_OK)
-            << cnn_errmsg();
-    return all_of(p.m, false);
+    return train_steps(p, x, y, n, 0.003f, steps);
 }
 
 void expect_preset_same_bits(const std::string &name, int n, int steps,

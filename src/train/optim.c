@@ -44,28 +44,35 @@ cnn_optim_config cnn_optim_defaults(cnn_opt_kind kind)
 static const char *const opt_names[] = {"sgd", "momentum", "nesterov", "adam", "adamw"};
 static const char *const sched_names[] = {"constant", "step", "cosine"};
 
-cnn_status cnn_optim_parse(const char *s, cnn_opt_kind *out)
+/* *out = s's index in names[0..n); else an error naming what and the
+ * choices (`expected`) */
+static cnn_status parse_name(const char *s, const char *const *names, int n, const char *what,
+                             const char *expected, int *out)
 {
-    for (int i = 0; s && i < (int)(sizeof opt_names / sizeof *opt_names); i++)
-        if (strcmp(s, opt_names[i]) == 0) {
-            *out = (cnn_opt_kind)i;
+    for (int i = 0; s && i < n; i++)
+        if (strcmp(s, names[i]) == 0) {
+            *out = i;
             return CNN_OK;
         }
-    return cnn_fail(CNN_ERR_ARG,
-                    "unknown optimizer '%s' (expected sgd, momentum, nesterov, adam or adamw)",
-                    s ? s : "");
+    return cnn_fail(CNN_ERR_ARG, "unknown %s '%s' (expected %s)", what, s ? s : "", expected);
+}
+
+cnn_status cnn_optim_parse(const char *s, cnn_opt_kind *out)
+{
+    int i = 0;
+    cnn_status st = parse_name(s, opt_names, (int)(sizeof opt_names / sizeof *opt_names), "optimizer",
+                               "sgd, momentum, nesterov, adam or adamw", &i);
+    if (st == CNN_OK) *out = (cnn_opt_kind)i;
+    return st;
 }
 
 cnn_status cnn_sched_parse(const char *s, cnn_sched_kind *out)
 {
-    for (int i = 0; s && i < (int)(sizeof sched_names / sizeof *sched_names); i++)
-        if (strcmp(s, sched_names[i]) == 0) {
-            *out = (cnn_sched_kind)i;
-            return CNN_OK;
-        }
-    return cnn_fail(CNN_ERR_ARG,
-                    "unknown learning-rate schedule '%s' (expected constant, step or cosine)",
-                    s ? s : "");
+    int i = 0;
+    cnn_status st = parse_name(s, sched_names, (int)(sizeof sched_names / sizeof *sched_names),
+                               "learning-rate schedule", "constant, step or cosine", &i);
+    if (st == CNN_OK) *out = (cnn_sched_kind)i;
+    return st;
 }
 
 const char *cnn_optim_name(cnn_opt_kind k)
