@@ -135,21 +135,31 @@ void cnn_dist_start(void)
     }
 }
 
-/* A failed rank > 0: what it wrote to stderr, each line marked with the rank. */
+/* A failed rank > 0: what it wrote to stderr, each line marked with the rank.
+ * The text goes out in one write, so mpirun's own messages (MPI_Abort's
+ * notice) cannot land between a rank mark and its line. */
 static void release_held(void)
 {
     if (!g_held || g_stderr < 0) return;
     fflush(stderr);
     dup2(g_stderr, STDERR_FILENO);
     rewind(g_held);
-    char line[4096];
+    char mark[32], line[4096], out[16384];
+    int nmark = snprintf(mark, sizeof mark, "[rank %d] ", g_rank);
+    size_t used = 0;
     int start = 1;
     while (fgets(line, sizeof line, g_held)) {
-        if (start) fprintf(stderr, "[rank %d] ", g_rank);
-        fputs(line, stderr);
-        start = strchr(line, '\n') != NULL;
+        size_t n = strlen(line), need = (start ? (size_t)nmark : 0) + n;
+        if (used + need > sizeof out) break; /* the first 16 KiB say enough */
+        if (start) memcpy(out + used, mark, (size_t)nmark), used += (size_t)nmark;
+        memcpy(out + used, line, n), used += n;
+        start = line[n - 1] == '\n';
     }
-    fflush(stderr);
+    for (size_t done = 0; done < used;) {
+        ssize_t w = write(STDERR_FILENO, out + done, used - done);
+        if (w <= 0) break;
+        done += (size_t)w;
+    }
 }
 
 int cnn_dist_finish(int rc)
