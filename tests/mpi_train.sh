@@ -10,6 +10,9 @@
 #  3. A killed rank ends the job within seconds; a rank that cannot read
 #     its data ends the job with its message; ranks that disagree on the
 #     data or options stop before training; a batchnorm model is refused.
+#  4. Each rank reads and prepares only its shards' images: the share rank 0
+#     counts, augmented runs that still give one process's bits, and a
+#     fault in another rank's images diagnosed by that rank.
 # Usage: bash tests/mpi_train.sh <cnn-binary> <source-dir> <build-dir> [plain-cnn]
 # plain-cnn: the program of a build without MPI (default: the same program
 # started without mpirun, which takes the one-process path).
@@ -58,6 +61,7 @@ SYN=(--data syn --val 100 --test-limit 150 --epochs 1 --seed 3)
 check_same lenet5 "${SYN[@]}" --arch lenet5 --limit 600 --batch 64
 check_same lenet5-b32 "${SYN[@]}" --arch lenet5 --limit 300 --batch 32 --opt sgd --lr 0.05
 check_same pytorchnet "${SYN[@]}" --arch pytorchnet --limit 160 --batch 64 --val 40 --test-limit 40
+check_same lenet5-augment "${SYN[@]}" --arch lenet5 --limit 600 --batch 64 --augment
 
 # ---- 2. resume at another rank count
 RES=(--data syn --arch lenet5 --val 100 --test-limit 100 --limit 400 --batch 64 --seed 4
@@ -130,5 +134,49 @@ if [ $rc = 2 ] && grep -q "mixes the images of a batch" bn.txt && [ ! -e bn.safe
     echo "ok: a batchnorm model is refused under MPI (exit 2)"
 else
     echo "FAIL: batchnorm under MPI: exit $rc"; sed 's/^/    /' bn.txt | head; fail=1
+fi
+# ---- 4. each rank prepares only the images of its shards
+# 640 images in batches of 64 (4 shards): rank 0 runs 2 of 4 shards at 2
+# ranks, 1 of 4 at 3 and 4
+for spec in 2:320 3:160 4:160; do
+    n=${spec%%:*}; want=${spec##*:}
+    CNN_MPI_STATS=1 timeout 300 "${MPIRUN[@]}" -np $n "$CNN" train --data syn --arch lenet5 \
+        --limit 640 --val 60 --test-limit 100 --batch 64 --epochs 1 --threads 1 \
+        --out rows.safetensors > rows.txt 2>&1
+    if grep -q "and prepared $want of the 640 images of the training batches" rows.txt; then
+        echo "ok: -np $n: rank 0 prepared $want of the 640 training images"
+    else
+        echo "FAIL: -np $n: rank 0 should prepare $want of 640 images"; sed 's/^/    /' rows.txt | tail -5; fail=1
+    fi
+done
+# a fault in the test set's image 40, which rank 1 runs (shards 2 and 3 of
+# 4): rank 1 names it as one process does, though rank 0 never read it
+python3 - <<'PY'
+import os
+def rows(bright_from):  # black images, then bright ones from bright_from on
+    return "".join(",".join([str(i % 10)] + [str(0 if i < bright_from else 200)] * 784) + "\n"
+                   for i in range(64))
+os.makedirs("csvf", exist_ok=True)
+open("csvf/train.csv", "w").write(rows(64))
+open("csvf/test.csv", "w").write(rows(40))
+PY
+printf 'input 1x28x28\nflatten\nrelu\ndense 300\n' > a300r.txt
+"$PLAIN" train --data syn --arch a300r.txt --epochs 1 --val 20 --limit 200 --threads 1 \
+    --out m300r.safetensors > /dev/null 2>&1 || { echo "FAIL: training the relu model"; fail=1; }
+# every weight 3e38: a black image's outputs stay finite, a bright one's overflow
+python3 -c '
+import struct, sys
+b = open("m300r.safetensors", "rb").read(); n = 8 + struct.unpack("<Q", b[:8])[0]
+open("huge.safetensors", "wb").write(b[:n] + struct.pack("<f", 3e38) * ((len(b) - n) // 4))'
+HUGE=(train --data csvf --arch a300r.txt --init huge.safetensors --epochs 1 --val 0 --batch 64
+      --opt sgd --lr 1e-30 --threads 1 --out h.safetensors)
+"$PLAIN" "${HUGE[@]}" > huge1.txt 2>&1
+want="non-finite value (NaN or Inf) in the output of layer 2 (dense 300, line 4) for image 40 of the batch"
+grep -qF "$want" huge1.txt || { echo "FAIL: one process: no fault for image 40"; sed 's/^/    /' huge1.txt | tail -3; fail=1; }
+timeout 60 "${MPIRUN[@]}" -np 2 "$CNN" "${HUGE[@]}" > huge2.txt 2>&1; rc=$?
+if [ $rc = 1 ] && grep -qF "$want" huge2.txt && ! grep -q MPI_ABORT huge2.txt; then
+    echo "ok: a fault in rank 1's test images: its message on rank 0, every rank exit 1"
+else
+    echo "FAIL: a fault in rank 1's images: exit $rc"; sed 's/^/    /' huge2.txt | head -20; fail=1
 fi
 exit $fail

@@ -7,8 +7,9 @@
 void cli_augment(const uint8_t *img, int c, int h, int w, float shift, float degrees, cnn_rng *r,
                  const cli_norm *nm, float *out)
 {
-    /* always three draws per image, so the RNG advances the same whatever
-     * the image looks like (resuming replays it exactly) */
+    /* always CLI_AUGMENT_DRAWS draws per image, so the RNG advances the
+     * same whatever the image looks like (resuming replays it exactly, and
+     * an MPI rank skips another rank's images: cli_augment_skip) */
     float a = (2.0f * cnn_rng_uniform(r) - 1.0f) * degrees * (float)M_PI / 180.0f;
     float dx = (2.0f * cnn_rng_uniform(r) - 1.0f) * shift;
     float dy = (2.0f * cnn_rng_uniform(r) - 1.0f) * shift;
@@ -39,4 +40,9 @@ void cli_augment(const uint8_t *img, int c, int h, int w, float shift, float deg
                 dst[y * w + x] = (acc / 255.0f - mean) / std;
             }
     }
+}
+
+void cli_augment_skip(cnn_rng *r, int images)
+{
+    for (long i = 0; i < (long)images * CLI_AUGMENT_DRAWS; i++) cnn_rng_next(r);
 }

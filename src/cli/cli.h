@@ -293,6 +293,10 @@ int cli_norm_to_model(const char *cmd, cnn_model *m, const cli_norm *nm);
  * into x (n, c, h, w), normalised, and their labels. */
 void cli_batch(const cli_split *s, const int *pos, int first, int n, const cli_norm *nm,
                float *x, uint8_t *labels);
+/* The same with only the rows [row0, row0 + rows) of x read and prepared
+ * (the rows this MPI rank runs: cnn_shards_rows); labels for all n. */
+void cli_batch_rows(const cli_split *s, const int *pos, int first, int n, int row0, int rows,
+                    const cli_norm *nm, float *x, uint8_t *labels);
 /* One image's c planes of h x w pixels, normalised. */
 void cli_normalise(const uint8_t *img, int c, size_t plane, const cli_norm *nm, float *x);
 
@@ -300,6 +304,10 @@ void cli_normalise(const uint8_t *img, int c, size_t plane, const cli_norm *nm, 
  * h x w image, bilinear, written normalised into out. */
 void cli_augment(const uint8_t *img, int c, int h, int w, float shift, float degrees, cnn_rng *r,
                  const cli_norm *nm, float *out);
+/* The RNG draws one image's augmentation takes, whatever the image. */
+#define CLI_AUGMENT_DRAWS 3
+/* Advance r past `images` images' augmentations without making them. */
+void cli_augment_skip(cnn_rng *r, int images);
 
 /* Probabilities from model outputs: copies if the model ends in softmax, else
  * a softmax per row. */

@@ -269,14 +269,21 @@ const uint8_t *cli_split_image(const cli_split *s, int i)
     return cnn_cache_image(&st->cache, j, st->scratch);
 }
 
-void cli_batch(const cli_split *s, const int *pos, int first, int n, const cli_norm *nm,
-               float *x, uint8_t *labels)
+void cli_batch_rows(const cli_split *s, const int *pos, int first, int n, int row0, int rows,
+                    const cli_norm *nm, float *x, uint8_t *labels)
 {
     const cli_store *st = s->store;
     const size_t plane = (size_t)st->h * st->w, px = plane * st->c;
     for (int i = 0; i < n; i++) {
         int j = pos ? pos[first + i] : first + i;
-        cli_normalise(cli_split_image(s, j), st->c, plane, nm, x + (size_t)i * px);
+        if (i >= row0 && i < row0 + rows)
+            cli_normalise(cli_split_image(s, j), st->c, plane, nm, x + (size_t)i * px);
         if (labels) labels[i] = (uint8_t)cli_split_label(s, j);
     }
+}
+
+void cli_batch(const cli_split *s, const int *pos, int first, int n, const cli_norm *nm,
+               float *x, uint8_t *labels)
+{
+    cli_batch_rows(s, pos, first, n, 0, n, nm, x, labels);
 }

@@ -1,6 +1,7 @@
 /* infer.c — running a model over a data set in eval mode (the outputs
  * become probabilities in norm.c). */
 #include "cli/cli.h"
+#include "model/model.h"
 
 #include <math.h>
 #include <string.h>
@@ -27,7 +28,10 @@ int cli_predict_all(const char *cmd, cnn_model *m, const cli_split *d, int count
     for (int first = 0; first < count; first += bs) {
         if (stop && *stop) return CLI_STOPPED;
         int n = count - first < bs ? count - first : bs;
-        cli_batch(d, NULL, first, n, nm, xbuf, labels);
+        /* under MPI, only the rows of this rank's shards */
+        int row0, rows;
+        cnn_shards_rows(m, n, 0, mean_loss ? &loss : NULL, &row0, &rows);
+        cli_batch_rows(d, NULL, first, n, row0, rows, nm, xbuf, labels);
         cnn_status s;
         /* the loss needs the loss layer's view (fused softmax, ...), the
          * predictions the model's outputs: run only what the caller asked */

@@ -6,6 +6,7 @@
 #include "cli/checkpoint.h"
 #include "cli/train.h"
 #include "dist/dist.h"
+#include "model/model.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -168,20 +169,26 @@ static void fmt_lr(char *buf, size_t len, double lr)
 }
 
 /* Images perm[first, first + n) into xbuf and lbuf: normalised, or
- * augmented from the seed bseed when --augment is on. */
+ * augmented from the seed bseed when --augment is on. Under MPI only the
+ * rows of this rank's shards are read and prepared (every label is). */
 static void make_batch(train_run *r, int first, int n, uint64_t bseed)
 {
+    int row0, rows;
+    cnn_shards_rows(r->m, n, 1, NULL, &row0, &rows);
+    cnn_dist_count_rows(rows, n);
     if (!r->cfg->augment) {
-        cli_batch(&r->tr, r->perm, first, n, &r->nm, r->xbuf, r->lbuf);
+        cli_batch_rows(&r->tr, r->perm, first, n, row0, rows, &r->nm, r->xbuf, r->lbuf);
         return;
     }
     const size_t px = (size_t)r->ic * r->ih * r->iw;
     cnn_rng br;
     cnn_rng_seed(&br, bseed);
+    cli_augment_skip(&br, row0);
     for (int i = 0; i < n; i++) {
         int j = r->perm[first + i];
-        cli_augment(cli_split_image(&r->tr, j), r->ic, r->ih, r->iw, 2.0f, 10.0f, &br, &r->nm,
-                    r->xbuf + (size_t)i * px);
+        if (i >= row0 && i < row0 + rows)
+            cli_augment(cli_split_image(&r->tr, j), r->ic, r->ih, r->iw, 2.0f, 10.0f, &br, &r->nm,
+                        r->xbuf + (size_t)i * px);
         r->lbuf[i] = (uint8_t)cli_split_label(&r->tr, j);
     }
 }

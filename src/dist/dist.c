@@ -73,6 +73,9 @@ cnn_status cnn_dist_exchange(struct cnn_model *m, int n, int shards, int grad, i
     return CNN_OK;
 }
 
+void cnn_dist_share_text(int s, int shards, char *buf, size_t len) {}
+void cnn_dist_count_rows(long mine, long all) {}
+
 #else
 
 #include <mpi.h>
@@ -80,6 +83,7 @@ cnn_status cnn_dist_exchange(struct cnn_model *m, int n, int shards, int grad, i
 #include <unistd.h>
 
 static int g_active, g_rank, g_size = 1;
+static long g_rows_mine, g_rows_all; /* training rows this rank prepared, of all */
 static int g_alone;          /* cnn_dist_alone: no more exchanges */
 static double g_seconds;     /* in the exchanges of training steps, waiting included */
 static int g_agreed;         /* every rank failed at the same point with the same error */
@@ -168,8 +172,9 @@ int cnn_dist_finish(int rc)
     fflush(stdout);
     if (g_rank == 0 && g_steps > 0 && getenv("CNN_MPI_STATS"))
         fprintf(stderr, "cnn: MPI: rank 0 received %.0f bytes per training step (%ld steps "
-                "exchanged, %.2f ms each)\n", g_bytes / (double)g_steps, g_steps,
-                1e3 * g_seconds / (double)g_steps);
+                "exchanged, %.2f ms each) and prepared %ld of the %ld images of the training "
+                "batches\n", g_bytes / (double)g_steps, g_steps, 1e3 * g_seconds / (double)g_steps,
+                g_rows_mine, g_rows_all);
     fflush(stderr);
     if (rc == 0 || g_size < 2 || g_agreed) {
         /* every rank is here with the same result: rank 0 has said it */
@@ -242,6 +247,20 @@ static int owner_of(int s, int shards)
     int r = 0;
     while (range_lo(r + 1, shards) <= s) r++;
     return r;
+}
+
+void cnn_dist_share_text(int s, int shards, char *buf, size_t len)
+{
+    if (g_size < 2 || g_alone || len == 0) return;
+    MPI_Bcast(buf, (int)len, MPI_CHAR, owner_of(s, shards), MPI_COMM_WORLD);
+    buf[len - 1] = '\0';
+    g_agreed = 1;
+}
+
+void cnn_dist_count_rows(long mine, long all)
+{
+    g_rows_mine += mine;
+    g_rows_all += all;
 }
 
 /* Per-rank counts and displacements, grown as needed. */

@@ -64,6 +64,13 @@ void cnn_dist_traffic(double *bytes, long *steps);
  * when the batch is shared among ranks (more than one rank), else 0 and
  * [0, shards). */
 int cnn_dist_shard_range(int shards, int *lo, int *hi);
+/* The text in buf (len bytes, NUL-terminated) of the rank that runs shard
+ * s of `shards`, given to every rank (a diagnosis only that rank can
+ * make); every rank must call it. Counts as an agreed failure. */
+void cnn_dist_share_text(int s, int shards, char *buf, size_t len);
+/* Training rows: `mine` of a batch's `all` prepared by this rank. With the
+ * variable CNN_MPI_STATS set, rank 0 prints its share at the end. */
+void cnn_dist_count_rows(long mine, long all);
 /* After each rank ran its shards of a batch of n images: give every rank
  * every shard's loss sum, output rows (act[L], and act[li] when the loss
  * reads another layer) and, with grad, gradient buffer; and agree on the

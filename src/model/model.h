@@ -162,7 +162,8 @@ cnn_status cnn_shards_reserve(cnn_model *m);
 void cnn_shards_free(cnn_model *m);
 /* The fault of image `row` of a batch of n that ran (eval mode) as
  * `shards` shards: its shard runs again on a worker, the same way, and the
- * first layer that produced a NaN or Inf for it is named. */
+ * first layer that produced a NaN or Inf for it is named. Under MPI the
+ * rank that ran that shard does it and gives every rank the message. */
 cnn_status cnn_shards_image_fault(cnn_model *m, const float *x, int n, int shards, int row);
 /* The per-shard gradient buffers of a model set up for batches of
  * max_batch, for training (made once; nothing if already there). */
@@ -174,6 +175,13 @@ size_t cnn_shards_need(const cnn_model *m, int max_batch, int threads, int with_
 /* How many shards a batch of n runs as (1: the whole batch at once).
  * grad != 0 for training (gradients per shard). */
 int cnn_shards_for(const cnn_model *m, int n, int grad);
+/* The rows [*first, *first + *count) of a batch of n images that this
+ * process reads: all of them, or under MPI only the rows of the shards
+ * this rank runs, so a caller need not prepare (read, normalise, augment)
+ * the others. `train`: a training step (cnn_model_train_batch); else an
+ * evaluation with *loss (cnn_model_eval_batch) or, loss NULL, a forward. */
+void cnn_shards_rows(const cnn_model *m, int n, int train, const cnn_loss *loss, int *first,
+                     int *count);
 /* Run the batch x (n images) as `shards` shards. Without a loss (plan ==
  * NULL) only the forward, leaving the outputs in m->act[nlayers]. With a
  * loss, targets are read from m->target, the rows the loss reads are also

@@ -311,9 +311,34 @@ cnn_status cnn_shards_image_fault(cnn_model *m, const float *x, int n, int shard
     while ((long)(s + 1) * n / shards <= row) s++;
     const int i0 = (int)((long)s * n / shards);
     const int ns = (int)((long)(s + 1) * n / shards) - i0;
-    cnn_model *w = m->shards.workers[0];
-    cnn_model_run_forward(w, x + (size_t)i0 * cnn_shape_size(m->input), ns, 0, 1);
-    return cnn_model_image_fault(w, row - i0, row);
+    int lo, hi;
+    const int dist = cnn_dist_shard_range(shards, &lo, &hi);
+    char msg[1024] = "";
+    if (s >= lo && s < hi) { /* this rank prepared the shard's input rows */
+        cnn_model *w = m->shards.workers[0];
+        cnn_model_run_forward(w, x + (size_t)i0 * cnn_shape_size(m->input), ns, 0, 1);
+        cnn_model_image_fault(w, row - i0, row);
+        snprintf(msg, sizeof msg, "%s", cnn_errmsg());
+    }
+    if (dist) cnn_dist_share_text(s, shards, msg, sizeof msg);
+    return cnn_fail(CNN_ERR_NUMERIC, "%s", msg);
+}
+
+void cnn_shards_rows(const cnn_model *m, int n, int train, const cnn_loss *loss, int *first,
+                     int *count)
+{
+    *first = 0;
+    *count = n;
+    const int shards = cnn_shards_for(m, n, train);
+    /* whole batches (too small to shard, batchnorm's training rounds) and
+     * an evaluation whose loss reads the input itself read every row */
+    if (shards < 2 || (train && cnn_shards_coupled(m))) return;
+    cnn_loss_plan plan;
+    if (!train && loss && (cnn_model_loss_plan(m, *loss, &plan) != CNN_OK || plan.act == 0)) return;
+    int lo, hi;
+    if (!cnn_dist_shard_range(shards, &lo, &hi)) return;
+    *first = (int)((long)lo * n / shards);
+    *count = (int)((long)hi * n / shards) - *first;
 }
 
 /* grads[e] = shard 0's + shard 1's + ... in shard order, for e in [e0, e1) */
