@@ -75,6 +75,13 @@ cnn_status cnn_dist_exchange(struct cnn_model *m, int n, int shards, int grad, i
 
 void cnn_dist_share_text(int s, int shards, char *buf, size_t len) {}
 void cnn_dist_count_rows(long mine, long all) {}
+void cnn_dist_share_sums(struct cnn_model *m) {}
+
+void cnn_dist_grad_slice(const struct cnn_model *m, size_t *e0, size_t *e1)
+{
+    *e0 = 0;
+    *e1 = m->nfloats;
+}
 
 #else
 
@@ -263,12 +270,18 @@ void cnn_dist_count_rows(long mine, long all)
     g_rows_all += all;
 }
 
+/* The gradient slice [lo, hi) rank r sums for every rank: even, in
+ * multiples of 16 floats. */
+static size_t slice_lo(int r, size_t nf)
+{
+    size_t blocks = (nf + 15) / 16, lo = (size_t)r * blocks / (size_t)g_size * 16;
+    return lo < nf ? lo : nf;
+}
+
 /* Per-rank counts and displacements, grown as needed. */
 static int *g_counts, *g_displs;
 static double *g_info;
 static int g_info_cap;
-static MPI_Datatype g_model_type = MPI_DATATYPE_NULL; /* one gradient buffer */
-static size_t g_model_floats;
 
 static cnn_status fail_rows(void)
 {
@@ -278,6 +291,7 @@ static cnn_status fail_rows(void)
 /* Give every rank the rows [row(lo_r), row(hi_r)) of every rank r, `width`
  * floats a row, in place in buf. */
 static double g_got; /* received in this exchange */
+static double g_t0;  /* when this exchange began */
 
 static cnn_status gather_rows(float *buf, int n, int shards, int width)
 {
@@ -308,7 +322,7 @@ cnn_status cnn_dist_exchange(struct cnn_model *m, int n, int shards, int grad, i
         g_info_cap = 2 * shards;
     }
     g_got = 0;
-    const double t0 = MPI_Wtime();
+    g_t0 = MPI_Wtime();
 
     /* 1. each shard's loss sum and status (0, or the cnn_status of the
      *    rank's first failing shard) */
@@ -344,29 +358,87 @@ cnn_status cnn_dist_exchange(struct cnn_model *m, int n, int shards, int grad, i
     if (st == CNN_OK && li != L && li > 0) st = gather_rows(m->act[li], n, shards, k);
     if (st != CNN_OK || !grad) return st;
 
-    /* 3. the gradient buffers: shards 1.. in shard_grads, shard 0 in grads */
-    if (g_model_floats != m->nfloats) {
-        if (g_model_type != MPI_DATATYPE_NULL) MPI_Type_free(&g_model_type);
-        if (m->nfloats > 2147483647u) return fail_rows();
-        MPI_Type_contiguous((int)m->nfloats, MPI_FLOAT, &g_model_type);
-        MPI_Type_commit(&g_model_type);
-        g_model_floats = m->nfloats;
+    /* 3. each rank's slice of every shard's gradient buffer (shard 0's is
+     *    m->grads, shard s > 0's the (s-1)-th of m->shards.grads): what
+     *    this rank runs goes to every other rank, for that rank's slice */
+    const size_t nf = m->nfloats;
+    if (nf > 2147483647u) return fail_rows();
+    MPI_Datatype *types = malloc(sizeof *types * 2 * (size_t)g_size);
+    int *ones = malloc(sizeof *ones * 2 * (size_t)g_size);
+    int *zeros = calloc(2 * (size_t)g_size, sizeof *zeros);
+    MPI_Aint *at = malloc(sizeof *at * (size_t)shards);
+    int *len = malloc(sizeof *len * (size_t)shards);
+    if (!types || !ones || !zeros || !at || !len) {
+        free(types), free(ones), free(zeros), free(at), free(len);
+        return cnn_fail(CNN_ERR_NOMEM, "out of memory");
     }
     for (int r = 0; r < g_size; r++) {
-        int a = range_lo(r, shards), b = range_lo(r + 1, shards);
-        if (a < 1) a = 1;
-        g_counts[r] = b > a ? b - a : 0;
-        g_displs[r] = a - 1;
+        for (int dir = 0; dir < 2; dir++) { /* 0: what r gets from me, 1: what I get from r */
+            const int who = dir ? r : g_rank, slice = dir ? g_rank : r;
+            const size_t e0 = slice_lo(slice, nf), e1 = slice_lo(slice + 1, nf);
+            int nb = 0;
+            for (int s = range_lo(who, shards); s < range_lo(who + 1, shards); s++) {
+                float *buf = s == 0 ? m->grads : m->shards.grads + (size_t)(s - 1) * nf;
+                MPI_Get_address(buf + e0, &at[nb]);
+                len[nb++] = (int)(e1 - e0);
+            }
+            MPI_Datatype *t = &types[2 * r + dir];
+            ones[2 * r + dir] = r != g_rank && nb > 0 && e1 > e0;
+            if (ones[2 * r + dir]) {
+                MPI_Type_create_hindexed(nb, len, at, MPI_FLOAT, t);
+                MPI_Type_commit(t);
+            } else {
+                *t = MPI_FLOAT;
+            }
+        }
     }
-    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, m->shards.grads, g_counts, g_displs,
-                   g_model_type, MPI_COMM_WORLD);
-    MPI_Bcast(m->grads, 1, g_model_type, owner_of(0, shards), MPI_COMM_WORLD);
-    g_got += 4.0 * (double)m->nfloats *
-             ((shards - 1 - g_counts[g_rank]) + (owner_of(0, shards) != g_rank));
+    /* Alltoallw's counts and types are per rank: even and odd entries */
+    int *scount = malloc(sizeof *scount * (size_t)g_size), *rcount = malloc(sizeof *rcount * (size_t)g_size);
+    MPI_Datatype *stype = malloc(sizeof *stype * (size_t)g_size), *rtype = malloc(sizeof *rtype * (size_t)g_size);
+    if (scount && rcount && stype && rtype) {
+        for (int r = 0; r < g_size; r++) {
+            scount[r] = ones[2 * r], stype[r] = types[2 * r];
+            rcount[r] = ones[2 * r + 1], rtype[r] = types[2 * r + 1];
+            if (rcount[r])
+                g_got += 4.0 * (double)(slice_lo(g_rank + 1, nf) - slice_lo(g_rank, nf)) *
+                         (range_lo(r + 1, shards) - range_lo(r, shards));
+        }
+        MPI_Alltoallw(MPI_BOTTOM, scount, zeros, stype, MPI_BOTTOM, rcount, zeros + g_size, rtype,
+                      MPI_COMM_WORLD);
+    } else {
+        st = cnn_fail(CNN_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < 2 * g_size; i++)
+        if (ones[i]) MPI_Type_free(&types[i]);
+    free(types), free(ones), free(zeros), free(at), free(len);
+    free(scount), free(rcount), free(stype), free(rtype);
+    return st;
+}
+
+void cnn_dist_grad_slice(const struct cnn_model *m, size_t *e0, size_t *e1)
+{
+    if (g_size < 2 || g_alone) {
+        *e0 = 0;
+        *e1 = m->nfloats;
+        return;
+    }
+    *e0 = slice_lo(g_rank, m->nfloats);
+    *e1 = slice_lo(g_rank + 1, m->nfloats);
+}
+
+void cnn_dist_share_sums(struct cnn_model *m)
+{
+    const size_t nf = m->nfloats;
+    for (int r = 0; r < g_size; r++) {
+        g_counts[r] = (int)(slice_lo(r + 1, nf) - slice_lo(r, nf));
+        g_displs[r] = (int)slice_lo(r, nf);
+    }
+    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, m->grads, g_counts, g_displs, MPI_FLOAT,
+                   MPI_COMM_WORLD);
+    g_got += 4.0 * (double)(nf - (size_t)g_counts[g_rank]);
     g_bytes += g_got;
     g_steps++;
-    g_seconds += MPI_Wtime() - t0;
-    return CNN_OK;
+    g_seconds += MPI_Wtime() - g_t0;
 }
 
 #endif

@@ -72,11 +72,17 @@ void cnn_dist_share_text(int s, int shards, char *buf, size_t len);
  * variable CNN_MPI_STATS set, rank 0 prints its share at the end. */
 void cnn_dist_count_rows(long mine, long all);
 /* After each rank ran its shards of a batch of n images: give every rank
- * every shard's loss sum, output rows (act[L], and act[li] when the loss
- * reads another layer) and, with grad, gradient buffer; and agree on the
- * first failing shard (fail_shard: this rank's first, -1 for none), whose
- * error every rank then returns. */
+ * every shard's loss sum and output rows (act[L], and act[li] when the
+ * loss reads another layer) and agree on the first failing shard
+ * (fail_shard: this rank's first, -1 for none), whose error every rank then
+ * returns. With grad, each rank also gets its slice (cnn_dist_grad_slice)
+ * of every shard's gradient buffer; it sums that slice in shard order and
+ * gives the sums to every rank with cnn_dist_share_sums. */
 cnn_status cnn_dist_exchange(struct cnn_model *m, int n, int shards, int grad, int li,
                              int fail_shard, cnn_status fail_st, const char *fail_msg);
-
+/* The floats [*e0, *e1) of the gradient this rank sums (all of them
+ * without MPI or with one rank). */
+void cnn_dist_grad_slice(const struct cnn_model *m, size_t *e0, size_t *e1);
+/* Every rank's summed slice of m->grads to every rank (MPI_Allgatherv). */
+void cnn_dist_share_sums(struct cnn_model *m);
 #endif

@@ -356,6 +356,7 @@ typedef struct {
     cnn_model *m;
     const shard_job *job;
     int lo; /* the first shard this rank runs (0 without MPI) */
+    size_t e0, e1; /* the gradient floats this rank sums (all without MPI) */
 } shards_job;
 
 /* shard lo + i on group g's worker and threads */
@@ -366,13 +367,13 @@ static void run_group_shard(void *ctx, long i, int g, int size)
 }
 
 /* the shards' gradients summed into the model's, blocks [b0, b1) of 1024
- * floats, one block at a time (it stays in cache across the shards) */
+ * floats from j->e0 up to j->e1, one block at a time (it stays in cache
+ * across the shards) */
 static void reduce_blocks(void *ctx, long b0, long b1, int t)
 {
     const shards_job *j = ctx;
-    const size_t nf = j->m->nfloats;
     for (long b = b0; b < b1; b++) {
-        const size_t e0 = (size_t)b * 1024, e1 = e0 + 1024 < nf ? e0 + 1024 : nf;
+        const size_t e0 = j->e0 + (size_t)b * 1024, e1 = e0 + 1024 < j->e1 ? e0 + 1024 : j->e1;
         reduce_grads(j->m, j->job->shards, e0, e1);
     }
 }
@@ -394,7 +395,7 @@ cnn_status cnn_shards_run(cnn_model *m, const float *x, int n, int shards, int t
     const int dist = cnn_dist_shard_range(shards, &lo, &hi);
     int nt = cnn_threads();
     if (nt > m->shards.threads) nt = m->shards.threads;
-    shards_job j = {m, &job, lo};
+    shards_job j = {m, &job, lo, 0, m->nfloats};
     cnn_parallel_groups(nt, hi - lo, run_group_shard, &j);
 
     const struct cnn_shard_error *first = NULL;
@@ -409,9 +410,14 @@ cnn_status cnn_shards_run(cnn_model *m, const float *x, int n, int shards, int t
         if (st != CNN_OK) return st;
         first = NULL;
     }
-    if (job.grad)
-        cnn_parallel_for(nt, (long)((m->nfloats + 1023) / 1024), CNN_SPLIT_EVEN,
-                         (double)m->nfloats * (shards - 1), reduce_blocks, &j);
+    if (job.grad) {
+        /* under MPI each rank sums its slice, then the slices go round */
+        if (dist) cnn_dist_grad_slice(m, &j.e0, &j.e1);
+        const size_t nsum = j.e1 - j.e0;
+        cnn_parallel_for(nt, (long)((nsum + 1023) / 1024), CNN_SPLIT_EVEN,
+                         (double)nsum * (shards - 1), reduce_blocks, &j);
+        if (dist) cnn_dist_share_sums(m);
+    }
     if (first) return cnn_fail(first->st, "%s", first->msg);
     if (total) {
         double sum = 0.0;
@@ -618,7 +624,7 @@ cnn_status cnn_shards_backward_layers(cnn_model *m, int start, int n, int shards
                        sizeof(float) * p->size);
         }
     const shard_job job = {.n = n, .shards = shards, .grad = 1};
-    shards_job sj = {m, &job, 0};
+    shards_job sj = {m, &job, 0, 0, m->nfloats};
     cnn_parallel_for(nt, (long)((m->nfloats + 1023) / 1024), CNN_SPLIT_EVEN,
                      (double)m->nfloats * (shards - 1), reduce_blocks, &sj);
     for (int i = start; i >= 0; i--) {
