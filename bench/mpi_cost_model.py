@@ -9,11 +9,14 @@ The model follows src/dist/dist.c and src/model/shard.c:
   * each of N ranks (one a machine) runs ceil(S / N) shards at most, so a
     step's compute is ceil(S / N) * (B / S) / rate, rate being one
     machine's training images per second;
-  * every rank then receives the gradient buffers of the shards it did not
-    run, (S - S_own) * 4 * params bytes (MPI_Allgatherv/MPI_Bcast copy, no
-    arithmetic), plus a latency of ALPHA per rank it hears from; the sum in
-    shard order afterwards is what one process does too, so it is not
-    counted. No overlap of compute and exchange (the code has none).
+  * each rank sums one slice of the gradient, 1/N of the parameters: it
+    receives that slice of every shard it did not run, (S - S_own) * 4 *
+    params / N bytes (MPI_Alltoallw), sums it in shard order, and then
+    receives the other ranks' summed slices, (N - 1) / N * 4 * params bytes
+    (MPI_Allgatherv); both copy, with no arithmetic inside MPI. Plus a
+    latency of ALPHA per rank heard from, twice. The sum itself is 1/N of
+    one process's, so it is not counted. No overlap of compute and
+    exchange (the code has none).
 
 Usage: python3 bench/mpi_cost_model.py [RATE_LENET5 RATE_PYTORCHNET]
 The rates default to one core of the machine the figures in README.md were
@@ -43,8 +46,9 @@ def step(net, b, n, gbit):
         return b / RATES[net], 0.0
     own = math.ceil(s / n)
     compute = own * (b / s) / RATES[net]
-    got = (s - s // n) * 4 * NETS[net]  # the fewest shards a rank runs is s // n
-    return compute, got / (gbit * 1e9 / 8) + ALPHA * (n - 1)
+    # the fewest shards a rank runs is s // n
+    got = (s - s // n) * 4 * NETS[net] / n + (n - 1) * 4 * NETS[net] / n
+    return compute, got / (gbit * 1e9 / 8) + 2 * ALPHA * (n - 1)
 
 
 def paying_batch(net, n, gbit):

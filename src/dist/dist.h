@@ -2,11 +2,13 @@
  *
  * Every rank holds the whole model and the same optimizer state. A batch's
  * shards (src/model/shard.c) are fixed by the batch size alone; each rank
- * runs a contiguous range of them, and the per-shard results (gradients,
- * output rows, loss sums, failures) then move between ranks with data-only
- * collectives (MPI_Allgatherv, MPI_Bcast): no floating-point arithmetic
- * happens inside MPI. Every rank then adds the gradients in shard order,
- * as one process does, so N ranks give the bits of one process.
+ * runs a contiguous range of them, and the per-shard results (output rows,
+ * loss sums, failures) then move between ranks with data-only collectives
+ * (MPI_Allgatherv, MPI_Bcast): no floating-point arithmetic happens inside
+ * MPI. The gradients go by slices: each rank gets its 1/N of the elements
+ * of every shard's gradient (MPI_Alltoallw), adds the shards in shard
+ * order, as one process does, and gives the summed slice to every rank
+ * (MPI_Allgatherv). So N ranks give the bits of one process.
  *
  * Without MPI (or outside mpirun) this is a stub: one rank, rank 0. */
 #ifndef CNN_DIST_H
