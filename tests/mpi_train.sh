@@ -12,7 +12,8 @@
 #     data or options stop before training; a batchnorm model is refused.
 #  4. Each rank reads and prepares only its shards' images: the share rank 0
 #     counts, augmented runs that still give one process's bits, and a
-#     fault in another rank's images diagnosed by that rank.
+#     fault in another rank's images (a test or a training batch) diagnosed
+#     by that rank.
 # Usage: bash tests/mpi_train.sh <cnn-binary> <source-dir> <build-dir> [plain-cnn]
 # plain-cnn: the program of a build without MPI (default: the same program
 # started without mpirun, which takes the one-process path).
@@ -159,6 +160,9 @@ def rows(bright_from):  # black images, then bright ones from bright_from on
 os.makedirs("csvf", exist_ok=True)
 open("csvf/train.csv", "w").write(rows(64))
 open("csvf/test.csv", "w").write(rows(40))
+os.makedirs("csvg", exist_ok=True)  # the fault in a training batch
+open("csvg/train.csv", "w").write(rows(40))
+open("csvg/test.csv", "w").write(rows(40))
 PY
 printf 'input 1x28x28\nflatten\nrelu\ndense 300\n' > a300r.txt
 "$PLAIN" train --data syn --arch a300r.txt --epochs 1 --val 20 --limit 200 --threads 1 \
@@ -178,5 +182,15 @@ if [ $rc = 1 ] && grep -qF "$want" huge2.txt && ! grep -q MPI_ABORT huge2.txt; t
     echo "ok: a fault in rank 1's test images: its message on rank 0, every rank exit 1"
 else
     echo "FAIL: a fault in rank 1's images: exit $rc"; sed 's/^/    /' huge2.txt | head -20; fail=1
+fi
+# the same in a training step (rank 1's shards fail, rank 0's do not)
+"$PLAIN" "${HUGE[@]/csvf/csvg}" --no-shuffle > step1.txt 2>&1
+want=$(grep -m1 'epoch 1, step 1: ' step1.txt)
+timeout 60 "${MPIRUN[@]}" -np 2 "$CNN" "${HUGE[@]/csvf/csvg}" --no-shuffle > step2.txt 2>&1; rc=$?
+if [ -n "$want" ] && [ $rc = 1 ] && grep -qF "$want" step2.txt && ! grep -q MPI_ABORT step2.txt; then
+    echo "ok: a fault in rank 1's training images: one process's message, every rank exit 1"
+else
+    echo "FAIL: a fault in rank 1's training images: exit $rc (one process: '$want')"
+    sed 's/^/    /' step2.txt | head -20; fail=1
 fi
 exit $fail

@@ -272,6 +272,8 @@ void cnn_dist_count_rows(long mine, long all)
 
 /* The gradient slice [lo, hi) rank r sums for every rank: even, in
  * multiples of 16 floats. */
+#define MAX_SHARDS 64 /* more than a training batch is cut into (shard.c) */
+
 static size_t slice_lo(int r, size_t nf)
 {
     size_t blocks = (nf + 15) / 16, lo = (size_t)r * blocks / (size_t)g_size * 16;
@@ -304,6 +306,75 @@ static cnn_status gather_rows(float *buf, int n, int shards, int width)
     MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, g_counts, g_displs, MPI_FLOAT,
                    MPI_COMM_WORLD);
     g_got += 4.0 * ((double)n * width - g_counts[g_rank]);
+    return CNN_OK;
+}
+
+/* The gradient exchange's MPI_Alltoallw for a batch of `shards`: with rank
+ * r, this rank sends (s) or receives (r) one block per shard the sender
+ * ran, each the receiver's slice of that shard's buffer (shard 0's is
+ * m->grads, shard s > 0's the (s-1)-th of m->shards.grads), described by
+ * absolute addresses (MPI_BOTTOM) so nothing is packed. Built when the
+ * shard count or the buffers change, kept otherwise. */
+static struct {
+    int shards;
+    const float *grads, *shard_grads;
+    size_t nf;
+    int *scount, *rcount, *zeros;
+    MPI_Datatype *stype, *rtype;
+    double bytes; /* received */
+} g_plan;
+
+/* Shards of rank `from`, slice of rank `slice`: a type, or NULL if empty. */
+static MPI_Datatype slice_type(const cnn_model *m, int shards, int from, int slice)
+{
+    const size_t nf = m->nfloats, e0 = slice_lo(slice, nf), e1 = slice_lo(slice + 1, nf);
+    MPI_Aint at[MAX_SHARDS];
+    int len[MAX_SHARDS], nb = 0;
+    for (int s = range_lo(from, shards); s < range_lo(from + 1, shards); s++) {
+        const float *buf = s == 0 ? m->grads : m->shards.grads + (size_t)(s - 1) * nf;
+        MPI_Get_address(buf + e0, &at[nb]);
+        len[nb++] = (int)(e1 - e0);
+    }
+    if (nb == 0 || e1 == e0) return MPI_DATATYPE_NULL;
+    MPI_Datatype t;
+    MPI_Type_create_hindexed(nb, len, at, MPI_FLOAT, &t);
+    MPI_Type_commit(&t);
+    return t;
+}
+
+static cnn_status slice_plan(const cnn_model *m, int shards)
+{
+    if (g_plan.shards == shards && g_plan.grads == m->grads &&
+        g_plan.shard_grads == m->shards.grads && g_plan.nf == m->nfloats)
+        return CNN_OK;
+    if (m->nfloats > 2147483647u || shards > MAX_SHARDS) return fail_rows();
+    if (!g_plan.scount) {
+        g_plan.scount = calloc((size_t)g_size * 3, sizeof *g_plan.scount);
+        g_plan.stype = calloc((size_t)g_size * 2, sizeof *g_plan.stype);
+        if (!g_plan.scount || !g_plan.stype) return cnn_fail(CNN_ERR_NOMEM, "out of memory");
+        g_plan.rcount = g_plan.scount + g_size;
+        g_plan.zeros = g_plan.rcount + g_size;
+        g_plan.rtype = g_plan.stype + g_size;
+    }
+    const double slice = (double)(slice_lo(g_rank + 1, m->nfloats) - slice_lo(g_rank, m->nfloats));
+    g_plan.bytes = 0;
+    for (int r = 0; r < g_size; r++) {
+        for (int dir = 0; dir < 2; dir++) { /* 0: what r gets from me, 1: what I get from r */
+            int *count = dir ? &g_plan.rcount[r] : &g_plan.scount[r];
+            MPI_Datatype *t = dir ? &g_plan.rtype[r] : &g_plan.stype[r];
+            if (*count) MPI_Type_free(t);
+            *t = r == g_rank ? MPI_DATATYPE_NULL
+                 : dir       ? slice_type(m, shards, r, g_rank)
+                             : slice_type(m, shards, g_rank, r);
+            *count = *t != MPI_DATATYPE_NULL;
+            if (!*count) *t = MPI_FLOAT; /* a count of 0 still names a type */
+        }
+        if (g_plan.rcount[r]) g_plan.bytes += 4.0 * slice * (range_lo(r + 1, shards) - range_lo(r, shards));
+    }
+    g_plan.shards = shards;
+    g_plan.grads = m->grads;
+    g_plan.shard_grads = m->shards.grads;
+    g_plan.nf = m->nfloats;
     return CNN_OK;
 }
 
@@ -342,12 +413,9 @@ cnn_status cnn_dist_exchange(struct cnn_model *m, int n, int shards, int grad, i
     for (int s = 0; s < shards; s++)
         if (g_info[2 * s + 1] != 0.0) {
             /* the first failing shard in shard order, as one process reports it */
-            char msg[1024];
-            memset(msg, 0, sizeof msg);
-            if (s == fail_shard) strncpy(msg, fail_msg, sizeof msg - 1);
-            MPI_Bcast(msg, (int)sizeof msg, MPI_CHAR, owner_of(s, shards), MPI_COMM_WORLD);
-            msg[sizeof msg - 1] = '\0';
-            g_agreed = 1;
+            char msg[1024] = "";
+            if (s == fail_shard) snprintf(msg, sizeof msg, "%s", fail_msg);
+            cnn_dist_share_text(s, shards, msg, sizeof msg);
             return cnn_fail((cnn_status)(int)g_info[2 * s + 1], "%s", msg);
         }
     for (int s = 0; s < shards; s++) m->shards.loss[s] = g_info[2 * s];
@@ -358,61 +426,13 @@ cnn_status cnn_dist_exchange(struct cnn_model *m, int n, int shards, int grad, i
     if (st == CNN_OK && li != L && li > 0) st = gather_rows(m->act[li], n, shards, k);
     if (st != CNN_OK || !grad) return st;
 
-    /* 3. each rank's slice of every shard's gradient buffer (shard 0's is
-     *    m->grads, shard s > 0's the (s-1)-th of m->shards.grads): what
-     *    this rank runs goes to every other rank, for that rank's slice */
-    const size_t nf = m->nfloats;
-    if (nf > 2147483647u) return fail_rows();
-    MPI_Datatype *types = malloc(sizeof *types * 2 * (size_t)g_size);
-    int *ones = malloc(sizeof *ones * 2 * (size_t)g_size);
-    int *zeros = calloc(2 * (size_t)g_size, sizeof *zeros);
-    MPI_Aint *at = malloc(sizeof *at * (size_t)shards);
-    int *len = malloc(sizeof *len * (size_t)shards);
-    if (!types || !ones || !zeros || !at || !len) {
-        free(types), free(ones), free(zeros), free(at), free(len);
-        return cnn_fail(CNN_ERR_NOMEM, "out of memory");
-    }
-    for (int r = 0; r < g_size; r++) {
-        for (int dir = 0; dir < 2; dir++) { /* 0: what r gets from me, 1: what I get from r */
-            const int who = dir ? r : g_rank, slice = dir ? g_rank : r;
-            const size_t e0 = slice_lo(slice, nf), e1 = slice_lo(slice + 1, nf);
-            int nb = 0;
-            for (int s = range_lo(who, shards); s < range_lo(who + 1, shards); s++) {
-                float *buf = s == 0 ? m->grads : m->shards.grads + (size_t)(s - 1) * nf;
-                MPI_Get_address(buf + e0, &at[nb]);
-                len[nb++] = (int)(e1 - e0);
-            }
-            MPI_Datatype *t = &types[2 * r + dir];
-            ones[2 * r + dir] = r != g_rank && nb > 0 && e1 > e0;
-            if (ones[2 * r + dir]) {
-                MPI_Type_create_hindexed(nb, len, at, MPI_FLOAT, t);
-                MPI_Type_commit(t);
-            } else {
-                *t = MPI_FLOAT;
-            }
-        }
-    }
-    /* Alltoallw's counts and types are per rank: even and odd entries */
-    int *scount = malloc(sizeof *scount * (size_t)g_size), *rcount = malloc(sizeof *rcount * (size_t)g_size);
-    MPI_Datatype *stype = malloc(sizeof *stype * (size_t)g_size), *rtype = malloc(sizeof *rtype * (size_t)g_size);
-    if (scount && rcount && stype && rtype) {
-        for (int r = 0; r < g_size; r++) {
-            scount[r] = ones[2 * r], stype[r] = types[2 * r];
-            rcount[r] = ones[2 * r + 1], rtype[r] = types[2 * r + 1];
-            if (rcount[r])
-                g_got += 4.0 * (double)(slice_lo(g_rank + 1, nf) - slice_lo(g_rank, nf)) *
-                         (range_lo(r + 1, shards) - range_lo(r, shards));
-        }
-        MPI_Alltoallw(MPI_BOTTOM, scount, zeros, stype, MPI_BOTTOM, rcount, zeros + g_size, rtype,
-                      MPI_COMM_WORLD);
-    } else {
-        st = cnn_fail(CNN_ERR_NOMEM, "out of memory");
-    }
-    for (int i = 0; i < 2 * g_size; i++)
-        if (ones[i]) MPI_Type_free(&types[i]);
-    free(types), free(ones), free(zeros), free(at), free(len);
-    free(scount), free(rcount), free(stype), free(rtype);
-    return st;
+    /* 3. each rank's slice of every shard's gradient buffer: what this
+     *    rank ran goes to every other rank, for that rank's slice */
+    if ((st = slice_plan(m, shards)) != CNN_OK) return st;
+    MPI_Alltoallw(MPI_BOTTOM, g_plan.scount, g_plan.zeros, g_plan.stype, MPI_BOTTOM, g_plan.rcount,
+                  g_plan.zeros, g_plan.rtype, MPI_COMM_WORLD);
+    g_got += g_plan.bytes;
+    return CNN_OK;
 }
 
 void cnn_dist_grad_slice(const struct cnn_model *m, size_t *e0, size_t *e1)
