@@ -25,6 +25,8 @@ size_t cnn_mul_size(size_t a, size_t b)
     return a * b;
 }
 
+size_t cnn_add_size(size_t a, size_t b) { return a > SIZE_MAX - b ? SIZE_MAX : a + b; }
+
 /* ------------------------------------------------------------ the limit */
 
 /* The header in front of each block: one cache line, so the block keeps

@@ -112,6 +112,8 @@ cnn_status cnn_model_share(const cnn_model *m, cnn_model **out);
  * `threads` threads: activations, gradient buffers, targets and the layers'
  * workspaces (not the workers). */
 size_t cnn_model_batch_need(const cnn_model *m, int max_batch, int threads);
+/* The most floats one image's activation takes at any layer (input included) */
+size_t cnn_model_largest_activation(const cnn_model *m);
 
 /* The layers' forward over a batch of n on up to nt threads (no checks;
  * sets last_x). */
