@@ -9,13 +9,15 @@
  *              parameter gradients together
  *       bwd_w  the same with dx = NULL, which every layer skips: parameter
  *              gradients only (bwd - bwd_w is the cost of dL/dx)
- *       fwd1   conv layers, fast kernel only: the inference forward of ONE
- *              image (single-image latency, where one image is split over
- *              the threads)
+ *       fwd1   conv and dense layers, fast kernel only: the inference
+ *              forward of ONE image (single-image latency, where one image
+ *              is split over the threads; a dense layer's is a read of its
+ *              weights, hence its GBs counter)
  *   kernel ref (the seed report's loops; serial, so run on 1 thread only)
  *          or fast (l->kernels = CNN_KERNELS_FAST).
  * Counters: GFLOPs (a multiply-add = 2; bwd counts dW and dX, 2x forward;
- * bwd_w counts 1x forward) or, for pooling, GBs (bytes read + written).
+ * bwd_w counts 1x forward) or, for pooling, GBs (bytes read + written);
+ * a dense fwd1 has both, its GBs counting the weights read.
  * `flop` and `bytes` are per call, for bench/make_results.py.
  *
  * Before any timing, every case runs once through both kernels on the same
@@ -104,11 +106,12 @@ void run_case(benchmark::State &st, const Case &c, Op op, cnn_kernels k, int thr
     double fwd = l->ops->flops(l) * kBatch;
     double flop = op == FWD ? fwd : op == BWD ? 2 * fwd : op == FWD1 ? fwd / kBatch : fwd;
     double bytes = 4.0 * (op == FWD1 ? 1 : kBatch) * (L.in_size() + L.out_size());
-    if (std::string(c.kind) == "pool") {
+    const bool dense1 = op == FWD1 && std::string(c.kind) == "dense";
+    if (dense1) bytes += 4.0 * L.data.size(); /* one image: every weight read once */
+    if (std::string(c.kind) == "pool" || dense1)
         st.counters["GBs"] = benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
-    } else {
+    if (std::string(c.kind) != "pool")
         st.counters["GFLOPs"] = benchmark::Counter(flop * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
-    }
     st.counters["flop"] = flop;
     st.counters["bytes"] = bytes;
     st.counters["threads"] = threads;
@@ -183,7 +186,7 @@ int main(int argc, char **argv)
         bool has_params = std::string(c.kind) != "pool";
         for (int op = FWD; op <= FWD1; op++) {
             if (op == BWD_W && !has_params) continue;
-            if (op == FWD1 && std::string(c.kind) != "conv") continue;
+            if (op == FWD1 && !has_params) continue;
             for (int k = op == FWD1 ? 1 : 0; k < 2; k++) {
                 for (int t : threads) {
                     if (k == 0 && t != 1) continue; /* the reference is serial */

@@ -4,10 +4,22 @@
  *
  *   fma_peak/<isa>/threads:T   counter GFLOPs (a multiply-add = 2)
  *
+ *   read_bw/bytes:B            counter GBs: one thread summing B bytes of
+ *                              floats again and again
+ *
  * 12 independent accumulators cover 2 FMA pipes x 4 cycles of latency with
  * room to spare, so the loop is throughput-bound. Wall-clock time.
+ *
+ * The read bandwidth is the yardstick of the layers that only stream their
+ * weights, such as a dense layer's forward of one image (bench_conv's
+ * dense fwd1): 256 KiB stays in L2, 4.5 MiB is pytorchnet.fc1's weights
+ * (in L3 when read again and again, as in single-image inference), 1 GiB
+ * comes from memory.
  */
 #include "bench_common.h"
+
+#include <cstring>
+#include <vector>
 
 #include <omp.h>
 #include <time.h>
@@ -77,6 +89,40 @@ void BM_peak(benchmark::State &st, int width, int threads)
     st.counters["threads"] = threads;
 }
 
+/* Sums n floats with 4 independent 16-float accumulators: the loads, not
+ * the adds, set the pace. */
+float sum_floats(const float *p, size_t n)
+{
+    typedef float v __attribute__((vector_size(64)));
+    v a0 = {}, a1 = {}, a2 = {}, a3 = {};
+    for (size_t i = 0; i + 64 <= n; i += 64) {
+        v x0, x1, x2, x3;
+        std::memcpy(&x0, p + i, sizeof x0);
+        std::memcpy(&x1, p + i + 16, sizeof x1);
+        std::memcpy(&x2, p + i + 32, sizeof x2);
+        std::memcpy(&x3, p + i + 48, sizeof x3);
+        a0 += x0; a1 += x1; a2 += x2; a3 += x3;
+    }
+    v s = a0 + a1 + a2 + a3;
+    float t = 0;
+    for (int i = 0; i < 16; i++) t += s[i];
+    return t;
+}
+
+void BM_read(benchmark::State &st)
+{
+    const size_t bytes = (size_t)st.range(0), n = bytes / sizeof(float);
+    std::vector<float> buf(n, 1.0f);
+    float sink = 0;
+    for (auto _ : st) {
+        sink += sum_floats(buf.data(), n);
+        benchmark::ClobberMemory();
+    }
+    benchmark::DoNotOptimize(sink);
+    st.counters["GBs"] = benchmark::Counter((double)bytes * 1e-9,
+                                            benchmark::Counter::kIsIterationInvariantRate);
+}
+
 } // namespace
 
 int main(int argc, char **argv)
@@ -92,6 +138,9 @@ int main(int argc, char **argv)
                                      8, t)
             ->UseRealTime()->MinTime(0.2)->Repetitions(3);
     }
+    benchmark::RegisterBenchmark("read_bw", BM_read)
+        ->ArgName("bytes")->Arg(256 << 10)->Arg(4718592)->Arg(1 << 30)
+        ->UseRealTime()->MinTime(0.2)->Repetitions(3);
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
     benchmark::RunSpecifiedBenchmarks();
