@@ -64,7 +64,7 @@ void cnn_memory_limit_source(const char *text);
 /* "19.2 GiB", and the limit as "19.2 GiB (80% of the memory)". */
 void cnn_format_bytes(char *buf, size_t len, double bytes);
 void cnn_format_limit(char *buf, size_t len);
-/* a*b and a+b, or SIZE_MAX on overflow */
+/* a*b and a+b, or SIZE_MAX on overflow: sizes of absurd models saturate */
 size_t cnn_mul_size(size_t a, size_t b);
 size_t cnn_add_size(size_t a, size_t b);
 

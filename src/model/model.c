@@ -126,8 +126,6 @@ static cnn_status known_kinds_error(cnn_spec_line *s)
                     s->words[0], list);
 }
 
-/* a + b, or SIZE_MAX if it overflows: sizes of absurd models saturate */
-
 /* Lay out every parameter in one allocation and every gradient in another
  * (with_params), or only describe them (data and grad stay NULL: a model
  * built for its shapes). max_floats caps the total before anything is
@@ -157,7 +155,7 @@ static cnn_status place_params(cnn_model *m, const char *name, size_t max_floats
     if (with_params) {
         /* the whole need, before either allocation */
         size_t need = cnn_add_size(cnn_alloc_charge(total * sizeof(float)),
-                               cnn_alloc_charge(total * sizeof(float)));
+                                   cnn_alloc_charge(total * sizeof(float)));
         if (need > cnn_memory_limit()) {
             char b[32], l[160];
             cnn_format_bytes(b, sizeof b, (double)need);

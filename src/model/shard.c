@@ -144,9 +144,9 @@ size_t cnn_shards_need(const cnn_model *m, int max_batch, int threads, int with_
     size_t workers = 0;
     for (int g = 0; g < workers_for(m, max_batch, threads); g++) {
         size_t w = cnn_model_batch_need(m, largest_shard(max_batch), group_threads(threads, g));
-        workers = workers > SIZE_MAX - w ? SIZE_MAX : workers + w;
+        workers = cnn_add_size(workers, w);
     }
-    return total > SIZE_MAX - workers ? SIZE_MAX : total + workers;
+    return cnn_add_size(total, workers);
 }
 
 cnn_status cnn_model_share(const cnn_model *m, cnn_model **out)
@@ -583,9 +583,7 @@ cnn_status cnn_shards_backward_layers(cnn_model *m, int start, int n, int shards
         return cnn_fail(CNN_ERR_ARG, "internal: %d shards for a batch of %d", shards, n);
     for (int s = 0; s < shards; s++) point_grads(m, m->shards.workers[s], s);
     layers_job j = {.m = m, .n = n, .shards = shards, .train = 1, .start = start};
-    size_t big = cnn_shape_size(m->input);
-    for (int i = 0; i < m->nlayers; i++)
-        if (cnn_shape_size(m->layers[i]->out) > big) big = cnn_shape_size(m->layers[i]->out);
+    const size_t big = cnn_model_largest_activation(m);
     j.big = big;
     /* the loss's rows (the whole batch's, at their own stride) to where
      * each shard keeps them, the last shard first: no row is overwritten
