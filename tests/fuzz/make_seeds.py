@@ -347,6 +347,10 @@ def folder_seeds():
 
 # ------------------------------------------------------------- checkpoints
 TINY_ARCH = "input 1x28x28\nmaxpool 4\nflatten\ndense 10\nsoftmax\n"
+# a second small architecture: a strided convolution, batchnorm (running
+# statistics in the checkpoint), dropout and a final sigmoid
+CONV_ARCH = ("input 1x28x28\nconv 3 3x3 stride=2 pad=1\nbatchnorm\nrelu\nmaxpool 2\nflatten\n"
+             "dense 16\ndropout 0.2\ndense 10\nsigmoid\n")
 
 
 def read_st(b):
@@ -384,6 +388,45 @@ def early_stop_edits(meta):
             "early_stop_step_after_run": dict(past, **{"fuzz.run": "3,5,8,40,1,1"})}
 
 
+def combined_edits(ckpt):
+    """Edits of frac_stop_best's checkpoint (a validation fraction, an early
+    stop of patience 2, --best): cut after its first epoch, the stop's
+    patience met or not, the best epoch moved, and options given next to
+    --resume that agree or not."""
+    head, data = ckpt
+    meta = head["__metadata__"]
+    rows = meta["train.history"].split(";")
+    secs = meta["train.seconds"].split(",")
+    one = dict(meta, **{"train.epoch": "1", "train.step": "3", "train.seen": "24", "train.correct": "9",
+                        "train.loss_sum": "12.25", "train.history": rows[0], "train.seconds": secs[0],
+                        "train.epoch_seconds": "0.5"})
+    # validation losses that fall, rise, rise: patience 2 is met after epoch 3
+    vals = ["1.5", "1.25", "1.75", "2.0"]
+    worse = []
+    for i, r in enumerate(rows):
+        f = r.split(",")
+        if len(f) > 4:
+            f[4] = vals[i % len(vals)]
+        worse.append(",".join(f))
+    edits = {
+        "combined_mid": one,
+        "combined_patience_met": dict(meta, **{"train.history": ";".join(worse)}),
+        "combined_patience_two": dict(meta, **{"train.opt.early-stop": "3", "train.history": ";".join(worse)}),
+        "combined_val_count": dict(one, **{"train.opt.val": "10"}),
+        "combined_val_fraction_big": dict(one, **{"train.opt.val": "0.99999"}),
+        "combined_no_best": {k: v for k, v in one.items() if k != "train.out.best"},
+    }
+    for name, m in edits.items():
+        h = dict(head)
+        h["__metadata__"] = m
+        put("checkpoint", name + ".ckpt", write_st(h, data))
+        put("checkpoint", name + ".table", table(m))
+        put("checkpoint", name + "_run.table", table(dict(m, **{"fuzz.run": "4,5,8,40,1,2"})))
+    put("checkpoint", "combined_args_agree.table", table(one, ["--val=0.25", "--early-stop=2", "--epochs=6"]))
+    put("checkpoint", "combined_args_disagree.table", table(one, ["--val=10", "--best=other.safetensors"]))
+    put("checkpoint", "combined_args_stop_off.table", table(one, ["--early-stop=0"]))
+
+
 def ckpt_seeds(cnn):
     """Checkpoints of tiny runs (40 training images of syn_data.py's set,
     as fuzz_checkpoint's training file of 60000 images with --limit 40
@@ -394,6 +437,9 @@ def ckpt_seeds(cnn):
                        check=True)
         with open(os.path.join(tmp, "tiny.txt"), "w") as f:
             f.write(TINY_ARCH)
+        with open(os.path.join(tmp, "conv.txt"), "w") as f:
+            f.write(CONV_ARCH)
+        best = os.path.join(tmp, "best.safetensors")
         runs = {
             "adam_val": ["--epochs", "2", "--batch", "8", "--val", "20"],
             "sgd_noval": ["--epochs", "3", "--batch", "16", "--val", "0", "--opt", "sgd", "--lr", "0.05",
@@ -403,16 +449,29 @@ def ckpt_seeds(cnn):
                               "--augment", "--clip", "5", "--weight-decay", "0.001", "--seed", "7"],
             "adamw_cce": ["--epochs", "1", "--batch", "12", "--val", "5", "--opt", "adamw", "--loss", "cce",
                           "--min-lr", "0.0001", "--init-weights", "he", "--kernels", "ref", "--test-limit", "10"],
+            # options that act together: a validation fraction, an early
+            # stop with its patience, --best, a step schedule, huber's delta
+            "frac_stop_best": ["--epochs", "4", "--batch", "8", "--val", "0.25", "--early-stop", "2",
+                               "--best", best, "--opt", "momentum", "--momentum", "0.8", "--sched", "step",
+                               "--lr-step", "2", "--lr-gamma", "0.5", "--loss", "huber:0.5"],
+            "conv_bce": ["--arch", os.path.join(tmp, "conv.txt"), "--epochs", "3", "--batch", "7", "--val", "0.1",
+                         "--loss", "bce", "--opt", "nesterov", "--momentum", "0.7", "--weight-decay", "0.0005",
+                         "--clip", "1", "--augment", "--init-weights", "xavier_uniform", "--test-limit", "5",
+                         "--early-stop", "1", "--seed", "11"],
+            "hinge_cosine": ["--epochs", "2", "--batch", "40", "--val", "3", "--loss", "hinge", "--opt", "sgd",
+                             "--lr", "0.02", "--min-lr", "0.001", "--best", best, "--mem-limit", "50%"],
         }
         # the run fuzz_checkpoint's state reader alone checks a table
         # against: epochs, steps, batch, images, validation
         shapes = {"adam_val": "2,5,8,40,1", "sgd_noval": "3,3,16,40,0", "nesterov_step": "2,1,40,40,1",
-                  "adamw_cce": "1,4,12,40,1"}
+                  "adamw_cce": "1,4,12,40,1", "frac_stop_best": "4,5,8,40,1,2", "conv_bce": "3,6,7,40,1,1",
+                  "hinge_cosine": "2,1,40,40,1"}
         found = {}
         for name, args in runs.items():
             out = os.path.join(tmp, name + ".safetensors")
-            subprocess.run([cnn, "train", "--data", os.path.join(tmp, "syn"), "--arch", os.path.join(tmp, "tiny.txt"),
-                            "--limit", "40", "--threads", "1", "--checkpoint-every", "1", "--out", out] + args,
+            arch = [] if "--arch" in args else ["--arch", os.path.join(tmp, "tiny.txt")]
+            subprocess.run([cnn, "train", "--data", os.path.join(tmp, "syn"), "--limit", "40", "--threads", "1",
+                            "--checkpoint-every", "1", "--out", out] + arch + args,
                            check=True, stdout=subprocess.DEVNULL)
             ck = open(out + ".ckpt", "rb").read()
             put("checkpoint", name + ".ckpt", ck)
@@ -466,6 +525,7 @@ def ckpt_seeds(cnn):
         put("checkpoint", "args_help.table", table(mid, ["--help"]))
         put("checkpoint", "no_arch.table", table({k: v for k, v in mid.items() if k != "arch"}))
         put("checkpoint", "args_early_stop_extend.table", table(edits["early_stop_stopped"], ["--epochs=4"]))
+        combined_edits(read_st(found["frac_stop_best"]))
     finally:
         shutil.rmtree(tmp)
 
