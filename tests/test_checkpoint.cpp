@@ -183,4 +183,37 @@ TEST(Checkpoint, ValidationColumnsMatchTheRun)
     EXPECT_EQ(refusal(m).rfind("train.history", 0), 0u);
 }
 
+TEST(Checkpoint, EarlyStopEndsTheRun)
+{
+    cli_ckpt_run run = kRun;
+    run.early_stop = 1;
+    Meta m = written(); /* validation losses 0.3, 0.15: still falling */
+    EXPECT_EQ(refusal(m, run), "");
+    /* epoch 2 no better than epoch 1: patience 1 stopped the run there,
+     * so no step of epoch 3 was taken */
+    m["train.history"] = "1,0.01,0.5,81,0.3,91;2,0.005,0.25,82,0.35,92";
+    EXPECT_EQ(refusal(m, run).rfind("train.step", 0), 0u);
+    m["train.step"] = "0";
+    m["train.seen"] = "0";
+    m["train.correct"] = "0";
+    m["train.loss_sum"] = "0";
+    EXPECT_EQ(refusal(m, run), "");
+    /* nor a third epoch, however good */
+    m["train.epoch"] = "3";
+    m["train.history"] += ";3,0.003,0.2,83,0.1,93";
+    m["train.seconds"] += ",4.5";
+    std::string msg = refusal(m, run);
+    EXPECT_EQ(msg.rfind("train.history", 0), 0u) << msg;
+    EXPECT_NE(msg.find("stops after epoch 2, not 3"), std::string::npos) << msg;
+    /* with patience 2 the run went on, and epoch 3 is the best */
+    run.early_stop = 2;
+    EXPECT_EQ(refusal(m, run), "");
+    cli_ckpt_state st;
+    char buf[512];
+    ASSERT_EQ(cli_ckpt_state_read(get, &m, &run, &st, buf, sizeof buf), 0) << buf;
+    EXPECT_EQ(cli_ckpt_best_epoch(&st), 3);
+    EXPECT_FALSE(cli_ckpt_stops_early(&st, 2));
+    cli_ckpt_state_free(&st);
+}
+
 } // namespace

@@ -349,6 +349,8 @@ def folder_seeds():
 TINY_ARCH = "input 1x28x28\nmaxpool 4\nflatten\ndense 10\nsoftmax\n"
 # a second small architecture: a strided convolution, batchnorm (running
 # statistics in the checkpoint), dropout and a final sigmoid
+# three channels, read from CSV files: one normalisation per channel
+RGB_ARCH = "input 3x8x8\nconv 4 3x3 pad=1\nrelu\nflatten\ndense 10\nsoftmax\n"
 CONV_ARCH = ("input 1x28x28\nconv 3 3x3 stride=2 pad=1\nbatchnorm\nrelu\nmaxpool 2\nflatten\n"
              "dense 16\ndropout 0.2\ndense 10\nsigmoid\n")
 
@@ -388,6 +390,16 @@ def early_stop_edits(meta):
             "early_stop_step_after_run": dict(past, **{"fuzz.run": "3,5,8,40,1,1"})}
 
 
+def rising(rows, vals):
+    """History rows with their validation losses replaced by vals."""
+    out = []
+    for i, r in enumerate(rows):
+        f = r.split(",")
+        f[4] = vals[i % len(vals)]
+        out.append(",".join(f))
+    return out
+
+
 def combined_edits(ckpt):
     """Edits of frac_stop_best's checkpoint (a validation fraction, an early
     stop of patience 2, --best): cut after its first epoch, the stop's
@@ -400,14 +412,8 @@ def combined_edits(ckpt):
     one = dict(meta, **{"train.epoch": "1", "train.step": "3", "train.seen": "24", "train.correct": "9",
                         "train.loss_sum": "12.25", "train.history": rows[0], "train.seconds": secs[0],
                         "train.epoch_seconds": "0.5"})
-    # validation losses that fall, rise, rise: patience 2 is met after epoch 3
-    vals = ["1.5", "1.25", "1.75", "2.0"]
-    worse = []
-    for i, r in enumerate(rows):
-        f = r.split(",")
-        if len(f) > 4:
-            f[4] = vals[i % len(vals)]
-        worse.append(",".join(f))
+    # validation losses that fall, rise, rise: patience 2 is met after epoch 4
+    worse = rising(rows, ["1.5", "1.25", "1.75", "2.0"])
     edits = {
         "combined_mid": one,
         "combined_patience_met": dict(meta, **{"train.history": ";".join(worse)}),
@@ -415,16 +421,29 @@ def combined_edits(ckpt):
         "combined_val_count": dict(one, **{"train.opt.val": "10"}),
         "combined_val_fraction_big": dict(one, **{"train.opt.val": "0.99999"}),
         "combined_no_best": {k: v for k, v in one.items() if k != "train.out.best"},
+        # a run that stopped early and trained on: the stop came at a shorter
+        # history (patience 1 after epoch 3; patience 2 after epoch 3)
+        "combined_trained_past_stop": dict(meta, **{"train.opt.early-stop": "1",
+                                                    "train.history": ";".join(worse)}),
+        "combined_trained_past_stop_two": dict(meta, **{"train.history": ";".join(
+            rising(rows, ["1.0", "2.0", "3.0", "4.0"]))}),
+        # counts off by one in each field that counts
+        "combined_history_over": dict(one, **{"train.history": ";".join(rows[:2])}),
+        "combined_seconds_one": dict(meta, **{"train.seconds": secs[0]}),
+        "combined_seen_one_step": dict(one, **{"train.step": "1", "train.seen": "7"}),
+        "combined_fashion": dict(one, **{"train.opt.dataset": "fashion"}),
     }
     for name, m in edits.items():
         h = dict(head)
         h["__metadata__"] = m
         put("checkpoint", name + ".ckpt", write_st(h, data))
         put("checkpoint", name + ".table", table(m))
-        put("checkpoint", name + "_run.table", table(dict(m, **{"fuzz.run": "4,5,8,40,1,2"})))
+        run = "4,5,8,40,1," + m.get("train.opt.early-stop", "0")
+        put("checkpoint", name + "_run.table", table(dict(m, **{"fuzz.run": run})))
     put("checkpoint", "combined_args_agree.table", table(one, ["--val=0.25", "--early-stop=2", "--epochs=6"]))
     put("checkpoint", "combined_args_disagree.table", table(one, ["--val=10", "--best=other.safetensors"]))
     put("checkpoint", "combined_args_stop_off.table", table(one, ["--early-stop=0"]))
+    put("checkpoint", "combined_args_data.table", table(dict(one, **{"train.opt.data": ""}), ["--data=d"]))
 
 
 def ckpt_seeds(cnn):
@@ -439,6 +458,15 @@ def ckpt_seeds(cnn):
             f.write(TINY_ARCH)
         with open(os.path.join(tmp, "conv.txt"), "w") as f:
             f.write(CONV_ARCH)
+        with open(os.path.join(tmp, "rgb.txt"), "w") as f:
+            f.write(RGB_ARCH)
+        rgb = os.path.join(tmp, "rgb")
+        os.makedirs(rgb)
+        for split, n in (("train", 50), ("test", 10)):
+            with open(os.path.join(rgb, split + ".csv"), "w") as f:
+                for i in range(n):
+                    px = [(i * 37 + j * (11 + c * 7)) % 256 for c in range(3) for j in range(64)]
+                    f.write(",".join(map(str, [i % 10] + px)) + "\n")
         best = os.path.join(tmp, "best.safetensors")
         runs = {
             "adam_val": ["--epochs", "2", "--batch", "8", "--val", "20"],
@@ -458,6 +486,8 @@ def ckpt_seeds(cnn):
                          "--loss", "bce", "--opt", "nesterov", "--momentum", "0.7", "--weight-decay", "0.0005",
                          "--clip", "1", "--augment", "--init-weights", "xavier_uniform", "--test-limit", "5",
                          "--early-stop", "1", "--seed", "11"],
+            "rgb_csv": ["--data", rgb, "--arch", os.path.join(tmp, "rgb.txt"), "--epochs", "2", "--batch", "10",
+                        "--val", "10", "--opt", "adamw", "--early-stop", "3"],
             "hinge_cosine": ["--epochs", "2", "--batch", "40", "--val", "3", "--loss", "hinge", "--opt", "sgd",
                              "--lr", "0.02", "--min-lr", "0.001", "--best", best, "--mem-limit", "50%"],
         }
@@ -465,13 +495,14 @@ def ckpt_seeds(cnn):
         # against: epochs, steps, batch, images, validation
         shapes = {"adam_val": "2,5,8,40,1", "sgd_noval": "3,3,16,40,0", "nesterov_step": "2,1,40,40,1",
                   "adamw_cce": "1,4,12,40,1", "frac_stop_best": "4,5,8,40,1,2", "conv_bce": "3,6,7,40,1,1",
-                  "hinge_cosine": "2,1,40,40,1"}
+                  "hinge_cosine": "2,1,40,40,1", "rgb_csv": "2,4,10,40,1,3"}
         found = {}
         for name, args in runs.items():
             out = os.path.join(tmp, name + ".safetensors")
             arch = [] if "--arch" in args else ["--arch", os.path.join(tmp, "tiny.txt")]
-            subprocess.run([cnn, "train", "--data", os.path.join(tmp, "syn"), "--limit", "40", "--threads", "1",
-                            "--checkpoint-every", "1", "--out", out] + arch + args,
+            data = [] if "--data" in args else ["--data", os.path.join(tmp, "syn")]
+            subprocess.run([cnn, "train", "--limit", "40", "--threads", "1", "--checkpoint-every", "1",
+                            "--out", out] + data + arch + args,
                            check=True, stdout=subprocess.DEVNULL)
             ck = open(out + ".ckpt", "rb").read()
             put("checkpoint", name + ".ckpt", ck)
