@@ -390,6 +390,26 @@ def early_stop_edits(meta):
             "early_stop_step_after_run": dict(past, **{"fuzz.run": "3,5,8,40,1,1"})}
 
 
+def first_epoch_done(meta, step, seen, correct, loss_sum, epoch_seconds):
+    """meta cut back to its first finished epoch, `step` steps into the next."""
+    return dict(meta, **{"train.epoch": "1", "train.step": step, "train.seen": seen, "train.correct": correct,
+                         "train.loss_sum": loss_sum, "train.history": meta["train.history"].split(";")[0],
+                         "train.seconds": meta["train.seconds"].split(",")[0],
+                         "train.epoch_seconds": epoch_seconds})
+
+
+def put_edits(head, data, edits, run=None):
+    """Each edited metadata as a checkpoint (the tensors kept) and as a table,
+    and with run(meta) as a table's fuzz.run line."""
+    for name, m in edits.items():
+        h = dict(head)
+        h["__metadata__"] = m
+        put("checkpoint", name + ".ckpt", write_st(h, data))
+        put("checkpoint", name + ".table", table(m))
+        if run:
+            put("checkpoint", name + "_run.table", table(dict(m, **{"fuzz.run": run(m)})))
+
+
 def rising(rows, vals):
     """History rows with their validation losses replaced by vals."""
     out = []
@@ -409,9 +429,7 @@ def combined_edits(ckpt):
     meta = head["__metadata__"]
     rows = meta["train.history"].split(";")
     secs = meta["train.seconds"].split(",")
-    one = dict(meta, **{"train.epoch": "1", "train.step": "3", "train.seen": "24", "train.correct": "9",
-                        "train.loss_sum": "12.25", "train.history": rows[0], "train.seconds": secs[0],
-                        "train.epoch_seconds": "0.5"})
+    one = first_epoch_done(meta, "3", "24", "9", "12.25", "0.5")
     # validation losses that fall, rise, rise: patience 2 is met after epoch 4
     worse = rising(rows, ["1.5", "1.25", "1.75", "2.0"])
     edits = {
@@ -433,13 +451,7 @@ def combined_edits(ckpt):
         "combined_seen_one_step": dict(one, **{"train.step": "1", "train.seen": "7"}),
         "combined_fashion": dict(one, **{"train.opt.dataset": "fashion"}),
     }
-    for name, m in edits.items():
-        h = dict(head)
-        h["__metadata__"] = m
-        put("checkpoint", name + ".ckpt", write_st(h, data))
-        put("checkpoint", name + ".table", table(m))
-        run = "4,5,8,40,1," + m.get("train.opt.early-stop", "0")
-        put("checkpoint", name + "_run.table", table(dict(m, **{"fuzz.run": run})))
+    put_edits(head, data, edits, lambda m: "4,5,8,40,1," + m.get("train.opt.early-stop", "0"))
     put("checkpoint", "combined_args_agree.table", table(one, ["--val=0.25", "--early-stop=2", "--epochs=6"]))
     put("checkpoint", "combined_args_disagree.table", table(one, ["--val=10", "--best=other.safetensors"]))
     put("checkpoint", "combined_args_stop_off.table", table(one, ["--early-stop=0"]))
@@ -518,9 +530,7 @@ def ckpt_seeds(cnn):
         meta = head["__metadata__"]
         rows = meta["train.history"].split(";")
         secs = meta["train.seconds"].split(",")
-        mid = dict(meta, **{"train.epoch": "1", "train.step": "2", "train.seen": "16", "train.correct": "5",
-                            "train.loss_sum": "30.5", "train.history": rows[0], "train.seconds": secs[0],
-                            "train.epoch_seconds": "0.125"})
+        mid = first_epoch_done(meta, "2", "16", "5", "30.5", "0.125")
         edits = {
             "mid_epoch": mid,
             "mid_epoch_last_step": dict(mid, **{"train.step": "5", "train.seen": "40"}),
@@ -543,11 +553,7 @@ def ckpt_seeds(cnn):
             "not_checkpoint": {k: v for k, v in mid.items() if k != "train.seconds"},
         }
         edits.update(early_stop_edits(meta))
-        for name, m in edits.items():
-            h = dict(head)
-            h["__metadata__"] = m
-            put("checkpoint", name + ".ckpt", write_st(h, data))
-            put("checkpoint", name + ".table", table(m))
+        put_edits(head, data, edits)
         # arguments next to --resume: extend, cut, agree, disagree
         put("checkpoint", "args_extend.table", table(meta, ["--epochs=4", "--threads=2"]))
         put("checkpoint", "args_cut.table", table(mid, ["--epochs=1"]))
