@@ -317,6 +317,10 @@ TEST(Folder, BadTreesAreRefusedNamingTheFolder)
     std::string empty = "a\nb\na/1.png\n";
     EXPECT_EQ(cnn_folder_from_listing(empty.data(), empty.size(), "root", &f), CNN_ERR_FORMAT);
     EXPECT_NE(msg().find("root/b: an empty class folder"), std::string::npos) << msg();
+    /* no picture in any class folder: nothing to sort, refused as empty */
+    std::string no_pictures = "a\nb\na/notes.txt\n";
+    EXPECT_EQ(cnn_folder_from_listing(no_pictures.data(), no_pictures.size(), "root", &f), CNN_ERR_FORMAT);
+    EXPECT_NE(msg().find("root/a: an empty class folder"), std::string::npos) << msg();
     std::string comma = "a,b\na,b/1.png\n";
     EXPECT_EQ(cnn_folder_from_listing(comma.data(), comma.size(), "root", &f), CNN_ERR_FORMAT);
     EXPECT_NE(msg().find("root/a,b: the name of a class folder holds a comma"), std::string::npos) << msg();

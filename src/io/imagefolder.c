@@ -137,7 +137,9 @@ static cnn_status listing_finish(listing *l, const char *root, cnn_folder *out)
 {
     if (l->nclasses == 0)
         return cnn_fail(CNN_ERR_FORMAT, "%s: no class folder (expected %s/<class>/<picture>)", root, root);
-    qsort(l->files, l->nfiles, sizeof *l->files, cmp_entry);
+    /* qsort's array may not be NULL, even for no element: every class
+     * folder may be empty (refused below) */
+    if (l->nfiles > 1) qsort(l->files, l->nfiles, sizeof *l->files, cmp_entry);
     int *count = calloc((size_t)l->nclasses, sizeof *count);
     if (!count) return cnn_fail(CNN_ERR_NOMEM, "out of memory listing %s", root);
     for (size_t i = 0; i < l->nfiles; i++) count[l->files[i].label]++;
