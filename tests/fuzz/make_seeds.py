@@ -347,10 +347,10 @@ def folder_seeds():
 
 # ------------------------------------------------------------- checkpoints
 TINY_ARCH = "input 1x28x28\nmaxpool 4\nflatten\ndense 10\nsoftmax\n"
-# a second small architecture: a strided convolution, batchnorm (running
-# statistics in the checkpoint), dropout and a final sigmoid
 # three channels, read from CSV files: one normalisation per channel
 RGB_ARCH = "input 3x8x8\nconv 4 3x3 pad=1\nrelu\nflatten\ndense 10\nsoftmax\n"
+# a second small architecture: a strided convolution, batchnorm (running
+# statistics in the checkpoint), dropout and a final sigmoid
 CONV_ARCH = ("input 1x28x28\nconv 3 3x3 stride=2 pad=1\nbatchnorm\nrelu\nmaxpool 2\nflatten\n"
              "dense 16\ndropout 0.2\ndense 10\nsigmoid\n")
 
@@ -423,8 +423,8 @@ def rising(rows, vals):
 def combined_edits(ckpt):
     """Edits of frac_stop_best's checkpoint (a validation fraction, an early
     stop of patience 2, --best): cut after its first epoch, the stop's
-    patience met or not, the best epoch moved, and options given next to
-    --resume that agree or not."""
+    patience met, not met or trained past, counts off by one, and options
+    given next to --resume that agree or not."""
     head, data = ckpt
     meta = head["__metadata__"]
     rows = meta["train.history"].split(";")
